@@ -1,0 +1,1 @@
+"""fgbg-depth generation library: one module per responsibility (see README.md, "Design")."""

@@ -1,0 +1,233 @@
+"""Finishing a dataset: merged statistics, sample grids and the dataset card (README.md)."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import string
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import yaml
+from PIL import Image
+
+from builder.shards import OutputStore, atomic_write_bytes, atomic_write_json
+from builder.stats import ImageStats, merge_all
+from fgbg_depth import CONFIG_NAMES, features
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card.md"
+GRID_KINDS = {"fg_bg": ("default", "fg_bg"), "mask": ("default", "mask"), "depth": ("default", "depth"),
+              "bg": ("backgrounds", "image"), "fg": ("foregrounds", "image")}
+GRID_COUNT = 8
+# Depth-Anything V2: Small is Apache-2.0; Base and Large are CC-BY-NC-4.0.
+MODEL_LICENSES = {"depth-anything/depth-anything-v2-small-hf": "apache-2.0",
+                  "depth-anything/depth-anything-v2-base-hf": "cc-by-nc-4.0",
+                  "depth-anything/depth-anything-v2-large-hf": "cc-by-nc-4.0"}
+
+
+def library_versions() -> dict:
+    names = ("datasets", "huggingface_hub", "transformers", "torch", "accelerate", "pillow", "numpy", "pyarrow")
+    return {"python": platform.python_version(), **{name: metadata.version(name) for name in names}}
+
+
+def license_for_model(model: dict | None) -> str | None:
+    """The dataset's license follows the depth model's; None when we do not know it."""
+    if model is None:
+        return None
+    return MODEL_LICENSES.get(model["id"].lower())
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1000
+
+
+def size_category(n: int) -> str:
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M")]
+    return next((label for bound, label in bounds if n < bound), "10M<n<100M")
+
+
+def _read_first_images(path: Path, column: str, count: int) -> list[Image.Image]:
+    images = []
+    with pa.OSFile(str(path), "rb") as source:
+        for batch in pa.ipc.open_stream(source):
+            for cell in batch.column(column).to_pylist():
+                images.append(Image.open(io.BytesIO(cell["bytes"])))
+                if len(images) == count:
+                    return images
+    return images
+
+
+def _tile(image: Image.Image, side: int) -> Image.Image:
+    """Grid cell: 16-bit depth shown as 8-bit, RGBA on a checkerboard, everything fitted into side x side."""
+    if image.mode.startswith("I"):
+        image = Image.fromarray((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8), "L")
+    if image.mode == "RGBA":
+        yy, xx = np.mgrid[:image.height, :image.width]
+        board = np.where(((yy // 8 + xx // 8) % 2)[..., None] == 0, 200, 150).astype(np.uint8).repeat(3, axis=2)
+        base = Image.fromarray(board, "RGB")
+        base.paste(image, mask=image.getchannel("A"))
+        image = base
+    image = image.convert("RGB")
+    image.thumbnail((side, side))
+    cell = Image.new("RGB", (side, side), (255, 255, 255))
+    cell.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    return cell
+
+
+def write_grids(store: OutputStore, shard_paths: dict[str, Path], side: int) -> dict[str, str]:
+    """One PNG per kind: the first rows of that config, side by side. Returns kind -> relative path."""
+    (store.root / "images").mkdir(exist_ok=True)
+    grids = {}
+    for kind, (config_name, column) in GRID_KINDS.items():
+        if config_name not in shard_paths:
+            continue
+        try:
+            images = _read_first_images(shard_paths[config_name], column, GRID_COUNT)
+        except KeyError:  # --no-depth: no depth column
+            continue
+        columns = min(len(images), 4)
+        rows = -(-len(images) // columns)
+        grid = Image.new("RGB", (columns * side, rows * side), (255, 255, 255))
+        for n, image in enumerate(images):
+            grid.paste(_tile(image, side), ((n % columns) * side, (n // columns) * side))
+        buffer = io.BytesIO()
+        grid.save(buffer, format="PNG")
+        relative = f"images/{kind}.png"
+        atomic_write_bytes(store.root / relative, buffer.getvalue())
+        grids[kind] = relative
+    return grids
+
+
+def collect_stats(store: OutputStore, tasks) -> dict:
+    markers = [store.read_marker(task) for task in tasks]
+    kinds = merge_all([{k: ImageStats.from_json(v) for k, v in m["stats"].items()} for m in markers])
+    rows = {name: sum(m["rows"] for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
+    num_bytes = {name: sum(m["file_bytes"] for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
+    shards = {name: sum(1 for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
+    return {"rows": rows, "shards": shards, "num_bytes": num_bytes,
+            "kinds": {kind: kinds[kind].to_json() for kind in sorted(kinds)}}
+
+
+def stats_table(kinds: dict) -> str:
+    lines = ["| kind | images | encoded bytes | channels | mean | std |", "| --- | ---: | ---: | --- | --- | --- |"]
+    channel_names = {1: "L", 3: "RGB", 4: "RGBA"}
+    for kind, s in kinds.items():
+        mean = ", ".join(f"{v:.4f}" for v in s["mean"])
+        std = ", ".join(f"{v:.4f}" for v in s["std"])
+        lines.append(f"| {kind} | {s['count']:,} | {s['encoded_bytes']:,} | {channel_names[len(s['mean'])]} | "
+                     f"{mean} | {std} |")
+    return "\n".join(lines)
+
+
+def card_yaml(manifest: dict, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
+              license_id: str | None) -> str:
+    """YAML header: configs with their data files, dataset_info with features and split sizes."""
+    with_depth = not manifest["settings"]["no_depth"]
+    info = []
+    for name in CONFIG_NAMES:
+        info.append({"config_name": name,
+                     "features": features(name, with_depth)._to_yaml_list(),
+                     "splits": [{"name": "train", "num_bytes": stats["num_bytes"][name],
+                                 "num_examples": stats["rows"][name]}],
+                     "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
+    header = {
+        "license": license_id or "other",
+        "pretty_name": "fgbg-depth",
+        "task_categories": ["depth-estimation", "image-segmentation"],
+        "size_categories": [size_category(stats["rows"]["default"])],
+        "tags": ["synthetic", "compositing", "depth", "mask", "foreground-background", "fgbg-depth"],
+        "configs": [{"config_name": name, "data_files": data_files[name], **({"default": True} if name == "default"
+                                                                               else {})} for name in CONFIG_NAMES],
+        "dataset_info": info,
+    }
+    return yaml.safe_dump(header, sort_keys=False, width=120).strip()
+
+
+def provenance(manifest: dict) -> str:
+    settings, model = manifest["settings"], manifest["model"]
+    lines = [f"- resolution: {settings['resolution']} x {settings['resolution']} (backgrounds center-cropped "
+             "and resized with Lanczos)",
+             f"- placements per foreground and flip: {settings['placements']}; seed: {settings['seed']} "
+             "(sample i draws its scale and position from `numpy.random.default_rng([seed, i])`)",
+             f"- foreground scale (longer side / R): uniform in [{settings['scale_min']}, {settings['scale_max']}],"
+             " resized bilinear in premultiplied alpha, flipped horizontally for `flip=True`, placed fully inside",
+             f"- mask threshold: alpha >= {settings['mask_threshold']}; JPEG quality {settings['jpeg_quality']}",
+             f"- shard size: {settings['shard_size']} rows"]
+    if model:
+        lines.append(f"- depth: `{model['id']}` (revision `{model['revision']}`, dtype {model['dtype']}), input "
+                     f"{settings['depth_input_size']} x {settings['depth_input_size']} (bicubic), prediction resized "
+                     "back bicubic, then min-max scaled per image to 16-bit PNG")
+    else:
+        lines.append("- depth: none (generated with `--no-depth`)")
+    versions = ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())
+    lines.append(f"- libraries: {versions}")
+    for role, files in manifest["inputs"].items():
+        lines.append(f"\n<details><summary>{len(files)} {role} (file, sha256)</summary>\n")
+        lines += [f"- `{f['name']}` `{f['sha256']}`" for f in files]
+        lines.append("\n</details>")
+    return "\n".join(lines)
+
+
+def render_card(manifest: dict, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
+                grids: dict[str, str], repo_id: str, license_id: str | None) -> str:
+    settings = manifest["settings"]
+    with_depth = not settings["no_depth"]
+    n_bg, n_fg = len(manifest["inputs"]["backgrounds"]), len(manifest["inputs"]["foregrounds"])
+    if license_id:
+        license_text = f"`{license_id}`" + (f", following the depth model `{manifest['model']['id']}`."
+                                             if manifest["model"] else ".")
+    else:
+        license_text = ("Not determined automatically: it depends on the inputs" +
+                        (f" and on the depth model `{manifest['model']['id']}`" if manifest["model"] else "") +
+                        ". Set it before publishing.")
+    depth_note = ("`depth` is the model's relative inverse depth (disparity: larger is nearer), resized to R x R "
+                  "and min-max scaled per image to 0..65535 in a 16-bit PNG; the raw prediction is "
+                  "`depth_min + png / 65535 * (depth_max - depth_min)`." if with_depth else
+                  "This dataset was generated without depth (`--no-depth`).")
+    values = {
+        "yaml": card_yaml(manifest, stats, data_files, sizes, license_id),
+        "pretty_name": "fgbg-depth", "n_bg": n_bg, "n_fg": n_fg, "placements": settings["placements"],
+        "n_samples": f"{stats['rows']['default']:,}", "resolution": settings["resolution"],
+        "depth_columns": ", `depth` (16-bit PNG), `depth_min`, `depth_max`" if with_depth else "",
+        "bg_depth_columns": ", `depth`, `depth_min`, `depth_max`" if with_depth else "",
+        "depth_note": depth_note,
+        "grids": "\n\n".join(f"**{kind}**\n\n![{kind}]({path})" for kind, path in grids.items()),
+        "stats_table": stats_table(stats["kinds"]),
+        "data_size": human_bytes(sum(sizes.values())), "data_bytes": f"{sum(sizes.values()):,}",
+        "provenance": provenance(manifest), "repo_id": repo_id,
+        "depth_loading": ', row["depth"]  # PIL images; depth is mode I;16' if with_depth else "",
+        "license_text": license_text,
+    }
+    return string.Template(TEMPLATE.read_text()).substitute(values)
+
+
+def finish(store: OutputStore, job, tasks, elapsed: float, processes: int, device: str) -> dict:
+    """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
+    manifest = json.loads(store.manifest_path.read_text())
+    stats = collect_stats(store, tasks)
+    first_shards = {t.config_name: store.shard_path(t) for t in reversed(tasks) if t.shard_index == 0}
+    grids = write_grids(store, first_shards, side=min(job.config.resolution, 256))
+    data_files = {name: [{"split": "train", "path": f"data/{name}/train-*.arrow"}] for name in CONFIG_NAMES}
+    card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),
+                            license_for_model(manifest["model"]))
+    atomic_write_bytes(store.root / "README.md", card_text.encode())
+    total_rows = sum(stats["rows"].values())
+    data_bytes = sum(stats["num_bytes"].values())
+    atomic_write_json(store.root / "stats.json", {**stats, "data_bytes": data_bytes})
+    return {"rows": stats["rows"], "data_bytes": data_bytes, "elapsed_s": round(elapsed, 2),
+            "rows_per_s": round(total_rows / elapsed, 1) if elapsed else None, "processes": processes,
+            "device": device, "card": str(store.root / "README.md")}
+
+
+def summary_text(summary: dict) -> str:
+    rows = ", ".join(f"{name} {n:,}" for name, n in summary["rows"].items())
+    return (f"done: {rows} rows; {human_bytes(summary['data_bytes'])} of shards; {summary['elapsed_s']:.1f} s "
+            f"({summary['rows_per_s']} rows/s this run, {summary['processes']} process(es) on {summary['device']}); "
+            f"card: {summary['card']}")

@@ -1,0 +1,68 @@
+"""Procedural demo inputs, made in code so that no binary assets live in git."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from builder.assets import InputFile
+
+DEMO_BACKGROUNDS = 4
+DEMO_FOREGROUNDS = 3
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _background(index: int, size: int = 320) -> Image.Image:
+    """A horizon scene: sky gradient, ground plane, a few boxes; gives the depth model some structure."""
+    rng = np.random.default_rng([7, index])
+    horizon = int(size * rng.uniform(0.35, 0.6))
+    rows = np.linspace(0, 1, size)[:, None, None]
+    sky_top, sky_low = rng.uniform(60, 255, 3), rng.uniform(120, 255, 3)
+    ground_near, ground_far = rng.uniform(20, 140, 3), rng.uniform(60, 200, 3)
+    sky = sky_top + (sky_low - sky_top) * rows
+    ground = ground_far + (ground_near - ground_far) * rows
+    array = np.where(np.arange(size)[:, None, None] < horizon, sky, ground) * np.ones((1, size, 1))
+    image = Image.fromarray(array.clip(0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x, w = rng.integers(0, size - 40), rng.integers(20, 90)
+        h = rng.integers(20, 120)
+        draw.rectangle([x, horizon - h, x + w, horizon + 5], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    return image
+
+
+def _foreground(index: int, size: int = 200) -> Image.Image:
+    """An RGBA cut-out on a transparent canvas, with soft (anti-aliased) edges."""
+    rng = np.random.default_rng([11, index])
+    alpha = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(alpha)
+    shape = index % 3
+    if shape == 0:
+        draw.ellipse([30, 20, 170, 190], fill=255)
+    elif shape == 1:
+        angles = np.linspace(0, 2 * np.pi, 11)[:-1]
+        radii = np.where(np.arange(10) % 2 == 0, 90, 38)
+        draw.polygon([(100 + r * np.sin(a), 100 - r * np.cos(a)) for a, r in zip(angles, radii)], fill=255)
+    else:
+        draw.rounded_rectangle([50, 10, 150, 190], radius=30, fill=255)
+        draw.ellipse([20, 60, 80, 120], fill=255)
+    alpha = alpha.filter(ImageFilter.GaussianBlur(1.5))
+    base, accent = rng.integers(0, 255, 3), rng.integers(0, 255, 3)
+    ramp = np.linspace(0, 1, size)[None, :, None]
+    colour = (base + (accent - base) * ramp) * np.ones((size, 1, 1))
+    rgba = np.dstack([colour.clip(0, 255).astype(np.uint8), np.asarray(alpha)])
+    return Image.fromarray(rgba, "RGBA")
+
+
+def demo_files() -> tuple[list[InputFile], list[InputFile]]:
+    """Deterministic demo inputs (same bytes every run, so a demo run can resume)."""
+    backgrounds = [InputFile(f"demo_bg_{i:02d}.png", _png(_background(i))) for i in range(DEMO_BACKGROUNDS)]
+    foregrounds = [InputFile(f"demo_fg_{i:02d}.png", _png(_foreground(i))) for i in range(DEMO_FOREGROUNDS)]
+    return backgrounds, foregrounds

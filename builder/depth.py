@@ -1,0 +1,100 @@
+"""Batched monocular depth with device-side resize and normalisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class DepthModelError(Exception):
+    """The depth model cannot be loaded; raised before any sample is produced."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthBatch:
+    """Per image: depth min-max scaled to uint16, and the raw prediction's range."""
+
+    depth: np.ndarray  # B x R x R uint16
+    depth_min: np.ndarray  # B float32
+    depth_max: np.ndarray  # B float32
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return _DTYPES[name]
+
+
+class DepthEstimator:
+    """Same maths as transformers' depth-estimation pipeline for square inputs (bicubic resize to the
+    model's input size, rescale, normalise; bicubic resize of the prediction back), but for a whole
+    uint8 batch at once on the accelerator."""
+
+    def __init__(self, model, image_mean, image_std, input_size: int, device: torch.device, dtype: torch.dtype,
+                 revision: str):
+        self.model = model
+        self.input_size = input_size
+        self.device = device
+        self.dtype = dtype
+        self.revision = revision
+        self.mean = torch.tensor(image_mean, device=device, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(image_std, device=device, dtype=torch.float32).view(1, 3, 1, 1) * 255
+
+    @classmethod
+    def load(cls, model_id: str, input_size: int, device: torch.device, dtype_name: str = "auto") -> "DepthEstimator":
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+        dtype = resolve_dtype(dtype_name, device)
+        try:
+            processor = AutoImageProcessor.from_pretrained(model_id)
+            model = AutoModelForDepthEstimation.from_pretrained(model_id, dtype=dtype)
+        except Exception as err:  # transformers raises OSError, ValueError, HF hub errors...
+            offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+            hint = (f"--depth-model {model_id!r} could not be loaded: {type(err).__name__}: {err}\n"
+                    "  Fix: check the model id (a transformers depth-estimation model on the Hub or a local folder "
+                    "holding config.json, the weights and preprocessor_config.json); "
+                    + ("HF_HUB_OFFLINE is set, so the model must already be in your HF cache; "
+                       if offline else "make sure this machine can reach the Hub (or its HF_ENDPOINT), ")
+                    + "or pass --no-depth to build composites and masks without depth.")
+            raise DepthModelError(hint) from err
+        model.to(device).eval()
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        revision = getattr(model.config, "_commit_hash", None) or "local"
+        return cls(model, processor.image_mean, processor.image_std, input_size, device, dtype, revision)
+
+    @torch.inference_mode()
+    def predict_raw(self, images: np.ndarray) -> torch.Tensor:
+        """B x R x R x 3 uint8 -> B x R x R float32 relative inverse depth (on the device)."""
+        resolution = images.shape[1]
+        batch = torch.from_numpy(images)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        size = (self.input_size, self.input_size)
+        if size != tuple(batch.shape[-2:]):
+            batch = F.interpolate(batch, size=size, mode="bicubic", align_corners=False, antialias=True)
+            batch = batch.clamp_(0, 255)
+        pixels = ((batch - self.mean) / self.std).to(self.dtype)
+        if self.device.type == "cuda":
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        predicted = self.model(pixel_values=pixels).predicted_depth.float()
+        return F.interpolate(predicted[:, None], size=(resolution, resolution), mode="bicubic",
+                             align_corners=False)[:, 0]
+
+    def predict(self, images: np.ndarray) -> DepthBatch:
+        raw = self.predict_raw(images)
+        flat = raw.flatten(1)
+        low, high = flat.amin(dim=1), flat.amax(dim=1)
+        span = (high - low).clamp_min(torch.finfo(torch.float32).tiny)
+        scaled = ((raw - low[:, None, None]) / span[:, None, None] * 65535).round_().clamp_(0, 65535)
+        depth = scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
+        return DepthBatch(depth, low.cpu().numpy().astype(np.float32), high.cpu().numpy().astype(np.float32))

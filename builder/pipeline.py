@@ -1,0 +1,180 @@
+"""One generation: render rows of each config shard by shard, in every accelerate process, then finish
+on the main process (statistics, sample grids, card)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+
+from builder import card
+from builder.assets import Inputs, load_inputs
+from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
+from builder.config import GenerateConfig
+from builder.depth import DepthEstimator
+from builder.encode import decode, encode_jpeg, encode_png, encode_png16, image_cell
+from builder.plan import SampleSpace, ShardTask, draw_placement, shard_tasks, tasks_for_process
+from builder.progress import JobProgress
+from builder.shards import OutputStore
+from builder.stats import ImageStats, merge_all
+from fgbg_depth import CONFIG_NAMES, features
+
+STAT_MAX = {"fg_bg": 255, "mask": 255, "depth": 65535, "bg": 255, "bg_depth": 65535, "fg": 255, "fg_mask": 255}
+
+
+def _stats(kind: str, pixels: np.ndarray, encoded: bytes) -> ImageStats:
+    stats = ImageStats(STAT_MAX[kind])
+    stats.add(pixels, len(encoded))
+    return stats
+
+
+@dataclasses.dataclass
+class Job:
+    """Everything a row is a function of: the config, the decoded inputs and the depth model."""
+
+    config: GenerateConfig
+    inputs: Inputs
+    estimator: DepthEstimator | None
+
+    @property
+    def space(self) -> SampleSpace:
+        return SampleSpace(len(self.inputs.backgrounds), len(self.inputs.foregrounds), self.config.placements)
+
+    def num_rows(self, config_name: str) -> int:
+        return {"default": len(self.space), "backgrounds": self.space.n_bg, "foregrounds": self.space.n_fg}[config_name]
+
+    def tasks(self) -> list[ShardTask]:
+        return [task for name in CONFIG_NAMES
+                for task in shard_tasks(name, self.num_rows(name), self.config.shard_size)]
+
+    def schema(self, config_name: str) -> pa.Schema:
+        return features(config_name, self.config.with_depth).arrow_schema
+
+    def manifest(self) -> dict:
+        model = ({"id": self.config.depth_model, "revision": self.estimator.revision,
+                  "dtype": str(self.estimator.dtype).removeprefix("torch.")} if self.estimator else None)
+        return {"format": 1, "settings": self.config.content_settings(), "inputs": self.inputs.manifest(),
+                "model": model, "versions": card.library_versions()}
+
+    def render(self, task: ShardTask, pool: Executor) -> Iterator[tuple[pa.RecordBatch, dict[str, ImageStats]]]:
+        """Record batches of one shard; CPU work for the next batch runs in `pool` while depth runs on this one."""
+        size = self.config.batch_size
+        render_row = {"default": self._sample_row, "backgrounds": self._background_row,
+                      "foregrounds": self._foreground_row}[task.config_name]
+        schema = self.schema(task.config_name)
+        chunks = [range(s, min(s + size, task.stop)) for s in range(task.start, task.stop, size)]
+        pending = [pool.submit(render_row, i) for i in chunks[0]] if chunks else []
+        for n in range(len(chunks)):
+            results = [future.result() for future in pending]
+            pending = [pool.submit(render_row, i) for i in chunks[n + 1]] if n + 1 < len(chunks) else []
+            rows = [row for row, _, _ in results]
+            parts = [part for _, part, _ in results]
+            depth_inputs = [pixels for _, _, pixels in results if pixels is not None]
+            if self.estimator is not None and depth_inputs:
+                kind = "depth" if task.config_name == "default" else "bg_depth"
+                parts += self._add_depth(rows, np.stack(depth_inputs), kind, pool)
+            yield pa.RecordBatch.from_pylist(rows, schema=schema), merge_all(parts)
+
+    def _add_depth(self, rows: list[dict], images: np.ndarray, kind: str, pool: Executor) -> list[dict]:
+        prediction = self.estimator.predict(images)
+        encoded = list(pool.map(encode_png16, prediction.depth))
+        for row, data, low, high in zip(rows, encoded, prediction.depth_min, prediction.depth_max):
+            row.update(depth=image_cell(data), depth_min=float(low), depth_max=float(high))
+        return [{kind: _stats(kind, depth, data)} for depth, data in zip(prediction.depth, encoded)]
+
+    def _sample_row(self, index: int) -> tuple[dict, dict[str, ImageStats], np.ndarray]:
+        config = self.config
+        bg_id, fg_id, flip, _ = self.space.decompose(index)
+        foreground = self.inputs.foregrounds[fg_id]
+        placement = draw_placement(config.seed, index, *foreground.shape[:2], config.resolution,
+                                   config.scale_min, config.scale_max)
+        placed = placed_foreground(foreground, bool(flip), placement)
+        mask = placed_mask(placed, placement, config.resolution, config.mask_threshold)
+        jpeg = encode_jpeg(composite(self.inputs.backgrounds[bg_id], placed, placement), config.jpeg_quality)
+        stored = decode(jpeg)  # depth and statistics see the composite exactly as users will
+        png = encode_png(mask)
+        row = {"fg_bg": image_cell(jpeg), "mask": image_cell(png), "sample_id": index, "bg_id": bg_id,
+               "fg_id": fg_id, "flip": bool(flip), "x": placement.x, "y": placement.y, "scale": placement.scale,
+               "bbox": mask_bbox(mask)}
+        return row, {"fg_bg": _stats("fg_bg", stored, jpeg), "mask": _stats("mask", mask, png)}, stored
+
+    def _background_row(self, bg_id: int) -> tuple[dict, dict[str, ImageStats], np.ndarray]:
+        jpeg = encode_jpeg(self.inputs.backgrounds[bg_id], self.config.jpeg_quality)
+        stored = decode(jpeg)
+        row = {"bg_id": bg_id, "image": image_cell(jpeg), "source": self.inputs.bg_files[bg_id].name}
+        return row, {"bg": _stats("bg", stored, jpeg)}, stored
+
+    def _foreground_row(self, fg_id: int) -> tuple[dict, dict[str, ImageStats], None]:
+        rgba = self.inputs.foregrounds[fg_id]
+        mask = np.where(rgba[..., 3] >= self.config.mask_threshold, 255, 0).astype(np.uint8)
+        image, mask_png = encode_png(rgba), encode_png(mask)
+        row = {"fg_id": fg_id, "image": image_cell(image), "mask": image_cell(mask_png),
+               "source": self.inputs.fg_files[fg_id].name}
+        return row, {"fg": _stats("fg", rgba, image), "fg_mask": _stats("fg_mask", mask, mask_png)}, None
+
+
+def cpu_threads(num_local_processes: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, num_local_processes))
+
+
+def load_job(config: GenerateConfig, device, log=print) -> Job:
+    """Validate inputs (all problems at once), then load the model: both before anything is written."""
+    inputs = load_inputs(config)
+    for note in inputs.warnings:
+        log(f"warning: {note}")
+    estimator = None
+    if config.with_depth:
+        estimator = DepthEstimator.load(config.depth_model, config.depth_input_size, device, config.depth_dtype)
+    return Job(config, inputs, estimator)
+
+
+def iter_rows(config: GenerateConfig, config_name: str) -> Iterator[dict]:
+    """Rows of one config in one process (used by fgbg_depth.FgBgDepth)."""
+    import torch
+
+    job = load_job(config, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    with ThreadPoolExecutor(cpu_threads(1)) as pool:
+        for task in shard_tasks(config_name, job.num_rows(config_name), config.shard_size):
+            for batch, _ in job.render(task, pool):
+                yield from batch.to_pylist()
+
+
+def run(config: GenerateConfig) -> dict | None:
+    """The whole generation in this process; returns the summary on the main process."""
+    import torch
+    from accelerate import PartialState
+
+    started = time.monotonic()
+    state = PartialState()
+    log = (lambda message: print(message, file=sys.stderr, flush=True)) if state.is_main_process else (lambda m: None)
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
+    threads = cpu_threads(local_processes)
+    if state.device.type == "cpu":
+        torch.set_num_threads(threads)
+    job = load_job(config, state.device, log)
+    store = OutputStore(config.output_dir)
+    if state.is_main_process:
+        store.prepare(job.manifest(), config.overwrite)
+    state.wait_for_everyone()
+
+    tasks = job.tasks()
+    mine = [t for t in tasks_for_process(tasks, state.process_index, state.num_processes) if not store.is_done(t)]
+    progress = JobProgress(store, tasks, enabled=state.is_main_process)
+    with ThreadPoolExecutor(threads) as pool:
+        for task in mine:
+            store.write_shard(task, job.schema(task.config_name), job.render(task, pool), on_rows=progress.advance)
+            progress.shard_done()
+    if not state.is_main_process:
+        return None
+    progress.wait_for_all()
+    summary = card.finish(store, job, tasks, elapsed=time.monotonic() - started,
+                          processes=state.num_processes, device=str(state.device))
+    log(card.summary_text(summary))
+    return summary

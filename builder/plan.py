@@ -1,0 +1,81 @@
+"""The sample space: index <-> (bg, fg, flip, k), each sample's placement, and shard ranges."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSpace:
+    """Background-major order: i = ((bg * n_fg + fg) * 2 + flip) * K + k."""
+
+    n_bg: int
+    n_fg: int
+    placements: int
+
+    def __len__(self) -> int:
+        return self.n_bg * self.n_fg * 2 * self.placements
+
+    def index(self, bg: int, fg: int, flip: int, k: int) -> int:
+        return ((bg * self.n_fg + fg) * 2 + flip) * self.placements + k
+
+    def decompose(self, i: int) -> tuple[int, int, int, int]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample index {i} outside [0, {len(self)})")
+        rest, k = divmod(i, self.placements)
+        rest, flip = divmod(rest, 2)
+        bg, fg = divmod(rest, self.n_fg)
+        return bg, fg, flip, k
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    x: int
+    y: int
+    scale: float  # exactly representable in float32, so a stored row reproduces the same size
+    width: int
+    height: int
+
+
+def placed_size(scale: float, fg_height: int, fg_width: int, resolution: int) -> tuple[int, int]:
+    """(height, width) of a foreground whose longer side is scale * R."""
+    longer = max(1, round(float(scale) * resolution))
+    if fg_width >= fg_height:
+        return max(1, round(fg_height * longer / fg_width)), longer
+    return longer, max(1, round(fg_width * longer / fg_height))
+
+
+def draw_placement(seed: int, index: int, fg_height: int, fg_width: int, resolution: int,
+                   scale_min: float, scale_max: float) -> Placement:
+    """Sample `index`'s scale and position, drawn from a generator seeded by (seed, index) alone."""
+    rng = np.random.default_rng([seed, index])
+    scale = float(np.float32(rng.uniform(scale_min, scale_max)))
+    height, width = placed_size(scale, fg_height, fg_width, resolution)
+    x = int(rng.integers(0, resolution - width + 1))
+    y = int(rng.integers(0, resolution - height + 1))
+    return Placement(x, y, scale, width, height)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+    config_name: str
+    shard_index: int
+    num_shards: int
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+def shard_tasks(config_name: str, num_rows: int, shard_size: int) -> list[ShardTask]:
+    starts = range(0, num_rows, shard_size)
+    return [ShardTask(config_name, n, len(starts), s, min(s + shard_size, num_rows)) for n, s in enumerate(starts)]
+
+
+def tasks_for_process(tasks: list[ShardTask], process_index: int, num_processes: int) -> list[ShardTask]:
+    """Round-robin, so every process gets a similar share of each config."""
+    return tasks[process_index::num_processes]

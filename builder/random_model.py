@@ -1,0 +1,44 @@
+"""Random-weight Depth Anything models saved as a local folder, for tests and CPU benchmarks where no
+weights can be downloaded. They load through the same `from_pretrained` path as real models; the
+generator never creates one on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Same shapes (so the same FLOPs) as depth-anything/Depth-Anything-V2-Small-hf: 24.8M parameters.
+V2_SMALL = {"backbone": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
+                         "intermediate_size": 1536, "out_indices": [3, 6, 9, 12]},
+            "head": {"neck_hidden_sizes": [48, 96, 192, 384], "fusion_hidden_size": 64, "head_hidden_size": 32,
+                     "reassemble_hidden_size": 384}}
+TINY = {"backbone": {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
+                     "intermediate_size": 64, "out_indices": [1, 2, 3, 4]},
+        "head": {"neck_hidden_sizes": [16, 16, 16, 16], "fusion_hidden_size": 16, "head_hidden_size": 8,
+                 "reassemble_hidden_size": 32}}
+ARCHITECTURES = {"tiny": TINY, "v2-small": V2_SMALL}
+
+
+def save_random_depth_model(folder: str | Path, architecture: str = "tiny", seed: int = 0) -> Path:
+    """Write config, random weights and the V2 preprocessor config (ImageNet mean/std, 518, bicubic)."""
+    import torch
+    from transformers import AutoModelForDepthEstimation, DepthAnythingConfig, Dinov2Config
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+
+    shapes = ARCHITECTURES[architecture]
+    layers = shapes["backbone"]["num_hidden_layers"]
+    backbone = Dinov2Config(image_size=518, patch_size=14, layerscale_value=1.0, apply_layernorm=True,
+                            reshape_hidden_states=False,
+                            out_features=[f"stage{i}" for i in shapes["backbone"]["out_indices"]],
+                            **{k: v for k, v in shapes["backbone"].items() if k != "out_indices"})
+    assert len(backbone.out_features) == 4 and max(shapes["backbone"]["out_indices"]) <= layers
+    config = DepthAnythingConfig(backbone_config=backbone, depth_estimation_type="relative",
+                                 reassemble_factors=[4, 2, 1, 0.5], patch_size=14, **shapes["head"])
+    torch.manual_seed(seed)
+    model = AutoModelForDepthEstimation.from_config(config)
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    DPTImageProcessorPil(do_resize=True, size={"height": 518, "width": 518}, keep_aspect_ratio=True,
+                         ensure_multiple_of=14, resample=3, do_rescale=True, rescale_factor=1 / 255,
+                         do_normalize=True, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+                         do_pad=False).save_pretrained(folder)
+    return folder

@@ -1,0 +1,131 @@
+"""The output folder: shard files that appear only when whole, done markers, manifest and lock."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pyarrow as pa
+
+from builder.config import UsageError
+from builder.plan import ShardTask
+from builder.stats import ImageStats
+
+STATE_DIR = ".fgbg"  # hidden: datasets ignores it when resolving data files
+GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", "manifest.json")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file beside `path`, fsync, then rename: readers see the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, data) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+class OutputStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.state_dir = self.root / STATE_DIR
+        self.done_dir = self.state_dir / "done"
+        self.tmp_dir = self.state_dir / "tmp"
+        self.manifest_path = self.root / "manifest.json"
+        self._lock_handle = None
+
+    def shard_path(self, task: ShardTask) -> Path:
+        return self.root / "data" / task.config_name / f"train-{task.shard_index:05d}-of-{task.num_shards:05d}.arrow"
+
+    def marker_path(self, task: ShardTask) -> Path:
+        return self.done_dir / f"{task.config_name}-{task.shard_index:05d}-of-{task.num_shards:05d}.json"
+
+    def is_done(self, task: ShardTask) -> bool:
+        return self.marker_path(task).exists() and self.shard_path(task).exists()
+
+    def read_marker(self, task: ShardTask) -> dict:
+        return json.loads(self.marker_path(task).read_text())
+
+    def write_shard(self, task: ShardTask, schema: pa.Schema,
+                    batches: Iterable[tuple[pa.RecordBatch, dict[str, ImageStats]]],
+                    on_rows: Callable[[int], None] = lambda n: None) -> None:
+        """Stream batches into a temp file, rename it into place, then write the done marker last."""
+        final = self.shard_path(task)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.done_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp_dir / f"{final.name}.{os.getpid()}.tmp"
+        stats: dict[str, ImageStats] = {}
+        rows = 0
+        try:
+            with pa.OSFile(str(tmp), "wb") as sink:
+                with pa.ipc.new_stream(sink, schema) as writer:
+                    for batch, batch_stats in batches:
+                        writer.write_batch(batch)
+                        for kind, part in batch_stats.items():
+                            stats[kind] = stats[kind].merge(part) if kind in stats else part
+                        rows += batch.num_rows
+                        on_rows(batch.num_rows)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            if rows != task.rows:
+                raise RuntimeError(f"shard {final.name} got {rows} rows, expected {task.rows}")
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        atomic_write_json(self.marker_path(task), {
+            "config_name": task.config_name, "shard_index": task.shard_index, "num_shards": task.num_shards,
+            "start": task.start, "stop": task.stop, "rows": rows, "file_bytes": final.stat().st_size,
+            "stats": {kind: s.to_json() for kind, s in stats.items()}})
+
+    def prepare(self, manifest: dict, overwrite: bool) -> None:
+        """Create the folder, take the lock, and refuse to mix runs made from different inputs or settings."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError([f"--output-dir {self.root} is a file; give a folder"])
+        if self.root.is_dir():
+            foreign = sorted(p.name for p in self.root.iterdir() if p.name not in GENERATED_NAMES)
+            if foreign and not self.manifest_path.exists():
+                raise UsageError([f"--output-dir {self.root} already holds other files ({', '.join(foreign[:5])}); "
+                                  "give an empty or new folder"])
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        if overwrite:
+            self._remove_generated()
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        elif self.manifest_path.exists():
+            previous = json.loads(self.manifest_path.read_text())
+            differences = [key for key in sorted(set(previous) | set(manifest))
+                           if key != "versions" and previous.get(key) != manifest.get(key)]
+            if differences:
+                raise UsageError([f"{self.root} holds a dataset made with different {', '.join(differences)}; "
+                                  "rerun with the same inputs and settings to resume, or pass --overwrite to "
+                                  "start over, or choose another --output-dir"])
+        atomic_write_json(self.manifest_path, manifest)
+
+    def _lock(self) -> None:
+        handle = open(self.state_dir / "lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise UsageError([f"another generation is writing into {self.root} right now; wait for it to finish "
+                              "or choose another --output-dir"]) from None
+        self._lock_handle = handle  # held until the process exits
+
+    def _remove_generated(self) -> None:
+        for name in GENERATED_NAMES:
+            path = self.root / name
+            if path.is_dir():
+                shutil.rmtree(path / "done" if name == STATE_DIR else path, ignore_errors=True)
+                if name == STATE_DIR:
+                    shutil.rmtree(path / "tmp", ignore_errors=True)
+            elif path.exists():
+                path.unlink()
