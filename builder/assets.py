@@ -167,5 +167,5 @@ def load_inputs(config: GenerateConfig) -> Inputs:
     _note_duplicates(bg_files, "background", notes)
     _note_duplicates(fg_files, "foreground", notes)
     if problems:
-        raise UsageError(problems)
+        raise UsageError(problems, notes)
     return Inputs(backgrounds, foregrounds, bg_files, fg_files, notes)

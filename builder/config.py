@@ -12,9 +12,9 @@ from fgbg_depth import DEFAULT_DEPTH_MODEL
 class UsageError(Exception):
     """Bad settings or inputs: reported to the user with exit code 2, before any work is done."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(f"  - {p}" for p in problems))
+    def __init__(self, problems: list[str], warnings: list[str] = ()):
+        self.problems, self.warnings = problems, list(warnings)
+        super().__init__("\n".join([f"  - {p}" for p in problems] + [f"  warning: {w}" for w in self.warnings]))
 
 
 def _option(default, help_text, **extra):

@@ -1,0 +1,237 @@
+"""End to end: the generator as a user runs it, read back with datasets.load_dataset as a user reads it."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from conftest import GENERATE, REPO, encoded, run_generate, soft_disc_rgba, write_inputs
+from fgbg_depth import CONFIG_NAMES
+
+PLACEMENTS = 3
+COMMON = ["--depth-input-size", 56, "--placements", PLACEMENTS, "--shard-size", 10, "--batch-size", 4,
+          "--resolution", 64]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_model):
+    """The same job as 2 accelerate processes and as 1 plain process."""
+    root = tmp_path_factory.mktemp("generate")
+    bg_dir, fg_dir = write_inputs(root / "inputs", n_bg=2, n_fg=2)
+    args = ["--bg-dir", bg_dir, "--fg-dir", fg_dir, "--depth-model", tiny_model, *COMMON]
+    two = run_generate([*args, "--output-dir", root / "two"], processes=2)
+    one = run_generate([*args, "--output-dir", root / "one"], processes=1)
+    return {"root": root, "args": args, "two": root / "two", "one": root / "one", "two_log": two.stderr,
+            "one_log": one.stderr}
+
+
+def shard_columns(out, config_name, column):
+    """Concatenated raw values of one column over a config's shards, in shard order."""
+    values = []
+    for path in sorted((out / "data" / config_name).glob("*.arrow")):
+        with pa.OSFile(str(path), "rb") as source:
+            for batch in pa.ipc.open_stream(source):
+                values += batch.column(column).to_pylist()
+    return values
+
+
+def test_row_counts_and_columns(runs):
+    n_samples = 2 * 2 * 2 * PLACEMENTS
+    expected = {"default": n_samples, "backgrounds": 2, "foregrounds": 2}
+    for name in CONFIG_NAMES:
+        ds = datasets.load_dataset(str(runs["two"]), name, split="train")
+        assert ds.num_rows == expected[name]
+        streamed = list(datasets.load_dataset(str(runs["two"]), name, split="train", streaming=True))
+        assert len(streamed) == expected[name]
+    ds = datasets.load_dataset(str(runs["two"]), "default", split="train")
+    assert sorted(ds["sample_id"]) == list(range(n_samples))
+    row = ds[5]
+    assert row["fg_bg"].mode == "RGB" and row["fg_bg"].size == (64, 64)
+    assert row["mask"].mode == "L" and set(np.unique(np.asarray(row["mask"]))) <= {0, 255}
+    assert row["depth"].mode == "I;16" and row["depth"].size == (64, 64)
+    assert row["depth_min"] < row["depth_max"]
+    assert (row["bg_id"], row["fg_id"], row["flip"]) == (0, 0, True)
+    assert len(row["bbox"]) == 4
+    assert "done:" in runs["two_log"] and "rows" in runs["two_log"]
+
+
+def test_masks_equal_the_alpha_placed_at_the_recorded_position(runs):
+    """Independent of builder.composite: resize the stored cut-out's alpha with PIL and threshold it."""
+    foregrounds = datasets.load_dataset(str(runs["two"]), "foregrounds", split="train")
+    alphas = {row["fg_id"]: np.asarray(row["image"])[..., 3] for row in foregrounds}
+    for row in datasets.load_dataset(str(runs["two"]), "default", split="train"):
+        alpha = alphas[row["fg_id"]]
+        if row["flip"]:
+            alpha = alpha[:, ::-1]
+        longer = max(1, round(row["scale"] * 64))
+        h, w = alpha.shape
+        size = (longer, max(1, round(h * longer / w))) if w >= h else (max(1, round(w * longer / h)), longer)
+        resized = np.asarray(Image.fromarray(np.ascontiguousarray(alpha)).resize(size, Image.Resampling.BILINEAR))
+        expected = np.zeros((64, 64), np.uint8)
+        expected[row["y"]:row["y"] + size[1], row["x"]:row["x"] + size[0]][resized >= 128] = 255
+        assert np.array_equal(np.asarray(row["mask"]), expected), row["sample_id"]
+        ys, xs = np.nonzero(expected)
+        assert row["bbox"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        assert 0.3 <= row["scale"] <= 0.6
+
+
+def test_stats_json_equals_a_recomputation_from_loaded_rows(runs):
+    stats = json.loads((runs["two"] / "stats.json").read_text())
+    kinds = {"fg_bg": ("default", "fg_bg", 255), "mask": ("default", "mask", 255),
+             "depth": ("default", "depth", 65535), "bg": ("backgrounds", "image", 255),
+             "bg_depth": ("backgrounds", "depth", 65535), "fg": ("foregrounds", "image", 255),
+             "fg_mask": ("foregrounds", "mask", 255)}
+    assert set(stats["kinds"]) == set(kinds)
+    for kind, (config_name, column, peak) in kinds.items():
+        ds = datasets.load_dataset(str(runs["two"]), config_name, split="train")
+        pixels = [np.asarray(image, dtype=np.float64) / peak for image in ds[column]]
+        flat = np.concatenate([p.reshape(-1, 1 if p.ndim == 2 else p.shape[2]) for p in pixels])
+        raw = ds.cast_column(column, datasets.Image(decode=False))[column]
+        entry = stats["kinds"][kind]
+        assert entry["count"] == len(pixels)
+        assert entry["encoded_bytes"] == sum(len(cell["bytes"]) for cell in raw)
+        assert np.allclose(entry["mean"], flat.mean(axis=0), rtol=0, atol=1e-12), kind
+        assert np.allclose(entry["std"], flat.std(axis=0), rtol=0, atol=1e-12), kind
+    assert stats["rows"] == {"default": 24, "backgrounds": 2, "foregrounds": 2}
+
+
+def test_one_and_two_processes_give_identical_composites_and_masks(runs):
+    for config_name, column in [("default", "fg_bg"), ("default", "mask"), ("default", "sample_id"),
+                                ("backgrounds", "image"), ("foregrounds", "image")]:
+        assert shard_columns(runs["one"], config_name, column) == shard_columns(runs["two"], config_name, column)
+    one, two = (json.loads((runs[k] / "stats.json").read_text())["kinds"] for k in ("one", "two"))
+    assert one["fg_bg"] == two["fg_bg"] and one["mask"] == two["mask"]
+
+
+def test_card_lists_configs_features_and_statistics(runs):
+    import yaml
+
+    text = (runs["two"] / "README.md").read_text()
+    header = yaml.safe_load(text.split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == list(CONFIG_NAMES)
+    info = {i["config_name"]: i for i in header["dataset_info"]}
+    assert info["default"]["splits"][0]["num_examples"] == 24
+    assert header["license"] == "other"  # a local random model: license unknown, the card says so
+    assert "Set it before publishing" in text
+    for kind in ("fg_bg", "mask", "depth", "bg", "fg"):
+        assert (runs["two"] / "images" / f"{kind}.png").exists() and f"images/{kind}.png" in text
+    for name in ("bg_00.jpg", "fg_01.png"):
+        assert name in text
+    assert "| fg_bg | 24 |" in text
+
+
+def test_rerun_is_a_no_op_and_different_settings_are_refused(runs):
+    before = {p: p.stat().st_mtime_ns for p in (runs["one"] / "data").rglob("*.arrow")}
+    run_generate([*runs["args"], "--output-dir", runs["one"]])
+    assert before == {p: p.stat().st_mtime_ns for p in (runs["one"] / "data").rglob("*.arrow")}
+    refused = run_generate([*runs["args"], "--output-dir", runs["one"], "--seed", 1], check=False)
+    assert refused.returncode == 2 and "different settings" in refused.stderr and "--overwrite" in refused.stderr
+
+
+def test_killed_run_resumes_to_the_same_dataset(runs, tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, str(GENERATE), *map(str, runs["args"]), "--output-dir", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((out / ".fgbg" / "done").glob("default-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "stats.json").exists(), "the run finished before it could be killed"
+    assert not list((out / "data").rglob("*.tmp"))
+    run_generate([*runs["args"], "--output-dir", out])
+    for config_name in CONFIG_NAMES:
+        for column in ("fg_bg", "mask", "depth") if config_name == "default" else ("image",):
+            assert shard_columns(out, config_name, column) == shard_columns(runs["one"], config_name, column)
+    resumed, fresh = (json.loads((p / "stats.json").read_text()) for p in (out, runs["one"]))
+    assert resumed["kinds"] == fresh["kinds"]
+
+
+def test_invalid_inputs_exit_2_and_name_every_bad_file(tmp_path, tiny_model):
+    bg_dir, fg_dir = write_inputs(tmp_path / "inputs", n_bg=1, n_fg=1)
+    good_jpeg = (bg_dir / "bg_00.jpg").read_bytes()
+    (bg_dir / "truncated.jpg").write_bytes(good_jpeg[: len(good_jpeg) // 3])
+    (bg_dir / "notes.txt").write_text("not an image")
+    (fg_dir / "opaque.png").write_bytes(encoded(Image.new("RGB", (20, 20), (9, 9, 9)), "PNG"))
+    (fg_dir / "empty.png").write_bytes(encoded(Image.new("RGBA", (20, 20), (0, 0, 0, 0)), "PNG"))
+    out = tmp_path / "out"
+    result = run_generate(["--bg-dir", bg_dir, "--fg-dir", fg_dir, "--output-dir", out,
+                           "--depth-model", tiny_model], check=False)
+    assert result.returncode == 2, result.stderr
+    for name in ("truncated.jpg", "opaque.png", "empty.png"):
+        assert name in result.stderr
+    assert "RGBA PNG" in result.stderr and "fully transparent" in result.stderr
+    assert "notes.txt" in result.stderr and "skipped" in result.stderr
+    assert not out.exists()
+    launched = run_generate(["--bg-dir", bg_dir, "--fg-dir", fg_dir, "--output-dir", out, "--no-depth"],
+                            processes=2, check=False)
+    assert launched.returncode != 0 and "truncated.jpg" in launched.stderr and not out.exists()
+
+
+def test_missing_model_fails_before_any_work_with_a_fix(tmp_path, inputs):
+    out = tmp_path / "out"
+    result = run_generate(["--bg-dir", inputs[0], "--fg-dir", inputs[1], "--output-dir", out,
+                           "--depth-model", tmp_path / "no-such-model"], check=False)
+    assert result.returncode == 2
+    assert "could not be loaded" in result.stderr and "--no-depth" in result.stderr
+    assert not out.exists()
+
+
+def test_bad_settings_exit_2(tmp_path, inputs):
+    result = run_generate(["--bg-dir", inputs[0], "--fg-dir", inputs[1], "--output-dir", tmp_path / "o",
+                           "--placements", 0, "--scale-min", 0.7, "--scale-max", 0.5], check=False)
+    assert result.returncode == 2
+    assert "--placements 0" in result.stderr and "scale-min <= scale-max" in result.stderr
+
+
+def test_demo_without_depth_and_overwrite(tmp_path):
+    out = tmp_path / "demo"
+    run_generate(["--demo", "--no-depth", "--output-dir", out, "--placements", 2])
+    ds = datasets.load_dataset(str(out), split="train")
+    assert ds.num_rows == 4 * 3 * 2 * 2 and "depth" not in ds.column_names
+    refused = run_generate(["--demo", "--no-depth", "--output-dir", out, "--placements", 3], check=False)
+    assert refused.returncode == 2
+    run_generate(["--demo", "--no-depth", "--output-dir", out, "--placements", 3, "--overwrite"])
+    assert datasets.load_dataset(str(out), split="train").num_rows == 4 * 3 * 2 * 3
+    assert len(list((out / "data" / "default").glob("*.arrow"))) == 1
+
+
+def test_output_dir_with_foreign_files_is_refused(tmp_path):
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    result = run_generate(["--demo", "--no-depth", "--output-dir", out], check=False)
+    assert result.returncode == 2 and "other files" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
+def test_python_builder_and_background_join(tmp_path, inputs):
+    import fgbg_depth
+
+    kwargs = {"bg_dir": str(inputs[0]), "fg_dir": str(inputs[1]), "no_depth": True, "placements": 2,
+              "resolution": 64}
+    builder = fgbg_depth.FgBgDepth(config_name="default", cache_dir=str(tmp_path / "cache"), generate_kwargs=kwargs)
+    builder.download_and_prepare()
+    local = builder.as_dataset(split="train")
+    assert local.num_rows == 2 * 2 * 2 * 2 and "depth" not in local.column_names
+    out = tmp_path / "out"
+    run_generate(["--bg-dir", inputs[0], "--fg-dir", inputs[1], "--output-dir", out, "--no-depth",
+                  "--placements", 2, "--resolution", 64])
+    generated = datasets.load_dataset(str(out), split="train")
+    assert [np.asarray(r["mask"]).tobytes() for r in local] == [np.asarray(r["mask"]).tobytes() for r in generated]
+    for streaming in (False, True):
+        joined = fgbg_depth.load_with_background(str(out), streaming=streaming)
+        row = next(iter(joined))
+        assert row["bg"].size == (64, 64) and row["bg"].mode == "RGB"
+        backgrounds = datasets.load_dataset(str(out), "backgrounds", split="train")
+        assert np.array_equal(np.asarray(row["bg"]), np.asarray(backgrounds[row["bg_id"]]["image"]))
