@@ -208,7 +208,7 @@ def render_card(manifest: dict, stats: dict, data_files: dict[str, list[dict]], 
     return string.Template(TEMPLATE.read_text()).substitute(values)
 
 
-def finish(store: OutputStore, job, tasks, elapsed: float, processes: int, device: str) -> dict:
+def finish(store: OutputStore, job, tasks, elapsed: float, resumed_rows: int, processes: int, device: str) -> dict:
     """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
     manifest = json.loads(store.manifest_path.read_text())
     stats = collect_stats(store, tasks)
@@ -218,16 +218,17 @@ def finish(store: OutputStore, job, tasks, elapsed: float, processes: int, devic
     card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),
                             license_for_model(manifest["model"]))
     atomic_write_bytes(store.root / "README.md", card_text.encode())
-    total_rows = sum(stats["rows"].values())
+    written = sum(stats["rows"].values()) - resumed_rows
     data_bytes = sum(stats["num_bytes"].values())
     atomic_write_json(store.root / "stats.json", {**stats, "data_bytes": data_bytes})
-    return {"rows": stats["rows"], "data_bytes": data_bytes, "elapsed_s": round(elapsed, 2),
-            "rows_per_s": round(total_rows / elapsed, 1) if elapsed else None, "processes": processes,
+    return {"rows": stats["rows"], "rows_written": written, "data_bytes": data_bytes, "elapsed_s": round(elapsed, 2),
+            "rows_per_s": round(written / elapsed, 1), "processes": processes,
             "device": device, "card": str(store.root / "README.md")}
 
 
 def summary_text(summary: dict) -> str:
     rows = ", ".join(f"{name} {n:,}" for name, n in summary["rows"].items())
-    return (f"done: {rows} rows; {human_bytes(summary['data_bytes'])} of shards; {summary['elapsed_s']:.1f} s "
-            f"({summary['rows_per_s']} rows/s this run, {summary['processes']} process(es) on {summary['device']}); "
+    return (f"done: {rows} rows; {human_bytes(summary['data_bytes'])} of shards; this run wrote "
+            f"{summary['rows_written']:,} rows in {summary['elapsed_s']:.1f} s ({summary['rows_per_s']} rows/s, "
+            f"{summary['processes']} process(es) on {summary['device']}); "
             f"card: {summary['card']}")

@@ -174,7 +174,7 @@ def run(config: GenerateConfig) -> dict | None:
     if not state.is_main_process:
         return None
     progress.wait_for_all()
-    summary = card.finish(store, job, tasks, elapsed=time.monotonic() - started,
+    summary = card.finish(store, job, tasks, elapsed=time.monotonic() - started, resumed_rows=progress.resumed_rows,
                           processes=state.num_processes, device=str(state.device))
     log(card.summary_text(summary))
     return summary

@@ -19,6 +19,7 @@ class JobProgress:
         self.in_flight = 0  # rows of this process's unfinished shard
         self.last_poll = 0.0
         self.bar = None
+        self.resumed_rows = 0
         if enabled:
             done = self._done_rows()
             self.bar = tqdm(total=sum(t.rows for t in tasks), initial=done, unit="row", dynamic_ncols=True,
