@@ -98,6 +98,12 @@ def report_hub_error(err: Exception, repo_id: str) -> int:
     while cause is not None and not isinstance(cause, HfHubHTTPError):
         cause = cause.__cause__ or cause.__context__
     if cause is None:
+        if _is_network_error(err):
+            from huggingface_hub import constants
+
+            log(f"error: cannot reach {constants.ENDPOINT}: {err}\n"
+                "check the network and rerun; files already on the Hub are not sent again")
+            return 1
         raise err
     status = cause.response.status_code if cause.response is not None else None
     first_line = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())[:300]
@@ -111,6 +117,16 @@ def report_hub_error(err: Exception, repo_id: str) -> int:
     log(f"error: the upload failed (HTTP {status}): {first_line}\n"
         "rerun the same command to resume; files already on the Hub are not sent again")
     return 1
+
+
+def _is_network_error(err: BaseException | None) -> bool:
+    """Connection failures of the HTTP client huggingface_hub uses (httpx, or requests in older versions)."""
+    while err is not None:
+        if isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore",
+                                                                              "requests", "urllib3"):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 if __name__ == "__main__":
