@@ -187,8 +187,8 @@ def test_push_resumes_after_an_interrupted_upload(depth_out, tmp_path):
 def test_republish_replaces_old_data_and_pushes_to_a_branch(depth_out, plain_out, tmp_path):
     home = tmp_path / "home"
     with FakeHub(TOKEN) as hub:
-        assert push(depth_out, "--license", "apache-2.0", *SMALL_FILES, hub=hub, home=home).returncode == 0
-        assert "images/depth.png" in hub.files(REPO)
+        assert push(depth_out, "--license", "apache-2.0", "--private", *SMALL_FILES, hub=hub, home=home).returncode == 0
+        assert "images/depth.png" in hub.files(REPO) and hub.repos[REPO]["private"]
         again = push(plain_out, "--license", "cc-by-4.0", hub=hub, home=home)
         assert again.returncode == 0, again.stderr
         received = hub.files(REPO)
