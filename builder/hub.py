@@ -207,8 +207,10 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
     manifest = json.loads((out / "manifest.json").read_text())
     stats = json.loads((out / "stats.json").read_text())
     license_id = resolve_license(manifest, license_id)
-    if folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents and ".fgbg" not in folder.parts:
-        raise UsageError([f"export folder {folder} must not be the dataset folder or inside it"])
+    inside_out = folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
+    if inside_out and folder.resolve().parent != OutputStore(out).state_dir.resolve():  # OUT/.fgbg/hub is ours
+        raise UsageError([f"export folder {folder} must not be the dataset folder or inside it (load_dataset on "
+                          "the dataset folder would read it too)"])
     if folder.exists() and (not folder.is_dir() or any(p.name not in EXPORT_NAMES for p in folder.iterdir())):
         raise UsageError([f"export folder {folder} holds other files; give a new or empty folder (or a "
                           "previous export, which is replaced)"])
