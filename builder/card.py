@@ -127,15 +127,16 @@ def stats_table(kinds: dict) -> str:
 
 
 def card_yaml(manifest: dict, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
-              license_id: str | None) -> str:
-    """YAML header: configs with their data files, dataset_info with features and split sizes."""
+              license_id: str | None, splits: dict[str, list[dict]] | None = None) -> str:
+    """YAML header: configs with their data files, dataset_info with features and split sizes (`splits`:
+    config -> [{name, num_bytes, num_examples}]; default: one train split from `stats`)."""
     with_depth = not manifest["settings"]["no_depth"]
     info = []
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
                      "features": features(name, with_depth)._to_yaml_list(),
-                     "splits": [{"name": "train", "num_bytes": stats["num_bytes"][name],
-                                 "num_examples": stats["rows"][name]}],
+                     "splits": (splits or {}).get(name) or [{"name": "train", "num_bytes": stats["num_bytes"][name],
+                                                             "num_examples": stats["rows"][name]}],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
     header = {
         "license": license_id or "other",
@@ -176,7 +177,8 @@ def provenance(manifest: dict) -> str:
 
 
 def render_card(manifest: dict, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
-                grids: dict[str, str], repo_id: str, license_id: str | None) -> str:
+                grids: dict[str, str], repo_id: str, license_id: str | None,
+                splits: dict[str, list[dict]] | None = None) -> str:
     settings = manifest["settings"]
     with_depth = not settings["no_depth"]
     n_bg, n_fg = len(manifest["inputs"]["backgrounds"]), len(manifest["inputs"]["foregrounds"])
@@ -192,7 +194,7 @@ def render_card(manifest: dict, stats: dict, data_files: dict[str, list[dict]], 
                   "`depth_min + png / 65535 * (depth_max - depth_min)`." if with_depth else
                   "This dataset was generated without depth (`--no-depth`).")
     values = {
-        "yaml": card_yaml(manifest, stats, data_files, sizes, license_id),
+        "yaml": card_yaml(manifest, stats, data_files, sizes, license_id, splits),
         "pretty_name": "fgbg-depth", "n_bg": n_bg, "n_fg": n_fg, "placements": settings["placements"],
         "n_samples": f"{stats['rows']['default']:,}", "resolution": settings["resolution"],
         "depth_columns": ", `depth` (16-bit PNG), `depth_min`, `depth_max`" if with_depth else "",

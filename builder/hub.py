@@ -1,0 +1,303 @@
+"""Publishing a generated dataset: the Hub layout (Parquet shards, card, sample grids) in a staging folder,
+then `create_repo` + `HfApi.upload_folder`, which resumes an interrupted upload and skips unchanged files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import config as datasets_config
+from datasets.arrow_writer import get_parquet_column_options, get_writer_batch_size_from_data_size
+from tqdm.auto import tqdm
+
+from builder.card import GRID_KINDS, license_for_model, render_card
+from builder.config import UsageError
+from builder.plan import ShardTask
+from builder.shards import OutputStore, atomic_write_json
+from fgbg_depth import CONFIG_NAMES, features
+
+DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundred MB" per Parquet file
+DEFAULT_ROW_GROUP_ROWS = 100  # the viewer reads whole row groups (at most ~286 MiB): keep them small
+EXPORT_NAMES = ("README.md", "data", "images")  # everything an export folder holds
+REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
+_ARROW_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d{5}-of-\d{5}\.arrow$")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The finished Arrow shards of one config and split, in order, with their rows and bytes from the markers."""
+
+    config_name: str
+    split: str
+    paths: tuple[Path, ...]
+    rows: int
+    num_bytes: int
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    files: dict[str, list[dict]]  # config -> [{"path", "split", "rows", "bytes", "row_groups": [rows, ...]}]
+    arrow_bytes: int
+    parquet_bytes: int
+    row_group_rows: dict[str, int]
+
+
+def check_repo_id(repo_id: str) -> None:
+    """`namespace/name`, as the Hub spells it; checked before anything is converted or sent."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    problem = None
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        problem = str(err).splitlines()[0]
+    if problem or not _REPO_ID.match(repo_id):
+        raise UsageError([f"repo id {repo_id!r} is malformed: use NAMESPACE/NAME, e.g. your-user/fgbg-depth"
+                          + (f" ({problem})" if problem else "")])
+
+
+def find_sources(out: Path) -> list[Source]:
+    """Every config's shards, after checking that the dataset in `out` is complete (refuse and name what is
+    missing otherwise): each shard counted by the done markers exists with its marker, and the run's
+    stats.json, manifest.json and README.md exist."""
+    out = Path(out)
+    if not out.is_dir():
+        raise UsageError([f"{out} is not a folder; give the --output-dir of scripts/generate.py"])
+    store = OutputStore(out)
+    problems = [f"missing {name} (the generation has not finished: rerun scripts/generate.py with the same "
+                "settings)" for name in ("manifest.json", "stats.json", "README.md") if not (out / name).is_file()]
+    markers = [json.loads(path.read_text()) for path in sorted(store.done_dir.glob("*.json"))]
+    sources = []
+    for name in CONFIG_NAMES:
+        mine = {m["shard_index"]: m for m in markers if m["config_name"] == name}
+        counts = sorted({m["num_shards"] for m in mine.values()})
+        if not mine:
+            problems.append(f"config {name!r}: no finished shard (no done marker in {store.done_dir})")
+            continue
+        if len(counts) > 1:
+            problems.append(f"config {name!r}: done markers disagree on the shard count ({counts}): "
+                            "mixed runs; regenerate with --overwrite")
+            continue
+        paths, missing = [], []
+        for index in range(counts[0]):
+            path = store.shard_path(ShardTask(name, index, counts[0], 0, 0))
+            if index not in mine or not path.is_file():
+                missing.append(f"{path.relative_to(out)}" + ("" if index in mine else " (no done marker)"))
+            paths.append(path)
+        if missing:
+            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            problems.append(f"config {name!r}: {len(missing)} of {counts[0]} shards unfinished: {shown}")
+            continue
+        for split in dict.fromkeys(_ARROW_SHARD.match(p.name)["split"] for p in paths):
+            chosen = [(p, mine[i]) for i, p in enumerate(paths) if _ARROW_SHARD.match(p.name)["split"] == split]
+            sources.append(Source(name, split, tuple(p for p, _ in chosen), sum(m["rows"] for _, m in chosen),
+                                  sum(m["file_bytes"] for _, m in chosen)))
+    if problems:
+        raise UsageError([f"{out} is not a complete dataset; nothing was exported or uploaded"] + problems)
+    return sources
+
+
+def resolve_license(manifest: dict, given: str | None) -> str:
+    """The license follows the depth model (Apache-2.0 for V2-Small, CC-BY-NC-4.0 for Base/Large); when we do not
+    know it (another model, or no depth) the user must say, since it also depends on their inputs."""
+    known = license_for_model(manifest["model"])
+    if given is not None and not _LICENSE.match(given):
+        raise UsageError([f"--license {given!r}: use a Hub license id such as apache-2.0, cc-by-nc-4.0, other"])
+    if known and given and given != known:
+        raise UsageError([f"--license {given}: the depth model {manifest['model']['id']} is {known}, and the "
+                          f"dataset's depth maps follow it; drop --license or pass --license {known}"])
+    if known or given:
+        return known or given
+    what = (f"the depth model {manifest['model']['id']!r} is not one whose license we know"
+            if manifest["model"] else "the dataset was generated with --no-depth")
+    raise UsageError([f"cannot tell the dataset's license: {what}, and it also depends on your inputs; "
+                      "pass --license ID (a Hub license id, e.g. apache-2.0, cc-by-4.0, other)"])
+
+
+def row_group_rows(rows: int, num_bytes: int, cap: int = DEFAULT_ROW_GROUP_ROWS) -> int:
+    """About `cap` rows, fewer for big rows: datasets' own rule keeps a row group under 100 MB (the viewer
+    reads at most ~286 MiB of one), and small groups keep random access cheap."""
+    return max(1, min(cap, get_writer_batch_size_from_data_size(rows, num_bytes)))
+
+
+def iter_arrow_batches(paths: Iterable[Path]) -> Iterator[pa.RecordBatch]:
+    """Record batches of Arrow IPC stream shards, one at a time (memory stays flat)."""
+    for path in paths:
+        with pa.OSFile(str(path), "rb") as source:
+            yield from pa.ipc.open_stream(source)
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly `rows` rows (the last one may be shorter): one Parquet row group each."""
+    pending: list[pa.RecordBatch] = []
+    buffered = 0
+    for batch in batches:
+        pending.append(batch)
+        buffered += batch.num_rows
+        while buffered >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, buffered = rest.to_batches(), rest.num_rows
+    if buffered:
+        yield pa.Table.from_batches(pending)
+
+
+def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: int,
+                  on_rows: Callable[[int], None] = lambda n: None) -> list[dict]:
+    """One config/split as `<split>-0000i-of-0000n.parquet` files of at most about `max_file_bytes`, with
+    datasets' Parquet options (images stored uncompressed PLAIN, content-defined chunking so a re-upload of
+    regenerated data deduplicates), the page index, and the HF features in the schema metadata."""
+    with pa.OSFile(str(source.paths[0]), "rb") as first:
+        schema = pa.ipc.open_stream(first).schema
+    options = get_parquet_column_options(features(source.config_name, "depth" in schema.names), schema)
+    parts: list[dict] = []
+    writer = sink = None
+
+    def close():
+        writer.close()
+        sink.close()
+        parts[-1]["bytes"] = Path(parts[-1]["tmp"]).stat().st_size
+
+    for table in rebatch(iter_arrow_batches(source.paths), group_rows):
+        if writer is None:
+            tmp = dest / f".{source.split}-{len(parts):05d}.parquet.tmp"
+            parts.append({"tmp": tmp, "rows": 0, "row_groups": []})
+            sink = pa.OSFile(str(tmp), "wb")
+            writer = pq.ParquetWriter(sink, schema, write_page_index=True,
+                                      use_content_defined_chunking=datasets_config.DEFAULT_CDC_OPTIONS, **options)
+            writer.add_key_value_metadata({"content_defined_chunking":
+                                           json.dumps(datasets_config.DEFAULT_CDC_OPTIONS)})
+        writer.write_table(table, row_group_size=group_rows)
+        parts[-1]["rows"] += table.num_rows
+        parts[-1]["row_groups"].append(table.num_rows)
+        on_rows(table.num_rows)
+        if sink.tell() >= max_file_bytes:
+            close()
+            writer = None
+    if writer is not None:
+        close()
+    files = []
+    for index, part in enumerate(parts):
+        final = dest / f"{source.split}-{index:05d}-of-{len(parts):05d}.parquet"
+        Path(part["tmp"]).replace(final)
+        files.append({"path": f"data/{source.config_name}/{final.name}", "split": source.split,
+                      "rows": part["rows"], "bytes": part["bytes"], "row_groups": part["row_groups"]})
+    return files
+
+
+def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
+           max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, max_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+           progress: bool = True) -> ExportResult:
+    """Write the Hub layout of the dataset in `out` into `folder` (built beside it, then renamed into place):
+    data/<config>/<split>-*.parquet, images/<kind>.png and a README.md whose YAML points at them."""
+    out, folder = Path(out), Path(folder)
+    check_repo_id(repo_id)
+    sources = find_sources(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    stats = json.loads((out / "stats.json").read_text())
+    license_id = resolve_license(manifest, license_id)
+    inside_out = folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
+    if inside_out and folder.resolve().parent != OutputStore(out).state_dir.resolve():  # OUT/.fgbg/hub is ours
+        raise UsageError([f"export folder {folder} must not be the dataset folder or inside it (load_dataset on "
+                          "the dataset folder would read it too)"])
+    if folder.exists() and (not folder.is_dir() or any(p.name not in EXPORT_NAMES for p in folder.iterdir())):
+        raise UsageError([f"export folder {folder} holds other files; give a new or empty folder (or a "
+                          "previous export, which is replaced)"])
+    building = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(building, ignore_errors=True)
+    bar = tqdm(total=sum(s.rows for s in sources), unit="row", desc="parquet", disable=not progress,
+               dynamic_ncols=True)
+    files: dict[str, list[dict]] = {name: [] for name in CONFIG_NAMES}
+    group_rows = {}
+    for source in sources:
+        dest = building / "data" / source.config_name
+        dest.mkdir(parents=True, exist_ok=True)
+        group_rows[source.config_name] = row_group_rows(source.rows, source.num_bytes, max_group_rows)
+        bar.set_postfix_str(f"{source.config_name}/{source.split}")
+        files[source.config_name] += write_parquet(source, dest, max_file_bytes, group_rows[source.config_name],
+                                                   on_rows=bar.update)
+    bar.close()
+    grids = {}
+    for kind in GRID_KINDS:
+        grid = out / "images" / f"{kind}.png"
+        if grid.is_file():
+            (building / "images").mkdir(exist_ok=True)
+            shutil.copyfile(grid, building / "images" / grid.name)
+            grids[kind] = f"images/{grid.name}"
+    data_files = {name: [{"split": split, "path": f"data/{name}/{split}-*.parquet"}
+                         for split in dict.fromkeys(f["split"] for f in files[name])] for name in CONFIG_NAMES}
+    sizes = {name: sum(f["bytes"] for f in files[name]) for name in CONFIG_NAMES}
+    splits = {name: [{"name": s.split, "num_bytes": s.num_bytes, "num_examples": s.rows}
+                     for s in sources if s.config_name == name] for name in CONFIG_NAMES}
+    card = render_card(manifest, stats, data_files, sizes, grids, repo_id, license_id, splits=splits)
+    (building / "README.md").write_text(card)
+    if folder.exists():
+        shutil.rmtree(folder)
+    building.replace(folder)
+    return ExportResult(folder, files, sum(s.num_bytes for s in sources), sum(sizes.values()), group_rows)
+
+
+def export_fingerprint(out: Path, repo_id: str, license_id: str | None, max_file_bytes: int,
+                       max_group_rows: int) -> str:
+    """What an export is a function of: the done markers (hashes of the shards' content) and the options."""
+    digest = hashlib.sha256()
+    for marker in sorted(OutputStore(out).done_dir.glob("*.json")):
+        digest.update(marker.name.encode() + marker.read_bytes())
+    for name in ("manifest.json", "stats.json"):
+        digest.update((Path(out) / name).read_bytes())
+    digest.update(json.dumps([repo_id, license_id, max_file_bytes, max_group_rows, 1]).encode())
+    return digest.hexdigest()
+
+
+def staged_export(out: Path, repo_id: str, license_id: str | None, max_file_bytes: int, max_group_rows: int,
+                  log: Callable[[str], None] = print) -> Path:
+    """The export for a push lives in OUT/.fgbg/hub; a rerun (e.g. after an interrupted upload) reuses it when
+    nothing changed, so resuming does not convert again."""
+    out = Path(out)
+    store = OutputStore(out)
+    folder, record = store.state_dir / "hub", store.state_dir / "hub.json"
+    check_repo_id(repo_id)
+    find_sources(out)
+    fingerprint = export_fingerprint(out, repo_id, license_id, max_file_bytes, max_group_rows)
+    if folder.is_dir() and record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint:
+        log(f"reusing the Parquet export in {folder}")
+        return folder
+    record.unlink(missing_ok=True)
+    result = export(out, folder, repo_id, license_id, max_file_bytes, max_group_rows)
+    log(export_summary(result))
+    atomic_write_json(record, {"fingerprint": fingerprint})
+    return folder
+
+
+def export_summary(result: ExportResult) -> str:
+    files = sum(len(f) for f in result.files.values())
+    groups = ", ".join(f"{name} {rows}" for name, rows in result.row_group_rows.items())
+    return (f"exported {files} Parquet files, {result.parquet_bytes:,} bytes (Arrow shards: {result.arrow_bytes:,} "
+            f"bytes); rows per row group: {groups}; folder: {result.folder}")
+
+
+def upload(folder: Path, repo_id: str, token: str, private: bool = False, revision: str | None = None,
+           log: Callable[[str], None] = print):
+    """Create the dataset repo (and branch) if needed, then upload the folder. upload_folder skips files the
+    Hub already has and, with hf_xet, commits big folders in parts and resumes where it stopped; old data
+    files and grids that the new export does not contain are deleted in the same commit."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
+    if revision and revision != "main":
+        api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
+    log(f"uploading {folder} to {url}" + (f" (branch {revision})" if revision else ""))
+    return api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
+                             delete_patterns=REPLACED_ON_PUSH, commit_message="Publish fgbg-depth dataset")

@@ -1,0 +1,133 @@
+"""Publish a generated dataset on the Hugging Face Hub as Parquet, with its card and sample grids.
+
+    python scripts/push_to_hub.py OUT user/fgbg-depth [--private] [--revision BRANCH]
+    python scripts/push_to_hub.py OUT user/fgbg-depth --export-only DIR    # write the Hub folder, upload nothing
+
+The token comes from --token, HF_TOKEN or `hf auth login`. A rerun after an interruption uploads only what the
+Hub does not have yet. Exit code 2: a problem to fix first (incomplete OUT, bad repo id, no token or no write
+access, unknown license); nothing was uploaded.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from builder.config import UsageError  # noqa: E402
+
+
+def parse_size(text: str) -> int:
+    units = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
+    number = text.upper().rstrip("KMGIB")
+    unit = text.upper()[len(number):]
+    try:
+        value = int(float(number) * units[unit])
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500MB") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    from builder.hub import DEFAULT_MAX_FILE_BYTES, DEFAULT_ROW_GROUP_ROWS
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("output_dir", type=Path, help="the --output-dir of scripts/generate.py (a finished dataset)")
+    p.add_argument("repo_id", help="dataset repo on the Hub, NAMESPACE/NAME")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its "
+                   "visibility)")
+    p.add_argument("--revision", help="branch to push to (created if missing; default: main)")
+    p.add_argument("--token", help="Hugging Face token with write access (default: HF_TOKEN or the login cache); "
+                   "prefer HF_TOKEN, command lines are visible to other users")
+    p.add_argument("--license", help="license id for the card; required when the depth model's license is not "
+                   "known (another model, or --no-depth)")
+    p.add_argument("--export-only", type=Path, metavar="DIR", help="write the exact folder that would be "
+                   "uploaded into DIR and upload nothing")
+    p.add_argument("--max-file-size", type=parse_size, default=DEFAULT_MAX_FILE_BYTES,
+                   help=f"start a new Parquet file after this many bytes (default: {DEFAULT_MAX_FILE_BYTES:,})")
+    p.add_argument("--row-group-rows", type=int, default=DEFAULT_ROW_GROUP_ROWS,
+                   help=f"rows per Parquet row group, fewer when rows are large (default: {DEFAULT_ROW_GROUP_ROWS})")
+    return p
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from builder import hub
+
+    try:
+        if args.row_group_rows < 1:
+            raise UsageError([f"--row-group-rows {args.row_group_rows}: use at least 1"])
+        if args.export_only:
+            result = hub.export(args.output_dir, args.export_only, args.repo_id, args.license, args.max_file_size,
+                                args.row_group_rows)
+            log(hub.export_summary(result))
+            log(f"nothing uploaded; `load_dataset({str(args.export_only)!r}, streaming=True)` reads what the Hub "
+                "would serve")
+            return 0
+        from huggingface_hub import get_token
+
+        hub.check_repo_id(args.repo_id)
+        token = args.token or get_token()
+        if not token:
+            raise UsageError(["no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --token"])
+        folder = hub.staged_export(args.output_dir, args.repo_id, args.license, args.max_file_size,
+                                   args.row_group_rows, log=log)
+        info = hub.upload(folder, args.repo_id, token, private=args.private, revision=args.revision, log=log)
+        log(f"published: {info.commit_url}")
+        return 0
+    except UsageError as err:
+        log(f"error: cannot publish:\n{err}")
+        return 2
+    except Exception as err:  # noqa: BLE001 - HTTP errors from huggingface_hub, reported without a traceback
+        return report_hub_error(err, args.repo_id)
+    except KeyboardInterrupt:
+        log("interrupted: rerun the same command; it uploads only what the Hub does not have yet")
+        return 130
+
+
+def report_hub_error(err: Exception, repo_id: str) -> int:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    cause = err
+    while cause is not None and not isinstance(cause, HfHubHTTPError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        if _is_network_error(err):
+            from huggingface_hub import constants
+
+            log(f"error: cannot reach {constants.ENDPOINT}: {err}\n"
+                "check the network and rerun; files already on the Hub are not sent again")
+            return 1
+        raise err
+    status = cause.response.status_code if cause.response is not None else None
+    first_line = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())[:300]
+    if status in (401, 403):
+        log(f"error: no write access to dataset {repo_id} (HTTP {status}): use a token with write permission on "
+            f"that namespace (HF_TOKEN, `hf auth login` or --token). Server said: {first_line}")
+        return 2
+    if status == 404:
+        log(f"error: dataset {repo_id} or branch not found (HTTP 404). Server said: {first_line}")
+        return 2
+    log(f"error: the upload failed (HTTP {status}): {first_line}\n"
+        "rerun the same command to resume; files already on the Hub are not sent again")
+    return 1
+
+
+def _is_network_error(err: BaseException | None) -> bool:
+    """Connection failures of the HTTP client huggingface_hub uses (httpx, or requests in older versions)."""
+    while err is not None:
+        if isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore",
+                                                                              "requests", "urllib3"):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
