@@ -53,14 +53,26 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "10M<n<100M")
 
 
-def _read_first_images(path: Path, column: str, count: int) -> list[Image.Image]:
+def _read_spread_images(store: OutputStore, tasks, column: str, count: int) -> list[Image.Image]:
+    """`count` evenly spaced rows of one config, so the grid shows different backgrounds and cut-outs.
+    Shards are streamed batch by batch and only those holding a chosen row are opened."""
+    total = tasks[-1].stop
+    wanted = sorted({round(j * (total - 1) / max(1, count - 1)) for j in range(min(count, total))})
     images = []
-    with pa.OSFile(str(path), "rb") as source:
-        for batch in pa.ipc.open_stream(source):
-            for cell in batch.column(column).to_pylist():
-                images.append(Image.open(io.BytesIO(cell["bytes"])))
-                if len(images) == count:
-                    return images
+    for task in tasks:
+        rows = [i - task.start for i in wanted if task.start <= i < task.stop]
+        if not rows:
+            continue
+        offset = 0
+        with pa.OSFile(str(store.shard_path(task)), "rb") as source:
+            for batch in pa.ipc.open_stream(source):
+                cells = batch.column(column)
+                for row in rows:
+                    if offset <= row < offset + batch.num_rows:
+                        images.append(Image.open(io.BytesIO(cells[row - offset]["bytes"].as_py())))
+                offset += batch.num_rows
+                if offset > rows[-1]:
+                    break
     return images
 
 
@@ -81,15 +93,14 @@ def _tile(image: Image.Image, side: int) -> Image.Image:
     return cell
 
 
-def write_grids(store: OutputStore, shard_paths: dict[str, Path], side: int) -> dict[str, str]:
-    """One PNG per kind: the first rows of that config, side by side. Returns kind -> relative path."""
+def write_grids(store: OutputStore, tasks, side: int) -> dict[str, str]:
+    """One PNG per kind: rows spread over that config, side by side. Returns kind -> relative path."""
     (store.root / "images").mkdir(exist_ok=True)
     grids = {}
     for kind, (config_name, column) in GRID_KINDS.items():
-        if config_name not in shard_paths:
-            continue
+        config_tasks = [t for t in tasks if t.config_name == config_name]
         try:
-            images = _read_first_images(shard_paths[config_name], column, GRID_COUNT)
+            images = _read_spread_images(store, config_tasks, column, GRID_COUNT)
         except KeyError:  # --no-depth: no depth column
             continue
         columns = min(len(images), 4)
@@ -214,8 +225,7 @@ def finish(store: OutputStore, job, tasks, elapsed: float, resumed_rows: int, pr
     """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
     manifest = json.loads(store.manifest_path.read_text())
     stats = collect_stats(store, tasks)
-    first_shards = {t.config_name: store.shard_path(t) for t in reversed(tasks) if t.shard_index == 0}
-    grids = write_grids(store, first_shards, side=min(job.config.resolution, 256))
+    grids = write_grids(store, tasks, side=min(job.config.resolution, 256))
     data_files = {name: [{"split": "train", "path": f"data/{name}/train-*.arrow"}] for name in CONFIG_NAMES}
     card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),
                             license_for_model(manifest["model"]))
