@@ -151,8 +151,10 @@ def run(config: GenerateConfig) -> dict | None:
     import torch
     from accelerate import PartialState
 
+    from builder.launch import use_cpu
+
     started = time.monotonic()
-    state = PartialState()
+    state = PartialState(cpu=use_cpu())
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if state.is_main_process else (lambda m: None)
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
     threads = cpu_threads(local_processes)

@@ -6,6 +6,7 @@
 Exit code 2: invalid settings, inputs or output folder (every problem is listed, nothing is written).
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,22 +14,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builder.config import GenerateConfig, UsageError  # noqa: E402
 from builder.depth import DepthModelError  # noqa: E402
+from builder.launch import cpu_processes_dropped_by_accelerate, relaunch_cpu_processes  # noqa: E402
+
+
+def report(message: str) -> None:
+    """Every process meets the same problem; one copy of the message is enough."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    dropped = cpu_processes_dropped_by_accelerate()
+    if dropped:
+        return relaunch_cpu_processes(__file__, argv, dropped)
     try:
         config = GenerateConfig.from_args(argv)
         from builder.pipeline import run
 
         run(config)
     except UsageError as err:
-        print(f"error: cannot generate:\n{err}", file=sys.stderr)
+        report(f"error: cannot generate:\n{err}")
         return 2
     except DepthModelError as err:
-        print(f"error: {err}", file=sys.stderr)
+        report(f"error: {err}")
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished shards are kept; rerun the same command to resume", file=sys.stderr)
+        report("interrupted: finished shards are kept; rerun the same command to resume")
         return 130
     return 0
 

@@ -62,7 +62,7 @@ def test_row_counts_and_columns(runs):
     assert row["depth_min"] < row["depth_max"]
     assert (row["bg_id"], row["fg_id"], row["flip"]) == (0, 0, True)
     assert len(row["bbox"]) == 4
-    assert "done:" in runs["two_log"] and "rows" in runs["two_log"]
+    assert "2 process(es)" in runs["two_log"] and "1 process(es)" in runs["one_log"]
 
 
 def test_masks_equal_the_alpha_placed_at_the_recorded_position(runs):

@@ -1,0 +1,32 @@
+import pytest
+
+from builder import launch
+
+
+@pytest.fixture
+def simple_launcher_env(monkeypatch):
+    """The environment accelerate's simple launcher gives its one child for --cpu --num_processes N > 1."""
+    for name in launch._DISTRIBUTED_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+
+
+def test_dropped_processes_are_detected(simple_launcher_env, monkeypatch):
+    monkeypatch.setattr(launch, "_launcher_num_processes", lambda: 3)
+    assert launch.cpu_processes_dropped_by_accelerate() == 3
+
+
+@pytest.mark.parametrize("change", [("RANK", "0"), ("WORLD_SIZE", "2"), ("OMPI_COMM_WORLD_SIZE", "2")])
+def test_real_process_groups_are_left_alone(simple_launcher_env, monkeypatch, change):
+    monkeypatch.setattr(launch, "_launcher_num_processes", lambda: 3)
+    monkeypatch.setenv(*change)
+    assert launch.cpu_processes_dropped_by_accelerate() == 0
+
+
+def test_single_process_and_plain_python_are_left_alone(simple_launcher_env, monkeypatch):
+    monkeypatch.setattr(launch, "_launcher_num_processes", lambda: 1)
+    assert launch.cpu_processes_dropped_by_accelerate() == 0
+    monkeypatch.delenv("MASTER_ADDR")
+    monkeypatch.setattr(launch, "_launcher_num_processes", lambda: 3)
+    assert launch.cpu_processes_dropped_by_accelerate() == 0
