@@ -4,8 +4,11 @@
     accelerate launch scripts/generate.py --demo --output-dir demo_out
 
 Exit code 2: invalid settings, inputs or output folder (every problem is listed, nothing is written).
+Exit code 1: the disk (or a quota or file-size limit) filled up while writing; the unfinished shard is discarded,
+finished shards are kept, and rerunning the same command after freeing space resumes.
 """
 
+import errno
 import sys
 from pathlib import Path
 
@@ -15,7 +18,11 @@ from builder.config import GenerateConfig, UsageError  # noqa: E402
 from builder.depth import DepthModelError  # noqa: E402
 
 
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
 def main(argv=None) -> int:
+    config = None
     try:
         config = GenerateConfig.from_args(argv)
         from builder.pipeline import run
@@ -27,6 +34,14 @@ def main(argv=None) -> int:
     except DepthModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        where = config.output_dir if config is not None else "the output folder"
+        print(f"error: out of disk space while writing into {where}: {err}\n"
+              "  The unfinished shard was discarded and finished shards are kept: free space (or raise the quota or "
+              "file-size limit) and rerun the same command to resume.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished shards are kept; rerun the same command to resume", file=sys.stderr)
         return 130
