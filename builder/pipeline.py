@@ -152,7 +152,10 @@ def run(config: GenerateConfig) -> dict | None:
     from accelerate import PartialState
 
     started = time.monotonic()
-    state = PartialState()
+    # cpu=True where there is no GPU: without it PartialState ignores torchrun's RANK/WORLD_SIZE on CPU and every
+    # process believes it is the only one (they then race for the lock). `accelerate launch --cpu` sets the flag.
+    use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+    state = PartialState(cpu=use_cpu)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if state.is_main_process else (lambda m: None)
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))
     threads = cpu_threads(local_processes)
