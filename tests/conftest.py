@@ -24,11 +24,15 @@ def env(**extra) -> dict:
 
 
 def generate_cmd(out: Path, *args: str, processes: int = 1) -> list[str]:
+    """The command line; several CPU processes through torchrun (what accelerate's multi-process launch runs).
+
+    `accelerate launch --cpu --num_processes N` is no multi-process launch in accelerate 1.x: without an MPI
+    hostfile it starts one plain process.
+    """
     if processes == 1:
         return [sys.executable, str(GENERATE), "--output-dir", str(out), *args]
-    return [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(processes),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(GENERATE),
-            "--output-dir", str(out), *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            str(GENERATE), "--output-dir", str(out), *args]
 
 
 def run_generate(out: Path, *args: str, processes: int = 1, check: bool = True, timeout: float = 300,
