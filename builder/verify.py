@@ -66,9 +66,10 @@ def composite_tolerance(quality: int) -> tuple[float, float]:
     The generator composites over the *original* background and JPEG-encodes the result; the verifier can
     only composite over the *stored* (JPEG) background. The difference is two JPEG round trips, so it grows
     with the quantisation step. Measured on the demo inputs at R = 64, 100, 224 (worst row of 720 per
-    setting): mean 3.6 / worst 8x8-block mean 11.9 at quality 95, 7.4 / 21.6 at 50, 9.8 / 30.8 at 20.
-    Chroma subsampling alone gives 8x8-block errors near 10 at sharp colour edges even at quality 100, hence
-    the constant terms. The limits below are about twice the measured worst case at every quality. Outside
+    setting): mean 3.6 / worst 8x8-block mean 11.9 at quality 95, 7.4 / 21.6 at 50, 9.8 / 30.8 at 20; on
+    JPEG's worst cases at R = 224 (uniform noise, 1 px magenta/green stripes): 2.0 / 11.9 at 95, 6.2 / 27.2
+    at 50. Chroma subsampling alone gives 8x8-block errors near 10 at sharp colour edges even at quality 100,
+    hence the constant terms. The limits below are 2 to 4 times the worst case seen at every quality. Outside
     the pasted area (aligned to the 16 px JPEG MCU grid plus an 8 px margin for chroma upsampling) the
     encoder saw identical pixels in the background and the composite, so there the check is exact.
     """
