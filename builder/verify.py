@@ -534,6 +534,10 @@ class Verifier:
                     self.report.fail(f"data/{name}", f"{KEY_COLUMN[name]} missing or unusable: {missing[:20]}")
         self.check_coverage()
         self.check_stats(found)
+        leftovers = [p.relative_to(self.root).as_posix() for p in self.root.rglob("*.tmp") if p.is_file()]
+        if leftovers:
+            self.report.notes.append(f"{len(leftovers)} temp file(s) of an interrupted run, e.g. {leftovers[0]}: "
+                                     "not part of the data; the next run into this folder removes them")
         return self.report
 
     def check_coverage(self) -> None:

@@ -178,6 +178,12 @@ def test_unfinished_shard_and_missing_card(dataset):
     assert "data/default/.train-00002-of-00003.arrow.123.tmp: unexpected file" in text
 
 
+def test_leftover_temp_files_are_noted(dataset):
+    (dataset / "images" / ".fg_bg.png.4242.tmp").write_bytes(b"partial")
+    report = verify(dataset, sample=1)
+    assert report.ok and "1 temp file(s) of an interrupted run, e.g. images/.fg_bg.png.4242.tmp" in report.notes[0]
+
+
 def test_truncated_shard(dataset):
     path = dataset / SHARD1
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
