@@ -73,7 +73,7 @@ def test_flipped_byte_in_a_composite(dataset):
     result = run_verify(dataset)
     assert result.returncode == 1
     assert f"FAIL {SHARD1} row 5: sample_id 25:" in result.stdout, result.stdout
-    assert "stats.json: fg_bg" in result.stdout  # the decoded pixels no longer add up either
+    assert "stats.json: fg_bg differs" in result.stdout  # the decoded pixels no longer add up either
 
 
 def test_flipped_byte_in_a_mask_png(dataset):
@@ -155,7 +155,7 @@ def test_duplicate_sample_and_schema(dataset):
 def test_bad_depth_range(dataset):
     rewrite_shard(dataset / SHARD1, lambda rows: rows[2].update(depth_min=float("nan")))
     text = failures(verify(dataset, sample=1))
-    assert f"{SHARD1} row 2: depth_min nan" in text
+    assert f"{SHARD1} row 2: sample_id 22: depth_min nan" in text
 
 
 def test_stats_mismatch(dataset):
@@ -164,7 +164,7 @@ def test_stats_mismatch(dataset):
     (dataset / "stats.json").write_text(json.dumps(stats))
     result = run_verify(dataset)
     assert result.returncode == 1
-    assert "FAIL stats.json: mask.sums = " in result.stdout
+    assert "FAIL stats.json: mask differs from the recomputation: sums [" in result.stdout
     assert "FAILED: 1 problem(s)" in result.stdout  # nothing else is blamed
 
 
