@@ -17,16 +17,21 @@ from builder.stats import ImageStats
 
 STATE_DIR = ".fgbg"  # hidden: datasets ignores it when resolving data files
 GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", "manifest.json")
+TMP_SUFFIX = ".tmp"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file beside `path`, fsync, then rename: readers see the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_json(path: Path, data) -> None:
@@ -62,7 +67,7 @@ class OutputStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.done_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.tmp_dir / f"{final.name}.{os.getpid()}.tmp"
+        tmp = self.tmp_dir / f"{final.name}.{os.getpid()}{TMP_SUFFIX}"
         stats: dict[str, ImageStats] = {}
         rows = 0
         try:
@@ -109,6 +114,19 @@ class OutputStore:
                                   "rerun with the same inputs and settings to resume, or pass --overwrite to "
                                   "start over, or choose another --output-dir"])
         atomic_write_json(self.manifest_path, manifest)
+        self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of a run that was killed (SIGKILL, power loss): under the lock, nobody else owns them.
+
+        Without this every crash mid-shard would leave a partial shard in .fgbg/tmp for good, and a crash in
+        the card step a hidden `.name.PID.tmp` beside README.md or in images/ (which an upload would publish).
+        """
+        for folder in (self.tmp_dir, self.root, self.root / "images", self.done_dir):
+            if folder.is_dir():
+                for path in folder.glob(f"*{TMP_SUFFIX}" if folder == self.tmp_dir else f".*{TMP_SUFFIX}"):
+                    if path.is_file():
+                        path.unlink(missing_ok=True)
 
     def _lock(self) -> None:
         handle = open(self.state_dir / "lock", "w")

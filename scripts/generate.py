@@ -4,8 +4,11 @@
     accelerate launch scripts/generate.py --demo --output-dir demo_out
 
 Exit code 2: invalid settings, inputs or output folder (every problem is listed, nothing is written).
+Exit code 1: the disk (or a quota or file-size limit) filled up while writing; the unfinished shard is discarded,
+finished shards are kept, and rerunning the same command after freeing space resumes.
 """
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -15,6 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from builder.config import GenerateConfig, UsageError  # noqa: E402
 from builder.depth import DepthModelError  # noqa: E402
 from builder.launch import cpu_processes_dropped_by_accelerate, relaunch_cpu_processes  # noqa: E402
+
+
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 def report(message: str) -> None:
@@ -28,6 +34,7 @@ def main(argv=None) -> int:
     dropped = cpu_processes_dropped_by_accelerate()
     if dropped:
         return relaunch_cpu_processes(__file__, argv, dropped)
+    config = None
     try:
         config = GenerateConfig.from_args(argv)
         from builder.pipeline import run
@@ -39,6 +46,14 @@ def main(argv=None) -> int:
     except DepthModelError as err:
         report(f"error: {err}")
         return 2
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        where = config.output_dir if config is not None else "the output folder"
+        print(f"error: out of disk space while writing into {where}: {err}\n"  # any one process can hit this
+              "  The unfinished shard was discarded and finished shards are kept: free space (or raise the quota or "
+              "file-size limit) and rerun the same command to resume.", file=sys.stderr, flush=True)
+        return 1
     except KeyboardInterrupt:
         report("interrupted: finished shards are kept; rerun the same command to resume")
         return 130

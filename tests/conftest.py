@@ -1,4 +1,4 @@
-"""Shared fixtures: real encoded input images, a tiny random Depth Anything, and a generate() runner."""
+"""Shared helpers: run the real command lines in subprocesses, and a tiny random depth model."""
 
 from __future__ import annotations
 
@@ -9,11 +9,43 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-GENERATE = REPO / "scripts" / "generate.py"
+ROOT = Path(__file__).resolve().parent.parent
+GENERATE = ROOT / "scripts" / "generate.py"
+VERIFY = ROOT / "scripts" / "verify.py"
+# Small and fast, but with depth from a real (random) model: 4 bg x 3 fg x 2 x 2 = 48 samples, 3 default shards.
+SMALL = ["--demo", "--placements", "2", "--depth-input-size", "56", "--shard-size", "20", "--batch-size", "8"]
+
+
+def env(**extra) -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TQDM_DISABLE": "1",
+            "PYTHONUNBUFFERED": "1", **extra}
+
+
+def generate_cmd(out: Path, *args, processes: int = 1, launcher: str = "torchrun") -> list[str]:
+    """The command line a user types: plain python for one process; for several, torchrun or
+    `accelerate launch --cpu --num_processes N` (which scripts/generate.py turns into N torchrun processes,
+    since accelerate 1.x itself starts only one without MPI)."""
+    script = [str(GENERATE), "--output-dir", str(out), *map(str, args)]
+    if processes == 1:
+        return [sys.executable, *script]
+    if launcher == "accelerate":
+        return [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(processes),
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *script]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            *script]
+
+
+def run_generate(out: Path, *args, processes: int = 1, launcher: str = "torchrun", check: bool = True,
+                 timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+    result = subprocess.run(generate_cmd(out, *args, processes=processes, launcher=launcher), capture_output=True,
+                            text=True, env=env(), timeout=timeout, **popen)
+    if check and result.returncode != 0:
+        raise AssertionError(f"generate failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
 
 
 def encoded(image: Image.Image, fmt: str, **params) -> bytes:
@@ -61,28 +93,44 @@ def write_inputs(root: Path, n_bg: int = 2, n_fg: int = 2) -> tuple[Path, Path]:
     return bg_dir, fg_dir
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from builder.random_model import save_random_depth_model
-
-    return save_random_depth_model(tmp_path_factory.mktemp("model") / "tiny-depth-anything")
-
-
 @pytest.fixture
 def inputs(tmp_path) -> tuple[Path, Path]:
     return write_inputs(tmp_path / "inputs")
 
 
-def run_generate(args: list, processes: int = 1, check: bool = True, **popen) -> subprocess.CompletedProcess:
-    """Run the generator as a user does: plain python for one process, accelerate launch for several."""
-    if processes == 1:
-        command = [sys.executable, str(GENERATE)]
-    else:
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(processes),
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(GENERATE)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, env=env,
-                            timeout=600, **popen)
-    if check and result.returncode != 0:
-        raise AssertionError(f"generate failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+def run_verify(out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(VERIFY), str(out), *args], capture_output=True, text=True,
+                          env=env(), timeout=300)
+
+
+def read_config(out: Path, config_name: str) -> pa.Table:
+    """All shards of a config, in shard order, as one table."""
+    tables = []
+    for path in sorted((out / "data" / config_name).glob("*.arrow")):
+        with pa.memory_map(str(path), "r") as source:
+            tables.append(pa.ipc.open_stream(source).read_all())
+    return pa.concat_tables(tables)
+
+
+def column_bytes(out: Path, config_name: str, column: str) -> list[bytes]:
+    return [cell["bytes"] for cell in read_config(out, config_name).column(column).to_pylist()]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from builder.random_model import save_random_depth_model
+
+    return save_random_depth_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def small_args(tiny_model) -> list[str]:
+    return [*SMALL, "--depth-model", str(tiny_model)]
+
+
+@pytest.fixture(scope="session")
+def reference_dataset(tmp_path_factory, small_args) -> Path:
+    """One uninterrupted run of the small settings, shared (read-only) by the tests."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    run_generate(out, *small_args)
+    return out

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from conftest import GENERATE, REPO, encoded, run_generate, soft_disc_rgba, write_inputs
+from tests.conftest import GENERATE, encoded, env, read_config, run_generate, write_inputs
 from fgbg_depth import CONFIG_NAMES
 
 PLACEMENTS = 3
@@ -29,20 +29,15 @@ def runs(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("generate")
     bg_dir, fg_dir = write_inputs(root / "inputs", n_bg=2, n_fg=2)
     args = ["--bg-dir", bg_dir, "--fg-dir", fg_dir, "--depth-model", tiny_model, *COMMON]
-    two = run_generate([*args, "--output-dir", root / "two"], processes=2)
-    one = run_generate([*args, "--output-dir", root / "one"], processes=1)
+    two = run_generate(root / "two", *args, processes=2, launcher="accelerate")
+    one = run_generate(root / "one", *args)
     return {"root": root, "args": args, "two": root / "two", "one": root / "one", "two_log": two.stderr,
             "one_log": one.stderr}
 
 
 def shard_columns(out, config_name, column):
-    """Concatenated raw values of one column over a config's shards, in shard order."""
-    values = []
-    for path in sorted((out / "data" / config_name).glob("*.arrow")):
-        with pa.OSFile(str(path), "rb") as source:
-            for batch in pa.ipc.open_stream(source):
-                values += batch.column(column).to_pylist()
-    return values
+    """Raw values of one column over a config's shards, in shard order."""
+    return read_config(out, config_name).column(column).to_pylist()
 
 
 def test_row_counts_and_columns(runs):
@@ -132,16 +127,16 @@ def test_card_lists_configs_features_and_statistics(runs):
 
 def test_rerun_is_a_no_op_and_different_settings_are_refused(runs):
     before = {p: p.stat().st_mtime_ns for p in (runs["one"] / "data").rglob("*.arrow")}
-    run_generate([*runs["args"], "--output-dir", runs["one"]])
+    run_generate(runs["one"], *runs["args"])
     assert before == {p: p.stat().st_mtime_ns for p in (runs["one"] / "data").rglob("*.arrow")}
-    refused = run_generate([*runs["args"], "--output-dir", runs["one"], "--seed", 1], check=False)
+    refused = run_generate(runs["one"], *runs["args"], "--seed", 1, check=False)
     assert refused.returncode == 2 and "different settings" in refused.stderr and "--overwrite" in refused.stderr
 
 
 def test_killed_run_resumes_to_the_same_dataset(runs, tmp_path):
     out = tmp_path / "killed"
     command = [sys.executable, str(GENERATE), *map(str, runs["args"]), "--output-dir", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
     deadline = time.monotonic() + 120
     while not list((out / ".fgbg" / "done").glob("default-*.json")) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -149,7 +144,7 @@ def test_killed_run_resumes_to_the_same_dataset(runs, tmp_path):
     process.wait()
     assert not (out / "stats.json").exists(), "the run finished before it could be killed"
     assert not list((out / "data").rglob("*.tmp"))
-    run_generate([*runs["args"], "--output-dir", out])
+    run_generate(out, *runs["args"])
     for config_name in CONFIG_NAMES:
         for column in ("fg_bg", "mask", "depth") if config_name == "default" else ("image",):
             assert shard_columns(out, config_name, column) == shard_columns(runs["one"], config_name, column)
@@ -165,43 +160,42 @@ def test_invalid_inputs_exit_2_and_name_every_bad_file(tmp_path, tiny_model):
     (fg_dir / "opaque.png").write_bytes(encoded(Image.new("RGB", (20, 20), (9, 9, 9)), "PNG"))
     (fg_dir / "empty.png").write_bytes(encoded(Image.new("RGBA", (20, 20), (0, 0, 0, 0)), "PNG"))
     out = tmp_path / "out"
-    result = run_generate(["--bg-dir", bg_dir, "--fg-dir", fg_dir, "--output-dir", out,
-                           "--depth-model", tiny_model], check=False)
+    result = run_generate(out, "--bg-dir", bg_dir, "--fg-dir", fg_dir, "--depth-model", tiny_model, check=False)
     assert result.returncode == 2, result.stderr
     for name in ("truncated.jpg", "opaque.png", "empty.png"):
         assert name in result.stderr
     assert "RGBA PNG" in result.stderr and "fully transparent" in result.stderr
     assert "notes.txt" in result.stderr and "skipped" in result.stderr
     assert not out.exists()
-    launched = run_generate(["--bg-dir", bg_dir, "--fg-dir", fg_dir, "--output-dir", out, "--no-depth"],
-                            processes=2, check=False)
+    launched = run_generate(out, "--bg-dir", bg_dir, "--fg-dir", fg_dir, "--no-depth", processes=2,
+                            launcher="accelerate", check=False)
     assert launched.returncode != 0 and "truncated.jpg" in launched.stderr and not out.exists()
 
 
 def test_missing_model_fails_before_any_work_with_a_fix(tmp_path, inputs):
     out = tmp_path / "out"
-    result = run_generate(["--bg-dir", inputs[0], "--fg-dir", inputs[1], "--output-dir", out,
-                           "--depth-model", tmp_path / "no-such-model"], check=False)
+    result = run_generate(out, "--bg-dir", inputs[0], "--fg-dir", inputs[1], "--depth-model",
+                          tmp_path / "no-such-model", check=False)
     assert result.returncode == 2
     assert "could not be loaded" in result.stderr and "--no-depth" in result.stderr
     assert not out.exists()
 
 
 def test_bad_settings_exit_2(tmp_path, inputs):
-    result = run_generate(["--bg-dir", inputs[0], "--fg-dir", inputs[1], "--output-dir", tmp_path / "o",
-                           "--placements", 0, "--scale-min", 0.7, "--scale-max", 0.5], check=False)
+    result = run_generate(tmp_path / "o", "--bg-dir", inputs[0], "--fg-dir", inputs[1], "--placements", 0,
+                          "--scale-min", 0.7, "--scale-max", 0.5, check=False)
     assert result.returncode == 2
     assert "--placements 0" in result.stderr and "scale-min <= scale-max" in result.stderr
 
 
 def test_demo_without_depth_and_overwrite(tmp_path):
     out = tmp_path / "demo"
-    run_generate(["--demo", "--no-depth", "--output-dir", out, "--placements", 2])
+    run_generate(out, "--demo", "--no-depth", "--placements", 2)
     ds = datasets.load_dataset(str(out), split="train")
     assert ds.num_rows == 4 * 3 * 2 * 2 and "depth" not in ds.column_names
-    refused = run_generate(["--demo", "--no-depth", "--output-dir", out, "--placements", 3], check=False)
+    refused = run_generate(out, "--demo", "--no-depth", "--placements", 3, check=False)
     assert refused.returncode == 2
-    run_generate(["--demo", "--no-depth", "--output-dir", out, "--placements", 3, "--overwrite"])
+    run_generate(out, "--demo", "--no-depth", "--placements", 3, "--overwrite")
     assert datasets.load_dataset(str(out), split="train").num_rows == 4 * 3 * 2 * 3
     assert len(list((out / "data" / "default").glob("*.arrow"))) == 1
 
@@ -210,7 +204,7 @@ def test_output_dir_with_foreign_files_is_refused(tmp_path):
     out = tmp_path / "home"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
-    result = run_generate(["--demo", "--no-depth", "--output-dir", out], check=False)
+    result = run_generate(out, "--demo", "--no-depth", check=False)
     assert result.returncode == 2 and "other files" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
 
@@ -225,8 +219,8 @@ def test_python_builder_and_background_join(tmp_path, inputs):
     local = builder.as_dataset(split="train")
     assert local.num_rows == 2 * 2 * 2 * 2 and "depth" not in local.column_names
     out = tmp_path / "out"
-    run_generate(["--bg-dir", inputs[0], "--fg-dir", inputs[1], "--output-dir", out, "--no-depth",
-                  "--placements", 2, "--resolution", 64])
+    run_generate(out, "--bg-dir", inputs[0], "--fg-dir", inputs[1], "--no-depth", "--placements", 2,
+                 "--resolution", 64)
     generated = datasets.load_dataset(str(out), split="train")
     assert [np.asarray(r["mask"]).tobytes() for r in local] == [np.asarray(r["mask"]).tobytes() for r in generated]
     for streaming in (False, True):

@@ -1,0 +1,101 @@
+"""`scripts/generate.py` with a fault injected at a chosen point, for tests/test_fault_injection.py.
+
+    FGBG_FAULT=kill-after-batches:N   SIGKILL once N record batches are in shard temp files (mid shard write)
+    FGBG_FAULT=kill-before-marker:N   SIGKILL after the N-th shard is renamed into place, before its done marker
+    FGBG_FAULT=kill-after-grids:N     SIGKILL in the card step, after N sample grids are written
+    FGBG_FAULT=kill-in-stats          SIGKILL in the card step, half-way through writing stats.json
+    FGBG_FAULT=hold-until:PATH        after taking the lock, wait (holding it) until PATH exists, then go on
+    FGBG_FSIZE_LIMIT=BYTES            RLIMIT_FSIZE for this process, with SIGXFSZ ignored (writes fail EFBIG)
+
+The faults patch module attributes only; the code under test is otherwise the real generator.
+"""
+
+import os
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def die() -> None:
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install(fault: str) -> None:
+    from builder import card, shards
+
+    kind, _, arg = fault.partition(":")
+    count = {"n": 0}
+
+    if kind == "kill-after-batches":
+        original = shards.OutputStore.write_shard
+
+        def write_shard(self, task, schema, batches, on_rows=lambda n: None):
+            def counted():
+                for item in batches:
+                    yield item  # the writer has written the previous batch when it asks for the next
+                    count["n"] += 1
+                    if count["n"] == int(arg):
+                        die()
+            return original(self, task, schema, counted(), on_rows)
+
+        shards.OutputStore.write_shard = write_shard
+    elif kind == "kill-before-marker":
+        original_json = shards.atomic_write_json
+
+        def atomic_write_json(path, data):
+            if path.parent.name == "done":
+                count["n"] += 1
+                if count["n"] == int(arg):
+                    die()
+            original_json(path, data)
+
+        shards.atomic_write_json = atomic_write_json
+    elif kind == "kill-after-grids":
+        original_bytes = card.atomic_write_bytes
+
+        def atomic_write_bytes(path, data):
+            original_bytes(path, data)
+            if path.parent.name == "images":
+                count["n"] += 1
+                if count["n"] == int(arg):
+                    die()
+
+        card.atomic_write_bytes = atomic_write_bytes
+    elif kind == "kill-in-stats":
+        def atomic_write_json(path, data):
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text('{"rows": ')  # what a crash mid-write leaves behind
+            die()
+
+        card.atomic_write_json = atomic_write_json
+    elif kind == "hold-until":
+        original_prepare = shards.OutputStore.prepare
+
+        def prepare(self, manifest, overwrite):
+            original_prepare(self, manifest, overwrite)
+            print("holding the lock", file=sys.stderr, flush=True)
+            while not Path(arg).exists():
+                time.sleep(0.05)
+
+        shards.OutputStore.prepare = prepare
+    else:
+        raise SystemExit(f"unknown FGBG_FAULT {fault!r}")
+
+
+if __name__ == "__main__":
+    if os.environ.get("FGBG_FSIZE_LIMIT"):
+        limit = int(os.environ["FGBG_FSIZE_LIMIT"])
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    if os.environ.get("FGBG_FAULT"):
+        install(os.environ["FGBG_FAULT"])
+    sys.argv[0] = str(ROOT / "scripts" / "generate.py")
+    import runpy
+
+    runpy.run_path(sys.argv[0], run_name="__main__")

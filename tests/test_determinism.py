@@ -1,0 +1,77 @@
+"""Determinism across world sizes: 1, 2 and 3 CPU processes (torchrun) give the same dataset.
+
+`fg_bg` and `mask` (and every other non-depth column) are byte-identical whatever the process count. Depth
+comes from float32 CPU kernels whose reductions depend on the number of intra-op threads, and the generator
+gives each process cores // processes threads (2 for one process here, 1 for two or three). So:
+
+* same threads per process (the single process pinned to one core): every shard file and stats.json identical;
+* default threads: depth PNGs within a few 1/65535 steps of each other, stats.json identical except the
+  depth kinds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+import io
+
+from builder.verify import verify
+from fgbg_depth import CONFIG_NAMES
+from tests.conftest import read_config, run_generate
+
+DEPTH_COLUMNS = {"depth", "depth_min", "depth_max"}
+
+
+def pin_to_one_core() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, small_args, reference_dataset):
+    base = tmp_path_factory.mktemp("world-sizes")
+    outs = {"1": reference_dataset}
+    for processes in (2, 3):
+        outs[str(processes)] = base / f"processes-{processes}"
+        run_generate(outs[str(processes)], *small_args, processes=processes)
+    outs["1-one-core"] = base / "processes-1-one-core"
+    run_generate(outs["1-one-core"], *small_args, preexec_fn=pin_to_one_core)
+    return outs
+
+
+def shard_files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "data").rglob("*.arrow"))}
+
+
+def test_every_run_verifies(runs):
+    for name, out in runs.items():
+        report = verify(out)
+        assert report.ok, f"{name} processes:\n" + "\n".join(report.problems)
+
+
+@pytest.mark.parametrize("processes", ["2", "3"])
+def test_fg_bg_and_mask_identical_at_default_threads(runs, processes):
+    one, many = runs["1"], runs[processes]
+    for name in CONFIG_NAMES:
+        ours, theirs = read_config(one, name), read_config(many, name)
+        for column in set(ours.column_names) - DEPTH_COLUMNS:
+            assert ours.column(column).equals(theirs.column(column)), f"{name}.{column}"
+    a = read_config(one, "default").column("depth").to_pylist()
+    b = read_config(many, "default").column("depth").to_pylist()
+    worst = max(int(np.abs(np.asarray(Image.open(io.BytesIO(x["bytes"]))).astype(np.int64)
+                           - np.asarray(Image.open(io.BytesIO(y["bytes"])))).max()) for x, y in zip(a, b))
+    assert worst <= 4, f"depth differs by {worst}/65535 between 1 and {processes} processes"
+    stats_one, stats_many = (json.loads((out / "stats.json").read_text()) for out in (one, many))
+    for kind in ("fg_bg", "mask", "bg", "fg", "fg_mask"):
+        assert stats_one["kinds"][kind] == stats_many["kinds"][kind], kind
+    assert stats_one["rows"] == stats_many["rows"] and stats_one["shards"] == stats_many["shards"]
+
+
+def test_everything_identical_at_equal_threads_per_process(runs):
+    reference = runs["1-one-core"]
+    for processes in ("2", "3"):
+        assert shard_files(runs[processes]) == shard_files(reference), f"{processes} processes"
+        assert (runs[processes] / "stats.json").read_bytes() == (reference / "stats.json").read_bytes()
