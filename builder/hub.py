@@ -25,7 +25,8 @@ from fgbg_depth import CONFIG_NAMES, features
 
 DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundred MB" per Parquet file
 DEFAULT_ROW_GROUP_ROWS = 100  # the viewer reads whole row groups (at most ~286 MiB): keep them small
-EXPORT_NAMES = ("README.md", "data", "images")  # everything an export folder holds
+# everything an export folder holds; manifest.json lets scripts/verify.py check the export itself
+EXPORT_NAMES = ("README.md", "manifest.json", "stats.json", "data", "images")
 REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
 _ARROW_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d{5}-of-\d{5}\.arrow$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -242,6 +243,8 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
                      for s in sources if s.config_name == name] for name in CONFIG_NAMES}
     card = render_card(manifest, stats, data_files, sizes, grids, repo_id, license_id, splits=splits)
     (building / "README.md").write_text(card)
+    for name in ("manifest.json", "stats.json"):
+        shutil.copyfile(out / name, building / name)
     if folder.exists():
         shutil.rmtree(folder)
     building.replace(folder)

@@ -21,9 +21,7 @@ from PIL import Image
 from builder.config import UsageError
 from builder.hub import rebatch, resolve_license, row_group_rows
 from fgbg_depth import CONFIG_NAMES, features
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_hub import FakeHub  # noqa: E402
+from tests.fake_hub import FakeHub
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_fakeTOKEN_d0n0tLeak_7f3a9c"
@@ -106,8 +104,11 @@ def test_export_only_writes_the_hub_folder(depth_out, tmp_path):
                 home=tmp_path / "home", token=None)
     assert done.returncode == 0, done.stderr
     assert "parquet" in done.stderr  # conversion progress
-    assert sorted(p.name for p in export.iterdir()) == ["README.md", "data", "images"]
+    assert sorted(p.name for p in export.iterdir()) == ["README.md", "data", "images", "manifest.json", "stats.json"]
     stats = json.loads((depth_out / "stats.json").read_text())
+    checked = subprocess.run([sys.executable, str(ROOT / "scripts" / "verify.py"), str(export)], capture_output=True,
+                             text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # the export verifies on its own
 
     header = card_header(export)
     assert [c["config_name"] for c in header["configs"]] == list(CONFIG_NAMES)
