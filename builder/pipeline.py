@@ -4,6 +4,7 @@ on the main process (statistics, sample grids, card)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -12,10 +13,11 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
+from PIL import Image
 
 from builder import card
 from builder.assets import Inputs, load_inputs
-from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
+from builder.composite import composite, mask_bbox, placed_mask, prepare_foreground, resize_prepared
 from builder.config import GenerateConfig
 from builder.depth import DepthEstimator
 from builder.encode import decode, encode_jpeg, encode_png, encode_png16, image_cell
@@ -45,6 +47,11 @@ class Job:
     @property
     def space(self) -> SampleSpace:
         return SampleSpace(len(self.inputs.backgrounds), len(self.inputs.foregrounds), self.config.placements)
+
+    @functools.cached_property
+    def prepared_foregrounds(self) -> list[tuple[Image.Image, Image.Image]]:
+        """Per foreground: (plain, flipped), premultiplied once; samples only resize them."""
+        return [(prepare_foreground(fg, False), prepare_foreground(fg, True)) for fg in self.inputs.foregrounds]
 
     def num_rows(self, config_name: str) -> int:
         return {"default": len(self.space), "backgrounds": self.space.n_bg, "foregrounds": self.space.n_fg}[config_name]
@@ -94,7 +101,7 @@ class Job:
         foreground = self.inputs.foregrounds[fg_id]
         placement = draw_placement(config.seed, index, *foreground.shape[:2], config.resolution,
                                    config.scale_min, config.scale_max)
-        placed = placed_foreground(foreground, bool(flip), placement)
+        placed = resize_prepared(self.prepared_foregrounds[fg_id][flip], placement)
         mask = placed_mask(placed, placement, config.resolution, config.mask_threshold)
         jpeg = encode_jpeg(composite(self.inputs.backgrounds[bg_id], placed, placement), config.jpeg_quality)
         stored = decode(jpeg)  # depth and statistics see the composite exactly as users will
