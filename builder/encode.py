@@ -35,7 +35,14 @@ def encode_png16(depth: np.ndarray) -> bytes:
 
 def decode(data: bytes) -> np.ndarray:
     """Pixels exactly as a user of the dataset gets them (datasets decodes with PIL)."""
-    return np.asarray(Image.open(io.BytesIO(data)))
+    return np.asarray(decode_image(data))
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """The decoded PIL image (loaded), for PIL-side statistics without copying into numpy."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
 
 
 def image_cell(data: bytes) -> dict:

@@ -30,6 +30,18 @@ def channel_moments(pixels: np.ndarray) -> tuple[list[int], list[int]]:
     return sums, squares
 
 
+def moments_from_histogram(histogram, channels: int) -> tuple[list[int], list[int]]:
+    """Exact sums from a uint8 image's per-channel histogram (PIL's Image.histogram(): 256 counts per band)."""
+    counts = np.asarray(histogram, dtype=np.int64).reshape(channels, 256)
+    return [int(v) for v in counts @ _VALUES8], [int(v) for v in counts @ _SQUARES8]
+
+
+def binary_mask_moments(mask: np.ndarray, value: int = 255) -> tuple[list[int], list[int]]:
+    """Moments of a single-channel mask whose pixels are all 0 or `value` (as our masks are by construction)."""
+    on = int(np.count_nonzero(mask))
+    return [value * on], [value * value * on]
+
+
 @dataclasses.dataclass
 class ImageStats:
     """Integer sums (Python ints never overflow), so merging shards and processes is exact."""
@@ -42,7 +54,10 @@ class ImageStats:
     sums_of_squares: list[int] = dataclasses.field(default_factory=list)
 
     def add(self, pixels: np.ndarray, encoded_bytes: int) -> None:
-        sums, squares = channel_moments(pixels)
+        self.add_moments(*channel_moments(pixels), pixels.shape[0] * pixels.shape[1], encoded_bytes)
+
+    def add_moments(self, sums: list[int], squares: list[int], pixels: int, encoded_bytes: int) -> None:
+        """One image given by its exact per-channel sums and sums of squares."""
         if not self.sums:
             self.sums, self.sums_of_squares = [0] * len(sums), [0] * len(sums)
         if len(sums) != len(self.sums):
@@ -51,7 +66,7 @@ class ImageStats:
         self.sums_of_squares = [a + b for a, b in zip(self.sums_of_squares, squares)]
         self.count += 1
         self.encoded_bytes += encoded_bytes
-        self.pixels += pixels.shape[0] * pixels.shape[1]
+        self.pixels += pixels
 
     def merge(self, other: "ImageStats") -> "ImageStats":
         if not self.count:
