@@ -104,8 +104,13 @@ class DepthEstimator:
                               for s in range(0, len(images), CPU_MICRO_BATCH)])
         return self._predict_raw(images)
 
-    def _predict_raw(self, images: np.ndarray) -> torch.Tensor:
-        resolution = images.shape[1]
+    @torch.inference_mode()
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """B x R x R x 3 uint8 -> the model's B x 3 x S x S input on the device, as the pipeline's image
+        processor makes it: bicubic (PIL's kernel, antialiased) resize rounded to integers, then
+        rescale and normalise. Equals DPTImageProcessor's pixels except where PIL's fixed-point
+        resampling rounds the other way (a few % of values, by at most 3 levels; see
+        tests/test_depth_parity.py)."""
         batch = torch.from_numpy(images)
         if self.device.type == "cuda":
             batch = batch.pin_memory()
@@ -113,9 +118,12 @@ class DepthEstimator:
         size = (self.input_size, self.input_size)
         if size != tuple(batch.shape[-2:]):
             batch = F.interpolate(batch, size=size, mode="bicubic", align_corners=False, antialias=True)
-            batch = batch.clamp_(0, 255)
-        pixels = ((batch - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        predicted = self.model(pixel_values=pixels).predicted_depth.float()
+            batch = batch.clamp_(0, 255).round_()  # PIL resizes to uint8: same rounding as the pipeline
+        return ((batch - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
+
+    def _predict_raw(self, images: np.ndarray) -> torch.Tensor:
+        resolution = images.shape[1]
+        predicted = self.model(pixel_values=self.preprocess(images)).predicted_depth.float()
         return F.interpolate(predicted[:, None], size=(resolution, resolution), mode="bicubic",
                              align_corners=False)[:, 0]
 
