@@ -13,11 +13,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 
 from builder import card
 from builder.assets import Inputs, load_inputs
-from builder.composite import composite, mask_bbox, placed_mask, prepare_foreground, resize_prepared
+from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.config import GenerateConfig
 from builder.depth import DepthEstimator
 from builder.encode import decode, decode_image, encode_jpeg, encode_png, encode_png16, image_cell
@@ -49,9 +48,9 @@ class Job:
         return SampleSpace(len(self.inputs.backgrounds), len(self.inputs.foregrounds), self.config.placements)
 
     @functools.cached_property
-    def prepared_foregrounds(self) -> list[tuple[Image.Image, Image.Image]]:
-        """Per foreground: (plain, flipped), premultiplied once; samples only resize them."""
-        return [(prepare_foreground(fg, False), prepare_foreground(fg, True)) for fg in self.inputs.foregrounds]
+    def foreground_cache(self) -> ForegroundCache:
+        """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
+        return ForegroundCache(self.inputs.foregrounds)
 
     def num_rows(self, config_name: str) -> int:
         return {"default": len(self.space), "backgrounds": self.space.n_bg, "foregrounds": self.space.n_fg}[config_name]
@@ -101,7 +100,7 @@ class Job:
         foreground = self.inputs.foregrounds[fg_id]
         placement = draw_placement(config.seed, index, *foreground.shape[:2], config.resolution,
                                    config.scale_min, config.scale_max)
-        placed = resize_prepared(self.prepared_foregrounds[fg_id][flip], placement)
+        placed = self.foreground_cache.placed(fg_id, flip, placement)
         mask = placed_mask(placed, placement, config.resolution, config.mask_threshold)
         jpeg = encode_jpeg(composite(self.inputs.backgrounds[bg_id], placed, placement), config.jpeg_quality)
         stored = decode_image(jpeg)  # depth and statistics see the composite exactly as users will
