@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+# OpenMP threads that spin at barriers collapse when the cores are shared (our own CPU worker threads,
+# other processes): measured on 2 busy cores, V2-Small at 224 ran at 0.6 maps/s with the default
+# (active) policy and 4.5 maps/s with PASSIVE. libgomp reads this once, when torch loads it, so it
+# is set before the first `import torch` of the generator; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# On CPU a batch runs through the model in slices of this many images: the same FLOPs, and the
+# activations (hundreds of MB per image at 518) stay bounded whatever --batch-size is.
+CPU_MICRO_BATCH = 8
+
+
+def retain_freed_memory() -> bool:
+    """glibc only: keep freed memory in the heap instead of returning it to the kernel.
+
+    Every forward pass allocates and frees the same large activations; by default glibc serves them
+    with fresh mmap()s, so each pass page-faults hundreds of MB again (the run's high system time).
+    With mmap off and trimming off the heap is reused: peak RSS is unchanged, page faults go away."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 2 ** 62))  # M_MMAP_MAX=0, M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 class DepthModelError(Exception):
@@ -66,15 +90,27 @@ class DepthEstimator:
                     + "or pass --no-depth to build composites and masks without depth.")
             raise DepthModelError(hint) from err
         model.to(device).eval()
-        if device.type == "cuda":
-            model.to(memory_format=torch.channels_last)
+        if device.type == "cpu":
+            retain_freed_memory()
+        model.to(memory_format=torch.channels_last)  # the DPT neck and head are convolutions (CPU too)
         revision = getattr(model.config, "_commit_hash", None) or "local"
         return cls(model, processor.image_mean, processor.image_std, input_size, device, dtype, revision)
 
     @torch.inference_mode()
     def predict_raw(self, images: np.ndarray) -> torch.Tensor:
         """B x R x R x 3 uint8 -> B x R x R float32 relative inverse depth (on the device)."""
-        resolution = images.shape[1]
+        if self.device.type == "cpu" and len(images) > CPU_MICRO_BATCH:
+            return torch.cat([self._predict_raw(images[s:s + CPU_MICRO_BATCH])
+                              for s in range(0, len(images), CPU_MICRO_BATCH)])
+        return self._predict_raw(images)
+
+    @torch.inference_mode()
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        """B x R x R x 3 uint8 -> the model's B x 3 x S x S input on the device, as the pipeline's image
+        processor makes it: bicubic (PIL's kernel, antialiased) resize rounded to integers, then
+        rescale and normalise. Equals DPTImageProcessor's pixels except where PIL's fixed-point
+        resampling rounds the other way (a few % of values, by at most 3 levels; see
+        tests/test_depth_parity.py)."""
         batch = torch.from_numpy(images)
         if self.device.type == "cuda":
             batch = batch.pin_memory()
@@ -82,11 +118,12 @@ class DepthEstimator:
         size = (self.input_size, self.input_size)
         if size != tuple(batch.shape[-2:]):
             batch = F.interpolate(batch, size=size, mode="bicubic", align_corners=False, antialias=True)
-            batch = batch.clamp_(0, 255)
-        pixels = ((batch - self.mean) / self.std).to(self.dtype)
-        if self.device.type == "cuda":
-            pixels = pixels.contiguous(memory_format=torch.channels_last)
-        predicted = self.model(pixel_values=pixels).predicted_depth.float()
+            batch = batch.clamp_(0, 255).round_()  # PIL resizes to uint8: same rounding as the pipeline
+        return ((batch - self.mean) / self.std).to(self.dtype).contiguous(memory_format=torch.channels_last)
+
+    def _predict_raw(self, images: np.ndarray) -> torch.Tensor:
+        resolution = images.shape[1]
+        predicted = self.model(pixel_values=self.preprocess(images)).predicted_depth.float()
         return F.interpolate(predicted[:, None], size=(resolution, resolution), mode="bicubic",
                              align_corners=False)[:, 0]
 

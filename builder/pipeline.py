@@ -4,6 +4,7 @@ on the main process (statistics, sample grids, card)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -15,14 +16,14 @@ import pyarrow as pa
 
 from builder import card
 from builder.assets import Inputs, load_inputs
-from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
+from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.config import GenerateConfig
 from builder.depth import DepthEstimator
-from builder.encode import decode, encode_jpeg, encode_png, encode_png16, image_cell
+from builder.encode import decode, decode_image, encode_jpeg, encode_png, encode_png16, image_cell
 from builder.plan import SampleSpace, ShardTask, draw_placement, shard_tasks, tasks_for_process
 from builder.progress import JobProgress
 from builder.shards import OutputStore
-from builder.stats import ImageStats, merge_all
+from builder.stats import ImageStats, binary_mask_moments, merge_all, moments_from_histogram
 from fgbg_depth import CONFIG_NAMES, features
 
 STAT_MAX = {"fg_bg": 255, "mask": 255, "depth": 65535, "bg": 255, "bg_depth": 65535, "fg": 255, "fg_mask": 255}
@@ -45,6 +46,11 @@ class Job:
     @property
     def space(self) -> SampleSpace:
         return SampleSpace(len(self.inputs.backgrounds), len(self.inputs.foregrounds), self.config.placements)
+
+    @functools.cached_property
+    def foreground_cache(self) -> ForegroundCache:
+        """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
+        return ForegroundCache(self.inputs.foregrounds)
 
     def num_rows(self, config_name: str) -> int:
         return {"default": len(self.space), "backgrounds": self.space.n_bg, "foregrounds": self.space.n_fg}[config_name]
@@ -94,15 +100,19 @@ class Job:
         foreground = self.inputs.foregrounds[fg_id]
         placement = draw_placement(config.seed, index, *foreground.shape[:2], config.resolution,
                                    config.scale_min, config.scale_max)
-        placed = placed_foreground(foreground, bool(flip), placement)
+        placed = self.foreground_cache.placed(fg_id, flip, placement)
         mask = placed_mask(placed, placement, config.resolution, config.mask_threshold)
         jpeg = encode_jpeg(composite(self.inputs.backgrounds[bg_id], placed, placement), config.jpeg_quality)
-        stored = decode(jpeg)  # depth and statistics see the composite exactly as users will
+        stored = decode_image(jpeg)  # depth and statistics see the composite exactly as users will
         png = encode_png(mask)
         row = {"fg_bg": image_cell(jpeg), "mask": image_cell(png), "sample_id": index, "bg_id": bg_id,
                "fg_id": fg_id, "flip": bool(flip), "x": placement.x, "y": placement.y, "scale": placement.scale,
                "bbox": mask_bbox(mask)}
-        return row, {"fg_bg": _stats("fg_bg", stored, jpeg), "mask": _stats("mask", mask, png)}, stored
+        pixels = config.resolution * config.resolution
+        stats = {"fg_bg": ImageStats(STAT_MAX["fg_bg"]), "mask": ImageStats(STAT_MAX["mask"])}
+        stats["fg_bg"].add_moments(*moments_from_histogram(stored.histogram(), 3), pixels, len(jpeg))
+        stats["mask"].add_moments(*binary_mask_moments(mask), pixels, len(png))
+        return row, stats, (np.asarray(stored) if self.estimator is not None else None)
 
     def _background_row(self, bg_id: int) -> tuple[dict, dict[str, ImageStats], np.ndarray]:
         jpeg = encode_jpeg(self.inputs.backgrounds[bg_id], self.config.jpeg_quality)
