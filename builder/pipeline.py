@@ -23,16 +23,15 @@ from builder.encode import decode, decode_image, encode_jpeg, encode_png, encode
 from builder.plan import SampleSpace, ShardTask, draw_placement, shard_tasks, tasks_for_process
 from builder.progress import JobProgress
 from builder.shards import OutputStore
-from builder.stats import ImageStats, binary_mask_moments, merge_all, moments_from_histogram
+from builder.stats import ImageStats, StatsBook, binary_mask_moments, merge_all, moments_from_histogram
 from fgbg_depth import CONFIG_NAMES, features
 
-STAT_MAX = {"fg_bg": 255, "mask": 255, "depth": 65535, "bg": 255, "bg_depth": 65535, "fg": 255, "fg_mask": 255}
 
 
-def _stats(kind: str, pixels: np.ndarray, encoded: bytes) -> ImageStats:
-    stats = ImageStats(STAT_MAX[kind])
-    stats.add(pixels, len(encoded))
-    return stats
+def _pieces(items, workers: int) -> list:
+    """`items` cut into at most `workers` contiguous slices: one task per worker thread, not one per row."""
+    step = -(-len(items) // workers)
+    return [items[s:s + step] for s in range(0, len(items), step)]
 
 
 @dataclasses.dataclass
@@ -68,33 +67,57 @@ class Job:
         return {"format": 1, "settings": self.config.content_settings(), "inputs": self.inputs.manifest(),
                 "model": model, "versions": card.library_versions()}
 
-    def render(self, task: ShardTask, pool: Executor) -> Iterator[tuple[pa.RecordBatch, dict[str, ImageStats]]]:
+    def render(self, task: ShardTask, pool: Executor, workers: int = 1
+               ) -> Iterator[tuple[pa.RecordBatch, dict[str, ImageStats]]]:
         """Record batches of one shard; CPU work for the next batch runs in `pool` while depth runs on this one."""
         size = self.config.batch_size
         render_row = {"default": self._sample_row, "backgrounds": self._background_row,
                       "foregrounds": self._foreground_row}[task.config_name]
         schema = self.schema(task.config_name)
-        chunks = [range(s, min(s + size, task.stop)) for s in range(task.start, task.stop, size)]
-        pending = [pool.submit(render_row, i) for i in chunks[0]] if chunks else []
-        for n in range(len(chunks)):
-            results = [future.result() for future in pending]
-            pending = [pool.submit(render_row, i) for i in chunks[n + 1]] if n + 1 < len(chunks) else []
-            rows = [row for row, _, _ in results]
-            parts = [part for _, part, _ in results]
-            depth_inputs = [pixels for _, _, pixels in results if pixels is not None]
+        batches = [range(s, min(s + size, task.stop)) for s in range(task.start, task.stop, size)]
+
+        def submit(batch: range) -> list:
+            return [pool.submit(self._render_rows, render_row, piece) for piece in _pieces(batch, workers)]
+
+        pending = submit(batches[0]) if batches else []
+        for n in range(len(batches)):
+            pieces = [future.result() for future in pending]
+            pending = submit(batches[n + 1]) if n + 1 < len(batches) else []
+            rows = [row for piece_rows, _, _ in pieces for row in piece_rows]
+            stats = merge_all([piece_stats for _, piece_stats, _ in pieces])
+            depth_inputs = [image for _, _, images in pieces for image in images if image is not None]
             if self.estimator is not None and depth_inputs:
                 kind = "depth" if task.config_name == "default" else "bg_depth"
-                parts += self._add_depth(rows, np.stack(depth_inputs), kind, pool)
-            yield pa.RecordBatch.from_pylist(rows, schema=schema), merge_all(parts)
+                stats = merge_all([stats, self._add_depth(rows, np.stack(depth_inputs), kind, pool, workers)])
+            yield pa.RecordBatch.from_pylist(rows, schema=schema), stats
 
-    def _add_depth(self, rows: list[dict], images: np.ndarray, kind: str, pool: Executor) -> list[dict]:
+    @staticmethod
+    def _render_rows(render_row, indices: range) -> tuple[list[dict], StatsBook, list]:
+        """Rows of contiguous indices, their statistics summed here in the worker."""
+        stats, rows, images = StatsBook(), [], []
+        for index in indices:
+            row, image = render_row(index, stats)
+            rows.append(row)
+            images.append(image)
+        return rows, stats, images
+
+    def _add_depth(self, rows: list[dict], images: np.ndarray, kind: str, pool: Executor, workers: int) -> StatsBook:
         prediction = self.estimator.predict(images)
-        encoded = list(pool.map(encode_png16, prediction.depth))
+
+        def encode(depths: np.ndarray) -> tuple[list[bytes], StatsBook]:
+            stats, encoded = StatsBook(), []
+            for depth in depths:
+                encoded.append(encode_png16(depth))
+                stats[kind].add(depth, len(encoded[-1]))
+            return encoded, stats
+
+        pieces = list(pool.map(encode, _pieces(prediction.depth, workers)))
+        encoded = [data for piece, _ in pieces for data in piece]
         for row, data, low, high in zip(rows, encoded, prediction.depth_min, prediction.depth_max):
             row.update(depth=image_cell(data), depth_min=float(low), depth_max=float(high))
-        return [{kind: _stats(kind, depth, data)} for depth, data in zip(prediction.depth, encoded)]
+        return merge_all([stats for _, stats in pieces])
 
-    def _sample_row(self, index: int) -> tuple[dict, dict[str, ImageStats], np.ndarray]:
+    def _sample_row(self, index: int, stats: StatsBook) -> tuple[dict, np.ndarray | None]:
         config = self.config
         bg_id, fg_id, flip, _ = self.space.decompose(index)
         foreground = self.inputs.foregrounds[fg_id]
@@ -109,24 +132,24 @@ class Job:
                "fg_id": fg_id, "flip": bool(flip), "x": placement.x, "y": placement.y, "scale": placement.scale,
                "bbox": mask_bbox(mask)}
         pixels = config.resolution * config.resolution
-        stats = {"fg_bg": ImageStats(STAT_MAX["fg_bg"]), "mask": ImageStats(STAT_MAX["mask"])}
         stats["fg_bg"].add_moments(*moments_from_histogram(stored.histogram(), 3), pixels, len(jpeg))
         stats["mask"].add_moments(*binary_mask_moments(mask), pixels, len(png))
-        return row, stats, (np.asarray(stored) if self.estimator is not None else None)
+        return row, (np.asarray(stored) if self.estimator is not None else None)
 
-    def _background_row(self, bg_id: int) -> tuple[dict, dict[str, ImageStats], np.ndarray]:
+    def _background_row(self, bg_id: int, stats: StatsBook) -> tuple[dict, np.ndarray]:
         jpeg = encode_jpeg(self.inputs.backgrounds[bg_id], self.config.jpeg_quality)
         stored = decode(jpeg)
-        row = {"bg_id": bg_id, "image": image_cell(jpeg), "source": self.inputs.bg_files[bg_id].name}
-        return row, {"bg": _stats("bg", stored, jpeg)}, stored
+        stats["bg"].add(stored, len(jpeg))
+        return {"bg_id": bg_id, "image": image_cell(jpeg), "source": self.inputs.bg_files[bg_id].name}, stored
 
-    def _foreground_row(self, fg_id: int) -> tuple[dict, dict[str, ImageStats], None]:
+    def _foreground_row(self, fg_id: int, stats: StatsBook) -> tuple[dict, None]:
         rgba = self.inputs.foregrounds[fg_id]
         mask = np.where(rgba[..., 3] >= self.config.mask_threshold, 255, 0).astype(np.uint8)
         image, mask_png = encode_png(rgba), encode_png(mask)
-        row = {"fg_id": fg_id, "image": image_cell(image), "mask": image_cell(mask_png),
-               "source": self.inputs.fg_files[fg_id].name}
-        return row, {"fg": _stats("fg", rgba, image), "fg_mask": _stats("fg_mask", mask, mask_png)}, None
+        stats["fg"].add(rgba, len(image))
+        stats["fg_mask"].add(mask, len(mask_png))
+        return {"fg_id": fg_id, "image": image_cell(image), "mask": image_cell(mask_png),
+                "source": self.inputs.fg_files[fg_id].name}, None
 
 
 def cpu_threads(num_local_processes: int) -> int:
@@ -150,9 +173,10 @@ def iter_rows(config: GenerateConfig, config_name: str) -> Iterator[dict]:
     import torch
 
     job = load_job(config, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    with ThreadPoolExecutor(cpu_threads(1)) as pool:
+    threads = cpu_threads(1)
+    with ThreadPoolExecutor(threads) as pool:
         for task in shard_tasks(config_name, job.num_rows(config_name), config.shard_size):
-            for batch, _ in job.render(task, pool):
+            for batch, _ in job.render(task, pool, threads):
                 yield from batch.to_pylist()
 
 
@@ -181,7 +205,8 @@ def run(config: GenerateConfig) -> dict | None:
     progress = JobProgress(store, tasks, enabled=state.is_main_process)
     with ThreadPoolExecutor(threads) as pool:
         for task in mine:
-            store.write_shard(task, job.schema(task.config_name), job.render(task, pool), on_rows=progress.advance)
+            store.write_shard(task, job.schema(task.config_name), job.render(task, pool, threads),
+                              on_rows=progress.advance)
             progress.shard_done()
     if not state.is_main_process:
         return None

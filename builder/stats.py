@@ -98,6 +98,18 @@ class ImageStats:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
+# Peak value of each kind's stored pixels: statistics are scaled to [0, 1] by it.
+MAX_VALUE = {"fg_bg": 255, "mask": 255, "depth": 65535, "bg": 255, "bg_depth": 65535, "fg": 255, "fg_mask": 255}
+
+
+class StatsBook(dict):
+    """kind -> ImageStats, each created on first use with its kind's peak value."""
+
+    def __missing__(self, kind: str) -> ImageStats:
+        self[kind] = ImageStats(MAX_VALUE[kind])
+        return self[kind]
+
+
 def merge_all(parts: list[dict[str, ImageStats]]) -> dict[str, ImageStats]:
     merged: dict[str, ImageStats] = {}
     for part in parts:

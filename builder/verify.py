@@ -40,12 +40,11 @@ from PIL import Image
 from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
 from builder.plan import Placement, SampleSpace, draw_placement, placed_size, shard_tasks
 from builder.shards import STATE_DIR
-from builder.stats import ImageStats
+from builder.stats import MAX_VALUE, ImageStats
 from fgbg_depth import CONFIG_NAMES, features
 
 SHARD_NAME = re.compile(r"^train-(\d{5})-of-(\d{5})\.(arrow|parquet)$")
 KEY_COLUMN = {"default": "sample_id", "backgrounds": "bg_id", "foregrounds": "fg_id"}
-STAT_MAX = {"fg_bg": 255, "mask": 255, "depth": 65535, "bg": 255, "bg_depth": 65535, "fg": 255, "fg_mask": 255}
 MAX_MESSAGES = 200  # problems kept verbatim; the rest are counted
 
 
@@ -348,7 +347,7 @@ class Verifier:
     def add_stats(self, kind: str, pixels: np.ndarray, data: bytes) -> None:
         if self.full:
             with self.lock:
-                self.stats.setdefault(kind, ImageStats(STAT_MAX[kind])).add(pixels, len(data))
+                self.stats.setdefault(kind, ImageStats(MAX_VALUE[kind])).add(pixels, len(data))
 
     def read_shard(self, shard: Shard, check_row) -> int:
         """Run `check_row(where, row, with_images)` on each row; returns the number of rows."""
