@@ -27,7 +27,6 @@ from builder.stats import ImageStats, StatsBook, binary_mask_moments, merge_all,
 from fgbg_depth import CONFIG_NAMES, features
 
 
-
 def _pieces(items, workers: int) -> list:
     """`items` cut into at most `workers` contiguous slices: one task per worker thread, not one per row."""
     step = -(-len(items) // workers)

@@ -303,7 +303,6 @@ def depth_images(count: int):
     import numpy as np
 
     from builder.demo import _background, _foreground
-    from PIL import Image
 
     images = []
     for i in range(count):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import time
 
 import datasets
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
