@@ -10,11 +10,10 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import yaml
 from PIL import Image
 
-from builder.shards import OutputStore, atomic_write_bytes, atomic_write_json
+from builder.shards import OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
 from builder.stats import ImageStats, merge_all
 from fgbg_depth import CONFIG_NAMES, features
 
@@ -64,15 +63,14 @@ def _read_spread_images(store: OutputStore, tasks, column: str, count: int) -> l
         if not rows:
             continue
         offset = 0
-        with pa.OSFile(str(store.shard_path(task)), "rb") as source:
-            for batch in pa.ipc.open_stream(source):
-                cells = batch.column(column)
-                for row in rows:
-                    if offset <= row < offset + batch.num_rows:
-                        images.append(Image.open(io.BytesIO(cells[row - offset]["bytes"].as_py())))
-                offset += batch.num_rows
-                if offset > rows[-1]:
-                    break
+        for batch in read_shard_batches(store.shard_path(task)):
+            cells = batch.column(column)
+            for row in rows:
+                if offset <= row < offset + batch.num_rows:
+                    images.append(Image.open(io.BytesIO(cells[row - offset]["bytes"].as_py())))
+            offset += batch.num_rows
+            if offset > rows[-1]:
+                break
     return images
 
 

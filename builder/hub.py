@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from builder.card import GRID_KINDS, license_for_model, render_card
 from builder.config import UsageError
 from builder.plan import ShardTask
-from builder.shards import OutputStore, atomic_write_json
+from builder.shards import OutputStore, atomic_write_json, read_shard_batches, read_shard_schema
 from fgbg_depth import CONFIG_NAMES, features
 
 DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundred MB" per Parquet file
@@ -131,13 +131,6 @@ def row_group_rows(rows: int, num_bytes: int, cap: int = DEFAULT_ROW_GROUP_ROWS)
     return max(1, min(cap, get_writer_batch_size_from_data_size(rows, num_bytes)))
 
 
-def iter_arrow_batches(paths: Iterable[Path]) -> Iterator[pa.RecordBatch]:
-    """Record batches of Arrow IPC stream shards, one at a time (memory stays flat)."""
-    for path in paths:
-        with pa.OSFile(str(path), "rb") as source:
-            yield from pa.ipc.open_stream(source)
-
-
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
     """Tables of exactly `rows` rows (the last one may be shorter): one Parquet row group each."""
     pending: list[pa.RecordBatch] = []
@@ -159,8 +152,7 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     """One config/split as `<split>-0000i-of-0000n.parquet` files of at most about `max_file_bytes`, with
     datasets' Parquet options (images stored uncompressed PLAIN, content-defined chunking so a re-upload of
     regenerated data deduplicates), the page index, and the HF features in the schema metadata."""
-    with pa.OSFile(str(source.paths[0]), "rb") as first:
-        schema = pa.ipc.open_stream(first).schema
+    schema = read_shard_schema(source.paths[0])
     options = get_parquet_column_options(features(source.config_name, "depth" in schema.names), schema)
     parts: list[dict] = []
     writer = sink = None
@@ -170,7 +162,8 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
         sink.close()
         parts[-1]["bytes"] = Path(parts[-1]["tmp"]).stat().st_size
 
-    for table in rebatch(iter_arrow_batches(source.paths), group_rows):
+    batches = (batch for path in source.paths for batch in read_shard_batches(path))
+    for table in rebatch(batches, group_rows):
         if writer is None:
             tmp = dest / f".{source.split}-{len(parts):05d}.parquet.tmp"
             parts.append({"tmp": tmp, "rows": 0, "row_groups": []})

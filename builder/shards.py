@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +18,17 @@ from builder.stats import ImageStats
 STATE_DIR = ".fgbg"  # hidden: datasets ignores it when resolving data files
 GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", "manifest.json")
 TMP_SUFFIX = ".tmp"
+
+
+def read_shard_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """Record batches of one Arrow IPC stream shard, one at a time (memory stays flat)."""
+    with pa.OSFile(str(path), "rb") as source:
+        yield from pa.ipc.open_stream(source)
+
+
+def read_shard_schema(path: Path) -> pa.Schema:
+    with pa.OSFile(str(path), "rb") as source:
+        return pa.ipc.open_stream(source).schema
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -13,7 +13,7 @@ against the code's definition, not against a second implementation of it:
   `fg_bg` equals the recomposite over the stored background (see `composite_error`);
 * statistics: `stats.json` equals a recomputation from the decoded images (full pass only).
 
-Shards are read one record batch at a time (Arrow IPC streams memory-mapped, Parquet by row batch),
+Shards are read one record batch at a time (Arrow IPC streams batch by batch, Parquet by row batch),
 so memory does not grow with the number of rows; only a bitmap of seen sample ids (1 byte per sample)
 and the decoded backgrounds and foregrounds stay resident.
 """
@@ -39,7 +39,7 @@ from PIL import Image
 
 from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
 from builder.plan import Placement, SampleSpace, draw_placement, placed_size, shard_tasks
-from builder.shards import STATE_DIR
+from builder.shards import STATE_DIR, read_shard_batches, read_shard_schema
 from builder.stats import MAX_VALUE, ImageStats
 from fgbg_depth import CONFIG_NAMES, features
 
@@ -123,19 +123,17 @@ class Shard:
 
 
 def iter_batches(path: Path, batch_rows: int = 64) -> Iterator[pa.RecordBatch]:
-    """Record batches of an Arrow IPC stream (memory-mapped) or a Parquet file, one at a time."""
+    """Record batches of an Arrow IPC stream or a Parquet file, one at a time."""
     if path.suffix == ".parquet":
         yield from pq.ParquetFile(str(path)).iter_batches(batch_size=batch_rows)
         return
-    with pa.memory_map(str(path), "r") as source:
-        yield from pa.ipc.open_stream(source)
+    yield from read_shard_batches(path)
 
 
 def shard_schema(path: Path) -> pa.Schema:
     if path.suffix == ".parquet":
         return pq.read_schema(str(path))
-    with pa.memory_map(str(path), "r") as source:
-        return pa.ipc.open_stream(source).schema
+    return read_shard_schema(path)
 
 
 def decode_image(cell: dict | None, fmt: str, mode: str, size: tuple[int, int] | None) -> tuple[np.ndarray, bytes]:
@@ -391,8 +389,7 @@ class Verifier:
     def count_rows(shard: Shard) -> int:
         if shard.path.suffix == ".parquet":
             return pq.ParquetFile(str(shard.path)).metadata.num_rows
-        with pa.memory_map(str(shard.path), "r") as source:
-            return sum(batch.num_rows for batch in pa.ipc.open_stream(source))
+        return sum(batch.num_rows for batch in read_shard_batches(shard.path))
 
     def check_depth(self, row: dict, with_images: bool, kind: str, problems: list[str], prefix: str = "") -> None:
         if not self.settings.with_depth:
