@@ -19,6 +19,7 @@ import datasets
 
 CONFIG_NAMES = ("default", "backgrounds", "foregrounds")
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+KEY_COLUMNS = {"default": "sample_id", "backgrounds": "bg_id", "foregrounds": "fg_id"}  # each config's row id
 
 
 def features(config_name: str, with_depth: bool = True) -> datasets.Features:
@@ -102,7 +103,5 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
         from builder.pipeline import iter_rows
 
         for row in iter_rows(self._generate_config(), self.config.name):
-            yield row[_KEY_COLUMN[self.config.name]], row
+            yield row[KEY_COLUMNS[self.config.name]], row
 
-
-_KEY_COLUMN = {"default": "sample_id", "backgrounds": "bg_id", "foregrounds": "fg_id"}

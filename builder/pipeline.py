@@ -50,12 +50,9 @@ class Job:
         """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
         return ForegroundCache(self.inputs.foregrounds)
 
-    def num_rows(self, config_name: str) -> int:
-        return {"default": len(self.space), "backgrounds": self.space.n_bg, "foregrounds": self.space.n_fg}[config_name]
-
     def tasks(self) -> list[ShardTask]:
         return [task for name in CONFIG_NAMES
-                for task in shard_tasks(name, self.num_rows(name), self.config.shard_size)]
+                for task in shard_tasks(name, self.space.config_rows(name), self.config.shard_size)]
 
     def schema(self, config_name: str) -> pa.Schema:
         return features(config_name, self.config.with_depth).arrow_schema
@@ -174,7 +171,7 @@ def iter_rows(config: GenerateConfig, config_name: str) -> Iterator[dict]:
     job = load_job(config, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     threads = cpu_threads(1)
     with ThreadPoolExecutor(threads) as pool:
-        for task in shard_tasks(config_name, job.num_rows(config_name), config.shard_size):
+        for task in shard_tasks(config_name, job.space.config_rows(config_name), config.shard_size):
             for batch, _ in job.render(task, pool, threads):
                 yield from batch.to_pylist()
 

@@ -18,6 +18,10 @@ class SampleSpace:
     def __len__(self) -> int:
         return self.n_bg * self.n_fg * 2 * self.placements
 
+    def config_rows(self, config_name: str) -> int:
+        """Rows of a config: one per sample, per background, or per foreground."""
+        return {"default": len(self), "backgrounds": self.n_bg, "foregrounds": self.n_fg}[config_name]
+
     def index(self, bg: int, fg: int, flip: int, k: int) -> int:
         return ((bg * self.n_fg + fg) * 2 + flip) * self.placements + k
 

@@ -41,10 +41,9 @@ from builder.composite import composite, mask_bbox, placed_foreground, placed_ma
 from builder.plan import Placement, SampleSpace, draw_placement, placed_size, shard_tasks
 from builder.shards import STATE_DIR, read_shard_batches, read_shard_schema
 from builder.stats import MAX_VALUE, ImageStats
-from fgbg_depth import CONFIG_NAMES, features
+from fgbg_depth import CONFIG_NAMES, KEY_COLUMNS, features
 
 SHARD_NAME = re.compile(r"^train-(\d{5})-of-(\d{5})\.(arrow|parquet)$")
-KEY_COLUMN = {"default": "sample_id", "backgrounds": "bg_id", "foregrounds": "fg_id"}
 MAX_MESSAGES = 200  # problems kept verbatim; the rest are counted
 
 
@@ -237,8 +236,6 @@ class Verifier:
         self.manifest = json.loads(manifest_path.read_text())
         self.settings = Settings.from_manifest(self.manifest)
         self.space = SampleSpace(len(self.settings.bg_names), len(self.settings.fg_names), self.settings.placements)
-        self.expected_rows = {"default": len(self.space), "backgrounds": self.space.n_bg,
-                              "foregrounds": self.space.n_fg}
         self.stats: dict[str, ImageStats] = {}
         self.backgrounds: dict[int, np.ndarray] = {}
         self.foregrounds: dict[int, np.ndarray] = {}
@@ -291,9 +288,10 @@ class Verifier:
                 for index in missing:
                     report.fail(f"data/{name}/train-{index:05d}-of-{count:05d}", "shard is missing")
                 if self.report.layout.startswith("arrow") and self.settings.shard_size:
-                    expected = len(shard_tasks(name, self.expected_rows[name], self.settings.shard_size))
+                    rows = self.space.config_rows(name)
+                    expected = len(shard_tasks(name, rows, self.settings.shard_size))
                     if count != expected:
-                        report.fail(f"data/{name}", f"{count} shards, but {self.expected_rows[name]} rows in shards "
+                        report.fail(f"data/{name}", f"{count} shards, but {rows} rows in shards "
                                                     f"of {self.settings.shard_size} make {expected}")
         if self.report.layout.startswith("arrow"):
             self.check_markers(found)
@@ -521,14 +519,14 @@ class Verifier:
             rows = sum(self.read_shard(shard, check[name]) for shard in found[name])
             self.report.rows[name] = rows
             self.report.shards[name] = len(found[name])
-            if rows != self.expected_rows[name]:
+            if rows != self.space.config_rows(name):
                 self.report.fail(f"data/{name}", f"{rows} rows, but the sample space of manifest.json has "
-                                                 f"{self.expected_rows[name]}")
+                                                 f"{self.space.config_rows(name)}")
             if name != "default":
                 have = self.foregrounds if name == "foregrounds" else self.backgrounds
-                missing = sorted(set(range(self.expected_rows[name])) - set(have))
+                missing = sorted(set(range(self.space.config_rows(name))) - set(have))
                 if missing:
-                    self.report.fail(f"data/{name}", f"{KEY_COLUMN[name]} missing or unusable: {missing[:20]}")
+                    self.report.fail(f"data/{name}", f"{KEY_COLUMNS[name]} missing or unusable: {missing[:20]}")
         self.check_coverage()
         self.check_stats(found)
         leftovers = [p.relative_to(self.root).as_posix() for p in self.root.rglob("*.tmp") if p.is_file()]

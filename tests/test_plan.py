@@ -16,7 +16,9 @@ def test_index_and_decompose_are_inverse_and_background_major():
 
 
 def test_classic_recipe_size():
-    assert len(SampleSpace(100, 100, 20)) == 400_000
+    space = SampleSpace(100, 100, 20)
+    assert len(space) == 400_000
+    assert [space.config_rows(c) for c in ("default", "backgrounds", "foregrounds")] == [400_000, 100, 100]
 
 
 @pytest.mark.parametrize("fg_shape", [(10, 300), (300, 10), (50, 50), (1, 1)])
