@@ -1,7 +1,6 @@
 """fgbg-depth: the dataset's definition and public Python API.
 
-This module is the single source of truth for the schema: every other part of the project imports
-`CONFIG_NAMES` and `features()` from here. It also offers
+The schema (configs, features) is defined once, in `builder.schema`, and exposed here. This module also offers
 
 * `FgBgDepth`, a `datasets.GeneratorBasedBuilder` for a single-process local build from Python, and
 * `load_with_background()`, which returns the `default` rows with their background image joined in,
@@ -17,36 +16,14 @@ from typing import Any
 
 import datasets
 
-CONFIG_NAMES = ("default", "backgrounds", "foregrounds")
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
-KEY_COLUMNS = {"default": "sample_id", "backgrounds": "bg_id", "foregrounds": "fg_id"}  # each config's row id
+from builder.assets import load_inputs
+from builder.configs import CONFIG_BY_NAME
+from builder.plan import shard_tasks
+from builder.render import RenderContext
+from builder.schema import CONFIG_NAMES, SCHEMA_BY_NAME, features
+from builder.settings import DEFAULT_DEPTH_MODEL, GenerateConfig
 
-
-def features(config_name: str, with_depth: bool = True) -> datasets.Features:
-    """Features of one config; `with_depth=False` is the `--no-depth` layout."""
-    image, int32, float32 = datasets.Image(), datasets.Value("int32"), datasets.Value("float32")
-    depth = {"depth": image, "depth_min": float32, "depth_max": float32} if with_depth else {}
-    if config_name == "default":
-        columns = {
-            "fg_bg": image,
-            "mask": image,
-            **depth,
-            "sample_id": datasets.Value("int64"),
-            "bg_id": int32,
-            "fg_id": int32,
-            "flip": datasets.Value("bool"),
-            "x": int32,
-            "y": int32,
-            "scale": float32,
-            "bbox": datasets.List(int32, length=4),
-        }
-    elif config_name == "backgrounds":
-        columns = {"bg_id": int32, "image": image, **depth, "source": datasets.Value("string")}
-    elif config_name == "foregrounds":
-        columns = {"fg_id": int32, "image": image, "mask": image, "source": datasets.Value("string")}
-    else:
-        raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
-    return datasets.Features(columns)
+__all__ = ["CONFIG_NAMES", "DEFAULT_DEPTH_MODEL", "FgBgDepth", "features", "load_with_background"]
 
 
 def load_with_background(path: str, split: str = "train", streaming: bool = False, **load_kwargs: Any):
@@ -78,30 +55,39 @@ class FgBgDepthConfig(datasets.BuilderConfig):
 
 
 class FgBgDepth(datasets.GeneratorBasedBuilder):
-    """Single-process local build, e.g.
+    """Local build from Python, e.g.
 
         b = FgBgDepth(config_name="default", generate_kwargs={"bg_dir": "bgs", "fg_dir": "fgs"})
-        b.download_and_prepare(); ds = b.as_dataset(split="train")
+        b.download_and_prepare(num_proc=2); ds = b.as_dataset(split="train")
+
+    Each shard of the generator is one generation task, so `num_proc` spreads them over processes.
     """
 
     BUILDER_CONFIG_CLASS = FgBgDepthConfig
     BUILDER_CONFIGS = [FgBgDepthConfig(name=name) for name in CONFIG_NAMES]
     DEFAULT_CONFIG_NAME = "default"
 
-    def _generate_config(self):
-        from builder.config import GenerateConfig
-
-        return GenerateConfig(output_dir=None, **self.config.generate_kwargs)
+    def _generate_config(self) -> GenerateConfig:
+        return GenerateConfig.from_kwargs(**self.config.generate_kwargs)
 
     def _info(self):
-        return datasets.DatasetInfo(features=features(self.config.name, self._generate_config().with_depth))
+        return datasets.DatasetInfo(features=features(self.config.name, self._generate_config().content.with_depth))
 
     def _split_generators(self, dl_manager):
-        return [datasets.SplitGenerator(name=datasets.Split.TRAIN)]
+        config = self._generate_config()
+        space = RenderContext(config.content, load_inputs(config.content, config.run)).space  # inputs checked now
+        rows = CONFIG_BY_NAME[self.config.name].count_rows(space)
+        tasks = shard_tasks(self.config.name, rows, config.content.shard_size)
+        return [datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"tasks": tasks})]
 
-    def _generate_examples(self):
+    def _generate_examples(self, tasks):
+        import torch  # imported on use: reading a dataset with this module needs no torch
+
+        from builder.launch import cpu_threads
         from builder.pipeline import iter_rows
 
-        for row in iter_rows(self._generate_config(), self.config.name):
-            yield row[KEY_COLUMNS[self.config.name]], row
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        key = SCHEMA_BY_NAME[self.config.name].key_column
+        for row in iter_rows(self._generate_config(), tasks, device, cpu_threads(1)):
+            yield row[key], row
 

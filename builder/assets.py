@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from builder.config import GenerateConfig, UsageError
+from builder.demo import demo_files
+from builder.errors import UsageError
+from builder.settings import ContentSettings, InputRecord, RunOptions
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # Pillow's default bomb limit (~89 Mpx) warns; we refuse above it rather than decode gigabytes per file.
@@ -40,9 +42,10 @@ class Inputs:
     fg_files: list[InputFile]
     warnings: list[str]
 
-    def manifest(self) -> dict:
-        return {role: [{"name": f.name, "sha256": f.sha256, "bytes": len(f.data)} for f in files]
-                for role, files in (("backgrounds", self.bg_files), ("foregrounds", self.fg_files))}
+    @staticmethod
+    def records(files: list[InputFile]) -> list[InputRecord]:
+        """The manifest's record of each input file: name, content hash, size."""
+        return [InputRecord(f.name, f.sha256, len(f.data)) for f in files]
 
 
 def read_folder(folder: Path, role: str, problems: list[str], notes: list[str]) -> list[InputFile]:
@@ -150,19 +153,17 @@ def _note_duplicates(files: list[InputFile], role: str, notes: list[str]) -> Non
         first_name.setdefault(file.sha256, file.name)
 
 
-def load_inputs(config: GenerateConfig) -> Inputs:
+def load_inputs(content: ContentSettings, run: RunOptions) -> Inputs:
     """Read, decode and validate every input; raise UsageError listing all problems."""
     problems, notes = [], []
-    if config.demo:
-        from builder.demo import demo_files
-
-        bg_files, fg_files = demo_files()
+    if run.demo:
+        bg_files, fg_files = ([InputFile(name, data) for name, data in files] for files in demo_files())
     else:
-        bg_files = read_folder(config.bg_dir, "background", problems, notes)
-        fg_files = read_folder(config.fg_dir, "foreground", problems, notes)
-    backgrounds = _decode_all(bg_files, lambda f: decode_background(f, config.resolution, notes), "background",
+        bg_files = read_folder(run.bg_dir, "background", problems, notes)
+        fg_files = read_folder(run.fg_dir, "foreground", problems, notes)
+    backgrounds = _decode_all(bg_files, lambda f: decode_background(f, content.resolution, notes), "background",
                               problems)
-    foregrounds = _decode_all(fg_files, lambda f: decode_foreground(f, config.mask_threshold, notes), "foreground",
+    foregrounds = _decode_all(fg_files, lambda f: decode_foreground(f, content.mask_threshold, notes), "foreground",
                               problems)
     _note_duplicates(bg_files, "background", notes)
     _note_duplicates(fg_files, "foreground", notes)

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import io
-import json
-import platform
 import string
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import yaml
 from PIL import Image
 
+from builder.plan import ShardName, ShardTask
+from builder.schema import CONFIG_NAMES, GRID_COLUMNS, SPLITS, features
+from builder.settings import Manifest, ModelRecord
 from builder.shards import OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
 from builder.stats import ImageStats, merge_all
-from fgbg_depth import CONFIG_NAMES, features
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card.md"
-GRID_KINDS = {"fg_bg": ("default", "fg_bg"), "mask": ("default", "mask"), "depth": ("default", "depth"),
-              "bg": ("backgrounds", "image"), "fg": ("foregrounds", "image")}
 GRID_COUNT = 8
 # Depth-Anything V2: Small is Apache-2.0; Base and Large are CC-BY-NC-4.0.
 MODEL_LICENSES = {"depth-anything/depth-anything-v2-small-hf": "apache-2.0",
@@ -27,16 +24,11 @@ MODEL_LICENSES = {"depth-anything/depth-anything-v2-small-hf": "apache-2.0",
                   "depth-anything/depth-anything-v2-large-hf": "cc-by-nc-4.0"}
 
 
-def library_versions() -> dict:
-    names = ("datasets", "huggingface_hub", "transformers", "torch", "accelerate", "pillow", "numpy", "pyarrow")
-    return {"python": platform.python_version(), **{name: metadata.version(name) for name in names}}
-
-
-def license_for_model(model: dict | None) -> str | None:
+def license_for_model(model: ModelRecord | None) -> str | None:
     """The dataset's license follows the depth model's; None when we do not know it."""
     if model is None:
         return None
-    return MODEL_LICENSES.get(model["id"].lower())
+    return MODEL_LICENSES.get(model.id.lower())
 
 
 def human_bytes(n: int) -> str:
@@ -63,7 +55,7 @@ def _read_spread_images(store: OutputStore, tasks, column: str, count: int) -> l
         if not rows:
             continue
         offset = 0
-        for batch in read_shard_batches(store.shard_path(task)):
+        for batch in read_shard_batches(store.shard_path(task.name)):
             cells = batch.column(column)
             for row in rows:
                 if offset <= row < offset + batch.num_rows:
@@ -95,7 +87,7 @@ def write_grids(store: OutputStore, tasks, side: int) -> dict[str, str]:
     """One PNG per kind: rows spread over that config, side by side. Returns kind -> relative path."""
     (store.root / "images").mkdir(exist_ok=True)
     grids = {}
-    for kind, (config_name, column) in GRID_KINDS.items():
+    for kind, (config_name, column) in GRID_COLUMNS.items():
         config_tasks = [t for t in tasks if t.config_name == config_name]
         try:
             images = _read_spread_images(store, config_tasks, column, GRID_COUNT)
@@ -114,7 +106,7 @@ def write_grids(store: OutputStore, tasks, side: int) -> dict[str, str]:
     return grids
 
 
-def collect_stats(store: OutputStore, tasks) -> dict:
+def collect_stats(store: OutputStore, tasks: list[ShardTask]) -> dict:
     markers = [store.read_marker(task) for task in tasks]
     kinds = merge_all([{k: ImageStats.from_json(v) for k, v in m["stats"].items()} for m in markers])
     rows = {name: sum(m["rows"] for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
@@ -135,11 +127,11 @@ def stats_table(kinds: dict) -> str:
     return "\n".join(lines)
 
 
-def card_yaml(manifest: dict, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
+def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
               license_id: str | None, splits: dict[str, list[dict]] | None = None) -> str:
     """YAML header: configs with their data files, dataset_info with features and split sizes (`splits`:
     config -> [{name, num_bytes, num_examples}]; default: one train split from `stats`)."""
-    with_depth = not manifest["settings"]["no_depth"]
+    with_depth = manifest.settings.with_depth
     info = []
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
@@ -160,52 +152,50 @@ def card_yaml(manifest: dict, stats: dict, data_files: dict[str, list[dict]], si
     return yaml.safe_dump(header, sort_keys=False, width=120).strip()
 
 
-def provenance(manifest: dict) -> str:
-    settings, model = manifest["settings"], manifest["model"]
-    lines = [f"- resolution: {settings['resolution']} x {settings['resolution']} (backgrounds center-cropped "
+def provenance(manifest: Manifest) -> str:
+    settings, model = manifest.settings, manifest.model
+    lines = [f"- resolution: {settings.resolution} x {settings.resolution} (backgrounds center-cropped "
              "and resized with Lanczos)",
-             f"- placements per foreground and flip: {settings['placements']}; seed: {settings['seed']} "
+             f"- placements per foreground and flip: {settings.placements}; seed: {settings.seed} "
              "(sample i draws its scale and position from `numpy.random.default_rng([seed, i])`)",
-             f"- foreground scale (longer side / R): uniform in [{settings['scale_min']}, {settings['scale_max']}],"
+             f"- foreground scale (longer side / R): uniform in [{settings.scale_min}, {settings.scale_max}],"
              " resized bilinear in premultiplied alpha, flipped horizontally for `flip=True`, placed fully inside",
-             f"- mask threshold: alpha >= {settings['mask_threshold']}; JPEG quality {settings['jpeg_quality']}",
-             f"- shard size: {settings['shard_size']} rows"]
+             f"- mask threshold: alpha >= {settings.mask_threshold}; JPEG quality {settings.jpeg_quality}",
+             f"- shard size: {settings.shard_size} rows"]
     if model:
-        lines.append(f"- depth: `{model['id']}` (revision `{model['revision']}`, dtype {model['dtype']}), input "
-                     f"{settings['depth_input_size']} x {settings['depth_input_size']} (bicubic), prediction resized "
+        lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), input "
+                     f"{settings.depth_input_size} x {settings.depth_input_size} (bicubic), prediction resized "
                      "back bicubic, then min-max scaled per image to 16-bit PNG")
     else:
         lines.append("- depth: none (generated with `--no-depth`)")
-    versions = ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())
+    versions = ", ".join(f"{k} {v}" for k, v in manifest.versions.items())
     lines.append(f"- libraries: {versions}")
-    for role, files in manifest["inputs"].items():
+    for role, files in (("backgrounds", manifest.backgrounds), ("foregrounds", manifest.foregrounds)):
         lines.append(f"\n<details><summary>{len(files)} {role} (file, sha256)</summary>\n")
-        lines += [f"- `{f['name']}` `{f['sha256']}`" for f in files]
+        lines += [f"- `{f.name}` `{f.sha256}`" for f in files]
         lines.append("\n</details>")
     return "\n".join(lines)
 
 
-def render_card(manifest: dict, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
+def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
                 grids: dict[str, str], repo_id: str, license_id: str | None,
                 splits: dict[str, list[dict]] | None = None) -> str:
-    settings = manifest["settings"]
-    with_depth = not settings["no_depth"]
-    n_bg, n_fg = len(manifest["inputs"]["backgrounds"]), len(manifest["inputs"]["foregrounds"])
+    settings, model = manifest.settings, manifest.model
+    with_depth = settings.with_depth
+    n_bg, n_fg = len(manifest.backgrounds), len(manifest.foregrounds)
     if license_id:
-        license_text = f"`{license_id}`" + (f", following the depth model `{manifest['model']['id']}`."
-                                             if manifest["model"] else ".")
+        license_text = f"`{license_id}`" + (f", following the depth model `{model.id}`." if model else ".")
     else:
         license_text = ("Not determined automatically: it depends on the inputs" +
-                        (f" and on the depth model `{manifest['model']['id']}`" if manifest["model"] else "") +
-                        ". Set it before publishing.")
+                        (f" and on the depth model `{model.id}`" if model else "") + ". Set it before publishing.")
     depth_note = ("`depth` is the model's relative inverse depth (disparity: larger is nearer), resized to R x R "
                   "and min-max scaled per image to 0..65535 in a 16-bit PNG; the raw prediction is "
                   "`depth_min + png / 65535 * (depth_max - depth_min)`." if with_depth else
                   "This dataset was generated without depth (`--no-depth`).")
     values = {
         "yaml": card_yaml(manifest, stats, data_files, sizes, license_id, splits),
-        "pretty_name": "fgbg-depth", "n_bg": n_bg, "n_fg": n_fg, "placements": settings["placements"],
-        "n_samples": f"{stats['rows']['default']:,}", "resolution": settings["resolution"],
+        "pretty_name": "fgbg-depth", "n_bg": n_bg, "n_fg": n_fg, "placements": settings.placements,
+        "n_samples": f"{stats['rows']['default']:,}", "resolution": settings.resolution,
         "depth_columns": ", `depth` (16-bit PNG), `depth_min`, `depth_max`" if with_depth else "",
         "bg_depth_columns": ", `depth`, `depth_min`, `depth_max`" if with_depth else "",
         "depth_note": depth_note,
@@ -219,14 +209,16 @@ def render_card(manifest: dict, stats: dict, data_files: dict[str, list[dict]], 
     return string.Template(TEMPLATE.read_text()).substitute(values)
 
 
-def finish(store: OutputStore, job, tasks, elapsed: float, resumed_rows: int, processes: int, device: str) -> dict:
+def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_rows: int, processes: int,
+           device: str) -> dict:
     """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
-    manifest = json.loads(store.manifest_path.read_text())
+    manifest = store.read_manifest()
     stats = collect_stats(store, tasks)
-    grids = write_grids(store, tasks, side=min(job.config.resolution, 256))
-    data_files = {name: [{"split": "train", "path": f"data/{name}/train-*.arrow"}] for name in CONFIG_NAMES}
+    grids = write_grids(store, tasks, side=min(manifest.settings.resolution, 256))
+    data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "arrow")} for split in SPLITS]
+                  for name in CONFIG_NAMES}
     card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),
-                            license_for_model(manifest["model"]))
+                            license_for_model(manifest.model))
     atomic_write_bytes(store.root / "README.md", card_text.encode())
     written = sum(stats["rows"].values()) - resumed_rows
     data_bytes = sum(stats["num_bytes"].values())

@@ -7,8 +7,6 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from builder.assets import InputFile
-
 DEMO_BACKGROUNDS = 4
 DEMO_FOREGROUNDS = 3
 
@@ -19,7 +17,7 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _background(index: int, size: int = 320) -> Image.Image:
+def demo_background(index: int, size: int = 320) -> Image.Image:
     """A horizon scene: sky gradient, ground plane, a few boxes; gives the depth model some structure."""
     rng = np.random.default_rng([7, index])
     horizon = int(size * rng.uniform(0.35, 0.6))
@@ -38,7 +36,7 @@ def _background(index: int, size: int = 320) -> Image.Image:
     return image
 
 
-def _foreground(index: int, size: int = 200) -> Image.Image:
+def demo_foreground(index: int, size: int = 200) -> Image.Image:
     """An RGBA cut-out on a transparent canvas, with soft (anti-aliased) edges."""
     rng = np.random.default_rng([11, index])
     alpha = Image.new("L", (size, size), 0)
@@ -61,8 +59,8 @@ def _foreground(index: int, size: int = 200) -> Image.Image:
     return Image.fromarray(rgba, "RGBA")
 
 
-def demo_files() -> tuple[list[InputFile], list[InputFile]]:
-    """Deterministic demo inputs (same bytes every run, so a demo run can resume)."""
-    backgrounds = [InputFile(f"demo_bg_{i:02d}.png", _png(_background(i))) for i in range(DEMO_BACKGROUNDS)]
-    foregrounds = [InputFile(f"demo_fg_{i:02d}.png", _png(_foreground(i))) for i in range(DEMO_FOREGROUNDS)]
+def demo_files() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """Deterministic demo inputs as (file name, PNG bytes) (same bytes every run, so a demo run can resume)."""
+    backgrounds = [(f"demo_bg_{i:02d}.png", _png(demo_background(i))) for i in range(DEMO_BACKGROUNDS)]
+    foregrounds = [(f"demo_fg_{i:02d}.png", _png(demo_foreground(i))) for i in range(DEMO_FOREGROUNDS)]
     return backgrounds, foregrounds

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-# OpenMP threads that spin at barriers collapse when the cores are shared (our own CPU worker threads,
-# other processes): measured on 2 busy cores, V2-Small at 224 ran at 0.6 maps/s with the default
-# (active) policy and 4.5 maps/s with PASSIVE. libgomp reads this once, when torch loads it, so it
-# is set before the first `import torch` of the generator; a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from builder.errors import DepthModelError
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # On CPU a batch runs through the model in slices of this many images: the same FLOPs, and the
 # activations (hundreds of MB per image at 518) stay bounded whatever --batch-size is.
 CPU_MICRO_BATCH = 8
-
-
-def retain_freed_memory() -> bool:
-    """glibc only: keep freed memory in the heap instead of returning it to the kernel.
-
-    Every forward pass allocates and frees the same large activations; by default glibc serves them
-    with fresh mmap()s, so each pass page-faults hundreds of MB again (the run's high system time).
-    With mmap off and trimming off the heap is reused: peak RSS is unchanged, page faults go away."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 2 ** 62))  # M_MMAP_MAX=0, M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        return False
-
-
-class DepthModelError(Exception):
-    """The depth model cannot be loaded; raised before any sample is produced."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +67,6 @@ class DepthEstimator:
                     + "or pass --no-depth to build composites and masks without depth.")
             raise DepthModelError(hint) from err
         model.to(device).eval()
-        if device.type == "cpu":
-            retain_freed_memory()
         model.to(memory_format=torch.channels_last)  # the DPT neck and head are convolutions (CPU too)
         revision = getattr(model.config, "_commit_hash", None) or "local"
         return cls(model, processor.image_mean, processor.image_std, input_size, device, dtype, revision)

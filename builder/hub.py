@@ -17,18 +17,18 @@ from datasets import config as datasets_config
 from datasets.arrow_writer import get_parquet_column_options, get_writer_batch_size_from_data_size
 from tqdm.auto import tqdm
 
-from builder.card import GRID_KINDS, license_for_model, render_card
-from builder.config import UsageError
-from builder.plan import ShardTask
-from builder.shards import OutputStore, atomic_write_json, read_shard_batches, read_shard_schema
-from fgbg_depth import CONFIG_NAMES, features
+from builder.card import license_for_model, render_card
+from builder.errors import RemoteError, UsageError
+from builder.plan import ShardName
+from builder.schema import CONFIG_NAMES, GRID_COLUMNS, features
+from builder.settings import ModelRecord
+from builder.shards import MANIFEST_NAME, OutputStore, atomic_write_json, read_shard_batches, read_shard_schema
 
 DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundred MB" per Parquet file
 DEFAULT_ROW_GROUP_ROWS = 100  # the viewer reads whole row groups (at most ~286 MiB): keep them small
 # everything an export folder holds; manifest.json lets scripts/verify.py check the export itself
-EXPORT_NAMES = ("README.md", "manifest.json", "stats.json", "data", "images")
+EXPORT_NAMES = ("README.md", MANIFEST_NAME, "stats.json", "data", "images")
 REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
-_ARROW_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d{5}-of-\d{5}\.arrow$")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 
@@ -76,51 +76,53 @@ def find_sources(out: Path) -> list[Source]:
         raise UsageError([f"{out} is not a folder; give the --output-dir of scripts/generate.py"])
     store = OutputStore(out)
     problems = [f"missing {name} (the generation has not finished: rerun scripts/generate.py with the same "
-                "settings)" for name in ("manifest.json", "stats.json", "README.md") if not (out / name).is_file()]
+                "settings)" for name in (MANIFEST_NAME, "stats.json", "README.md") if not (out / name).is_file()]
     markers = [json.loads(path.read_text()) for path in sorted(store.done_dir.glob("*.json"))]
     sources = []
     for name in CONFIG_NAMES:
-        mine = {m["shard_index"]: m for m in markers if m["config_name"] == name}
-        counts = sorted({m["num_shards"] for m in mine.values()})
-        if not mine:
-            problems.append(f"config {name!r}: no finished shard (no done marker in {store.done_dir})")
-            continue
-        if len(counts) > 1:
-            problems.append(f"config {name!r}: done markers disagree on the shard count ({counts}): "
-                            "mixed runs; regenerate with --overwrite")
-            continue
-        paths, missing = [], []
-        for index in range(counts[0]):
-            path = store.shard_path(ShardTask(name, index, counts[0], 0, 0))
-            if index not in mine or not path.is_file():
-                missing.append(f"{path.relative_to(out)}" + ("" if index in mine else " (no done marker)"))
-            paths.append(path)
-        if missing:
-            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            problems.append(f"config {name!r}: {len(missing)} of {counts[0]} shards unfinished: {shown}")
-            continue
-        for split in dict.fromkeys(_ARROW_SHARD.match(p.name)["split"] for p in paths):
-            chosen = [(p, mine[i]) for i, p in enumerate(paths) if _ARROW_SHARD.match(p.name)["split"] == split]
-            sources.append(Source(name, split, tuple(p for p, _ in chosen), sum(m["rows"] for _, m in chosen),
-                                  sum(m["file_bytes"] for _, m in chosen)))
+        for split in dict.fromkeys(m["split"] for m in markers if m["config_name"] == name) or [None]:
+            found, problem = split_source(store, [m for m in markers if m["config_name"] == name
+                                                  and m["split"] == split], name, split)
+            sources += [found] if found else []
+            problems += [problem] if problem else []
     if problems:
         raise UsageError([f"{out} is not a complete dataset; nothing was exported or uploaded"] + problems)
     return sources
 
 
-def resolve_license(manifest: dict, given: str | None) -> str:
+def split_source(store: OutputStore, markers: list[dict], name: str, split: str | None
+                 ) -> tuple[Source | None, str | None]:
+    """One config's split from its done markers, or what is unfinished about it."""
+    if not markers:
+        return None, f"config {name!r}: no finished shard (no done marker in {store.done_dir})"
+    counts = sorted({m["num_shards"] for m in markers})
+    if len(counts) > 1:
+        return None, (f"config {name!r}: done markers disagree on the shard count ({counts}): mixed runs; "
+                      "regenerate with --overwrite")
+    mine = {m["shard_index"]: m for m in markers}
+    names = [ShardName(name, split, index, counts[0]) for index in range(counts[0])]
+    missing = [f"{store.shard_path(n).relative_to(store.root)}" + ("" if n.index in mine else " (no done marker)")
+               for n in names if n.index not in mine or not store.shard_path(n).is_file()]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        return None, f"config {name!r}: {len(missing)} of {counts[0]} shards unfinished: {shown}"
+    return Source(name, split, tuple(store.shard_path(n) for n in names), sum(m["rows"] for m in markers),
+                  sum(m["file_bytes"] for m in markers)), None
+
+
+def resolve_license(model: ModelRecord | None, given: str | None) -> str:
     """The license follows the depth model (Apache-2.0 for V2-Small, CC-BY-NC-4.0 for Base/Large); when we do not
     know it (another model, or no depth) the user must say, since it also depends on their inputs."""
-    known = license_for_model(manifest["model"])
+    known = license_for_model(model)
     if given is not None and not _LICENSE.match(given):
         raise UsageError([f"--license {given!r}: use a Hub license id such as apache-2.0, cc-by-nc-4.0, other"])
     if known and given and given != known:
-        raise UsageError([f"--license {given}: the depth model {manifest['model']['id']} is {known}, and the "
+        raise UsageError([f"--license {given}: the depth model {model.id} is {known}, and the "
                           f"dataset's depth maps follow it; drop --license or pass --license {known}"])
     if known or given:
         return known or given
-    what = (f"the depth model {manifest['model']['id']!r} is not one whose license we know"
-            if manifest["model"] else "the dataset was generated with --no-depth")
+    what = (f"the depth model {model.id!r} is not one whose license we know"
+            if model else "the dataset was generated with --no-depth")
     raise UsageError([f"cannot tell the dataset's license: {what}, and it also depends on your inputs; "
                       "pass --license ID (a Hub license id, e.g. apache-2.0, cc-by-4.0, other)"])
 
@@ -183,9 +185,9 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
         close()
     files = []
     for index, part in enumerate(parts):
-        final = dest / f"{source.split}-{index:05d}-of-{len(parts):05d}.parquet"
-        Path(part["tmp"]).replace(final)
-        files.append({"path": f"data/{source.config_name}/{final.name}", "split": source.split,
+        name = ShardName(source.config_name, source.split, index, len(parts))
+        Path(part["tmp"]).replace(dest / name.file_name("parquet"))
+        files.append({"path": name.relative_path("parquet"), "split": source.split,
                       "rows": part["rows"], "bytes": part["bytes"], "row_groups": part["row_groups"]})
     return files
 
@@ -198,9 +200,9 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
     out, folder = Path(out), Path(folder)
     check_repo_id(repo_id)
     sources = find_sources(out)
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = OutputStore(out).read_manifest()
     stats = json.loads((out / "stats.json").read_text())
-    license_id = resolve_license(manifest, license_id)
+    license_id = resolve_license(manifest.model, license_id)
     inside_out = folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
     if inside_out and folder.resolve().parent != OutputStore(out).state_dir.resolve():  # OUT/.fgbg/hub is ours
         raise UsageError([f"export folder {folder} must not be the dataset folder or inside it (load_dataset on "
@@ -223,20 +225,20 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
                                                    on_rows=bar.update)
     bar.close()
     grids = {}
-    for kind in GRID_KINDS:
+    for kind in GRID_COLUMNS:
         grid = out / "images" / f"{kind}.png"
         if grid.is_file():
             (building / "images").mkdir(exist_ok=True)
             shutil.copyfile(grid, building / "images" / grid.name)
             grids[kind] = f"images/{grid.name}"
-    data_files = {name: [{"split": split, "path": f"data/{name}/{split}-*.parquet"}
+    data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "parquet")}
                          for split in dict.fromkeys(f["split"] for f in files[name])] for name in CONFIG_NAMES}
     sizes = {name: sum(f["bytes"] for f in files[name]) for name in CONFIG_NAMES}
     splits = {name: [{"name": s.split, "num_bytes": s.num_bytes, "num_examples": s.rows}
                      for s in sources if s.config_name == name] for name in CONFIG_NAMES}
     card = render_card(manifest, stats, data_files, sizes, grids, repo_id, license_id, splits=splits)
     (building / "README.md").write_text(card)
-    for name in ("manifest.json", "stats.json"):
+    for name in (MANIFEST_NAME, "stats.json"):
         shutil.copyfile(out / name, building / name)
     if folder.exists():
         shutil.rmtree(folder)
@@ -250,7 +252,7 @@ def export_fingerprint(out: Path, repo_id: str, license_id: str | None, max_file
     digest = hashlib.sha256()
     for marker in sorted(OutputStore(out).done_dir.glob("*.json")):
         digest.update(marker.name.encode() + marker.read_bytes())
-    for name in ("manifest.json", "stats.json"):
+    for name in (MANIFEST_NAME, "stats.json"):
         digest.update((Path(out) / name).read_bytes())
     digest.update(json.dumps([repo_id, license_id, max_file_bytes, max_group_rows, 1]).encode())
     return digest.hexdigest()
@@ -287,7 +289,51 @@ def upload(folder: Path, repo_id: str, token: str, private: bool = False, revisi
            log: Callable[[str], None] = print):
     """Create the dataset repo (and branch) if needed, then upload the folder. upload_folder skips files the
     Hub already has and, with hf_xet, commits big folders in parts and resumes where it stopped; old data
-    files and grids that the new export does not contain are deleted in the same commit."""
+    files and grids that the new export does not contain are deleted in the same commit. Hub and network
+    failures become a RemoteError saying what to do."""
+    try:
+        return _upload(folder, repo_id, token, private, revision, log)
+    except Exception as err:  # noqa: BLE001 - HTTP errors from huggingface_hub, reported without a traceback
+        raise remote_error(err, repo_id) from err
+
+
+def remote_error(err: Exception, repo_id: str) -> Exception:
+    """A RemoteError for an HTTP or network failure (exit 2 for access, 1 for retryable); else `err` itself."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    cause = err
+    while cause is not None and not isinstance(cause, HfHubHTTPError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        if _is_network_error(err):
+            return RemoteError(f"cannot reach {constants.ENDPOINT}: {err}\n"
+                               "check the network and rerun; files already on the Hub are not sent again", 1)
+        return err
+    status = cause.response.status_code if cause.response is not None else None
+    first_line = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())[:300]
+    if status in (401, 403):
+        return RemoteError(f"no write access to dataset {repo_id} (HTTP {status}): use a token with write "
+                           f"permission on that namespace (HF_TOKEN, `hf auth login` or --token). Server said: "
+                           f"{first_line}", 2)
+    if status == 404:
+        return RemoteError(f"dataset {repo_id} or branch not found (HTTP 404). Server said: {first_line}", 2)
+    return RemoteError(f"the upload failed (HTTP {status}): {first_line}\n"
+                       "rerun the same command to resume; files already on the Hub are not sent again", 1)
+
+
+def _is_network_error(err: BaseException | None) -> bool:
+    """Connection failures of the HTTP client huggingface_hub uses (httpx, or requests in older versions)."""
+    while err is not None:
+        if isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore",
+                                                                              "requests", "urllib3"):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _upload(folder: Path, repo_id: str, token: str, private: bool, revision: str | None,
+            log: Callable[[str], None]):
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)

@@ -1,8 +1,9 @@
-"""The sample space: index <-> (bg, fg, flip, k), each sample's placement, and shard ranges."""
+"""The sample space: index <-> (bg, fg, flip, k), each sample's placement, and shards: their names and ranges."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -17,10 +18,6 @@ class SampleSpace:
 
     def __len__(self) -> int:
         return self.n_bg * self.n_fg * 2 * self.placements
-
-    def config_rows(self, config_name: str) -> int:
-        """Rows of a config: one per sample, per background, or per foreground."""
-        return {"default": len(self), "backgrounds": self.n_bg, "foregrounds": self.n_fg}[config_name]
 
     def index(self, bg: int, fg: int, flip: int, k: int) -> int:
         return ((bg * self.n_fg + fg) * 2 + flip) * self.placements + k
@@ -63,21 +60,60 @@ def draw_placement(seed: int, index: int, fg_height: int, fg_width: int, resolut
 
 
 @dataclasses.dataclass(frozen=True)
-class ShardTask:
+class ShardName:
+    """The one naming of a shard: `data/<config>/<split>-XXXXX-of-NNNNN.<suffix>`, and its done marker's name."""
+
     config_name: str
-    shard_index: int
-    num_shards: int
+    split: str
+    index: int
+    count: int
+
+    PATTERN = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.(?P<suffix>arrow|parquet)$")
+
+    def file_name(self, suffix: str = "arrow") -> str:
+        return f"{self.split}-{self.index:05d}-of-{self.count:05d}.{suffix}"
+
+    def relative_path(self, suffix: str = "arrow") -> str:
+        return f"data/{self.config_name}/{self.file_name(suffix)}"
+
+    @property
+    def marker_name(self) -> str:
+        return f"{self.config_name}-{self.split}-{self.index:05d}-of-{self.count:05d}.json"
+
+    @classmethod
+    def parse(cls, config_name: str, file_name: str) -> "ShardName | None":
+        match = cls.PATTERN.match(file_name)
+        if match is None:
+            return None
+        return cls(config_name, match["split"], int(match["index"]), int(match["count"]))
+
+    @staticmethod
+    def data_files(config_name: str, split: str, suffix: str) -> str:
+        """The glob of one config's split, as the card's `data_files` lists it."""
+        return f"data/{config_name}/{split}-*.{suffix}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+    """A shard to write: its name and the contiguous row range of its config (and split) it holds."""
+
+    name: ShardName
     start: int
     stop: int
+
+    @property
+    def config_name(self) -> str:
+        return self.name.config_name
 
     @property
     def rows(self) -> int:
         return self.stop - self.start
 
 
-def shard_tasks(config_name: str, num_rows: int, shard_size: int) -> list[ShardTask]:
+def shard_tasks(config_name: str, num_rows: int, shard_size: int, split: str = "train") -> list[ShardTask]:
     starts = range(0, num_rows, shard_size)
-    return [ShardTask(config_name, n, len(starts), s, min(s + shard_size, num_rows)) for n, s in enumerate(starts)]
+    return [ShardTask(ShardName(config_name, split, n, len(starts)), s, min(s + shard_size, num_rows))
+            for n, s in enumerate(starts)]
 
 
 def tasks_for_process(tasks: list[ShardTask], process_index: int, num_processes: int) -> list[ShardTask]:

@@ -27,9 +27,9 @@ class JobProgress:
             self.resumed_rows = done
 
     def _done_rows(self) -> int:
-        return sum(t.rows for t in self.tasks if self.store.marker_path(t).exists())
+        return sum(t.rows for t in self.tasks if self.store.marker_path(t.name).exists())
 
-    def _refresh(self, force: bool = False) -> None:
+    def refresh(self, force: bool = True) -> None:
         now = time.monotonic()
         if self.bar is None or (not force and now - self.last_poll < self.POLL_SECONDS):
             return
@@ -40,17 +40,13 @@ class JobProgress:
 
     def advance(self, rows: int) -> None:
         self.in_flight += rows
-        self._refresh()
+        self.refresh(force=False)
 
     def shard_done(self) -> None:
         self.in_flight = 0
-        self._refresh(force=True)
+        self.refresh()
 
-    def wait_for_all(self) -> None:
-        """Main process: block until every shard (from any process) has its done marker."""
-        while not all(self.store.is_done(t) for t in self.tasks):
-            self._refresh(force=True)
-            time.sleep(self.POLL_SECONDS)
-        self._refresh(force=True)
+    def close(self) -> None:
+        self.refresh()
         if self.bar is not None:
             self.bar.close()

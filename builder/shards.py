@@ -6,17 +6,20 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
-from builder.config import UsageError
-from builder.plan import ShardTask
+from builder.errors import UsageError
+from builder.plan import ShardName, ShardTask
+from builder.settings import Manifest
 from builder.stats import ImageStats
 
 STATE_DIR = ".fgbg"  # hidden: datasets ignores it when resolving data files
-GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", "manifest.json")
+MANIFEST_NAME = "manifest.json"
+GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", MANIFEST_NAME)
 TMP_SUFFIX = ".tmp"
 
 
@@ -50,31 +53,45 @@ def atomic_write_json(path: Path, data) -> None:
 
 
 class OutputStore:
+    """A dataset folder: shards under data/, their done markers and the lock under .fgbg/, the manifest."""
+
+    POLL_SECONDS = 1.0
+
     def __init__(self, root: Path):
         self.root = Path(root)
         self.state_dir = self.root / STATE_DIR
         self.done_dir = self.state_dir / "done"
         self.tmp_dir = self.state_dir / "tmp"
-        self.manifest_path = self.root / "manifest.json"
+        self.manifest_path = self.root / MANIFEST_NAME
         self._lock_handle = None
 
-    def shard_path(self, task: ShardTask) -> Path:
-        return self.root / "data" / task.config_name / f"train-{task.shard_index:05d}-of-{task.num_shards:05d}.arrow"
+    def shard_path(self, name: ShardName) -> Path:
+        return self.root / name.relative_path()
 
-    def marker_path(self, task: ShardTask) -> Path:
-        return self.done_dir / f"{task.config_name}-{task.shard_index:05d}-of-{task.num_shards:05d}.json"
+    def marker_path(self, name: ShardName) -> Path:
+        return self.done_dir / name.marker_name
 
     def is_done(self, task: ShardTask) -> bool:
-        return self.marker_path(task).exists() and self.shard_path(task).exists()
+        return self.marker_path(task.name).exists() and self.shard_path(task.name).exists()
 
     def read_marker(self, task: ShardTask) -> dict:
-        return json.loads(self.marker_path(task).read_text())
+        return json.loads(self.marker_path(task.name).read_text())
+
+    def read_manifest(self) -> Manifest:
+        return Manifest.from_json(json.loads(self.manifest_path.read_text()))
+
+    def wait_for_all(self, tasks: list[ShardTask], on_poll: Callable[[], None] = lambda: None) -> None:
+        """Block until every shard, written by any process, has its done marker."""
+        while not all(self.is_done(task) for task in tasks):
+            on_poll()
+            time.sleep(self.POLL_SECONDS)
+        on_poll()
 
     def write_shard(self, task: ShardTask, schema: pa.Schema,
                     batches: Iterable[tuple[pa.RecordBatch, dict[str, ImageStats]]],
                     on_rows: Callable[[int], None] = lambda n: None) -> None:
         """Stream batches into a temp file, rename it into place, then write the done marker last."""
-        final = self.shard_path(task)
+        final = self.shard_path(task.name)
         final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.done_dir.mkdir(parents=True, exist_ok=True)
@@ -97,12 +114,13 @@ class OutputStore:
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        atomic_write_json(self.marker_path(task), {
-            "config_name": task.config_name, "shard_index": task.shard_index, "num_shards": task.num_shards,
+        name = task.name
+        atomic_write_json(self.marker_path(name), {
+            "config_name": name.config_name, "split": name.split, "shard_index": name.index, "num_shards": name.count,
             "start": task.start, "stop": task.stop, "rows": rows, "file_bytes": final.stat().st_size,
             "stats": {kind: s.to_json() for kind, s in stats.items()}})
 
-    def prepare(self, manifest: dict, overwrite: bool) -> None:
+    def prepare(self, manifest: Manifest, overwrite: bool) -> None:
         """Create the folder, take the lock, and refuse to mix runs made from different inputs or settings."""
         if self.root.exists() and not self.root.is_dir():
             raise UsageError([f"--output-dir {self.root} is a file; give a folder"])
@@ -117,14 +135,15 @@ class OutputStore:
             self._remove_generated()
             self.state_dir.mkdir(parents=True, exist_ok=True)
         elif self.manifest_path.exists():
-            previous = json.loads(self.manifest_path.read_text())
-            differences = [key for key in sorted(set(previous) | set(manifest))
-                           if key != "versions" and previous.get(key) != manifest.get(key)]
+            try:
+                differences = self.read_manifest().differences(manifest)
+            except (UsageError, KeyError, TypeError, ValueError):
+                differences = ["format"]
             if differences:
                 raise UsageError([f"{self.root} holds a dataset made with different {', '.join(differences)}; "
                                   "rerun with the same inputs and settings to resume, or pass --overwrite to "
                                   "start over, or choose another --output-dir"])
-        atomic_write_json(self.manifest_path, manifest)
+        atomic_write_json(self.manifest_path, manifest.to_json())
         self._remove_stale_temp_files()
 
     def _remove_stale_temp_files(self) -> None:

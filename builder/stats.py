@@ -98,16 +98,25 @@ class ImageStats:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
-# Peak value of each kind's stored pixels: statistics are scaled to [0, 1] by it.
-MAX_VALUE = {"fg_bg": 255, "mask": 255, "depth": 65535, "bg": 255, "bg_depth": 65535, "fg": 255, "fg_mask": 255}
-
-
 class StatsBook(dict):
-    """kind -> ImageStats, each created on first use with its kind's peak value."""
+    """column (or kind) -> ImageStats, each created on first use with its column's peak value."""
 
-    def __missing__(self, kind: str) -> ImageStats:
-        self[kind] = ImageStats(MAX_VALUE[kind])
-        return self[kind]
+    def __init__(self, peaks: dict[str, int]):
+        super().__init__()
+        self.peaks = peaks
+
+    def __missing__(self, column: str) -> ImageStats:
+        self[column] = ImageStats(self.peaks[column])
+        return self[column]
+
+    def __reduce__(self):  # picklable with its peaks (dict's default reduce would drop them)
+        return StatsBook._restore, (self.peaks, dict(self))
+
+    @staticmethod
+    def _restore(peaks: dict[str, int], items: dict) -> "StatsBook":
+        book = StatsBook(peaks)
+        book.update(items)
+        return book
 
 
 def merge_all(parts: list[dict[str, ImageStats]]) -> dict[str, ImageStats]:

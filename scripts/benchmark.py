@@ -23,9 +23,9 @@ import io
 import json
 import multiprocessing as mp
 import os
-import re
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,16 +49,16 @@ def make_inputs(folder: Path, n_bg: int, n_fg: int) -> tuple[Path, Path]:
     """Classic-style inputs with real encoded files: pre-resized R x R JPEG backgrounds, RGBA PNG cut-outs."""
     from PIL import Image
 
-    from builder.demo import _background, _foreground
+    from builder.demo import demo_background, demo_foreground
 
     bg_dir, fg_dir = folder / "bg", folder / "fg"
     bg_dir.mkdir(parents=True, exist_ok=True)
     fg_dir.mkdir(parents=True, exist_ok=True)
     for i in range(n_bg):
-        image = _background(100 + i).resize((RESOLUTION, RESOLUTION), Image.Resampling.LANCZOS)
+        image = demo_background(100 + i).resize((RESOLUTION, RESOLUTION), Image.Resampling.LANCZOS)
         image.save(bg_dir / f"bg_{i:03d}.jpg", quality=95)
     for i in range(n_fg):
-        image = _foreground(100 + i, size=160 + 8 * (i % 5))
+        image = demo_foreground(100 + i, size=160 + 8 * (i % 5))
         image.save(fg_dir / f"fg_{i:03d}.png")
     return bg_dir, fg_dir
 
@@ -192,87 +192,53 @@ def seed_style(bg_dir: str, fg_dir: str, out_zip: str, placements: int, seed: in
             "peak_rss_mb": peak_rss_mb()}
 
 
-def ours_no_depth(bg_dir: str, fg_dir: str, out_dir: str, placements: int, shard_size: int,
-                  world: tuple[int, int] | None = None, barrier=None) -> dict:
-    """Our generator's whole no-depth run (inputs, render, encode, statistics, shards, card), timed after imports."""
-    if world is not None:  # one of several local processes, as accelerate launch would set up
-        rank, size = world
-        os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(size),
-                          ACCELERATE_USE_CPU="true")
-    import builder.pipeline  # noqa: F401  (imports are not part of the measurement)
-    import torch  # noqa: F401
-    if world is not None:
-        from accelerate import PartialState
+def generate_command(args: list[str], processes: int = 1) -> list[str]:
+    """scripts/generate.py as a user runs it: plain python for one process, torchrun for several."""
+    from builder.launch import torchrun_command
 
-        PartialState(cpu=True)  # multi-CPU set-up; run()'s own PartialState() then shares it
-    from builder.config import GenerateConfig
-    from builder.pipeline import run
-
-    config = GenerateConfig(bg_dir=bg_dir, fg_dir=fg_dir, output_dir=out_dir, no_depth=True, placements=placements,
-                            shard_size=shard_size, overwrite=world is None)
-    if barrier is not None:
-        barrier.wait()  # every rank has imported; start together
-    started, cpu_started = time.perf_counter(), time.process_time()
-    summary = run(config)
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return {"rows": summary["rows"]["default"] if summary else 0, "seconds": elapsed, "cpu_s": cpu,
-            "peak_rss_mb": peak_rss_mb()}
+    script = str(ROOT / "scripts" / "generate.py")
+    if processes == 1:
+        return [sys.executable, script, *args]
+    return torchrun_command(script, args, processes, master_port=free_port())
 
 
-def _rank_worker(args, cores, queue):
-    pin(cores)
-    try:
-        queue.put(("ok", ours_no_depth(*args)))
-    except BaseException as err:
-        import traceback
-
-        queue.put(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
-
-
-def ours_no_depth_processes(bg_dir, fg_dir, out_dir, placements, shard_size, processes: int) -> dict:
-    """`processes` local processes at once (the accelerate multi-CPU set-up), timed from a common start."""
+def free_port() -> int:
     import socket
 
-    shutil.rmtree(out_dir, ignore_errors=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    ctx = mp.get_context("spawn")
-    queue, barrier = ctx.Queue(), ctx.Barrier(processes)
-    procs = [ctx.Process(target=_rank_worker, args=((bg_dir, fg_dir, out_dir, placements, shard_size,
-                                                     (rank, processes), barrier), None, queue))
-             for rank in range(processes)]
-    for p in procs:
-        p.start()
-    results = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        os.environ.pop(key, None)
-    errors = [v for s, v in results if s != "ok"]
-    if errors:
-        raise RuntimeError(errors[0])
-    values = [v for _, v in results]
-    return {"rows": sum(v["rows"] for v in values), "seconds": max(v["seconds"] for v in values),
-            "cpu_s": sum(v["cpu_s"] for v in values), "peak_rss_mb": [round(v["peak_rss_mb"]) for v in values]}
+        return s.getsockname()[1]
+
+
+def run_generator(args: list[str], out_dir: Path, processes: int = 1, cores: set[int] | None = None) -> dict:
+    """One whole run (inputs, render, encode, statistics, shards, card) in a subprocess, timed by the generator
+    itself after its imports (its JSON summary), with the CPU seconds and peak RSS of every process."""
+    summary_path = out_dir.with_name(out_dir.name + ".summary.json")
+    command = generate_command([*args, "--output-dir", str(out_dir), "--overwrite", "--summary-json",
+                                str(summary_path)], processes)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = timed_subprocess(command, preexec_fn=(lambda: pin(cores)) if cores else None)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    summary = json.loads(summary_path.read_text())
+    return {"rows": summary["rows"]["default"], "seconds": summary["elapsed_s"], "wall_s": result["wall_s"],
+            "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+            "processes": summary["processes"], "peak_rss_mb": result["peak_rss_mb"]}
 
 
 def section_composite(work: Path, bg_dir: Path, fg_dir: Path, placements: int, repeats: int, cores: list[int],
                       shard_size: int) -> dict:
     one = {cores[0]}
+    args = ["--bg-dir", str(bg_dir), "--fg-dir", str(fg_dir), "--no-depth", "--placements", str(placements),
+            "--shard-size", str(shard_size)]
     runs: dict[str, list[dict]] = {"baseline_1core": [], "ours_1core": [], "ours_all_cores_1proc": [],
                                    "ours_all_cores_procs": []}
     for r in range(repeats):  # interleaved, so drift in machine load hits every variant alike
         runs["baseline_1core"].append(in_child(seed_style, str(bg_dir), str(fg_dir), str(work / "seed.zip"),
                                                placements, cores=one))
-        runs["ours_1core"].append(in_child(ours_no_depth, str(bg_dir), str(fg_dir), str(work / "ours1"),
-                                           placements, shard_size, cores=one))
-        runs["ours_all_cores_1proc"].append(in_child(ours_no_depth, str(bg_dir), str(fg_dir), str(work / "oursN"),
-                                                     placements, shard_size, cores=set(cores)))
+        runs["ours_1core"].append(run_generator(args, work / "ours1", cores=one))
+        runs["ours_all_cores_1proc"].append(run_generator(args, work / "oursN", cores=set(cores)))
         if len(cores) > 1:
-            runs["ours_all_cores_procs"].append(ours_no_depth_processes(
-                str(bg_dir), str(fg_dir), str(work / "oursP"), placements, shard_size, len(cores)))
+            runs["ours_all_cores_procs"].append(run_generator(args, work / "oursP", processes=len(cores)))
         print(f"  composite repeat {r + 1}/{repeats}: " + ", ".join(
             f"{k} {v[-1]['rows'] / v[-1]['seconds']:.0f}/s" for k, v in runs.items() if v), flush=True)
     result = {}
@@ -282,7 +248,7 @@ def section_composite(work: Path, bg_dir: Path, fg_dir: Path, placements: int, r
             per_cpu = [v["rows"] / v["cpu_s"] for v in values]
             rss = values[-1]["peak_rss_mb"]
             result[name] = {"rows": values[0]["rows"], "samples_per_s": median(rates), "all": rates,
-                            "samples_per_cpu_s": median(per_cpu),
+                            "samples_per_cpu_s": median(per_cpu), "processes": values[-1].get("processes", 1),
                             "peak_rss_mb": [round(x) for x in rss] if isinstance(rss, list) else round(rss)}
     base = result["baseline_1core"]["samples_per_s"]
     best_all = max(result[k]["samples_per_s"] for k in ("ours_all_cores_1proc", "ours_all_cores_procs") if k in result)
@@ -302,20 +268,24 @@ def section_composite(work: Path, bg_dir: Path, fg_dir: Path, placements: int, r
 def depth_images(count: int):
     import numpy as np
 
-    from builder.demo import _background, _foreground
+    from builder.demo import demo_background, demo_foreground
 
     images = []
     for i in range(count):
-        bg = _background(200 + i).resize((RESOLUTION, RESOLUTION))
-        fg = _foreground(200 + i, 120)
+        bg = demo_background(200 + i).resize((RESOLUTION, RESOLUTION))
+        fg = demo_foreground(200 + i, 120)
         bg.paste(fg, (50 + 7 * i % 60, 60), fg)
         images.append(np.asarray(bg))
     return np.stack(images)
 
 
 def depth_compare(model_dir: str, input_size: int, count: int, repeats: int, threads: int) -> dict:
-    """Both in this process, after the generator's own process set-up (builder.depth is imported first,
-    as in generate.py, so its OpenMP and allocator settings apply to the pipeline as well)."""
+    """Both in this process, after the generator's own process set-up (its OpenMP and allocator settings, made
+    before torch is imported, as generate.py makes them), so they apply to the pipeline as well."""
+    from builder.launch import passive_openmp_waits, retain_freed_memory
+
+    passive_openmp_waits()
+    retain_freed_memory()
     from builder.depth import DepthEstimator
     import numpy as np
     import torch
@@ -366,23 +336,21 @@ def section_depth(work: Path, sizes: list[int], count: int, repeats: int, archit
 
 # -------------------------------------------------------------------------------------------- 3. e2e
 
-def timed_subprocess(command: list[str], env: dict | None = None) -> dict:
+def timed_subprocess(command: list[str], preexec_fn=None) -> dict:
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, **(env or {})})
+                               env={**os.environ, "TQDM_DISABLE": "1"}, preexec_fn=preexec_fn)
     with RssPoller(process.pid) as poller:
         out, err = process.communicate()
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{err[-3000:]}")
-    summary = next((line for line in err.splitlines() if line.startswith("done:")), "")
-    rate = re.search(r"\(([\d.]+) rows/s", summary)  # "... wrote N rows in T s (R rows/s, ..."
-    inner = float(rate.group(1)) if rate else None
-    return {"wall_s": wall, "run_rows_per_s": inner, "peak_rss_mb": poller.python_peaks_mb(), "summary": summary}
+    return {"wall_s": wall, "peak_rss_mb": poller.python_peaks_mb()}
 
 
 def section_e2e(work: Path, bg_dir: Path, fg_dir: Path, placements: int, input_size: int, repeats: int,
                 cores: list[int], shard_size: int) -> dict:
+    from builder.launch import torchrun_command
     from builder.random_model import save_random_depth_model
 
     model_dir = work / "model-tiny"
@@ -390,31 +358,36 @@ def section_e2e(work: Path, bg_dir: Path, fg_dir: Path, placements: int, input_s
         in_child(save_random_depth_model, str(model_dir), "tiny")
     n_bg, n_fg = len(list(bg_dir.iterdir())), len(list(fg_dir.iterdir()))
     rows = n_bg * n_fg * 2 * placements + n_bg + n_fg
-    common = ["scripts/generate.py", "--bg-dir", str(bg_dir), "--fg-dir", str(fg_dir), "--placements",
-              str(placements), "--depth-model", str(model_dir), "--depth-input-size", str(input_size),
-              "--shard-size", str(shard_size), "--overwrite"]
-    variants = {"1 process": [sys.executable] + common + ["--output-dir", str(work / "e2e1")]}
-    if len(cores) > 1:
-        n = len(cores)
-        variants[f"accelerate launch --cpu --num_processes {n}"] = (
-            [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(n), "--num_machines",
-             "1", "--mixed_precision", "no", "--dynamo_backend", "no"] + common + ["--output-dir", str(work / "e2eA")])
-        variants[f"{n} processes"] = [sys.executable, __file__, "--_ranks", str(n), "--"] + common + [
-            "--output-dir", str(work / "e2eN")]
+    script = str(ROOT / "scripts" / "generate.py")
+
+    def args(out: Path) -> list[str]:
+        return ["--bg-dir", str(bg_dir), "--fg-dir", str(fg_dir), "--placements", str(placements), "--depth-model",
+                str(model_dir), "--depth-input-size", str(input_size), "--shard-size", str(shard_size), "--overwrite",
+                "--output-dir", str(out), "--summary-json", str(out.with_name(out.name + ".summary.json"))]
+
+    n = len(cores)
+    variants = {"1 process": lambda out: [sys.executable, script, *args(out)]}
+    if n > 1:
+        variants[f"accelerate launch --cpu --num_processes {n}"] = lambda out: [
+            sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(n), "--num_machines",
+            "1", "--mixed_precision", "no", "--dynamo_backend", "no", script, *args(out)]
+        variants[f"{n} processes (torchrun)"] = lambda out: torchrun_command(script, args(out), n,
+                                                                             master_port=free_port())
     runs: dict[str, list[dict]] = {name: [] for name in variants}
     for r in range(repeats):
-        for name, command in variants.items():
-            runs[name].append(timed_subprocess(command))
-            last = runs[name][-1]
-            print(f"  e2e {name} repeat {r + 1}/{repeats}: {rows / last['wall_s']:.1f} rows/s wall, "
-                  f"{last['run_rows_per_s']} rows/s after start-up, peak RSS {last['peak_rss_mb']} MB", flush=True)
+        for number, (name, command) in enumerate(variants.items()):
+            out = work / f"e2e{number}"
+            run = timed_subprocess(command(out))
+            run["summary"] = json.loads(out.with_name(out.name + ".summary.json").read_text())
+            runs[name].append(run)
+            print(f"  e2e {name} repeat {r + 1}/{repeats}: {rows / run['wall_s']:.1f} rows/s wall, "
+                  f"{run['summary']['rows_per_s']} rows/s after start-up, peak RSS {run['peak_rss_mb']} MB", flush=True)
     result = {"rows": rows, "depth_input_size": input_size, "model": "random-weight tiny"}
     for name, values in runs.items():
-        wall_rate = median([rows / v["wall_s"] for v in values])
-        inner_rate = median([v["run_rows_per_s"] for v in values if v["run_rows_per_s"]])
-        processes = values[-1]["summary"].split(" process(es)")[0].rsplit("(", 1)[-1].split(", ")[-1]
-        result[name] = {"processes_reported": processes, "rows_per_s_wall": wall_rate, "rows_per_s_after_startup": inner_rate,
-                        "projected_400k_hours": CLASSIC_ROWS / inner_rate / 3600,
+        inner_rate = median([v["summary"]["rows_per_s"] for v in values])
+        result[name] = {"processes_reported": values[-1]["summary"]["processes"],
+                        "rows_per_s_wall": median([rows / v["wall_s"] for v in values]),
+                        "rows_per_s_after_startup": inner_rate, "projected_400k_hours": CLASSIC_ROWS / inner_rate / 3600,
                         "peak_rss_mb": values[-1]["peak_rss_mb"], "wall_s": [v["wall_s"] for v in values]}
     return result
 
@@ -425,10 +398,11 @@ def section_memory(work: Path, bg_dir: Path, fg_dir: Path, placements: int, shar
     """Same run at 1x and 4x the placements with small shards: the peak RSS must not grow with the rows."""
     result = {}
     for factor in (1, 4):
-        r = in_child(ours_no_depth, str(bg_dir), str(fg_dir), str(work / f"mem{factor}"), placements * factor,
-                     shard_size)
+        args = ["--bg-dir", str(bg_dir), "--fg-dir", str(fg_dir), "--no-depth", "--placements",
+                str(placements * factor), "--shard-size", str(shard_size)]
+        r = run_generator(args, work / f"mem{factor}")
         result[f"{factor}x"] = {"rows": r["rows"], "shards": -(-r["rows"] // shard_size),
-                                "peak_rss_mb": round(r["peak_rss_mb"])}
+                                "peak_rss_mb": max(r["peak_rss_mb"])}
     result["growth_mb"] = result["4x"]["peak_rss_mb"] - result["1x"]["peak_rss_mb"]
     return result
 
@@ -457,7 +431,7 @@ def table(report: dict) -> str:
                      f"| {base:.0f} | {c['ratio_1core']:.2f}x |")
         lines.append(f"| same, samples per CPU-second (cross-check) | {c['ours_1core']['samples_per_cpu_s']:.0f} "
                      f"| {c['baseline_1core']['samples_per_cpu_s']:.0f} | {c['ratio_per_cpu_s']:.2f}x |")
-        lines.append(f"| peak RSS, 1 core (MB) | {c['ours_1core']['peak_rss_mb']:.0f} | "
+        lines.append(f"| peak RSS, 1 core (MB) | {max(c['ours_1core']['peak_rss_mb']):.0f} | "
                      f"{c['baseline_1core']['peak_rss_mb']:.0f} | |")
         for key, label in (("ours_all_cores_1proc", "1 process"), ("ours_all_cores_procs", "processes")):
             if key in c:
@@ -488,29 +462,7 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def launch_ranks(n: int, generate_args: list[str]) -> int:
-    """What a working multi-CPU launcher does: n local ranks of generate.py, each with PartialState(cpu=True).
-
-    (`accelerate launch --cpu --num_processes N` runs a single process in accelerate 1.15: the benchmark
-    measures it as written and reports how many processes it really ran.)"""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code = ("import sys, runpy; from accelerate import PartialState; PartialState(cpu=True); "
-            "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(ROOT / "scripts" / "generate.py"), *generate_args[1:]],
-                              env={**os.environ, "RANK": str(r), "WORLD_SIZE": str(n), "LOCAL_RANK": str(r),
-                                   "LOCAL_WORLD_SIZE": str(n), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-             for r in range(n)]
-    return max(p.wait() for p in procs)
-
-
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--_ranks"]:
-        return launch_ranks(int(argv[1]), argv[3:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=Path("benchmark.json"), help="where the JSON report goes")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")

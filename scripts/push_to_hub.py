@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.config import UsageError  # noqa: E402
+from builder.cli import run_command  # noqa: E402
+from builder.errors import UsageError  # noqa: E402
 
 
 def parse_size(text: str) -> int:
@@ -56,77 +57,35 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def publish(args: argparse.Namespace) -> None:
     from builder import hub
 
-    try:
-        if args.row_group_rows < 1:
-            raise UsageError([f"--row-group-rows {args.row_group_rows}: use at least 1"])
-        if args.export_only:
-            result = hub.export(args.output_dir, args.export_only, args.repo_id, args.license, args.max_file_size,
-                                args.row_group_rows)
-            log(hub.export_summary(result))
-            log(f"nothing uploaded; `load_dataset({str(args.export_only)!r}, streaming=True)` reads what the Hub "
-                "would serve")
-            return 0
-        from huggingface_hub import get_token
+    if args.row_group_rows < 1:
+        raise UsageError([f"--row-group-rows {args.row_group_rows}: use at least 1"])
+    if args.export_only:
+        result = hub.export(args.output_dir, args.export_only, args.repo_id, args.license, args.max_file_size,
+                            args.row_group_rows)
+        log(hub.export_summary(result))
+        log(f"nothing uploaded; `load_dataset({str(args.export_only)!r}, streaming=True)` reads what the Hub "
+            "would serve")
+        return
+    from huggingface_hub import get_token
 
-        hub.check_repo_id(args.repo_id)
-        token = args.token or get_token()
-        if not token:
-            raise UsageError(["no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --token"])
-        folder = hub.staged_export(args.output_dir, args.repo_id, args.license, args.max_file_size,
-                                   args.row_group_rows, log=log)
-        info = hub.upload(folder, args.repo_id, token, private=args.private, revision=args.revision, log=log)
-        log(f"published: {info.commit_url}")
-        return 0
-    except UsageError as err:
-        log(f"error: cannot publish:\n{err}")
-        return 2
-    except Exception as err:  # noqa: BLE001 - HTTP errors from huggingface_hub, reported without a traceback
-        return report_hub_error(err, args.repo_id)
-    except KeyboardInterrupt:
-        log("interrupted: rerun the same command; it uploads only what the Hub does not have yet")
-        return 130
+    hub.check_repo_id(args.repo_id)
+    token = args.token or get_token()
+    if not token:
+        raise UsageError(["no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --token"])
+    folder = hub.staged_export(args.output_dir, args.repo_id, args.license, args.max_file_size,
+                               args.row_group_rows, log=log)
+    info = hub.upload(folder, args.repo_id, token, private=args.private, revision=args.revision, log=log)
+    log(f"published: {info.commit_url}")
 
 
-def report_hub_error(err: Exception, repo_id: str) -> int:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    cause = err
-    while cause is not None and not isinstance(cause, HfHubHTTPError):
-        cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        if _is_network_error(err):
-            from huggingface_hub import constants
-
-            log(f"error: cannot reach {constants.ENDPOINT}: {err}\n"
-                "check the network and rerun; files already on the Hub are not sent again")
-            return 1
-        raise err
-    status = cause.response.status_code if cause.response is not None else None
-    first_line = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())[:300]
-    if status in (401, 403):
-        log(f"error: no write access to dataset {repo_id} (HTTP {status}): use a token with write permission on "
-            f"that namespace (HF_TOKEN, `hf auth login` or --token). Server said: {first_line}")
-        return 2
-    if status == 404:
-        log(f"error: dataset {repo_id} or branch not found (HTTP 404). Server said: {first_line}")
-        return 2
-    log(f"error: the upload failed (HTTP {status}): {first_line}\n"
-        "rerun the same command to resume; files already on the Hub are not sent again")
-    return 1
-
-
-def _is_network_error(err: BaseException | None) -> bool:
-    """Connection failures of the HTTP client huggingface_hub uses (httpx, or requests in older versions)."""
-    while err is not None:
-        if isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore",
-                                                                              "requests", "urllib3"):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    return run_command(lambda: publish(args), "publish", report=log,
+                       interrupted="interrupted: rerun the same command; it uploads only what the Hub does not "
+                                   "have yet")
 
 
 if __name__ == "__main__":

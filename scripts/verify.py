@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.verify import VerifyUsageError, verify  # noqa: E402
+from builder.cli import run_command  # noqa: E402
+from builder.verify import verify  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -25,19 +26,23 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the --sample choice (default: 0)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="threads decoding and recomputing rows (default: all cores)")
+    parser.add_argument("--depth", type=int, default=None, metavar="N",
+                        help="run the manifest's depth model again on N random rows per shard and compare with the "
+                             "stored depth (needs the model: the HF cache, the network or its local folder)")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="manifest.json to check against (default: FOLDER/manifest.json)")
     args = parser.parse_args(argv)
     if args.sample is not None and args.sample < 1:
         parser.error("--sample must be at least 1")
-    try:
-        report = verify(args.folder, sample=args.sample, seed=args.seed, workers=args.workers,
-                        manifest=args.manifest)
-    except VerifyUsageError as err:
-        print(f"error: cannot verify: {err}", file=sys.stderr)
-        return 2
-    print(report.summary())
-    return 0 if report.ok else 1
+    if args.depth is not None and args.depth < 1:
+        parser.error("--depth must be at least 1")
+    def check() -> int:
+        report = verify(args.folder, sample=args.sample, seed=args.seed, workers=args.workers, manifest=args.manifest,
+                        depth_rows=args.depth)
+        print(report.summary())
+        return 0 if report.ok else 1
+
+    return run_command(check, "verify")
 
 
 if __name__ == "__main__":

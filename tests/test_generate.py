@@ -227,3 +227,22 @@ def test_python_builder_and_background_join(tmp_path, inputs):
         assert row["bg"].size == (64, 64) and row["bg"].mode == "RGB"
         backgrounds = datasets.load_dataset(str(out), "backgrounds", split="train")
         assert np.array_equal(np.asarray(row["bg"]), np.asarray(backgrounds[row["bg_id"]]["image"]))
+
+
+def test_python_builder_spreads_shards_over_num_proc(tmp_path, inputs):
+    """`_split_generators` hands the generator's shard tasks to datasets as gen_kwargs, so num_proc works."""
+    import fgbg_depth
+
+    kwargs = {"bg_dir": str(inputs[0]), "fg_dir": str(inputs[1]), "no_depth": True, "placements": 2,
+              "resolution": 64, "shard_size": 3}
+    built = {}
+    for num_proc in (None, 2):
+        builder = fgbg_depth.FgBgDepth(config_name="default", cache_dir=str(tmp_path / f"cache{num_proc}"),
+                                       generate_kwargs=kwargs)
+        builder.download_and_prepare(num_proc=num_proc)
+        ds = builder.as_dataset(split="train")
+        built[num_proc] = {row["sample_id"]: (np.asarray(row["fg_bg"]).tobytes(), np.asarray(row["mask"]).tobytes())
+                           for row in ds}
+        if num_proc:
+            assert len(ds.cache_files) == 2  # one Arrow file per worker: the shards really were spread
+    assert sorted(built[None]) == list(range(16)) and built[2] == built[None]

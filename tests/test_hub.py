@@ -18,8 +18,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from builder.config import UsageError
+from builder.errors import UsageError
 from builder.hub import rebatch, resolve_license, row_group_rows
+from builder.settings import ModelRecord
 from fgbg_depth import CONFIG_NAMES, features
 from tests.fake_hub import FakeHub
 
@@ -237,16 +238,17 @@ def test_clear_errors(depth_out, plain_out, tmp_path):
 
 
 def test_license_follows_the_depth_model():
-    small = {"model": {"id": "depth-anything/Depth-Anything-V2-Small-hf"}}
-    large = {"model": {"id": "depth-anything/Depth-Anything-V2-Large-hf"}}
+    def model(model_id):
+        return ModelRecord(model_id, "main", "float32")
+
+    small, large = model("depth-anything/Depth-Anything-V2-Small-hf"), model("depth-anything/Depth-Anything-V2-Large-hf")
     assert resolve_license(small, None) == "apache-2.0"
     assert resolve_license(large, None) == "cc-by-nc-4.0"
     assert resolve_license(large, "cc-by-nc-4.0") == "cc-by-nc-4.0"
-    assert resolve_license({"model": {"id": "/models/mine"}}, "mit") == "mit"
-    for manifest, given in [(large, "apache-2.0"), ({"model": None}, None), ({"model": {"id": "x/y"}}, None),
-                            (small, "Apache 2.0")]:
+    assert resolve_license(model("/models/mine"), "mit") == "mit"
+    for record, given in [(large, "apache-2.0"), (None, None), (model("x/y"), None), (small, "Apache 2.0")]:
         with pytest.raises(UsageError, match="--license"):
-            resolve_license(manifest, given)
+            resolve_license(record, given)
 
 
 def test_row_groups_are_about_100_rows_and_bounded_in_bytes():

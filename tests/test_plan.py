@@ -51,3 +51,15 @@ def test_shards_cover_the_space_and_split_round_robin():
     parts = [tasks_for_process(tasks, r, 2) for r in range(2)]
     assert sorted(t.shard_index for part in parts for t in part) == [0, 1, 2]
     assert shard_tasks("default", 0, 4) == []
+
+
+def test_shard_names_round_trip_and_carry_the_split():
+    from builder.plan import ShardName
+
+    name = ShardName("default", "validation", 3, 12)
+    assert name.relative_path() == "data/default/validation-00003-of-00012.arrow"
+    assert ShardName.parse("default", name.file_name("parquet")) == name
+    assert ShardName.parse("default", "train-3-of-12.arrow") is None
+    assert name.marker_name == "default-validation-00003-of-00012.json"
+    assert ShardName.data_files("default", "train", "parquet") == "data/default/train-*.parquet"
+    assert [t.name.split for t in shard_tasks("default", 5, 2, split="validation")] == ["validation"] * 3

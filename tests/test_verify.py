@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from builder.verify import VerifyUsageError, composite_tolerance, verify
+from builder.checks import composite_tolerance
+from builder.verify import VerifyUsageError, verify
 from tests.conftest import read_config, run_verify
 
 SHARD1 = "data/default/train-00001-of-00003.arrow"
@@ -169,7 +170,7 @@ def test_stats_mismatch(dataset):
 
 
 def test_unfinished_shard_and_missing_card(dataset):
-    (dataset / ".fgbg" / "done" / "default-00002-of-00003.json").unlink()
+    (dataset / ".fgbg" / "done" / "default-train-00002-of-00003.json").unlink()
     (dataset / "README.md").unlink()
     (dataset / "data" / "default" / ".train-00002-of-00003.arrow.123.tmp").write_bytes(b"half")
     text = failures(verify(dataset, sample=1))
@@ -232,14 +233,14 @@ def test_memory_stays_flat_as_rows_grow(tmp_path):
     """
     import tracemalloc
 
-    from builder.config import GenerateConfig
-    from builder.pipeline import run
+    from builder.launch import generate
+    from builder.settings import GenerateConfig
 
     peaks = {}
     for placements in (2, 40):
         out = tmp_path / f"k{placements}"
-        run(GenerateConfig(output_dir=out, demo=True, no_depth=True, resolution=32, placements=placements,
-                           shard_size=10_000, batch_size=16))
+        generate(GenerateConfig.from_kwargs(output_dir=out, demo=True, no_depth=True, resolution=32,
+                                            placements=placements, shard_size=10_000, batch_size=16))
         tracemalloc.start()
         report = verify(out, workers=1)
         peaks[placements] = tracemalloc.get_traced_memory()[1]
@@ -247,3 +248,28 @@ def test_memory_stays_flat_as_rows_grow(tmp_path):
         assert report.ok, failures(report)
         assert report.rows["default"] == 4 * 3 * 2 * placements
     assert peaks[40] < peaks[2] * 1.2, peaks
+
+
+def test_depth_is_recomputed_with_the_manifest_model(dataset):
+    """verify --depth N runs the model again: a map attached to another row fails, the data as made passes."""
+    report = verify(dataset, sample=1, depth_rows=20)
+    assert report.ok, failures(report)
+    assert report.depth_checked == {"default": 48, "backgrounds": 4}
+
+    def swap_depth(rows):
+        for key in ("depth", "depth_min", "depth_max"):
+            rows[4][key], rows[5][key] = rows[5][key], rows[4][key]
+
+    rewrite_shard(dataset / SHARD1, swap_depth)
+    text = failures(verify(dataset, sample=1, depth_rows=20))
+    assert f"{SHARD1} sample_id 24: depth differs from the model's prediction for this row's fg_bg" in text
+    assert f"{SHARD1} sample_id 25: depth differs" in text and "sample_id 26" not in text
+
+
+def test_depth_check_says_when_the_model_is_missing(dataset):
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest["settings"]["depth_model"] = str(dataset / "no-such-model")
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    result = run_verify(dataset, "--depth", "2")
+    assert result.returncode == 2
+    assert "verify --depth: the dataset's depth model" in result.stderr and "not available here" in result.stderr

@@ -1,0 +1,253 @@
+"""Pure row checks: each takes an immutable `Reference` (the manifest's settings and the stored inputs) and one
+row, and returns the problems it found with the statistics of the images it decoded. No shared state, no order.
+
+Every check reuses the generator's pure functions (plan, composite), so verify checks the data against the code's
+definition; tests/test_composite_independent.py checks those functions against an independent alpha-over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+
+import numpy as np
+from PIL import Image
+
+from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
+from builder.plan import Placement, SampleSpace, draw_placement, placed_size
+from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
+from builder.settings import Manifest
+from builder.stats import StatsBook
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What rows are checked against: the manifest, and the decoded stored inputs by id (read-only arrays)."""
+
+    manifest: Manifest
+    backgrounds: dict[int, np.ndarray]
+    foregrounds: dict[int, np.ndarray]
+
+    @property
+    def settings(self):
+        return self.manifest.settings
+
+    @property
+    def space(self) -> SampleSpace:
+        return SampleSpace(len(self.manifest.backgrounds), len(self.manifest.foregrounds), self.settings.placements)
+
+
+@dataclasses.dataclass
+class RowResult:
+    problems: list[str]
+    stats: StatsBook  # by column, of the images decoded
+
+
+# --------------------------------------------------------------------------------------------- tolerance
+
+def jpeg_scale(quality: int) -> float:
+    """libjpeg's quantisation-table scale for a quality setting: 1.0 at 50, 0.1 at 95, 0 at 100."""
+    return (200 - 2 * quality) / 100 if quality >= 50 else 50 / quality
+
+
+def composite_tolerance(quality: int) -> tuple[float, float]:
+    """(mean, block) limits on |stored fg_bg - recomposite over the stored background| inside the pasted area.
+
+    The generator composites over the *original* background and JPEG-encodes the result; the verifier can
+    only composite over the *stored* (JPEG) background. The difference is two JPEG round trips, so it grows
+    with the quantisation step. Measured on the demo inputs at R = 64, 100, 224 (worst row of 720 per
+    setting): mean 3.6 / worst 8x8-block mean 11.9 at quality 95, 7.4 / 21.6 at 50, 9.8 / 30.8 at 20; on
+    JPEG's worst cases at R = 224 (uniform noise, 1 px magenta/green stripes): 2.0 / 11.9 at 95, 6.2 / 27.2
+    at 50. Chroma subsampling alone gives 8x8-block errors near 10 at sharp colour edges even at quality 100,
+    hence the constant terms. The limits below are 2 to 4 times the worst case seen at every quality. Outside
+    the pasted area (aligned to the 16 px JPEG MCU grid plus an 8 px margin for chroma upsampling) the
+    encoder saw identical pixels in the background and the composite, so there the check is exact.
+    """
+    s = jpeg_scale(quality)
+    return 6.0 + 12.0 * s, 24.0 + 40.0 * s
+
+
+def paste_window(placement: Placement, resolution: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the pasted box grown to the 16 px MCU grid plus 8 px, clipped to the frame."""
+    x0 = max(0, placement.x // 16 * 16 - 8)
+    y0 = max(0, placement.y // 16 * 16 - 8)
+    x1 = min(resolution, -(-(placement.x + placement.width) // 16) * 16 + 8)
+    y1 = min(resolution, -(-(placement.y + placement.height) // 16) * 16 + 8)
+    return x0, y0, x1, y1
+
+
+def composite_error(stored: np.ndarray, background: np.ndarray, fg_placed: np.ndarray, placement: Placement,
+                    quality: int) -> str | None:
+    """None if the stored composite matches the recomposite, else what is wrong."""
+    resolution = stored.shape[0]
+    expected = composite(background, fg_placed, placement).astype(np.int16)
+    diff = np.abs(stored.astype(np.int16) - expected)
+    x0, y0, x1, y1 = paste_window(placement, resolution)
+    outside = np.ones(stored.shape[:2], dtype=bool)
+    outside[y0:y1, x0:x1] = False
+    if outside.any():
+        wrong = int((diff[outside] != 0).any(axis=-1).sum())
+        if wrong:
+            return (f"{wrong} pixels outside the pasted area differ from the stored background "
+                    f"(must be identical there); max error {int(diff[outside].max())}")
+    inside = diff[y0:y1, x0:x1].astype(np.float64)
+    mean_limit, block_limit = composite_tolerance(quality)
+    mean = float(inside.mean())
+    h, w = inside.shape[0] // 8 * 8, inside.shape[1] // 8 * 8
+    block = float(inside[:h, :w].reshape(h // 8, 8, w // 8, 8, -1).mean(axis=(1, 3, 4)).max()) if h and w else 0.0
+    if mean > mean_limit or block > block_limit:
+        return (f"composite differs from the recomposite inside the pasted area: mean abs error {mean:.2f} "
+                f"(limit {mean_limit:.2f}), worst 8x8 block {block:.2f} (limit {block_limit:.2f})")
+    return None
+
+
+# --------------------------------------------------------------------------------------------- images
+
+def decode_checked(cell: dict | None, schema: ConfigSchema, column: str, size: tuple[int, int] | None,
+                   stats: StatsBook) -> np.ndarray:
+    """Pixels of an Image cell after checking the column's declared format, mode and size (ValueError naming
+    what is wrong); their statistics go into `stats`."""
+    spec = schema.column(column).image
+    if cell is None or cell.get("bytes") is None:
+        raise ValueError("no image bytes")
+    data = cell["bytes"]
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError... for corrupt data
+        raise ValueError(f"does not decode ({type(err).__name__}: {err})") from None
+    if image.format != spec.format or image.mode != spec.mode:
+        raise ValueError(f"is {image.format} mode {image.mode}, expected {spec.format} mode {spec.mode}")
+    if size is not None and image.size != size:
+        raise ValueError(f"is {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}")
+    pixels = np.asarray(image)
+    stats[column].add(pixels, len(data))
+    return pixels
+
+
+def depth_problems(ref: Reference, schema: ConfigSchema, row: dict, with_images: bool, stats: StatsBook,
+                   prefix: str = "") -> list[str]:
+    if not ref.settings.with_depth:
+        return []
+    problems = []
+    low, high = row["depth_min"], row["depth_max"]
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+        problems.append(f"{prefix}depth_min {low} / depth_max {high}: need finite values with depth_min < depth_max")
+    if with_images:
+        r = ref.settings.resolution
+        try:
+            decode_checked(row["depth"], schema, "depth", (r, r), stats)
+        except ValueError as err:
+            problems.append(f"{prefix}depth {err}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------- rows
+
+def _id_problem(value, bound: int, column: str) -> str | None:
+    return None if value is not None and 0 <= value < bound else f"{column} {value} outside [0, {bound})"
+
+
+def check_foreground_row(ref: Reference, row: dict, with_images: bool) -> RowResult:
+    """Always decoded: the default config's masks and composites are checked against these pixels."""
+    stats = StatsBook(FOREGROUNDS.peaks)
+    fg_id = row["fg_id"]
+    if problem := _id_problem(fg_id, ref.space.n_fg, "fg_id"):
+        return RowResult([problem], stats)
+    problems = []
+    if row["source"] != ref.manifest.fg_names[fg_id]:
+        problems.append(f"source {row['source']!r}, the manifest says {ref.manifest.fg_names[fg_id]!r}")
+    try:
+        rgba = decode_checked(row["image"], FOREGROUNDS, "image", None, stats)
+        alpha = rgba[..., 3]
+        if not (alpha[0].any() and alpha[-1].any() and alpha[:, 0].any() and alpha[:, -1].any()):
+            problems.append("image is not cropped to its alpha box")
+        mask = decode_checked(row["mask"], FOREGROUNDS, "mask", (rgba.shape[1], rgba.shape[0]), stats)
+        expected = np.where(alpha >= ref.settings.mask_threshold, 255, 0).astype(np.uint8)
+        if not np.array_equal(mask, expected):
+            problems.append(f"mask differs from alpha >= {ref.settings.mask_threshold} in "
+                            f"{int((mask != expected).sum())} pixels")
+    except ValueError as err:
+        problems.append(f"image {err}")
+    return RowResult(problems, stats)
+
+
+def check_background_row(ref: Reference, row: dict, with_images: bool) -> RowResult:
+    stats = StatsBook(BACKGROUNDS.peaks)
+    bg_id = row["bg_id"]
+    if problem := _id_problem(bg_id, ref.space.n_bg, "bg_id"):
+        return RowResult([problem], stats)
+    problems = []
+    if row["source"] != ref.manifest.bg_names[bg_id]:
+        problems.append(f"source {row['source']!r}, the manifest says {ref.manifest.bg_names[bg_id]!r}")
+    r = ref.settings.resolution
+    try:
+        decode_checked(row["image"], BACKGROUNDS, "image", (r, r), stats)
+    except ValueError as err:
+        problems.append(f"image {err}")
+    problems += depth_problems(ref, BACKGROUNDS, row, with_images, stats)
+    return RowResult(problems, stats)
+
+
+def check_sample_row(ref: Reference, row: dict, with_images: bool) -> RowResult:
+    stats = StatsBook(DEFAULT.peaks)
+    sample_id = row["sample_id"]
+    if sample_id is None or not 0 <= sample_id < len(ref.space):
+        return RowResult([f"sample_id {sample_id} outside the sample space [0, {len(ref.space)})"], stats)
+    problems = []
+    bg_id, fg_id, flip, _ = ref.space.decompose(sample_id)
+    ids = (row["bg_id"], row["fg_id"], row["flip"])
+    if ids != (bg_id, fg_id, bool(flip)):
+        problems.append(f"sample_id {sample_id} is (bg_id, fg_id, flip) = {(bg_id, fg_id, bool(flip))}, "
+                        f"the row says {ids}")
+    where = f"sample_id {sample_id}"
+    foreground = ref.foregrounds.get(fg_id)
+    if foreground is None:
+        return RowResult(problems + [f"{where}: foreground {fg_id} is unavailable, cannot check placement or "
+                                     "images"], stats)
+    s = ref.settings
+    drawn = draw_placement(s.seed, sample_id, *foreground.shape[:2], s.resolution, s.scale_min, s.scale_max)
+    stored = (row["x"], row["y"], float(np.float32(row["scale"])) if row["scale"] is not None else None)
+    if stored != (drawn.x, drawn.y, drawn.scale):
+        problems.append(f"{where}: (x, y, scale) = {stored}, but seed {s.seed} draws "
+                        f"{(drawn.x, drawn.y, drawn.scale)}")
+    problems += depth_problems(ref, DEFAULT, row, with_images, stats, prefix=f"{where}: ")
+    if with_images:
+        # The placement as recorded in the row (so a wrong row shows up as a wrong mask too).
+        height, width = placed_size(stored[2] or 0.0, *foreground.shape[:2], s.resolution)
+        placement = Placement(row["x"], row["y"], stored[2], width, height)
+        problems += sample_image_problems(ref, row, placement, (bg_id, fg_id, flip), stats)
+    return RowResult(problems, stats)
+
+
+def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: tuple[int, int, int],
+                          stats: StatsBook) -> list[str]:
+    """The mask and bbox against the cut-out placed as the row says; the composite against the recomposite."""
+    s, (bg_id, fg_id, flip) = ref.settings, ids
+    where, r, problems = f"sample_id {row['sample_id']}", s.resolution, []
+    decoded = {}
+    for column in ("mask", "fg_bg"):
+        try:
+            decoded[column] = decode_checked(row[column], DEFAULT, column, (r, r), stats)
+        except ValueError as err:
+            problems.append(f"{where}: {column} {err}")
+    if not (0 <= placement.x <= r - placement.width and 0 <= placement.y <= r - placement.height):
+        return problems + [f"{where}: the foreground at x={placement.x} y={placement.y} "
+                           f"({placement.width}x{placement.height}) is not inside the frame"]
+    placed = placed_foreground(ref.foregrounds[fg_id], bool(flip), placement)
+    if "mask" in decoded:
+        mask, expected = decoded["mask"], placed_mask(placed, placement, r, s.mask_threshold)
+        if not np.array_equal(mask, expected):
+            problems.append(f"{where}: mask differs in {int((mask != expected).sum())} pixels from foreground "
+                            f"{fg_id}'s alpha >= {s.mask_threshold} placed at flip={bool(flip)} x={placement.x} "
+                            f"y={placement.y} scale={placement.scale}")
+        if list(row["bbox"] or []) != mask_bbox(mask):
+            problems.append(f"{where}: bbox {row['bbox']} is not the mask's box {mask_bbox(mask)}")
+    background = ref.backgrounds.get(bg_id)
+    if "fg_bg" in decoded and background is None:
+        problems.append(f"{where}: background {bg_id} is unavailable, cannot check the composite")
+    elif "fg_bg" in decoded:
+        if error := composite_error(decoded["fg_bg"], background, placed, placement, s.jpeg_quality):
+            problems.append(f"{where}: {error}")
+    return problems

@@ -1,0 +1,117 @@
+"""The data contract: each config's columns (with how its images are stored, which statistics they feed and
+which sample grid shows them), its key column, and the splits.
+
+A leaf: it imports nothing from the project, so every other module (and `fgbg_depth`) can import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import datasets
+
+SPLITS = ("train",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec:
+    """How an image column is stored, and the statistics kind (and sample grid, if any) it feeds."""
+
+    format: str  # "JPEG" or "PNG"
+    mode: str  # PIL mode as decoded: "RGB", "RGBA", "L", "I;16"
+    stats_kind: str
+    grid: str | None = None
+
+    @property
+    def max_value(self) -> int:
+        """Peak value of the stored pixels: statistics are scaled to [0, 1] by it."""
+        return 65535 if self.mode == "I;16" else 255
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # "image", "int64", "int32", "float32", "bool", "string", "box"
+    image: ImageSpec | None = None
+    depth: bool = False  # part of the depth block, absent with --no-depth
+
+    def feature(self):
+        if self.dtype == "image":
+            return datasets.Image()
+        if self.dtype == "box":
+            return datasets.List(datasets.Value("int32"), length=4)
+        return datasets.Value(self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigSchema:
+    name: str
+    key_column: str
+    columns: tuple[Column, ...]
+    depth_source: str | None = None  # the image column whose depth the `depth` column holds
+
+    def active_columns(self, with_depth: bool) -> list[Column]:
+        return [c for c in self.columns if with_depth or not c.depth]
+
+    def features(self, with_depth: bool = True) -> datasets.Features:
+        """Features of the config; `with_depth=False` is the `--no-depth` layout."""
+        return datasets.Features({c.name: c.feature() for c in self.active_columns(with_depth)})
+
+    def image_columns(self, with_depth: bool) -> list[Column]:
+        return [c for c in self.active_columns(with_depth) if c.image is not None]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def peaks(self) -> dict[str, int]:
+        """Image column -> peak value of its stored pixels (statistics are scaled to [0, 1] by it)."""
+        return {c.name: c.image.max_value for c in self.columns if c.image}
+
+    def by_kind(self, column_stats: dict) -> dict:
+        """Per-column statistics renamed to their statistics kinds, the names stats.json uses."""
+        return {self.column(name).image.stats_kind: stats for name, stats in column_stats.items()}
+
+
+def _depth_block(stats_kind: str, grid: str | None) -> tuple[Column, ...]:
+    return (Column("depth", "image", ImageSpec("PNG", "I;16", stats_kind, grid), depth=True),
+            Column("depth_min", "float32", depth=True), Column("depth_max", "float32", depth=True))
+
+
+DEFAULT = ConfigSchema("default", "sample_id", (
+    Column("fg_bg", "image", ImageSpec("JPEG", "RGB", "fg_bg", grid="fg_bg")),
+    Column("mask", "image", ImageSpec("PNG", "L", "mask", grid="mask")),
+    *_depth_block("depth", grid="depth"),
+    Column("sample_id", "int64"),
+    Column("bg_id", "int32"),
+    Column("fg_id", "int32"),
+    Column("flip", "bool"),
+    Column("x", "int32"),
+    Column("y", "int32"),
+    Column("scale", "float32"),
+    Column("bbox", "box"),
+), depth_source="fg_bg")
+BACKGROUNDS = ConfigSchema("backgrounds", "bg_id", (
+    Column("bg_id", "int32"),
+    Column("image", "image", ImageSpec("JPEG", "RGB", "bg", grid="bg")),
+    *_depth_block("bg_depth", grid=None),
+    Column("source", "string"),
+), depth_source="image")
+FOREGROUNDS = ConfigSchema("foregrounds", "fg_id", (
+    Column("fg_id", "int32"),
+    Column("image", "image", ImageSpec("PNG", "RGBA", "fg", grid="fg")),
+    Column("mask", "image", ImageSpec("PNG", "L", "fg_mask")),
+    Column("source", "string"),
+))
+
+SCHEMAS = (DEFAULT, BACKGROUNDS, FOREGROUNDS)
+SCHEMA_BY_NAME = {schema.name: schema for schema in SCHEMAS}
+CONFIG_NAMES = tuple(SCHEMA_BY_NAME)
+# sample grid name -> (config, column), in the order the card shows them
+GRID_COLUMNS = {c.image.grid: (s.name, c.name) for s in SCHEMAS for c in s.columns if c.image and c.image.grid}
+
+
+def features(config_name: str, with_depth: bool = True) -> datasets.Features:
+    if config_name not in SCHEMA_BY_NAME:
+        raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
+    return SCHEMA_BY_NAME[config_name].features(with_depth)

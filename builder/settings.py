@@ -1,0 +1,222 @@
+"""The typed settings, validated once: what the data is a function of (`ContentSettings`, recorded in the
+manifest and shared by generate and verify), how one run goes about it (`RunOptions`), and the manifest."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from builder.errors import UsageError
+
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+MANIFEST_FORMAT = 1
+DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
+
+
+def _option(default, help_text, **extra):
+    return dataclasses.field(default=default, metadata={"help": help_text, **extra})
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentSettings:
+    """Everything the rows are a function of, besides the inputs: a rerun must match them to resume."""
+
+    resolution: int = _option(224, "side R of the square backgrounds, composites, masks and depth maps")
+    placements: int = _option(20, "random placements K of every foreground (and its flip) on every background")
+    seed: int = _option(0, "seed of every random choice; sample i draws from default_rng([seed, i])")
+    scale_min: float = _option(0.3, "smallest foreground size: its longer side as a fraction of R")
+    scale_max: float = _option(0.6, "largest foreground size: its longer side as a fraction of R")
+    mask_threshold: int = _option(128, "mask is 255 where the placed alpha >= this (1..255)")
+    jpeg_quality: int = _option(95, "JPEG quality of the composites and backgrounds")
+    shard_size: int = _option(4000, "rows per Arrow shard (the unit of work and of resumption)")
+    no_depth: bool = _option(False, "write composites and masks only, no depth columns")
+    depth_model: str = _option(DEFAULT_DEPTH_MODEL, "transformers depth-estimation model id or local folder")
+    depth_input_size: int = _option(518, "side of the square the depth model sees (a multiple of 14)")
+    depth_dtype: str = _option("auto", "model dtype: auto (bf16 on CUDA, fp32 elsewhere), float32, float16, "
+                                       "bfloat16", choices=("auto", "float32", "float16", "bfloat16"))
+
+    def __post_init__(self):
+        if problems := self.problems():
+            raise UsageError(problems)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.resolution < 32:
+            problems.append(f"--resolution {self.resolution} is too small: use 32 or more (default 224)")
+        if self.placements < 1:
+            problems.append(f"--placements {self.placements}: need at least 1 placement per foreground")
+        if self.seed < 0:
+            problems.append(f"--seed {self.seed}: use a non-negative integer")
+        if not 0 < self.scale_min <= self.scale_max:
+            problems.append(f"--scale-min {self.scale_min} / --scale-max {self.scale_max}: "
+                            "need 0 < scale-min <= scale-max")
+        if self.scale_max > 1:
+            problems.append(f"--scale-max {self.scale_max}: a foreground whose longer side exceeds R "
+                            "cannot fit inside the frame; use at most 1.0")
+        if round(self.scale_min * self.resolution) < 1:
+            problems.append(f"--scale-min {self.scale_min} at --resolution {self.resolution} is below one pixel")
+        if not 1 <= self.mask_threshold <= 255:
+            problems.append(f"--mask-threshold {self.mask_threshold}: use 1..255")
+        if not 1 <= self.jpeg_quality <= 100:
+            problems.append(f"--jpeg-quality {self.jpeg_quality}: use 1..100")
+        if self.depth_input_size < 14 or self.depth_input_size % 14:
+            problems.append(f"--depth-input-size {self.depth_input_size}: use a multiple of 14 (e.g. 518, 224)")
+        if self.shard_size < 1:
+            problems.append(f"--shard-size {self.shard_size}: use at least 1")
+        return problems
+
+    @property
+    def with_depth(self) -> bool:
+        return not self.no_depth
+
+    def to_json(self) -> dict:
+        """The manifest's `settings`: the depth keys only when there is depth."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if self.with_depth or f.name not in DEPTH_KEYS}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ContentSettings":
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How one run goes about it: none of these change a row."""
+
+    output_dir: Path | None = _option(None, "folder the dataset is written to")
+    bg_dir: Path | None = _option(None, "folder of background images")
+    fg_dir: Path | None = _option(None, "folder of foreground cut-outs with transparency")
+    demo: bool = _option(False, "use small procedural backgrounds and cut-outs generated in code")
+    batch_size: int = _option(32, "samples per depth-model batch")
+    overwrite: bool = _option(False, "delete an existing dataset in --output-dir and start over")
+    summary_json: Path | None = _option(None, "also write the run's summary (rows, seconds, rows/s) as JSON here")
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "Path | None" and value is not None and not isinstance(value, Path):
+                object.__setattr__(self, field.name, Path(value))
+        if problems := self.problems():
+            raise UsageError(problems)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.demo and (self.bg_dir or self.fg_dir):
+            problems.append("--demo generates its own inputs: drop --bg-dir/--fg-dir, or drop --demo")
+        if not self.demo and not (self.bg_dir and self.fg_dir):
+            problems.append("give both --bg-dir and --fg-dir (or --demo for built-in inputs)")
+        if self.batch_size < 1:
+            problems.append(f"--batch-size {self.batch_size}: use at least 1")
+        return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateConfig:
+    """A generation: content settings plus run options, from one flat set of keyword arguments or flags."""
+
+    content: ContentSettings
+    run: RunOptions
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "GenerateConfig":
+        """Every problem of both parts at once (one UsageError), not just the first part's."""
+        unknown = set(kwargs) - {f.name for part in (ContentSettings, RunOptions) for f in dataclasses.fields(part)}
+        if unknown:
+            raise UsageError([f"unknown setting(s): {', '.join(sorted(unknown))}"])
+        parts, problems = [], []
+        for part in (ContentSettings, RunOptions):
+            names = {f.name for f in dataclasses.fields(part)}
+            try:
+                parts.append(part(**{k: v for k, v in kwargs.items() if k in names}))
+            except UsageError as err:
+                problems += err.problems
+        if problems:
+            raise UsageError(problems)
+        return cls(*parts)
+
+    @staticmethod
+    def parser() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(
+            description="Generate the fgbg-depth dataset (composite + mask + depth). "
+                        "Run it with `accelerate launch` to use several processes or GPUs.")
+        for field in (*dataclasses.fields(ContentSettings), *dataclasses.fields(RunOptions)):
+            flag = "--" + field.name.replace("_", "-")
+            help_text = field.metadata["help"]
+            if field.type == "bool":
+                parser.add_argument(flag, action="store_true", help=help_text)
+            else:
+                kind = {"int": int, "float": float}.get(field.type, str)
+                parser.add_argument(flag, type=kind, default=field.default, choices=field.metadata.get("choices"),
+                                    help=f"{help_text} (default: {field.default})")
+        return parser
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> "GenerateConfig":
+        config = cls.from_kwargs(**vars(cls.parser().parse_args(argv)))
+        if config.run.output_dir is None:
+            raise UsageError(["give --output-dir, the folder the dataset is written to"])
+        return config
+
+
+def library_versions() -> dict:
+    names = ("datasets", "huggingface_hub", "transformers", "torch", "accelerate", "pillow", "numpy", "pyarrow")
+    return {"python": platform.python_version(), **{name: metadata.version(name) for name in names}}
+
+
+@dataclasses.dataclass(frozen=True)
+class InputRecord:
+    name: str
+    sha256: str
+    bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecord:
+    id: str
+    revision: str
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """`manifest.json`: what a dataset folder was made from. A rerun resumes only when this matches."""
+
+    settings: ContentSettings
+    backgrounds: tuple[InputRecord, ...]
+    foregrounds: tuple[InputRecord, ...]
+    model: ModelRecord | None
+    versions: dict
+    format: int = MANIFEST_FORMAT
+
+    @property
+    def bg_names(self) -> list[str]:
+        return [f.name for f in self.backgrounds]
+
+    @property
+    def fg_names(self) -> list[str]:
+        return [f.name for f in self.foregrounds]
+
+    def to_json(self) -> dict:
+        return {"format": self.format, "settings": self.settings.to_json(),
+                "inputs": {"backgrounds": [dataclasses.asdict(f) for f in self.backgrounds],
+                           "foregrounds": [dataclasses.asdict(f) for f in self.foregrounds]},
+                "model": dataclasses.asdict(self.model) if self.model else None, "versions": self.versions}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Manifest":
+        if data.get("format") != MANIFEST_FORMAT:
+            raise UsageError([f"manifest format {data.get('format')} is not this version's ({MANIFEST_FORMAT}); "
+                              "regenerate the dataset with this version, or use the version that made it"])
+        inputs = data["inputs"]
+        return cls(ContentSettings.from_json(data["settings"]),
+                   tuple(InputRecord(**f) for f in inputs["backgrounds"]),
+                   tuple(InputRecord(**f) for f in inputs["foregrounds"]),
+                   ModelRecord(**data["model"]) if data.get("model") else None, data["versions"], data["format"])
+
+    def differences(self, other: "Manifest") -> list[str]:
+        """Top-level parts that differ, library versions aside (a rerun after an upgrade may resume)."""
+        ours, theirs = self.to_json(), other.to_json()
+        return [key for key in sorted(set(ours) | set(theirs)) if key != "versions" and ours.get(key) != theirs.get(key)]

@@ -1,0 +1,35 @@
+"""The seam between process plumbing and the work: `run_shards(job, store, rank, world_size)` knows nothing of
+launchers, so several ranks can run in one process and give the same dataset as one process."""
+
+import pytest
+
+from builder import card
+from builder.pipeline import load_job, run_shards
+from builder.settings import GenerateConfig
+from builder.shards import OutputStore
+from tests.conftest import run_generate
+
+SETTINGS = {"demo": True, "no_depth": True, "placements": 2, "shard_size": 10, "resolution": 64}
+
+
+def files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted([*(out / "data").rglob("*.arrow"), out / "stats.json", *(out / "images").glob("*.png")])}
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_ranks_driven_in_one_process_equal_a_one_process_run(tmp_path, world_size):
+    config = GenerateConfig.from_kwargs(output_dir=tmp_path / "ranks", **SETTINGS)
+    job = load_job(config, device=None)
+    store = OutputStore(config.run.output_dir)
+    store.prepare(job.manifest(), overwrite=False)
+    written = []
+    for rank in reversed(range(world_size)):  # any order: a shard's content depends on its index alone
+        tasks = run_shards(job, store, rank, world_size, on_shard=lambda: written.append(rank))
+        assert not all(store.is_done(t) for t in tasks) or rank == 0
+    store.wait_for_all(tasks)
+    card.finish(store, tasks, elapsed=1.0, resumed_rows=0, processes=world_size, device="cpu")
+    assert len(written) == len(tasks)
+    reference = tmp_path / "one"
+    run_generate(reference, "--demo", "--no-depth", "--placements", 2, "--shard-size", 10, "--resolution", 64)
+    assert files(config.run.output_dir) == files(reference)
