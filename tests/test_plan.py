@@ -18,7 +18,9 @@ def test_index_and_decompose_are_inverse_and_background_major():
 def test_classic_recipe_size():
     space = SampleSpace(100, 100, 20)
     assert len(space) == 400_000
-    assert [space.config_rows(c) for c in ("default", "backgrounds", "foregrounds")] == [400_000, 100, 100]
+    from builder.configs import CONFIGS
+
+    assert [config.count_rows(space) for config in CONFIGS] == [400_000, 100, 100]
 
 
 @pytest.mark.parametrize("fg_shape", [(10, 300), (300, 10), (50, 50), (1, 1)])
@@ -47,9 +49,9 @@ def test_placed_size_keeps_aspect():
 def test_shards_cover_the_space_and_split_round_robin():
     tasks = shard_tasks("default", 10, 4)
     assert [(t.start, t.stop) for t in tasks] == [(0, 4), (4, 8), (8, 10)]
-    assert all(t.num_shards == 3 for t in tasks)
+    assert all(t.name.count == 3 for t in tasks)
     parts = [tasks_for_process(tasks, r, 2) for r in range(2)]
-    assert sorted(t.shard_index for part in parts for t in part) == [0, 1, 2]
+    assert sorted(t.name.index for part in parts for t in part) == [0, 1, 2]
     assert shard_tasks("default", 0, 4) == []
 
 
