@@ -18,6 +18,7 @@ import datasets
 
 from builder.assets import load_inputs
 from builder.configs import CONFIG_BY_NAME
+from builder.errors import UsageError
 from builder.plan import shard_tasks
 from builder.render import RenderContext
 from builder.schema import CONFIG_NAMES, SCHEMA_BY_NAME, features
@@ -75,10 +76,14 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         config = self._generate_config()
-        space = RenderContext(config.content, load_inputs(config.content, config.run)).space  # inputs checked now
-        rows = CONFIG_BY_NAME[self.config.name].count_rows(space)
-        tasks = shard_tasks(self.config.name, rows, config.content.shard_size)
-        return [datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"tasks": tasks})]
+        inputs = load_inputs(config.content, config.run)  # every input problem is raised now, before any work
+        if problems := config.content.split_problems(len(inputs.backgrounds), len(inputs.foregrounds)):
+            raise UsageError(problems)
+        plan = RenderContext(config.content, inputs).plan
+        dataset_config = CONFIG_BY_NAME[self.config.name]
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"tasks": shard_tasks(
+                    self.config.name, dataset_config.count_rows(plan, split), config.content.shard_size, split)})
+                for split in plan.splits]
 
     def _generate_examples(self, tasks):
         import torch  # imported on use: reading a dataset with this module needs no torch

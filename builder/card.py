@@ -10,8 +10,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from builder.plan import ShardName, ShardTask
-from builder.schema import CONFIG_NAMES, GRID_COLUMNS, SPLITS, features
+from builder.plan import TRAIN, SampleSpace, ShardName, ShardTask, SplitPlan
+from builder.schema import CONFIG_NAMES, GRID_COLUMNS, features
 from builder.settings import Manifest, ModelRecord
 from builder.shards import OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
 from builder.stats import ImageStats, merge_all
@@ -106,14 +106,32 @@ def write_grids(store: OutputStore, tasks, side: int) -> dict[str, str]:
     return grids
 
 
-def collect_stats(store: OutputStore, tasks: list[ShardTask]) -> dict:
-    markers = [store.read_marker(task) for task in tasks]
+def _tally(markers: list[dict]) -> dict:
     kinds = merge_all([{k: ImageStats.from_json(v) for k, v in m["stats"].items()} for m in markers])
     rows = {name: sum(m["rows"] for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
     num_bytes = {name: sum(m["file_bytes"] for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
     shards = {name: sum(1 for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
     return {"rows": rows, "shards": shards, "num_bytes": num_bytes,
             "kinds": {kind: kinds[kind].to_json() for kind in sorted(kinds)}}
+
+
+def collect_stats(store: OutputStore, tasks: list[ShardTask]) -> dict:
+    """Totals over the dataset and, where it has a validation split, the same per split: normalise inputs with
+    the train split's mean and std."""
+    markers = [store.read_marker(task) for task in tasks]
+    totals = _tally(markers)
+    splits = list(dict.fromkeys(m["split"] for m in markers))
+    if len(splits) == 1:
+        return totals
+    return {**totals, "normalize_with": "train",
+            "splits": {split: _tally([m for m in markers if m["split"] == split]) for split in splits}}
+
+
+def split_sizes(stats: dict) -> dict[str, list[dict]]:
+    """config -> [{name, num_bytes, num_examples}] for dataset_info, one per split."""
+    parts = stats.get("splits") or {"train": stats}
+    return {name: [{"name": split, "num_bytes": part["num_bytes"][name], "num_examples": part["rows"][name]}
+                   for split, part in parts.items()] for name in CONFIG_NAMES}
 
 
 def stats_table(kinds: dict) -> str:
@@ -130,14 +148,14 @@ def stats_table(kinds: dict) -> str:
 def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
               license_id: str | None, splits: dict[str, list[dict]] | None = None) -> str:
     """YAML header: configs with their data files, dataset_info with features and split sizes (`splits`:
-    config -> [{name, num_bytes, num_examples}]; default: one train split from `stats`)."""
+    config -> [{name, num_bytes, num_examples}]; default: from `stats`)."""
     with_depth = manifest.settings.with_depth
+    splits = splits or split_sizes(stats)
     info = []
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
                      "features": features(name, with_depth)._to_yaml_list(),
-                     "splits": (splits or {}).get(name) or [{"name": "train", "num_bytes": stats["num_bytes"][name],
-                                                             "num_examples": stats["rows"][name]}],
+                     "splits": splits[name],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
     header = {
         "license": license_id or "other",
@@ -177,6 +195,39 @@ def provenance(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
+def splits_section(manifest: Manifest, stats: dict) -> str:
+    """The split rule, its counts and the held-out inputs; or how to get a validation split."""
+    settings = manifest.settings
+    space = SampleSpace(len(manifest.backgrounds), len(manifest.foregrounds), settings.placements)
+    plan = SplitPlan.from_counts(space, settings.seed, settings.validation_backgrounds,
+                                 settings.validation_foregrounds)
+    if len(plan.splits) == 1:
+        return ("One `train` split with every sample. A validation split that shares no background or cut-out "
+                "with train is made with `--validation-backgrounds N` / `--validation-foregrounds M`.")
+    lines = ["`validation` holds out whole backgrounds and cut-outs, so validation scores measure generalisation, "
+             "not memorisation: `train` has the pairs of a kept background and a kept cut-out; `validation` the "
+             "pairs of a held-out background (or any background, if none is held out) and a held-out cut-out (or "
+             "any, if none is held out); every other pair is dropped, never generated. The held-out inputs were "
+             f"chosen from seed {settings.seed} by a seeded permutation, not by file order. The `backgrounds` and "
+             "`foregrounds` configs split the same way.", "",
+             "| split | samples | backgrounds | cut-outs |", "| --- | ---: | ---: | ---: |"]
+    for split in plan.splits:
+        rows = stats["splits"][split]["rows"]
+        lines.append(f"| {split} | {rows['default']:,} | {rows['backgrounds']:,} | {rows['foregrounds']:,} |")
+    lines += ["", f"Dropped pairs: {plan.dropped:,} samples of the full {len(space):,} were not generated.", ""]
+    for role, names in (manifest.held_out or {}).items():
+        lines.append(f"Held-out {role}: " + (", ".join(f"`{n}`" for n in names) or "none") + ".")
+    return "\n".join(lines)
+
+
+def statistics_tables(stats: dict) -> str:
+    if "splits" not in stats:
+        return stats_table(stats["kinds"])
+    parts = [f"**{split}**" + (" (normalise with these mean and std)" if split == TRAIN else "") + "\n\n"
+             + stats_table(part["kinds"]) for split, part in stats["splits"].items()]
+    return "\n\n".join(parts + ["**all splits**\n\n" + stats_table(stats["kinds"])])
+
+
 def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
                 grids: dict[str, str], repo_id: str, license_id: str | None,
                 splits: dict[str, list[dict]] | None = None) -> str:
@@ -200,7 +251,8 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
         "bg_depth_columns": ", `depth`, `depth_min`, `depth_max`" if with_depth else "",
         "depth_note": depth_note,
         "grids": "\n\n".join(f"**{kind}**\n\n![{kind}]({path})" for kind, path in grids.items()),
-        "stats_table": stats_table(stats["kinds"]),
+        "stats_table": statistics_tables(stats),
+        "splits": splits_section(manifest, stats),
         "data_size": human_bytes(sum(sizes.values())), "data_bytes": f"{sum(sizes.values()):,}",
         "provenance": provenance(manifest), "repo_id": repo_id,
         "depth_loading": ', row["depth"]  # PIL images; depth is mode I;16' if with_depth else "",
@@ -214,8 +266,10 @@ def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_r
     """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
     manifest = store.read_manifest()
     stats = collect_stats(store, tasks)
-    grids = write_grids(store, tasks, side=min(manifest.settings.resolution, 256))
-    data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "arrow")} for split in SPLITS]
+    grids = write_grids(store, [t for t in tasks if t.name.split == TRAIN],
+                        side=min(manifest.settings.resolution, 256))
+    splits = list(dict.fromkeys(t.name.split for t in tasks))
+    data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "arrow")} for split in splits]
                   for name in CONFIG_NAMES}
     card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),
                             license_for_model(manifest.model))

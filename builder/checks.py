@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
-from builder.plan import Placement, SampleSpace, draw_placement, placed_size
+from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
 from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 from builder.settings import Manifest
 from builder.stats import StatsBook
@@ -36,6 +36,11 @@ class Reference:
     @property
     def space(self) -> SampleSpace:
         return SampleSpace(len(self.manifest.backgrounds), len(self.manifest.foregrounds), self.settings.placements)
+
+    @property
+    def plan(self) -> SplitPlan:
+        s = self.settings
+        return SplitPlan.from_counts(self.space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
 
 
 @dataclasses.dataclass
@@ -149,13 +154,17 @@ def _id_problem(value, bound: int, column: str) -> str | None:
     return None if value is not None and 0 <= value < bound else f"{column} {value} outside [0, {bound})"
 
 
-def check_foreground_row(ref: Reference, row: dict, with_images: bool) -> RowResult:
+def _membership_problem(key: str, value: int, split: str, members: tuple[int, ...]) -> list[str]:
+    return [] if value in members else [f"{key} {value} is not in split {split!r} (its {key}s: {list(members)[:20]})"]
+
+
+def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     """Always decoded: the default config's masks and composites are checked against these pixels."""
     stats = StatsBook(FOREGROUNDS.peaks)
     fg_id = row["fg_id"]
     if problem := _id_problem(fg_id, ref.space.n_fg, "fg_id"):
         return RowResult([problem], stats)
-    problems = []
+    problems = _membership_problem("fg_id", fg_id, split, ref.plan.foregrounds(split))
     if row["source"] != ref.manifest.fg_names[fg_id]:
         problems.append(f"source {row['source']!r}, the manifest says {ref.manifest.fg_names[fg_id]!r}")
     try:
@@ -173,12 +182,12 @@ def check_foreground_row(ref: Reference, row: dict, with_images: bool) -> RowRes
     return RowResult(problems, stats)
 
 
-def check_background_row(ref: Reference, row: dict, with_images: bool) -> RowResult:
+def check_background_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     stats = StatsBook(BACKGROUNDS.peaks)
     bg_id = row["bg_id"]
     if problem := _id_problem(bg_id, ref.space.n_bg, "bg_id"):
         return RowResult([problem], stats)
-    problems = []
+    problems = _membership_problem("bg_id", bg_id, split, ref.plan.backgrounds(split))
     if row["source"] != ref.manifest.bg_names[bg_id]:
         problems.append(f"source {row['source']!r}, the manifest says {ref.manifest.bg_names[bg_id]!r}")
     r = ref.settings.resolution
@@ -190,13 +199,16 @@ def check_background_row(ref: Reference, row: dict, with_images: bool) -> RowRes
     return RowResult(problems, stats)
 
 
-def check_sample_row(ref: Reference, row: dict, with_images: bool) -> RowResult:
+def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     stats = StatsBook(DEFAULT.peaks)
     sample_id = row["sample_id"]
     if sample_id is None or not 0 <= sample_id < len(ref.space):
         return RowResult([f"sample_id {sample_id} outside the sample space [0, {len(ref.space)})"], stats)
     problems = []
     bg_id, fg_id, flip, _ = ref.space.decompose(sample_id)
+    if (belongs := ref.plan.split_of(bg_id, fg_id)) != split:
+        problems.append(f"sample_id {sample_id} (bg_id {bg_id}, fg_id {fg_id}) belongs to "
+                        + (f"split {belongs!r}" if belongs else "no split (its pair is dropped)") + f", not {split!r}")
     ids = (row["bg_id"], row["fg_id"], row["flip"])
     if ids != (bg_id, fg_id, bool(flip)):
         problems.append(f"sample_id {sample_id} is (bg_id, fg_id, flip) = {(bg_id, fg_id, bool(flip))}, "

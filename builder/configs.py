@@ -5,19 +5,19 @@ entry here; adding a column is its schema line plus the renderer and the check t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from builder import checks, render
-from builder.plan import SampleSpace
+from builder.plan import SplitPlan
 from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetConfig:
     schema: ConfigSchema
-    count_rows: Callable[[SampleSpace], int]
-    render_row: Callable  # (RenderContext, index, StatsBook) -> (row, depth input or None)
-    check_row: Callable  # (checks.Reference, row, with_images) -> checks.RowResult
+    keys: Callable[[SplitPlan, str], Sequence[int]]  # the key of each row of a split, in row order
+    render_row: Callable  # (RenderContext, key, StatsBook) -> (row, depth input or None)
+    check_row: Callable  # (checks.Reference, row, with_images, split) -> checks.RowResult
 
     @property
     def name(self) -> str:
@@ -27,10 +27,13 @@ class DatasetConfig:
     def key_column(self) -> str:
         return self.schema.key_column
 
+    def count_rows(self, plan: SplitPlan, split: str) -> int:
+        return len(self.keys(plan, split))
+
 
 CONFIGS = (
-    DatasetConfig(DEFAULT, len, render.render_sample, checks.check_sample_row),
-    DatasetConfig(BACKGROUNDS, lambda space: space.n_bg, render.render_background, checks.check_background_row),
-    DatasetConfig(FOREGROUNDS, lambda space: space.n_fg, render.render_foreground, checks.check_foreground_row),
+    DatasetConfig(DEFAULT, SplitPlan.samples, render.render_sample, checks.check_sample_row),
+    DatasetConfig(BACKGROUNDS, SplitPlan.backgrounds, render.render_background, checks.check_background_row),
+    DatasetConfig(FOREGROUNDS, SplitPlan.foregrounds, render.render_foreground, checks.check_foreground_row),
 )
 CONFIG_BY_NAME = {config.name: config for config in CONFIGS}

@@ -14,6 +14,7 @@ from builder.assets import load_inputs
 from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig
 from builder.depth import DepthEstimator
 from builder.encode import encode_png16, image_cell
+from builder.errors import UsageError
 from builder.plan import ShardTask, shard_tasks, tasks_for_process
 from builder.render import RenderContext
 from builder.settings import ContentSettings, GenerateConfig, Manifest, ModelRecord, library_versions
@@ -27,8 +28,9 @@ def _pieces(items, workers: int) -> list:
     return [items[s:s + step] for s in range(0, len(items), step)]
 
 
-def _render_rows(config: DatasetConfig, ctx: RenderContext, indices: range) -> tuple[list[dict], StatsBook, list]:
-    """Rows of contiguous indices, their statistics summed here in the worker."""
+def _render_rows(config: DatasetConfig, ctx: RenderContext, indices: list[int]
+                 ) -> tuple[list[dict], StatsBook, list]:
+    """Rows of the given keys, their statistics summed here in the worker."""
     stats, rows, images = StatsBook(config.schema.peaks), [], []
     for index in indices:
         row, image = config.render_row(ctx, index, stats)
@@ -51,8 +53,11 @@ class Job:
         return self.ctx.settings
 
     def tasks(self) -> list[ShardTask]:
-        return [task for config in CONFIGS
-                for task in shard_tasks(config.name, config.count_rows(self.ctx.space), self.settings.shard_size)]
+        """Every shard of every config and split; a shard holds a contiguous range of its split's rows."""
+        plan = self.ctx.plan
+        size = self.settings.shard_size
+        return [task for config in CONFIGS for split in plan.splits
+                for task in shard_tasks(config.name, config.count_rows(plan, split), size, split)]
 
     def schema(self, config_name: str) -> pa.Schema:
         return CONFIG_BY_NAME[config_name].schema.features(self.settings.with_depth).arrow_schema
@@ -60,9 +65,12 @@ class Job:
     def manifest(self) -> Manifest:
         model = (ModelRecord(self.settings.depth_model, self.estimator.revision,
                              str(self.estimator.dtype).removeprefix("torch.")) if self.estimator else None)
-        inputs = self.ctx.inputs
+        inputs, plan = self.ctx.inputs, self.ctx.plan
+        held = ({"backgrounds": [inputs.bg_files[i].name for i in sorted(plan.held_bg)],
+                 "foregrounds": [inputs.fg_files[i].name for i in sorted(plan.held_fg)]}
+                if len(plan.splits) > 1 else None)
         return Manifest(self.settings, tuple(inputs.records(inputs.bg_files)), tuple(inputs.records(inputs.fg_files)),
-                        model, library_versions())
+                        model, library_versions(), held_out=held)
 
     def render(self, task: ShardTask, pool: Executor, workers: int = 1
                ) -> Iterator[tuple[pa.RecordBatch, dict[str, ImageStats]]]:
@@ -70,9 +78,10 @@ class Job:
         depth runs on this one."""
         config = CONFIG_BY_NAME[task.config_name]
         size, schema = self.batch_size, self.schema(task.config_name)
-        batches = [range(s, min(s + size, task.stop)) for s in range(task.start, task.stop, size)]
+        keys = config.keys(self.ctx.plan, task.name.split)
+        batches = [[keys[p] for p in range(s, min(s + size, task.stop))] for s in range(task.start, task.stop, size)]
 
-        def submit(batch: range) -> list:
+        def submit(batch: list[int]) -> list:
             return [pool.submit(_render_rows, config, self.ctx, piece) for piece in _pieces(batch, workers)]
 
         pending = submit(batches[0]) if batches else []
@@ -109,6 +118,8 @@ def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print)
     inputs = load_inputs(config.content, config.run)
     for note in inputs.warnings:
         log(f"warning: {note}")
+    if problems := config.content.split_problems(len(inputs.backgrounds), len(inputs.foregrounds)):
+        raise UsageError(problems)
     estimator = None
     content = config.content
     if content.with_depth:

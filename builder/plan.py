@@ -31,6 +31,85 @@ class SampleSpace:
         return bg, fg, flip, k
 
 
+TRAIN, VALIDATION = "train", "validation"
+
+
+def held_out(seed: int, count: int, held: int, stream: int) -> frozenset[int]:
+    """`held` of `count` inputs chosen by a seeded permutation (not by file order): the validation inputs."""
+    if held == 0:
+        return frozenset()
+    return frozenset(int(i) for i in np.random.default_rng([seed, 0x5A17, stream]).permutation(count)[:held])
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRows:
+    """The sample ids of a split, in increasing order: every (bg, fg) pair of the split's backgrounds and
+    foregrounds, each with its 2 * K flips and placements. Indexable without materialising the list."""
+
+    space: SampleSpace
+    backgrounds: tuple[int, ...]
+    foregrounds: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.backgrounds) * len(self.foregrounds) * 2 * self.space.placements
+
+    def __getitem__(self, position: int) -> int:
+        if not 0 <= position < len(self):
+            raise IndexError(position)
+        pair, offset = divmod(position, 2 * self.space.placements)
+        bg, fg = divmod(pair, len(self.foregrounds))
+        return self.space.index(self.backgrounds[bg], self.foregrounds[fg], 0, 0) + offset
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitPlan:
+    """Which split every sample, background and cut-out belongs to. With held-out sets Bv and Fv:
+    train is bg not in Bv and fg not in Fv; validation is (bg in Bv, or Bv empty) and (fg in Fv, or Fv empty);
+    every other pair is dropped (never generated). Nothing held out: one train split of everything."""
+
+    space: SampleSpace
+    held_bg: frozenset[int] = frozenset()
+    held_fg: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_counts(cls, space: SampleSpace, seed: int, validation_backgrounds: int,
+                    validation_foregrounds: int) -> "SplitPlan":
+        return cls(space, held_out(seed, space.n_bg, validation_backgrounds, 0),
+                   held_out(seed, space.n_fg, validation_foregrounds, 1))
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return (TRAIN, VALIDATION) if self.held_bg or self.held_fg else (TRAIN,)
+
+    def backgrounds(self, split: str) -> tuple[int, ...]:
+        return self._members(split, self.space.n_bg, self.held_bg)
+
+    def foregrounds(self, split: str) -> tuple[int, ...]:
+        return self._members(split, self.space.n_fg, self.held_fg)
+
+    def _members(self, split: str, count: int, held: frozenset[int]) -> tuple[int, ...]:
+        if split == TRAIN:
+            return tuple(i for i in range(count) if i not in held)
+        if split == VALIDATION and split in self.splits:
+            return tuple(sorted(held)) if held else tuple(range(count))
+        raise ValueError(f"no split {split!r} here; the splits are {self.splits}")
+
+    def samples(self, split: str) -> SampleRows:
+        return SampleRows(self.space, self.backgrounds(split), self.foregrounds(split))
+
+    def split_of(self, bg: int, fg: int) -> str | None:
+        """The split of a (background, cut-out) pair, or None where the pair is dropped: the rule, as stated."""
+        if bg not in self.held_bg and fg not in self.held_fg:
+            return TRAIN
+        if (bg in self.held_bg or not self.held_bg) and (fg in self.held_fg or not self.held_fg):
+            return VALIDATION
+        return None
+
+    @property
+    def dropped(self) -> int:
+        return len(self.space) - sum(len(self.samples(split)) for split in self.splits)
+
+
 @dataclasses.dataclass(frozen=True)
 class Placement:
     x: int

@@ -12,7 +12,7 @@ import numpy as np
 from builder.assets import Inputs
 from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
-from builder.plan import SampleSpace, draw_placement
+from builder.plan import SampleSpace, SplitPlan, draw_placement
 from builder.settings import ContentSettings
 from builder.stats import StatsBook, binary_mask_moments, moments_from_histogram
 
@@ -29,6 +29,11 @@ class RenderContext:
     @functools.cached_property
     def space(self) -> SampleSpace:
         return SampleSpace(len(self.inputs.backgrounds), len(self.inputs.foregrounds), self.settings.placements)
+
+    @functools.cached_property
+    def plan(self) -> SplitPlan:
+        s = self.settings
+        return SplitPlan.from_counts(self.space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
 
     @functools.cached_property
     def foreground_cache(self) -> ForegroundCache:

@@ -10,7 +10,6 @@ import dataclasses
 
 import datasets
 
-SPLITS = ("train",)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from builder.errors import UsageError
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 1
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
+SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds")  # in the manifest only when set
 
 
 def _option(default, help_text, **extra):
@@ -37,6 +38,10 @@ class ContentSettings:
     depth_input_size: int = _option(518, "side of the square the depth model sees (a multiple of 14)")
     depth_dtype: str = _option("auto", "model dtype: auto (bf16 on CUDA, fp32 elsewhere), float32, float16, "
                                        "bfloat16", choices=("auto", "float32", "float16", "bfloat16"))
+    validation_backgrounds: int = _option(0, "backgrounds held out for the validation split (chosen by --seed); "
+                                             "train never sees them")
+    validation_foregrounds: int = _option(0, "cut-outs held out for the validation split (chosen by --seed); "
+                                             "train never sees them")
 
     def __post_init__(self):
         if problems := self.problems():
@@ -66,6 +71,20 @@ class ContentSettings:
             problems.append(f"--depth-input-size {self.depth_input_size}: use a multiple of 14 (e.g. 518, 224)")
         if self.shard_size < 1:
             problems.append(f"--shard-size {self.shard_size}: use at least 1")
+        for key in SPLIT_KEYS:
+            if getattr(self, key) < 0:
+                problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use 0 or more")
+        return problems
+
+    def split_problems(self, n_bg: int, n_fg: int) -> list[str]:
+        """Held-out counts that leave no input on one side, known once the inputs are counted."""
+        problems = []
+        for key, count, what in (("validation_backgrounds", n_bg, "backgrounds"),
+                                 ("validation_foregrounds", n_fg, "cut-outs")):
+            held = getattr(self, key)
+            if held >= count > 0:
+                problems.append(f"--{key.replace('_', '-')} {held} leaves no {what} for train (there are {count}); "
+                                f"hold out at most {count - 1}")
         return problems
 
     @property
@@ -73,9 +92,10 @@ class ContentSettings:
         return not self.no_depth
 
     def to_json(self) -> dict:
-        """The manifest's `settings`: the depth keys only when there is depth."""
+        """The manifest's `settings`: the depth keys only when there is depth, the split keys only when set."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if self.with_depth or f.name not in DEPTH_KEYS}
+                if (self.with_depth or f.name not in DEPTH_KEYS)
+                and (f.name not in SPLIT_KEYS or getattr(self, f.name))}
 
     @classmethod
     def from_json(cls, data: dict) -> "ContentSettings":
@@ -190,6 +210,7 @@ class Manifest:
     model: ModelRecord | None
     versions: dict
     format: int = MANIFEST_FORMAT
+    held_out: dict | None = None  # {"backgrounds": [names], "foregrounds": [names]} when a validation split exists
 
     @property
     def bg_names(self) -> list[str]:
@@ -200,10 +221,11 @@ class Manifest:
         return [f.name for f in self.foregrounds]
 
     def to_json(self) -> dict:
-        return {"format": self.format, "settings": self.settings.to_json(),
+        data = {"format": self.format, "settings": self.settings.to_json(),
                 "inputs": {"backgrounds": [dataclasses.asdict(f) for f in self.backgrounds],
                            "foregrounds": [dataclasses.asdict(f) for f in self.foregrounds]},
                 "model": dataclasses.asdict(self.model) if self.model else None, "versions": self.versions}
+        return {**data, "held_out": self.held_out} if self.held_out else data
 
     @classmethod
     def from_json(cls, data: dict) -> "Manifest":
@@ -214,7 +236,8 @@ class Manifest:
         return cls(ContentSettings.from_json(data["settings"]),
                    tuple(InputRecord(**f) for f in inputs["backgrounds"]),
                    tuple(InputRecord(**f) for f in inputs["foregrounds"]),
-                   ModelRecord(**data["model"]) if data.get("model") else None, data["versions"], data["format"])
+                   ModelRecord(**data["model"]) if data.get("model") else None, data["versions"], data["format"],
+                   data.get("held_out"))
 
     def differences(self, other: "Manifest") -> list[str]:
         """Top-level parts that differ, library versions aside (a rerun after an upgrade may resume)."""

@@ -18,7 +18,7 @@ import numpy as np
 from builder.checks import Reference, decode_checked
 from builder.configs import CONFIGS, DatasetConfig
 from builder.errors import UsageError
-from builder.plan import SampleSpace
+from builder.plan import TRAIN, SplitPlan
 from builder.schema import BACKGROUNDS, CONFIG_NAMES, FOREGROUNDS
 from builder.settings import Manifest
 from builder.stats import ImageStats, StatsBook, merge_all
@@ -115,62 +115,106 @@ def load_reference(manifest: Manifest, layout: Layout) -> Reference:
 
 
 @dataclasses.dataclass
+class Tally:
+    """What one config's split held: how often each key was seen, the input ids its rows use, statistics."""
+
+    keys: np.ndarray
+    ids: dict[str, set] = dataclasses.field(default_factory=lambda: {"bg_id": set(), "fg_id": set()})
+    stats: list = dataclasses.field(default_factory=list)
+    rows: int = 0
+
+
+@dataclasses.dataclass
 class ShardCheck:
-    """Runs one config's pure row check over a shard and records the outcome."""
+    """Runs one config's pure row check over its shards and tallies what each split held."""
 
     config: DatasetConfig
     reference: Reference
     report: Report
     pool: ThreadPoolExecutor
-    keys: np.ndarray  # how often each key of the config was seen
-    stats: list  # per-batch statistics, by kind
+    key_space: int
+    tallies: dict[str, Tally] = dataclasses.field(default_factory=dict)
 
-    def run(self, shard: Shard, sample: int | None, seed: int) -> int:
+    def run(self, shard: Shard, sample: int | None, seed: int) -> None:
         expected = self.config.schema.features(self.reference.settings.with_depth).arrow_schema
         try:
             schema = shard_schema(shard)
         except Exception as err:  # noqa: BLE001 - any unreadable file
             self.report.fail(shard.relative, f"unreadable ({type(err).__name__}: {err})")
-            return 0
+            return
         if [(f.name, f.type) for f in schema] != [(f.name, f.type) for f in expected]:
             self.report.fail(shard.relative, f"schema {schema.names} does not match the {self.config.name!r} "
                                              f"features {expected.names}")
-            return 0
+            return
+        split = shard.name.split if shard.name else "train"
+        tally = self.tallies.setdefault(split, Tally(np.zeros(self.key_space, dtype=np.uint8)))
         rows = 0
         try:
             chosen = rows_with_images(shard, expected_rows(shard), sample, seed)
             for offset, cells, flags in iter_rows(shard, chosen):
-                self.check_batch(shard, offset, cells, flags)
+                self.check_batch(shard, split, tally, offset, cells, flags)
                 rows = offset + len(cells)
         except Exception as err:  # noqa: BLE001 - a truncated or corrupt stream
             self.report.fail(shard.relative, f"unreadable after {rows} rows ({type(err).__name__}: {err}); "
                                              "the file is truncated or corrupt")
         if shard.marker is not None and shard.marker.get("rows") != rows:
             self.report.fail(shard.relative, f"holds {rows} rows, its done marker says {shard.marker.get('rows')}")
-        return rows
+        tally.rows += rows
 
-    def check_batch(self, shard: Shard, offset: int, cells: list[dict], flags: np.ndarray) -> None:
-        check = self.config.check_row
-        results = list(self.pool.map(lambda row, flag: check(self.reference, row, bool(flag)), cells, flags))
+    def check_batch(self, shard: Shard, split: str, tally: Tally, offset: int, cells: list[dict],
+                    flags: np.ndarray) -> None:
+        check, reference = self.config.check_row, self.reference
+        results = list(self.pool.map(lambda row, flag: check(reference, row, bool(flag), split), cells, flags))
         for n, (row, result) in enumerate(zip(cells, results)):
             for message in result.problems:
                 self.report.fail(f"{shard.relative} row {offset + n}", message)
             key = row[self.config.key_column]
-            if isinstance(key, int) and 0 <= key < len(self.keys):
-                self.keys[key] = min(self.keys[key] + 1, 255)
-        self.stats.append(merge_all([self.config.schema.by_kind(r.stats) for r in results]))
+            if isinstance(key, int) and 0 <= key < len(tally.keys):
+                tally.keys[key] = min(tally.keys[key] + 1, 255)
+            for column, seen in tally.ids.items():
+                if isinstance(row.get(column), int):
+                    seen.add(row[column])
+        tally.stats.append(merge_all([self.config.schema.by_kind(r.stats) for r in results]))
         name = self.config.name
         self.report.image_checked[name] = self.report.image_checked.get(name, 0) + int(flags.sum())
 
 
-def coverage_problems(config: DatasetConfig, keys: np.ndarray) -> Problems:
-    missing, repeated = np.flatnonzero(keys == 0), np.flatnonzero(keys > 1)
+def coverage_problems(config: DatasetConfig, split: str, tally: Tally, expected: np.ndarray) -> Problems:
+    """Every key of the split exactly once (keys of other splits are reported row by row, as misplaced)."""
+    missing, repeated = np.flatnonzero((tally.keys == 0) & expected), np.flatnonzero(tally.keys > 1)
     key, where, problems = config.key_column, f"data/{config.name}", []
     if missing.size:
         problems.append((where, f"{missing.size} {key}(s) missing, e.g. {missing[:10].tolist()}"))
     if repeated.size:
         problems.append((where, f"{repeated.size} {key}(s) appear more than once, e.g. {repeated[:10].tolist()}"))
     return problems
+
+
+def leakage_problems(config: DatasetConfig, tallies: dict[str, Tally], plan: SplitPlan) -> Problems:
+    """No held-out background or cut-out in any train row of the config."""
+    train = tallies.get("train")
+    if train is None:
+        return []
+    problems = []
+    for column, held, what in (("bg_id", plan.held_bg, "background"), ("fg_id", plan.held_fg, "cut-out")):
+        if leaked := sorted(train.ids[column] & held):
+            problems.append((f"data/{config.name}", f"held-out validation {what}(s) {column} {leaked[:20]} appear "
+                                                    "in train rows: the splits leak"))
+    return problems
+
+
+def check_config(config: DatasetConfig, check: ShardCheck, plan: SplitPlan, report: Report) -> None:
+    for split in plan.splits:
+        keys = config.keys(plan, split)
+        tally = check.tallies.setdefault(split, Tally(np.zeros(check.key_space, dtype=np.uint8)))
+        if tally.rows != len(keys):
+            report.fail(f"data/{config.name}", f"{tally.rows} {split} rows, but the sample space of manifest.json "
+                                               f"and its split settings give {len(keys)}")
+        expected = np.zeros(check.key_space, dtype=bool)
+        expected[np.fromiter((keys[p] for p in range(len(keys))), dtype=np.int64, count=len(keys))] = True
+        report.extend(coverage_problems(config, split, tally, expected))
+    report.extend(leakage_problems(config, check.tallies, plan))
+    report.rows[config.name] = sum(t.rows for t in check.tallies.values())
 
 
 def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: int = 1,
@@ -180,34 +224,36 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
     root = Path(root)
     loaded = load_manifest(root, manifest)
     estimator = load_estimator(loaded) if depth_rows else None  # before the long part: fail fast if missing
-    space = SampleSpace(len(loaded.backgrounds), len(loaded.foregrounds), loaded.settings.placements)
-    config_rows = {config.name: config.count_rows(space) for config in CONFIGS}
-    report = Report()
-    layout, problems = find_layout(root)
-    report.layout = layout.description
-    report.extend(problems + layout_problems(root, layout, loaded, config_rows))
+    report, (layout, problems) = Report(), find_layout(root)
     reference = load_reference(loaded, layout)
-    stats: list[dict[str, ImageStats]] = []
+    plan, space = reference.plan, reference.space
+    split_rows = {c.name: {split: c.count_rows(plan, split) for split in plan.splits} for c in CONFIGS}
+    report.layout = layout.description
+    report.extend(problems + layout_problems(root, layout, loaded, split_rows))
+    stats: dict[str, list] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for config in CONFIGS:
-            keys = np.zeros(config_rows[config.name], dtype=np.uint8)
-            check = ShardCheck(config, reference, report, pool, keys, stats)
-            rows = sum(check.run(shard, sample, seed) for shard in layout.shards[config.name])
-            report.rows[config.name], report.shards[config.name] = rows, len(layout.shards[config.name])
-            if rows != config_rows[config.name]:
-                report.fail(f"data/{config.name}", f"{rows} rows, but the sample space of manifest.json has "
-                                                   f"{config_rows[config.name]}")
-            report.extend(coverage_problems(config, keys))
+            key_space = config.count_rows(SplitPlan(space), TRAIN)  # every key, nothing held out
+            check = ShardCheck(config, reference, report, pool, key_space)
+            for shard in layout.shards[config.name]:
+                check.run(shard, sample, seed)
+            report.shards[config.name] = len(layout.shards[config.name])
+            check_config(config, check, plan, report)
+            for split, tally in check.tallies.items():
+                stats.setdefault(split, []).extend(tally.stats)
             if estimator is not None and config.schema.depth_source:
                 for shard in layout.shards[config.name]:
                     report.extend(shard_depth_problems(config, shard, estimator, depth_rows, seed))
                 report.depth_checked[config.name] = sum(min(depth_rows, expected_rows(s))
                                                         for s in layout.shards[config.name])
-    finish_report(root, layout, report, merge_all(stats), full=sample is None)
+    finish_report(root, layout, report, {split: merge_all(parts) for split, parts in stats.items()},
+                  full=sample is None)
     return report
 
 
-def finish_report(root: Path, layout: Layout, report: Report, recomputed: dict[str, ImageStats], full: bool) -> None:
+def finish_report(root: Path, layout: Layout, report: Report, recomputed: dict[str, dict[str, ImageStats]],
+                  full: bool) -> None:
+    """stats.json against the shards and, on a full pass, against the recomputation (`recomputed`: per split)."""
     path = root / "stats.json"
     if not path.is_file():
         report.fail("stats.json", "missing: the generation did not finish; rerun the same command")
@@ -216,7 +262,10 @@ def finish_report(root: Path, layout: Layout, report: Report, recomputed: dict[s
         report.extend(counts_problems(saved, layout, report.rows))
         if full:
             report.stats_checked = True
-            report.extend(kinds_problems(saved, recomputed))
+            report.extend(kinds_problems(saved, merge_all(list(recomputed.values()))))
+            for split, part in saved.get("splits", {}).items():
+                report.extend((where, f"split {split}: {what}") for where, what
+                              in kinds_problems(part, recomputed.get(split, {})))
     leftovers = [p.relative_to(root).as_posix() for p in root.rglob("*.tmp") if p.is_file()]
     if leftovers:
         report.notes.append(f"{len(leftovers)} temp file(s) of an interrupted run, e.g. {leftovers[0]}: "

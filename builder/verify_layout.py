@@ -71,24 +71,31 @@ def card_patterns(root: Path) -> tuple[dict[str, list[str]] | None, Problems]:
 
 
 def numbering_problems(name: str, shards: list[Shard], layout: Layout, manifest: Manifest,
-                       config_rows: int) -> Problems:
+                       split_rows: dict[str, int]) -> Problems:
+    """Per split: shards numbered without gaps and, for generator output, as many as the split's rows make."""
     problems = [(s.relative, "name does not follow train-XXXXX-of-NNNNN") for s in shards if s.name is None]
     named = [s.name for s in shards if s.name is not None]
-    counts = {n.count for n in named}
-    if len(counts) > 1:
-        return problems + [(f"data/{name}", f"shards disagree on the shard count: {sorted(counts)}")]
-    if not counts:
-        return problems
-    count = counts.pop()
-    split = named[0].split
-    for index in sorted(set(range(count)) - {n.index for n in named}):
-        problems.append((ShardName(name, split, index, count).relative_path(layout.suffix).rsplit(".", 1)[0],
-                         "shard is missing"))
-    shard_size = manifest.settings.shard_size
-    expected = len(shard_tasks(name, config_rows, shard_size))
-    if layout.suffix == "arrow" and count != expected:
-        problems.append((f"data/{name}", f"{count} shards, but {config_rows} rows in shards of {shard_size} "
-                                         f"make {expected}"))
+    for split in sorted({n.split for n in named} - set(split_rows)):
+        problems.append((f"data/{name}", f"shards of split {split!r}, which this dataset does not have "
+                                         f"(its splits: {', '.join(split_rows)})"))
+    for split, rows in split_rows.items():
+        mine = [n for n in named if n.split == split]
+        counts = {n.count for n in mine}
+        if len(counts) > 1:
+            problems.append((f"data/{name}", f"{split} shards disagree on the shard count: {sorted(counts)}"))
+            continue
+        if not counts:
+            problems += [] if not named else [(f"data/{name}", f"no shards of split {split!r}")]
+            continue
+        count = counts.pop()
+        for index in sorted(set(range(count)) - {n.index for n in mine}):
+            problems.append((ShardName(name, split, index, count).relative_path(layout.suffix).rsplit(".", 1)[0],
+                             "shard is missing"))
+        shard_size = manifest.settings.shard_size
+        expected = len(shard_tasks(name, rows, shard_size, split))
+        if layout.suffix == "arrow" and count != expected:
+            problems.append((f"data/{name}", f"{count} {split} shards, but {rows} rows in shards of {shard_size} "
+                                             f"make {expected}"))
     return problems
 
 
@@ -116,13 +123,15 @@ def marker_problems(root: Path, layout: Layout) -> Problems:
     return problems
 
 
-def layout_problems(root: Path, layout: Layout, manifest: Manifest, config_rows: dict[str, int]) -> Problems:
+def layout_problems(root: Path, layout: Layout, manifest: Manifest,
+                    split_rows: dict[str, dict[str, int]]) -> Problems:
+    """`split_rows`: config -> split -> rows, from the sample space and the split plan."""
     patterns, problems = card_patterns(root)
     for name, shards in layout.shards.items():
         for shard in shards:
             if patterns is not None and not any(fnmatch.fnmatch(shard.relative, p) for p in patterns.get(name, [])):
                 problems.append((shard.relative, f"not listed in README.md data_files of config {name!r}"))
-        problems += numbering_problems(name, shards, layout, manifest, config_rows[name])
+        problems += numbering_problems(name, shards, layout, manifest, split_rows[name])
     if layout.suffix == "arrow":
         problems += marker_problems(root, layout)
     return problems
