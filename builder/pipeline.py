@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from builder import card
 from builder.assets import Inputs, load_inputs
+from builder.cluster import check_shared_output, mark_run
 from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.config import GenerateConfig
 from builder.depth import DepthEstimator
@@ -194,7 +195,9 @@ def run(config: GenerateConfig) -> dict | None:
     store = OutputStore(config.output_dir)
     if state.is_main_process:
         store.prepare(job.manifest(), config.overwrite)
+        mark_run(store)
     state.wait_for_everyone()
+    check_shared_output(store, state.process_index, state.num_processes)
 
     tasks = job.tasks()
     mine = [t for t in tasks_for_process(tasks, state.process_index, state.num_processes) if not store.is_done(t)]

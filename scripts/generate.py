@@ -24,8 +24,8 @@ DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 def report(message: str) -> None:
-    """Every process meets the same problem; one copy of the message is enough."""
-    if os.environ.get("RANK", "0") == "0":
+    """Every process meets the same problem; one copy per machine is enough (each node has its own log)."""
+    if os.environ.get("LOCAL_RANK", "0") == "0":
         print(message, file=sys.stderr, flush=True)
 
 
