@@ -9,6 +9,7 @@ every process reports what it sees, and all of them stop with the same error unl
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import socket
@@ -26,39 +27,51 @@ def mark_run(store: OutputStore) -> None:
     atomic_write_bytes(_token_path(store), secrets.token_hex(16).encode())
 
 
-def observe(store: OutputStore, rank: int) -> dict:
-    """What this process sees of the prepared folder (None for a missing file)."""
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def observe(store: OutputStore, rank: int, manifest: dict) -> dict:
+    """What this process sees of the prepared folder (None for a missing file), and what its own job is made of
+    (`manifest` less library versions: settings, input hashes, model), so nodes with other inputs are caught."""
     def read(path):
         return path.read_bytes() if path.is_file() else None
 
-    manifest = read(store.manifest_path)
+    seen = read(store.manifest_path)
     token = read(_token_path(store))
+    job = {key: value for key, value in manifest.items() if key != "versions"}
     return {"rank": rank, "host": socket.gethostname(), "node": os.environ.get("GROUP_RANK", "?"),
             "folder": str(store.root.absolute()),
-            "manifest": hashlib.sha256(manifest).hexdigest() if manifest is not None else None,
-            "token": token.decode() if token is not None else None}
+            "manifest": _digest(seen) if seen is not None else None,
+            "token": token.decode() if token is not None else None,
+            "job": _digest(json.dumps(job, sort_keys=True).encode())}
+
+
+def _view_problem(seen: dict, main: dict) -> str | None:
+    if seen["manifest"] is None:
+        return f"cannot see the output folder rank 0 prepared: {seen['folder']}/manifest.json does not exist there"
+    if (seen["manifest"], seen["token"]) != (main["manifest"], main["token"]):
+        return (f"cannot see the output folder rank 0 prepared: {seen['folder']} holds another run's manifest.json "
+                "(a different folder, not the shared one)")
+    if seen["job"] != main["job"]:
+        return ("has other inputs, settings or depth model than rank 0 (their hashes differ): every machine must "
+                "read the same --bg-dir/--fg-dir files and model with the same options")
+    return None
 
 
 def shared_folder_problems(observations: list[dict]) -> list[str]:
     """Pure: one line per process whose view differs from the main process's (observations[0])."""
     main = observations[0]
-    problems = []
-    for seen in observations[1:]:
-        if seen["manifest"] is None:
-            what = f"{seen['folder']}/manifest.json does not exist there"
-        elif (seen["manifest"], seen["token"]) != (main["manifest"], main["token"]):
-            what = f"{seen['folder']} holds another run's manifest.json (a different folder, not the shared one)"
-        else:
-            continue
-        problems.append(f"rank {seen['rank']} on {seen['host']} (node {seen['node']}) cannot see the output folder "
-                        f"that rank 0 on {main['host']} prepared: {what}")
-    if problems:
+    problems = [f"rank {seen['rank']} on {seen['host']} (node {seen['node']}) {problem}"
+                for seen in observations[1:] if (problem := _view_problem(seen, main))]
+    if any("cannot see the output folder" in problem for problem in problems):
         problems.append(f"the output folder must be one shared folder (NFS, Lustre, ...) mounted at the same path "
-                        f"on every machine: {main['folder']}; pass that path as --output-dir on every node")
+                        f"on every machine: {main['folder']} on {main['host']}; pass that path as --output-dir on "
+                        "every node")
     return problems
 
 
-def check_shared_output(store: OutputStore, rank: int, world_size: int) -> None:
+def check_shared_output(store: OutputStore, manifest: dict, rank: int, world_size: int) -> None:
     """Every process, after the barrier that follows `mark_run`: raise UsageError on all of them, together,
     when any one sees a different folder (a collective call, so nobody is left waiting)."""
     if world_size < 2:
@@ -66,7 +79,7 @@ def check_shared_output(store: OutputStore, rank: int, world_size: int) -> None:
     import torch.distributed as dist
 
     observations = [None] * world_size
-    dist.all_gather_object(observations, observe(store, rank))
+    dist.all_gather_object(observations, observe(store, rank, manifest))
     problems = shared_folder_problems(observations)
     if problems:
         raise UsageError(problems)

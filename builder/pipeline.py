@@ -193,11 +193,12 @@ def run(config: GenerateConfig) -> dict | None:
         torch.set_num_threads(threads)
     job = load_job(config, state.device, log)
     store = OutputStore(config.output_dir)
+    manifest = job.manifest()
     if state.is_main_process:
-        store.prepare(job.manifest(), config.overwrite)
+        store.prepare(manifest, config.overwrite)
         mark_run(store)
     state.wait_for_everyone()
-    check_shared_output(store, state.process_index, state.num_processes)
+    check_shared_output(store, manifest, state.process_index, state.num_processes)
 
     tasks = job.tasks()
     mine = [t for t in tasks_for_process(tasks, state.process_index, state.num_processes) if not store.is_done(t)]

@@ -78,11 +78,15 @@ def test_node_that_cannot_see_the_output_folder_fails_on_both_nodes(tmp_path):
     assert not (node_dirs[1] / "data").exists()  # node 1 did not fork the dataset into its own folder
 
 
-def test_a_stale_copy_of_the_folder_is_not_the_shared_one():
-    main = {"rank": 0, "host": "a", "node": "0", "folder": "/shared/out", "manifest": "m", "token": "t1"}
+def test_a_stale_copy_or_other_inputs_are_refused():
+    main = {"rank": 0, "host": "a", "node": "0", "folder": "/shared/out", "manifest": "m", "token": "t1", "job": "j"}
     same = {**main, "rank": 1, "host": "b", "node": "1"}
     stale = {**same, "rank": 2, "folder": "/local/out", "token": "t0"}  # same settings, an earlier run's token
+    other_inputs = {**same, "rank": 3, "job": "k"}  # the shared folder, but a node-local copy of other inputs
     assert shared_folder_problems([main, same]) == []
     problems = shared_folder_problems([main, same, stale])
-    assert len(problems) == 2 and problems[0].startswith("rank 2 on b (node 1)")
-    assert "/local/out holds another run's manifest.json" in problems[0] and "/shared/out" in problems[1]
+    assert len(problems) == 2 and problems[0].startswith("rank 2 on b (node 1) cannot see the output folder")
+    assert "/local/out holds another run's manifest.json" in problems[0] and "/shared/out on a" in problems[1]
+    assert shared_folder_problems([main, other_inputs]) == [
+        "rank 3 on b (node 1) has other inputs, settings or depth model than rank 0 (their hashes differ): every "
+        "machine must read the same --bg-dir/--fg-dir files and model with the same options"]
