@@ -132,7 +132,8 @@ def license_terms(license_id: str, name: str | None, link: str | None, repo_id: 
     in the repo such as LICENSE), which only the publisher can give; other ids take neither."""
     if license_id != "other":
         if name or link:
-            raise UsageError([f"--license-name/--license-link go with --license other, not --license {license_id}"])
+            raise UsageError([f"--license-name/--license-link go with --license other only; this dataset's "
+                              f"license is {license_id}"])
         return License(license_id)
     name = name or f"{repo_id.split('/')[-1].lower()}-license"
     problems = []
