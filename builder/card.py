@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import string
 from pathlib import Path
@@ -38,10 +39,28 @@ def human_bytes(n: int) -> str:
         n /= 1000
 
 
+# huggingface_hub's DatasetCardData.size_categories, in order; n counts the default config's rows
+SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
+                   "1B<n<10B", "10B<n<100B", "100B<n<1T")
+
+
 def size_category(n: int) -> str:
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-              (10_000_000, "1M<n<10M")]
-    return next((label for bound, label in bounds if n < bound), "10M<n<100M")
+    """n < 1,000 is n<1K, 1,000 <= n < 10,000 is 1K<n<10K, ...; 10**12 and more is n>1T."""
+    return next((label for power, label in enumerate(SIZE_CATEGORIES, start=3) if n < 10**power), "n>1T")
+
+
+@dataclasses.dataclass(frozen=True)
+class License:
+    """The card's license. For `other` the Hub wants `license_name` (an id) and `license_link` (a URL, or a
+    file in the repo such as LICENSE)."""
+
+    id: str
+    name: str | None = None
+    link: str | None = None
+
+    def yaml(self) -> dict:
+        return {"license": self.id, **({"license_name": self.name, "license_link": self.link}
+                                       if self.id == "other" else {})}
 
 
 def _read_spread_images(store: OutputStore, tasks, column: str, count: int) -> list[Image.Image]:
@@ -146,9 +165,10 @@ def stats_table(kinds: dict) -> str:
 
 
 def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
-              license_id: str | None, splits: dict[str, list[dict]] | None = None) -> str:
+              license: License | None, splits: dict[str, list[dict]] | None = None) -> str:
     """YAML header: configs with their data files, dataset_info with features and split sizes (`splits`:
-    config -> [{name, num_bytes, num_examples}]; default: from `stats`)."""
+    config -> [{name, num_bytes, num_examples}]; default: from `stats`). No `license` key while the license is
+    unknown (a local card): `other` without a name and link is not a valid one."""
     with_depth = manifest.settings.with_depth
     splits = splits or split_sizes(stats)
     info = []
@@ -158,11 +178,12 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
                      "splits": splits[name],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
     header = {
-        "license": license_id or "other",
+        **(license.yaml() if license else {}),
         "pretty_name": "fgbg-depth",
-        "task_categories": ["depth-estimation", "image-segmentation"],
+        "task_categories": ["depth-estimation", "image-segmentation"] if with_depth else ["image-segmentation"],
         "size_categories": [size_category(stats["rows"]["default"])],
-        "tags": ["synthetic", "compositing", "depth", "mask", "foreground-background", "fgbg-depth"],
+        "tags": ["synthetic", "compositing", *(["depth"] if with_depth else []), "mask", "foreground-background",
+                 "fgbg-depth"],
         "configs": [{"config_name": name, "data_files": data_files[name], **({"default": True} if name == "default"
                                                                                else {})} for name in CONFIG_NAMES],
         "dataset_info": info,
@@ -228,24 +249,60 @@ def statistics_tables(stats: dict) -> str:
     return "\n\n".join(parts + ["**all splits**\n\n" + stats_table(stats["kinds"])])
 
 
+DEPTH_READING = """## Reading depth
+
+`depth` is a 16-bit PNG (mode `I;16`): read it as numbers, not as a picture.
+
+```python
+import numpy as np
+
+png = np.asarray(row["depth"])  # uint16, 0..65535
+raw = row["depth_min"] + png / 65535 * (row["depth_max"] - row["depth_min"])  # the model's output
+```
+
+or let datasets decode it as float32 (0.0..65535.0, nothing lost):
+
+```python
+from datasets import Image
+
+samples = samples.cast_column("depth", Image(mode="F"))
+```
+
+Do not call `.convert("L")` or `.convert("RGB")` on a depth image: Pillow clips 16-bit values at 255 instead of
+scaling them (on a full-range 16-bit ramp, 99.61% of the pixels become 255). For an 8-bit preview shift instead:
+`Image.fromarray((png >> 8).astype(np.uint8))`.
+
+"""
+
+
+def license_text(manifest: Manifest, license: License | None) -> str:
+    model = manifest.model
+    if license is None:
+        return ("Not determined automatically: it depends on the inputs" +
+                (f" and on the depth model `{model.id}`" if model else "") + ". Set it before publishing.")
+    if license.id == "other":
+        return f"`other`: **{license.name}**, see [{license.link}]({license.link})."
+    if license.id == license_for_model(model):
+        return f"`{license.id}`, following the depth model `{model.id}`."
+    return f"`{license.id}`."
+
+
 def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
-                grids: dict[str, str], repo_id: str, license_id: str | None,
+                grids: dict[str, str], repo_id: str, license: License | None,
                 splits: dict[str, list[dict]] | None = None) -> str:
-    settings, model = manifest.settings, manifest.model
+    """The README.md; its title, intro, tasks and depth sections follow `--no-depth`."""
+    settings = manifest.settings
     with_depth = settings.with_depth
     n_bg, n_fg = len(manifest.backgrounds), len(manifest.foregrounds)
-    if license_id:
-        license_text = f"`{license_id}`" + (f", following the depth model `{model.id}`." if model else ".")
-    else:
-        license_text = ("Not determined automatically: it depends on the inputs" +
-                        (f" and on the depth model `{model.id}`" if model else "") + ". Set it before publishing.")
     depth_note = ("`depth` is the model's relative inverse depth (disparity: larger is nearer), resized to R x R "
                   "and min-max scaled per image to 0..65535 in a 16-bit PNG; the raw prediction is "
-                  "`depth_min + png / 65535 * (depth_max - depth_min)`." if with_depth else
-                  "This dataset was generated without depth (`--no-depth`).")
+                  "`depth_min + png / 65535 * (depth_max - depth_min)` (see Reading depth)." if with_depth else
+                  "This dataset was generated without depth (`--no-depth`): it has no depth columns.")
     values = {
-        "yaml": card_yaml(manifest, stats, data_files, sizes, license_id, splits),
+        "yaml": card_yaml(manifest, stats, data_files, sizes, license, splits),
         "pretty_name": "fgbg-depth", "n_bg": n_bg, "n_fg": n_fg, "placements": settings.placements,
+        "kinds": "composite + mask + depth" if with_depth else "composite + mask",
+        "targets": "the pasted foreground's mask and a depth map" if with_depth else "the pasted foreground's mask",
         "n_samples": f"{stats['rows']['default']:,}", "resolution": settings.resolution,
         "depth_columns": ", `depth` (16-bit PNG), `depth_min`, `depth_max`" if with_depth else "",
         "bg_depth_columns": ", `depth`, `depth_min`, `depth_max`" if with_depth else "",
@@ -256,7 +313,8 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
         "data_size": human_bytes(sum(sizes.values())), "data_bytes": f"{sum(sizes.values()):,}",
         "provenance": provenance(manifest), "repo_id": repo_id,
         "depth_loading": ', row["depth"]  # PIL images; depth is mode I;16' if with_depth else "",
-        "license_text": license_text,
+        "depth_reading": DEPTH_READING if with_depth else "",
+        "license_text": license_text(manifest, license),
     }
     return string.Template(TEMPLATE.read_text()).substitute(values)
 
@@ -271,8 +329,9 @@ def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_r
     splits = list(dict.fromkeys(t.name.split for t in tasks))
     data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "arrow")} for split in splits]
                   for name in CONFIG_NAMES}
+    known = license_for_model(manifest.model)
     card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),
-                            license_for_model(manifest.model))
+                            License(known) if known else None)
     atomic_write_bytes(store.root / "README.md", card_text.encode())
     written = sum(stats["rows"].values()) - resumed_rows
     data_bytes = sum(stats["num_bytes"].values())

@@ -14,8 +14,8 @@ def print_error(message: str) -> None:
 
 
 def print_error_once(message: str) -> None:
-    """Every process of a launch meets the same problem; one copy of the message (rank 0's) is enough."""
-    if os.environ.get("RANK", "0") == "0":
+    """Every process of a launch meets the same problem; one copy per machine (each node has its own log)."""
+    if os.environ.get("LOCAL_RANK", "0") == "0":
         print_error(message)
 
 

@@ -17,7 +17,7 @@ from datasets import config as datasets_config
 from datasets.arrow_writer import get_parquet_column_options, get_writer_batch_size_from_data_size
 from tqdm.auto import tqdm
 
-from builder.card import license_for_model, render_card
+from builder.card import License, license_for_model, render_card
 from builder.errors import RemoteError, UsageError
 from builder.plan import ShardName
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, features
@@ -25,12 +25,14 @@ from builder.settings import ModelRecord
 from builder.shards import MANIFEST_NAME, OutputStore, atomic_write_json, read_shard_batches, read_shard_schema
 
 DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundred MB" per Parquet file
-DEFAULT_ROW_GROUP_ROWS = 100  # the viewer reads whole row groups (at most ~286 MiB): keep them small
+DEFAULT_ROW_GROUP_ROWS = 100  # small groups: cheap for readers without the page index (README, Publishing)
 # everything an export folder holds; manifest.json lets scripts/verify.py check the export itself
 EXPORT_NAMES = ("README.md", MANIFEST_NAME, "stats.json", "data", "images")
 REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+_URL = re.compile(r"^https?://\S+$")
+_REPO_FILE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]*$")
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,33 @@ def resolve_license(model: ModelRecord | None, given: str | None) -> str:
                       "pass --license ID (a Hub license id, e.g. apache-2.0, cc-by-4.0, other)"])
 
 
+def license_terms(license_id: str, name: str | None, link: str | None, repo_id: str) -> License:
+    """`other` needs a license_name (default: the repo's name + "-license") and a license_link (a URL or a file
+    in the repo such as LICENSE), which only the publisher can give; other ids take neither."""
+    if license_id != "other":
+        if name or link:
+            raise UsageError([f"--license-name/--license-link go with --license other only; this dataset's "
+                              f"license is {license_id}"])
+        return License(license_id)
+    name = name or f"{repo_id.split('/')[-1].lower()}-license"
+    problems = []
+    if not _LICENSE.match(name):
+        problems.append(f"--license-name {name!r}: use an id of lowercase letters, digits, '.', '+' and '-' "
+                        "(e.g. my-license-1.0)")
+    if not link:
+        problems.append("--license other needs --license-link: a URL of the license text, or the name of a file "
+                        "in the dataset repo (e.g. LICENSE, uploaded by you)")
+    elif not (_URL.match(link) or _REPO_FILE.match(link)):
+        problems.append(f"--license-link {link!r}: give an https:// URL or a file name in the repo such as LICENSE")
+    if problems:
+        raise UsageError(problems)
+    return License("other", name, link)
+
+
 def row_group_rows(rows: int, num_bytes: int, cap: int = DEFAULT_ROW_GROUP_ROWS) -> int:
     """About `cap` rows, fewer for big rows: datasets' own rule keeps a row group under 100 MB (the viewer
-    reads at most ~286 MiB of one), and small groups keep random access cheap."""
+    scans at most 300 MB per request, through the page index or else whole groups), and small groups keep
+    streaming and random access cheap."""
     return max(1, min(cap, get_writer_batch_size_from_data_size(rows, num_bytes)))
 
 
@@ -194,7 +220,7 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
 
 def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
            max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, max_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
-           progress: bool = True) -> ExportResult:
+           progress: bool = True, license_name: str | None = None, license_link: str | None = None) -> ExportResult:
     """Write the Hub layout of the dataset in `out` into `folder` (built beside it, then renamed into place):
     data/<config>/<split>-*.parquet, images/<kind>.png and a README.md whose YAML points at them."""
     out, folder = Path(out), Path(folder)
@@ -202,7 +228,7 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
     sources = find_sources(out)
     manifest = OutputStore(out).read_manifest()
     stats = json.loads((out / "stats.json").read_text())
-    license_id = resolve_license(manifest.model, license_id)
+    license = license_terms(resolve_license(manifest.model, license_id), license_name, license_link, repo_id)
     inside_out = folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
     if inside_out and folder.resolve().parent != OutputStore(out).state_dir.resolve():  # OUT/.fgbg/hub is ours
         raise UsageError([f"export folder {folder} must not be the dataset folder or inside it (load_dataset on "
@@ -236,7 +262,7 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
     sizes = {name: sum(f["bytes"] for f in files[name]) for name in CONFIG_NAMES}
     splits = {name: [{"name": s.split, "num_bytes": s.num_bytes, "num_examples": s.rows}
                      for s in sources if s.config_name == name] for name in CONFIG_NAMES}
-    card = render_card(manifest, stats, data_files, sizes, grids, repo_id, license_id, splits=splits)
+    card = render_card(manifest, stats, data_files, sizes, grids, repo_id, license, splits=splits)
     (building / "README.md").write_text(card)
     for name in (MANIFEST_NAME, "stats.json"):
         shutil.copyfile(out / name, building / name)
@@ -247,19 +273,21 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
 
 
 def export_fingerprint(out: Path, repo_id: str, license_id: str | None, max_file_bytes: int,
-                       max_group_rows: int) -> str:
+                       max_group_rows: int, license_name: str | None = None, license_link: str | None = None) -> str:
     """What an export is a function of: the done markers (hashes of the shards' content) and the options."""
     digest = hashlib.sha256()
     for marker in sorted(OutputStore(out).done_dir.glob("*.json")):
         digest.update(marker.name.encode() + marker.read_bytes())
     for name in (MANIFEST_NAME, "stats.json"):
         digest.update((Path(out) / name).read_bytes())
-    digest.update(json.dumps([repo_id, license_id, max_file_bytes, max_group_rows, 1]).encode())
+    digest.update(json.dumps([repo_id, license_id, license_name, license_link, max_file_bytes, max_group_rows, 2])
+                  .encode())
     return digest.hexdigest()
 
 
 def staged_export(out: Path, repo_id: str, license_id: str | None, max_file_bytes: int, max_group_rows: int,
-                  log: Callable[[str], None] = print) -> Path:
+                  log: Callable[[str], None] = print, license_name: str | None = None,
+                  license_link: str | None = None) -> Path:
     """The export for a push lives in OUT/.fgbg/hub; a rerun (e.g. after an interrupted upload) reuses it when
     nothing changed, so resuming does not convert again."""
     out = Path(out)
@@ -267,12 +295,14 @@ def staged_export(out: Path, repo_id: str, license_id: str | None, max_file_byte
     folder, record = store.state_dir / "hub", store.state_dir / "hub.json"
     check_repo_id(repo_id)
     find_sources(out)
-    fingerprint = export_fingerprint(out, repo_id, license_id, max_file_bytes, max_group_rows)
+    fingerprint = export_fingerprint(out, repo_id, license_id, max_file_bytes, max_group_rows, license_name,
+                                     license_link)
     if folder.is_dir() and record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint:
         log(f"reusing the Parquet export in {folder}")
         return folder
     record.unlink(missing_ok=True)
-    result = export(out, folder, repo_id, license_id, max_file_bytes, max_group_rows)
+    result = export(out, folder, repo_id, license_id, max_file_bytes, max_group_rows, license_name=license_name,
+                    license_link=license_link)
     log(export_summary(result))
     atomic_write_json(record, {"fingerprint": fingerprint})
     return folder

@@ -123,6 +123,7 @@ def _generate(config: GenerateConfig) -> dict | None:
     from accelerate import PartialState
 
     from builder import card
+    from builder.cluster import check_shared_output, mark_run
     from builder.pipeline import load_job, run_shards
     from builder.progress import JobProgress
     from builder.shards import OutputStore
@@ -137,10 +138,12 @@ def _generate(config: GenerateConfig) -> dict | None:
         if config.content.with_depth:
             retain_freed_memory()
     job = load_job(config, state.device, log)
-    store = OutputStore(config.run.output_dir)
+    store, manifest = OutputStore(config.run.output_dir), job.manifest()
     if main:
-        store.prepare(job.manifest(), config.run.overwrite)
+        store.prepare(manifest, config.run.overwrite)
+        mark_run(store)
     state.wait_for_everyone()
+    check_shared_output(store, manifest, state.process_index, state.num_processes)
     progress = JobProgress(store, job.tasks(), enabled=main)
     tasks = run_shards(job, store, state.process_index, state.num_processes, threads, on_rows=progress.advance,
                        on_shard=progress.shard_done)

@@ -44,6 +44,10 @@ def parser() -> argparse.ArgumentParser:
                    "prefer HF_TOKEN, command lines are visible to other users")
     p.add_argument("--license", help="license id for the card; required when the depth model's license is not "
                    "known (another model, or --no-depth)")
+    p.add_argument("--license-name", help="with --license other: the license's id in the card (default: the repo's "
+                   "name + '-license')")
+    p.add_argument("--license-link", help="with --license other (required): a URL of the license text, or a file "
+                   "in the dataset repo such as LICENSE")
     p.add_argument("--export-only", type=Path, metavar="DIR", help="write the exact folder that would be "
                    "uploaded into DIR and upload nothing")
     p.add_argument("--max-file-size", type=parse_size, default=DEFAULT_MAX_FILE_BYTES,
@@ -64,7 +68,7 @@ def publish(args: argparse.Namespace) -> None:
         raise UsageError([f"--row-group-rows {args.row_group_rows}: use at least 1"])
     if args.export_only:
         result = hub.export(args.output_dir, args.export_only, args.repo_id, args.license, args.max_file_size,
-                            args.row_group_rows)
+                            args.row_group_rows, license_name=args.license_name, license_link=args.license_link)
         log(hub.export_summary(result))
         log(f"nothing uploaded; `load_dataset({str(args.export_only)!r}, streaming=True)` reads what the Hub "
             "would serve")
@@ -76,7 +80,8 @@ def publish(args: argparse.Namespace) -> None:
     if not token:
         raise UsageError(["no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --token"])
     folder = hub.staged_export(args.output_dir, args.repo_id, args.license, args.max_file_size,
-                               args.row_group_rows, log=log)
+                               args.row_group_rows, log=log, license_name=args.license_name,
+                               license_link=args.license_link)
     info = hub.upload(folder, args.repo_id, token, private=args.private, revision=args.revision, log=log)
     log(f"published: {info.commit_url}")
 
