@@ -49,6 +49,16 @@ class DepthBatch:
     depth_max: np.ndarray  # B float32
 
 
+def scale_to_uint16(raw: torch.Tensor) -> DepthBatch:
+    """B x R x R float32 -> per image min-max scaled to 0..65535 (in float32), with the raw range."""
+    flat = raw.flatten(1)
+    low, high = flat.amin(dim=1), flat.amax(dim=1)
+    span = (high - low).clamp_min(torch.finfo(torch.float32).tiny)
+    scaled = ((raw - low[:, None, None]) / span[:, None, None] * 65535).round_().clamp_(0, 65535)
+    depth = scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
+    return DepthBatch(depth, low.cpu().numpy().astype(np.float32), high.cpu().numpy().astype(np.float32))
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         if device.type == "cuda":
@@ -128,10 +138,4 @@ class DepthEstimator:
                              align_corners=False)[:, 0]
 
     def predict(self, images: np.ndarray) -> DepthBatch:
-        raw = self.predict_raw(images)
-        flat = raw.flatten(1)
-        low, high = flat.amin(dim=1), flat.amax(dim=1)
-        span = (high - low).clamp_min(torch.finfo(torch.float32).tiny)
-        scaled = ((raw - low[:, None, None]) / span[:, None, None] * 65535).round_().clamp_(0, 65535)
-        depth = scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
-        return DepthBatch(depth, low.cpu().numpy().astype(np.float32), high.cpu().numpy().astype(np.float32))
+        return scale_to_uint16(self.predict_raw(images))
