@@ -46,7 +46,8 @@ class NonFiniteDepthError(ValueError):
     `positions` are indices in the batch passed to predict(); the caller names the samples."""
 
     def __init__(self, positions: list[int]):
-        super().__init__(f"non-finite depth predicted for batch positions {positions}")
+        super().__init__(f"non-finite depth predicted for batch positions {positions}; such maps are not "
+                         "written. Fix: float16 can overflow, try --depth-dtype bfloat16 or float32")
         self.positions = positions
 
 
