@@ -30,7 +30,7 @@ class StandinDepthEstimator:
     @torch.inference_mode()
     def predict_raw(self, images: np.ndarray) -> torch.Tensor:
         """B x R x R x 3 uint8 -> B x R x R float32 relative inverse depth, deterministic."""
-        batch, resolution = images.shape[0], images.shape[1]
+        resolution = images.shape[1]
         sampled = torch.from_numpy(np.ascontiguousarray(images[:, _CELL // 2::_CELL, _CELL // 2::_CELL]))
         small = (sampled.permute(0, 3, 1, 2).float() / 255 * _LUMINANCE).sum(1, keepdim=True)
         small = F.avg_pool2d(small, 3, stride=1, padding=1, count_include_pad=False)

@@ -1,5 +1,5 @@
-"""The stored bytes decode to the intended pixels with Pillow and with `datasets`, on both deflate paths
-(ISA-L and stdlib zlib) and both JPEG decoders used for statistics (simplejpeg and Pillow)."""
+"""The stored PNG bytes decode to the intended pixels with Pillow and with `datasets`, on both deflate paths
+(ISA-L and stdlib zlib)."""
 
 import io
 import zlib
@@ -11,7 +11,7 @@ from PIL import Image
 
 from builder import encode
 from builder.demo import _background, _foreground
-from builder.encode import decode, decode_image, encode_jpeg, encode_png, encode_png16, image_cell
+from builder.encode import decode, encode_png, encode_png16, image_cell
 from builder.standin_depth import StandinDepthEstimator
 
 
@@ -93,36 +93,3 @@ def test_the_two_deflate_paths_agree_and_beat_pillow_on_size(monkeypatch):
     assert blobs["isal"] != blobs["zlib"]
     assert np.array_equal(decode(blobs["isal"]), decode(blobs["zlib"]))
     assert max(map(len, blobs.values())) < len(pillow.getvalue())
-
-
-def pillow_pixels(data: bytes) -> np.ndarray:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return np.asarray(image)
-
-
-def test_statistics_decode_equals_pillow_on_composites_at_several_sizes_and_qualities():
-    pytest.importorskip("simplejpeg")
-    assert encode.simplejpeg is not None, "Pillow here is not built on libjpeg-turbo"
-    count = 0
-    for side in (33, 96, 224):
-        for quality in (50, 85, 95):
-            for rgb in scenes(4, side, seed=side + quality):
-                data = encode_jpeg(rgb, quality)
-                assert encode._decode_rgb_jpeg(data) is not None  # the simplejpeg path ran
-                assert np.array_equal(decode(data), pillow_pixels(data))
-                assert decode_image(data).histogram() == Image.open(io.BytesIO(data)).histogram()
-                count += 1
-    assert count == 36
-
-
-def test_pillow_decodes_what_simplejpeg_should_not(monkeypatch):
-    gray = io.BytesIO()
-    Image.fromarray(scenes(1, 40)[0][..., 0]).save(gray, format="JPEG", quality=95)
-    assert decode(gray.getvalue()).shape == (40, 40)  # mode L as Pillow gives it, not RGB
-    truncated = encode_jpeg(scenes(1, 64)[0], 95)[:300]
-    with pytest.raises(OSError):
-        decode(truncated)  # Pillow's error, as before: simplejpeg's strict failure falls through
-    monkeypatch.setattr(encode, "simplejpeg", None)
-    data = encode_jpeg(scenes(1, 64)[0], 95)
-    assert np.array_equal(decode(data), pillow_pixels(data))
