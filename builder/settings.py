@@ -12,7 +12,7 @@ from pathlib import Path
 from builder.errors import UsageError
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: mask and depth PNGs written with isal/zlib and the Sub filter (same pixels)
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
 SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds")  # in the manifest only when set
 

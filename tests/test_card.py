@@ -18,8 +18,9 @@ from huggingface_hub import DatasetCardData
 from PIL import Image
 
 from builder.card import License, render_card, size_category
-from builder.config import UsageError
+from builder.errors import UsageError
 from builder.hub import license_terms
+from builder.settings import Manifest
 from fgbg_depth import CONFIG_NAMES
 from tests.conftest import ROOT, SMALL, env, run_generate
 
@@ -34,7 +35,7 @@ def header_and_body(text: str) -> tuple[dict, str]:
 
 def render(out, license: License | None) -> str:
     """The card of a generated folder, as scripts/generate.py and the Hub export render it."""
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = Manifest.from_json(json.loads((out / "manifest.json").read_text()))
     stats = json.loads((out / "stats.json").read_text())
     data_files = {name: [{"split": "train", "path": f"data/{name}/train-*.arrow"}] for name in CONFIG_NAMES}
     return render_card(manifest, stats, data_files, stats["num_bytes"], {}, REPO, license)

@@ -33,3 +33,31 @@ def test_ranks_driven_in_one_process_equal_a_one_process_run(tmp_path, world_siz
     reference = tmp_path / "one"
     run_generate(reference, "--demo", "--no-depth", "--placements", 2, "--shard-size", 10, "--resolution", 64)
     assert files(config.run.output_dir) == files(reference)
+
+
+def test_a_non_finite_prediction_names_its_sample_and_writes_nothing(tmp_path):
+    """A NaN map is an error naming the sample, never a shard."""
+    import torch
+
+    from builder.assets import load_inputs
+    from builder.depth import scale_to_uint16
+    from builder.errors import FgbgError
+    from builder.pipeline import Job
+    from builder.render import RenderContext
+
+    class NaNAtSecondRow:
+        revision, dtype = "fake", torch.float32
+
+        def predict(self, images):
+            raw = torch.zeros(len(images), images.shape[1], images.shape[2])
+            raw[:, 0, 0] = 1.0
+            raw[1, 3, 3] = float("nan")
+            return scale_to_uint16(raw)
+
+    config = GenerateConfig.from_kwargs(output_dir=tmp_path / "out", **{**SETTINGS, "no_depth": False})
+    job = Job(RenderContext(config.content, load_inputs(config.content, config.run)), NaNAtSecondRow(), 4)
+    store = OutputStore(config.run.output_dir)
+    store.prepare(job.manifest(), overwrite=False)
+    with pytest.raises(FgbgError, match=r"config default, sample_id \[1\]: non-finite depth"):
+        run_shards(job, store, 0, 1)
+    assert not list((tmp_path / "out" / "data").rglob("*.arrow"))
