@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 
 from builder.plan import TRAIN, SampleSpace, ShardName, ShardTask, SplitPlan
-from builder.schema import CONFIG_NAMES, GRID_COLUMNS, features
+from builder.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
 from builder.settings import Manifest, ModelRecord
 from builder.shards import OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
 from builder.stats import ImageStats, merge_all
@@ -216,6 +216,16 @@ def provenance(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
+def configs_table(with_depth: bool, stats: dict) -> str:
+    """Each config's rows and columns, from the schema (a new column shows up here by itself)."""
+    lines = ["| config | rows | columns |", "| --- | ---: | --- |"]
+    for schema in SCHEMAS:
+        columns = ", ".join(f"`{c.name}`" + (f" ({c.image.format} {c.image.mode})" if c.image else "")
+                            for c in schema.active_columns(with_depth))
+        lines.append(f"| `{schema.name}` | {stats['rows'][schema.name]:,} | {columns} |")
+    return "\n".join(lines)
+
+
 def splits_section(manifest: Manifest, stats: dict) -> str:
     """The split rule, its counts and the held-out inputs; or how to get a validation split."""
     settings = manifest.settings
@@ -304,8 +314,7 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
         "kinds": "composite + mask + depth" if with_depth else "composite + mask",
         "targets": "the pasted foreground's mask and a depth map" if with_depth else "the pasted foreground's mask",
         "n_samples": f"{stats['rows']['default']:,}", "resolution": settings.resolution,
-        "depth_columns": ", `depth` (16-bit PNG), `depth_min`, `depth_max`" if with_depth else "",
-        "bg_depth_columns": ", `depth`, `depth_min`, `depth_max`" if with_depth else "",
+        "configs_table": configs_table(with_depth, stats),
         "depth_note": depth_note,
         "grids": "\n\n".join(f"**{kind}**\n\n![{kind}]({path})" for kind, path in grids.items()),
         "stats_table": statistics_tables(stats),
