@@ -14,6 +14,7 @@ from PIL import Image
 
 from builder.training import assign_units, channel_stats, torch_dataset
 from tests.conftest import ROOT, env, read_config, run_generate
+from tests.fake_hub import FakeHub
 
 PUSH = ROOT / "scripts" / "push_to_hub.py"
 
@@ -112,6 +113,15 @@ def test_assign_units_deals_each_unit_once_and_evenly(units, world_size, workers
         assert max(map(len, slots)) - min(map(len, slots)) <= 1
 
 
+def test_assign_units_order_is_seeded_per_epoch():
+    def order(seed, epoch):
+        return assign_units(100, 0, 1, 0, 1, seed, epoch, True)
+
+    assert order(7, 0) == order(7, 0) != order(7, 1)
+    assert order(7, 0) != order(8, 0)
+    assert assign_units(100, 0, 1, 0, 1, 7, 1, False) == list(range(100))
+
+
 def test_rank_comes_from_the_environment(reference_dataset, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -141,6 +151,39 @@ def test_export_folder_gives_the_same_rows(reference_dataset, export):
         seen += 1
     assert seen == len(from_arrow)
     assert sorted(ids_seen(export, 0, 2) + ids_seen(export, 1, 2)) == list(range(48))
+
+
+HUB_READER = """
+import sys, torch
+from builder.training import torch_dataset
+dataset = torch_dataset("user/x", depth="raw", shuffle=True)
+loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
+torch.save({"units": len(dataset.units), "files": len(dataset.files.paths), "rows": list(loader)}, sys.argv[1])
+"""
+
+
+def test_hub_repo_streams_the_same_rows(reference_dataset, tmp_path):
+    """Published to the loopback fake Hub, read back through HfFileSystem in a fresh process (huggingface_hub
+    reads HF_ENDPOINT when imported), with 2 workers: every row once, equal to the local Arrow folder's."""
+    token = "hf_fake_training_token"
+    with FakeHub(token) as hub:
+        hub_env = {k: v for k, v in env().items() if not k.startswith(("HF_", "HUGGING", "TRANSFORMERS_OFFLINE"))}
+        hub_env.update(HF_HOME=str(tmp_path / "home"), HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1",
+                       HF_TOKEN=token, PYTHONPATH=str(ROOT))
+        for command in ([str(PUSH), str(reference_dataset), "user/x", "--license", "other", "--row-group-rows", "10"],
+                        ["-c", HUB_READER, str(tmp_path / "rows.pt")]):
+            done = subprocess.run([sys.executable, *command], env=hub_env, capture_output=True, text=True,
+                                  timeout=300, cwd=ROOT)
+            assert done.returncode == 0, done.stderr[-3000:]
+        assert hub.called("GET", r"/datasets/user/x/resolve/main/data/default/") > 0
+    got = torch.load(tmp_path / "rows.pt")
+    assert got["units"] > got["files"]  # row groups, not files
+    local = {row["sample_id"]: row for row in torch_dataset(reference_dataset, depth="raw")}
+    assert sorted(row["sample_id"] for row in got["rows"]) == sorted(local)
+    for row in got["rows"]:
+        want = local[row["sample_id"]]
+        assert row.keys() == want.keys()
+        assert all(torch.equal(torch.as_tensor(row[k]), torch.as_tensor(want[k])) for k in row), row["sample_id"]
 
 
 def test_train_stats_prefer_the_per_split_table():
