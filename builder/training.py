@@ -179,7 +179,7 @@ def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
 
 def _pixels(data: bytes, mode: str) -> np.ndarray:
     image = Image.open(io.BytesIO(data))
-    return np.array(image if image.mode == mode else image.convert(mode))  # writable, as torch wants
+    return np.asarray(image if image.mode == mode else image.convert(mode))
 
 
 class Normaliser:
@@ -191,13 +191,13 @@ class Normaliser:
         self.offset = (-mean_t / std_t).float().view(-1, 1, 1)
 
     def __call__(self, data: bytes) -> torch.Tensor:
-        chw = torch.from_numpy(_pixels(data, "RGB")).permute(2, 0, 1)
-        return torch.empty(chw.shape, dtype=torch.float32).copy_(chw).mul_(self.scale).add_(self.offset)
+        chw = np.ascontiguousarray(_pixels(data, "RGB").transpose(2, 0, 1))  # transposing bytes beats floats
+        return torch.from_numpy(chw).to(torch.float32).mul_(self.scale).add_(self.offset)
 
 
 def decode_unit_image(data: bytes) -> torch.Tensor:
     """An 8-bit single-channel PNG (mask, alpha) as 1 x R x R float32 in [0, 1]."""
-    return torch.from_numpy(_pixels(data, "L")).unsqueeze(0).to(torch.float32).div_(255)
+    return torch.from_numpy(_pixels(data, "L").astype(np.float32)).unsqueeze(0).div_(255)
 
 
 def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tensor:
@@ -271,9 +271,8 @@ class FgBgDepthDataset(torch.utils.data.IterableDataset):
             order = np.arange(table.num_rows)
             if self.shuffle:
                 order = np.random.default_rng([self.seed, self.epoch, group[0]]).permutation(order)
-            rows = table.to_pydict()
-            for name in set(IMAGE_OUTPUTS) & set(rows) - {"bg"}:
-                rows[name] = _image_bytes(table, name)
+            rows = {name: _image_bytes(table, name) if name in IMAGE_OUTPUTS else table.column(name).to_pylist()
+                    for name in table.column_names}
             for i in order:
                 yield self._tensors(rows, int(i), bg_cache)
 
