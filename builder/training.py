@@ -156,11 +156,12 @@ def assign_units(num_units: int, rank: int, world_size: int, worker: int, num_wo
     """Indices of the units one DataLoader worker of one rank reads in an epoch, in reading order.
 
     All (rank, worker) slots deal the same (seeded, per-epoch) permutation round-robin, so together they
-    read every unit exactly once and no slot gets more than one unit more than another."""
+    read every unit exactly once and no slot gets more than one unit more than another. Slots are numbered
+    worker-major, so the leftover units go to different ranks and ranks differ by at most one unit."""
     if not (0 <= rank < world_size and 0 <= worker < num_workers):
         raise ValueError(f"rank {rank} of {world_size} / worker {worker} of {num_workers} is out of range")
     order = np.random.default_rng([seed, epoch]).permutation(num_units) if shuffle else np.arange(num_units)
-    slot, slots = rank * num_workers + worker, world_size * num_workers
+    slot, slots = worker * world_size + rank, world_size * num_workers
     return order[slot::slots].tolist()
 
 

@@ -111,6 +111,8 @@ def test_assign_units_deals_each_unit_once_and_evenly(units, world_size, workers
                  for rank in range(world_size) for worker in range(workers)]
         assert sorted(sum(slots, [])) == list(range(units))
         assert max(map(len, slots)) - min(map(len, slots)) <= 1
+        per_rank = [sum(len(slots[rank * workers + worker]) for worker in range(workers)) for rank in range(world_size)]
+        assert max(per_rank) - min(per_rank) <= 1
 
 
 def test_assign_units_order_is_seeded_per_epoch():
