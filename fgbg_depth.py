@@ -24,7 +24,16 @@ from builder.render import RenderContext
 from builder.schema import CONFIG_NAMES, SCHEMA_BY_NAME, features
 from builder.settings import DEFAULT_DEPTH_MODEL, GenerateConfig
 
-__all__ = ["CONFIG_NAMES", "DEFAULT_DEPTH_MODEL", "FgBgDepth", "features", "load_with_background"]
+__all__ = ["CONFIG_NAMES", "DEFAULT_DEPTH_MODEL", "FgBgDepth", "features", "load_with_background", "torch_dataset"]
+
+
+def __getattr__(name: str):
+    """`torch_dataset` (builder.training) is imported on first use: reading a dataset needs no torch."""
+    if name == "torch_dataset":
+        from builder.training import torch_dataset
+
+        return torch_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_with_background(path: str, split: str = "train", streaming: bool = False, **load_kwargs: Any):

@@ -29,7 +29,7 @@ DEFAULT_ROW_GROUP_ROWS = 100  # small groups: cheap for readers without the page
 # everything an export folder holds; manifest.json lets scripts/verify.py check the export itself
 EXPORT_NAMES = ("README.md", MANIFEST_NAME, "stats.json", "data", "images")
 REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")  # NAMESPACE/NAME
 _LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 _URL = re.compile(r"^https?://\S+$")
 _REPO_FILE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]*$")
@@ -64,7 +64,7 @@ def check_repo_id(repo_id: str) -> None:
         validate_repo_id(repo_id)
     except HFValidationError as err:
         problem = str(err).splitlines()[0]
-    if problem or not _REPO_ID.match(repo_id):
+    if problem or not REPO_ID.match(repo_id):
         raise UsageError([f"repo id {repo_id!r} is malformed: use NAMESPACE/NAME, e.g. your-user/fgbg-depth"
                           + (f" ({problem})" if problem else "")])
 

@@ -13,6 +13,7 @@ import ctypes
 import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -70,12 +71,24 @@ def torchrun_command(script: str, argv: list[str], processes: int, master_addr: 
             "--master_addr", master_addr, "--master_port", str(master_port), script, *argv]
 
 
+def free_port(host: str, preferred: int) -> int:
+    """`preferred` if nothing listens there, else a free port the OS picks (two runs on one machine must not
+    both take accelerate's default 29500)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, preferred))
+        except OSError:
+            probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def relaunch_cpu_processes(script: str, argv: list[str], processes: int) -> int:
     """Run `script argv` as `processes` CPU processes under torch.distributed.run; its exit status."""
     print(f"accelerate started 1 process for --cpu --num_processes {processes} (it needs MPI for that); "
           f"starting {processes} CPU processes with torch.distributed.run", file=sys.stderr, flush=True)
-    return subprocess.call(torchrun_command(script, argv, processes, os.environ["MASTER_ADDR"],
-                                            os.environ.get("MASTER_PORT", "29500")))
+    host = os.environ["MASTER_ADDR"]
+    port = free_port(host, int(os.environ.get("MASTER_PORT", "29500")))
+    return subprocess.call(torchrun_command(script, argv, processes, host, port))
 
 
 def passive_openmp_waits() -> None:

@@ -1,6 +1,7 @@
 """A tiny stand-in for the Hugging Face Hub on 127.0.0.1, for tests: the endpoints huggingface_hub calls for
 create_repo / create_branch, upload_folder with Xet disabled (validate-yaml, preupload, tree listing, LFS
-batch + PUT, commit) and repo_info. It keeps what it receives in memory, can fail chosen LFS uploads to
+batch + PUT, commit), repo_info, and downloads (resolve with HTTP ranges, paths-info) for hf_hub_download
+and HfFileSystem. It keeps what it receives in memory, can fail chosen LFS uploads to
 simulate an interruption, limits request sizes, and shuts itself down after `lifetime_s`."""
 
 from __future__ import annotations
@@ -12,19 +13,29 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
 MAX_BODY = 256 * 1024**2
 LFS_SUFFIXES = (".parquet", ".arrow", ".png", ".jpg", ".jpeg")
-_REPO_ROUTE = re.compile(r"^/api/datasets/([^/]+/[^/]+)(?:/(preupload|commit|tree|branch|revision)/([^/]+)(/.*)?)?$")
+_REPO_ROUTE = re.compile(
+    r"^/api/datasets/([^/]+/[^/]+)(?:/(preupload|commit|tree|branch|revision|paths-info)/([^/]+)(/.*)?)?$")
+_RESOLVE = re.compile(r"^/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _LFS_BATCH = re.compile(r"^/datasets/([^/]+/[^/]+)\.git/info/lfs/objects/batch$")
 _LFS_PUT = re.compile(r"^/lfs-storage/([0-9a-f]{64})$")
 
 
 def git_blob_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class Raw:
+    """A response that is a file's bytes rather than JSON."""
+
+    def __init__(self, data: bytes, headers: dict[str, str]):
+        self.data, self.headers = data, headers
 
 
 class HttpError(Exception):
@@ -91,7 +102,7 @@ class FakeHub:
         return sum(1 for m, p, s in self.requests if m == method and re.search(pattern, p) and s < 400)
 
     # -- endpoints -----------------------------------------------------------------------------------------
-    def handle(self, method: str, path: str, headers, body: bytes) -> tuple[int, object]:
+    def handle(self, method: str, path: str, headers, body: bytes, query: str = "") -> tuple[int, object]:
         if method == "PUT" and (match := _LFS_PUT.match(path)):
             return self._lfs_put(match[1], body)  # a pre-signed storage URL: no Authorization header
         if headers.get("Authorization") != f"Bearer {self.token}":
@@ -102,6 +113,8 @@ class FakeHub:
             return self._validate_yaml(json.loads(body))
         if method == "POST" and (match := _LFS_BATCH.match(path)):
             return self._lfs_batch(self._repo(match[1]), json.loads(body))
+        if method in ("GET", "HEAD") and (match := _RESOLVE.match(path)):
+            return self._download(match[1], unquote(match[2]), unquote(match[3]), headers.get("Range"))
         match = _REPO_ROUTE.match(path)
         if not match:
             raise HttpError(404, f"no route {method} {path}")
@@ -119,13 +132,45 @@ class FakeHub:
             return 200, {"files": [self._upload_mode(tree, f) for f in json.loads(body)["files"]]}
         if method == "GET" and action == "tree":
             prefix = unquote(rest or "/")[1:]
-            return 200, [{"type": "file", "path": p, "size": e["size"], "oid": e["git_oid"],
-                          **({"lfs": {"oid": e["sha256"], "size": e["size"], "pointerSize": 134}}
-                             if e["sha256"] else {})}
-                         for p, e in sorted(tree.items()) if p.startswith(prefix)]
+            if parse_qs(query).get("recursive") == ["true"]:
+                return 200, [self._entry(p, e) for p, e in sorted(tree.items()) if p.startswith(prefix)]
+            return 200, self._children(tree, prefix.rstrip("/") + "/" if prefix.strip("/") else "")
+        if method == "POST" and action == "paths-info":
+            wanted = set(parse_qs(body.decode()).get("paths", []))
+            return 200, [self._entry(p, e) for p, e in sorted(tree.items()) if p in wanted]
         if method == "POST" and action == "commit":
             return self._commit(repo_id, tree, body)
         raise HttpError(404, f"no route {method} {path}")
+
+    @staticmethod
+    def _entry(path: str, entry: dict) -> dict:
+        return {"type": "file", "path": path, "size": entry["size"], "oid": entry["git_oid"],
+                **({"lfs": {"oid": entry["sha256"], "size": entry["size"], "pointerSize": 134}}
+                   if entry["sha256"] else {})}
+
+    def _children(self, tree: dict, prefix: str) -> list[dict]:
+        """The files and folders directly in one folder (a non-recursive listing)."""
+        files = [self._entry(p, e) for p, e in sorted(tree.items())
+                 if p.startswith(prefix) and "/" not in p[len(prefix):]]
+        folders = sorted({prefix + p[len(prefix):].split("/")[0] for p in tree if p.startswith(prefix)
+                          and "/" in p[len(prefix):]})
+        return files + [{"type": "directory", "path": folder, "oid": "0" * 40} for folder in folders]
+
+    def _download(self, repo_id: str, revision: str, path: str, byte_range: str | None) -> tuple[int, Raw]:
+        """A file's content, whole or the one byte range asked for, with the headers hf_hub_download reads."""
+        tree = self._branch(self._repo(repo_id), revision)
+        if path not in tree:
+            raise HttpError(404, f"Entry not found: {path}", **{"X-Error-Code": "EntryNotFound"})
+        data = self.files(repo_id, revision)[path]
+        etag = tree[path]["sha256"] or tree[path]["git_oid"]
+        headers = {"ETag": f'"{etag}"', "X-Repo-Commit": "0" * 40, "Accept-Ranges": "bytes",
+                   "Content-Type": "application/octet-stream"}
+        match = _RANGE.match(byte_range or "")
+        if not match:
+            return 200, Raw(data, headers)
+        start, stop = int(match[1]), min(int(match[2] or len(data) - 1), len(data) - 1)
+        headers["Content-Range"] = f"bytes {start}-{stop}/{len(data)}"
+        return 206, Raw(data[start:stop + 1], headers)
 
     def _repo(self, repo_id: str) -> dict:
         if repo_id not in self.repos:
@@ -259,22 +304,26 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _serve(self) -> None:
-        path = urlsplit(self.path).path
+        path, query = urlsplit(self.path).path, urlsplit(self.path).query
         try:
             body = self._body()
             with self.state.lock:
                 self.state.raw_bodies.append(body)
-            status, payload = self.state.handle(self.command, path, self.headers, body)
+            status, payload = self.state.handle(self.command, path, self.headers, body, query)
             headers = {}
         except HttpError as err:
             status, payload, headers = err.status, {"error": str(err), **err.extra}, {"X-Error-Message": str(err)}
-        data = json.dumps(payload).encode()
+        if isinstance(payload, Raw):
+            data, headers = payload.data, {**payload.headers, **headers}
+        else:
+            data, headers = json.dumps(payload).encode(), {"Content-Type": "application/json", **headers}
         with self.state.lock:
             self.state.requests.append((self.command, path, status))
         self.send_response(status)
-        for key, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}.items():
+        for key, value in {"Content-Length": str(len(data)), **headers}.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = _serve
+    do_GET = do_POST = do_PUT = do_HEAD = _serve

@@ -19,8 +19,9 @@ def test_classic_recipe_size():
     space = SampleSpace(100, 100, 20)
     assert len(space) == 400_000
     from builder.configs import CONFIGS
+    from builder.plan import SplitPlan
 
-    assert [config.count_rows(space) for config in CONFIGS] == [400_000, 100, 100]
+    assert [config.count_rows(SplitPlan(space), "train") for config in CONFIGS] == [400_000, 100, 100]
 
 
 @pytest.mark.parametrize("fg_shape", [(10, 300), (300, 10), (50, 50), (1, 1)])

@@ -95,7 +95,7 @@ def test_missing_shard(dataset):
     assert result.returncode == 1
     assert "FAIL data/default/train-00001-of-00003: shard is missing" in result.stdout
     assert "20 sample_id(s) missing, e.g. [20, 21" in result.stdout
-    assert "28 rows, but the sample space of manifest.json has 48" in result.stdout
+    assert "28 train rows, but the sample space of manifest.json and its split settings give 48" in result.stdout
     assert "done marker without its shard file" in result.stdout
 
 
