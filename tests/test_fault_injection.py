@@ -8,8 +8,6 @@ result equals an uninterrupted run's byte for byte (every column, stats.json, sa
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -22,7 +20,7 @@ import pytest
 
 from builder.verify import verify
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import ROOT, env, generate_cmd, read_config, run_generate
+from tests.conftest import ROOT, assert_reused, env, finished_shards, generate_cmd, read_config, run_generate
 
 LAUNCHER = ROOT / "tests" / "fault_launcher.py"
 RANDOM_SEED = 20240607  # the random kill times are reproducible; they are printed on failure
@@ -50,25 +48,6 @@ def assert_nothing_half_visible(out: Path) -> None:
             index, count = (int(part) for part in path.stem.split("-")[1::2])
             assert count == len(SHARD_ROWS[name]), f"{path.name}: {count} shards, expected {len(SHARD_ROWS[name])}"
             assert rows == SHARD_ROWS[name][index], f"{path}: {rows} rows, expected {SHARD_ROWS[name][index]}"
-
-
-def finished_shards(out: Path) -> dict[Path, tuple[int, int]]:
-    """(inode, mtime_ns) of every shard that has its done marker: a rerun must keep these files as they are."""
-    shards = {}
-    for marker in (out / ".fgbg" / "done").glob("*.json"):
-        name, index, count = re.fullmatch(r"(\w+)-(\d{5})-of-(\d{5})", marker.stem).groups()
-        path = out / "data" / name / f"train-{index}-of-{count}.arrow"
-        shards[path] = (path.stat().st_ino, path.stat().st_mtime_ns)
-    return shards
-
-
-def assert_reused(out: Path, before: dict[Path, tuple[int, int]], rerun_log: str) -> None:
-    """The rerun resumed instead of starting over: finished shards untouched, and it wrote only the rest."""
-    after = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in before}
-    assert after == before, "the rerun rewrote shards that were already finished"
-    written = int(re.search(r"this run wrote ([\d,]+) rows", rerun_log).group(1).replace(",", ""))
-    reused = sum(SHARD_ROWS[path.parent.name][int(path.stem.split("-")[1])] for path in before)
-    assert written == sum(map(sum, SHARD_ROWS.values())) - reused, rerun_log[-2000:]
 
 
 DEPTH_COLUMNS = {"depth", "depth_min", "depth_max"}
