@@ -137,6 +137,19 @@ def column_bytes(out: Path, config_name: str, column: str) -> list[bytes]:
     return [cell["bytes"] for cell in read_config(out, config_name).column(column).to_pylist()]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_datasets_cache(tmp_path_factory):
+    """A datasets cache of this session's own. datasets keys its cache of a local folder by the folder's name
+    and its data files' names and sizes, so `load_dataset(".../out")` could otherwise return another run's
+    rows (seen: a dataset whose depth was attached to the wrong rows loaded as an earlier, correct run)."""
+    import datasets
+
+    original = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = tmp_path_factory.mktemp("datasets-cache")
+    yield
+    datasets.config.HF_DATASETS_CACHE = original
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     from builder.random_model import save_random_depth_model
