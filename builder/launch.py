@@ -37,13 +37,9 @@ def use_cpu() -> bool:
     return _flag("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
 
 
-def _launcher_num_processes() -> int:
-    """`--num_processes` of the `accelerate launch` that started us (its command line is our parent's)."""
-    try:
-        with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
-            words = handle.read().decode(errors="replace").split("\0")
-    except OSError:
-        return 1
+def num_processes_from_argv(words: list[str]) -> int:
+    """`--num_processes N`, `--num_processes=N` (or the dashed spelling) in a launcher's argv; 1 if absent
+    or not a number, so a command line we cannot read never multiplies processes."""
     for n, word in enumerate(words):
         for flag in ("--num_processes", "--num-processes"):
             if word == flag and n + 1 < len(words) and words[n + 1].isdigit():
@@ -51,6 +47,15 @@ def _launcher_num_processes() -> int:
             if word.startswith(flag + "=") and word.split("=", 1)[1].isdigit():
                 return int(word.split("=", 1)[1])
     return 1
+
+
+def _launcher_num_processes() -> int:
+    """`--num_processes` of the `accelerate launch` that started us (its command line is our parent's)."""
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+            return num_processes_from_argv(handle.read().decode(errors="replace").split("\0"))
+    except OSError:
+        return 1
 
 
 def cpu_processes_dropped_by_accelerate() -> int:

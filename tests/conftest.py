@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +48,25 @@ def run_generate(out: Path, *args, processes: int = 1, launcher: str = "torchrun
     if check and result.returncode != 0:
         raise AssertionError(f"generate failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return result
+
+
+def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:
+    """(inode, mtime_ns, rows) of every shard that has its done marker: a rerun must keep these files as they are."""
+    shards = {}
+    for marker in (out / ".fgbg" / "done").glob("*.json"):
+        name, index, count = re.fullmatch(r"(\w+)-(\d{5})-of-(\d{5})", marker.stem).groups()
+        path = out / "data" / name / f"train-{index}-of-{count}.arrow"
+        shards[path] = (path.stat().st_ino, path.stat().st_mtime_ns, json.loads(marker.read_text())["rows"])
+    return shards
+
+
+def assert_reused(out: Path, before: dict[Path, tuple[int, int, int]], rerun_log: str) -> None:
+    """The rerun resumed instead of starting over: finished shards untouched, and it wrote only the other rows."""
+    after = {path: (path.stat().st_ino, path.stat().st_mtime_ns, rows) for path, (_, _, rows) in before.items()}
+    assert after == before, "the rerun rewrote shards that were already finished"
+    written = int(re.search(r"this run wrote ([\d,]+) rows", rerun_log).group(1).replace(",", ""))
+    total = sum(json.loads((out / "stats.json").read_text())["rows"].values())
+    assert written == total - sum(rows for _, _, rows in before.values()), rerun_log[-2000:]
 
 
 def encoded(image: Image.Image, fmt: str, **params) -> bytes:
@@ -114,6 +135,19 @@ def read_config(out: Path, config_name: str) -> pa.Table:
 
 def column_bytes(out: Path, config_name: str, column: str) -> list[bytes]:
     return [cell["bytes"] for cell in read_config(out, config_name).column(column).to_pylist()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_datasets_cache(tmp_path_factory):
+    """A datasets cache of this session's own. datasets keys its cache of a local folder by the folder's name
+    and its data files' names and sizes, so `load_dataset(".../out")` could otherwise return another run's
+    rows (seen: a dataset whose depth was attached to the wrong rows loaded as an earlier, correct run)."""
+    import datasets
+
+    original = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = tmp_path_factory.mktemp("datasets-cache")
+    yield
+    datasets.config.HF_DATASETS_CACHE = original
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,11 @@
 comes from float32 CPU kernels whose reductions depend on the number of intra-op threads, and the generator
 gives each process cores // processes threads (2 for one process here, 1 for two or three). So:
 
-* same threads per process (the single process pinned to one core): every shard file and stats.json identical;
-* default threads: depth PNGs within a few 1/65535 steps of each other, stats.json identical except the
-  depth kinds.
+* same threads per process: every shard file and stats.json identical. Every run here is pinned to at most
+  one core per process (the 2- and 3-process runs to their first 2 or 3 cores, the extra single-process run
+  to one), so each process computes with one thread whatever the machine's core count;
+* the shared single-process reference at its default threads (all cores) against those: depth PNGs within a
+  few 1/65535 steps of each other, stats.json identical except the depth kinds.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ from tests.conftest import read_config, run_generate
 DEPTH_COLUMNS = {"depth", "depth_min", "depth_max"}
 
 
-def pin_to_one_core() -> None:
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+def pinned_to(cores: int):
+    """A preexec_fn that limits the run to its first `cores` allowed CPUs; the generator gives each process
+    (allowed CPUs) // processes threads, so `cores` <= processes means one thread per process."""
+    def pin() -> None:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cores])
+    return pin
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +42,9 @@ def runs(tmp_path_factory, small_args, reference_dataset):
     outs = {"1": reference_dataset}
     for processes in (2, 3):
         outs[str(processes)] = base / f"processes-{processes}"
-        run_generate(outs[str(processes)], *small_args, processes=processes)
+        run_generate(outs[str(processes)], *small_args, processes=processes, preexec_fn=pinned_to(processes))
     outs["1-one-core"] = base / "processes-1-one-core"
-    run_generate(outs["1-one-core"], *small_args, preexec_fn=pin_to_one_core)
+    run_generate(outs["1-one-core"], *small_args, preexec_fn=pinned_to(1))
     return outs
 
 

@@ -8,7 +8,6 @@ result equals an uninterrupted run's byte for byte (every column, stats.json, sa
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 
 from builder.verify import verify
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import ROOT, env, generate_cmd, read_config, run_generate
+from tests.conftest import ROOT, assert_reused, env, finished_shards, generate_cmd, read_config, run_generate
 
 LAUNCHER = ROOT / "tests" / "fault_launcher.py"
 RANDOM_SEED = 20240607  # the random kill times are reproducible; they are printed on failure
@@ -33,6 +32,12 @@ def run_with_fault(out: Path, args: list[str], fault: str | None = None, **extra
                           text=True, env=env(**fault_env, **extra_env), timeout=300)
 
 
+# The small settings (tests/conftest.py SMALL): the demo's 4 backgrounds x 3 cut-outs x 2 flips x 2 placements
+# = 48 samples in shards of 20; one row per background and per cut-out.
+SHARD_ROWS = {"default": [20, 20, 8], "backgrounds": [4], "foregrounds": [3]}
+TOTAL_SHARDS = sum(len(rows) for rows in SHARD_ROWS.values())
+
+
 def assert_nothing_half_visible(out: Path) -> None:
     """Every shard a reader can see is whole: it reads to the end and holds its full row count."""
     for name in CONFIG_NAMES:
@@ -41,7 +46,8 @@ def assert_nothing_half_visible(out: Path) -> None:
             with pa.memory_map(str(path), "r") as source:
                 rows = pa.ipc.open_stream(source).read_all().num_rows  # raises on a truncated stream
             index, count = (int(part) for part in path.stem.split("-")[1::2])
-            assert rows == (20 if name == "default" and index < count - 1 else rows) and rows > 0
+            assert count == len(SHARD_ROWS[name]), f"{path.name}: {count} shards, expected {len(SHARD_ROWS[name])}"
+            assert rows == SHARD_ROWS[name][index], f"{path}: {rows} rows, expected {SHARD_ROWS[name][index]}"
 
 
 DEPTH_COLUMNS = {"depth", "depth_min", "depth_max"}
@@ -85,34 +91,62 @@ def test_kill_at_chosen_moment_then_rerun(tmp_path, small_args, reference_datase
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
         assert_nothing_half_visible(out)
         assert not (out / "stats.json").exists()  # written last: a dataset without it is visibly unfinished
-    run_generate(out, *small_args)
+    before = finished_shards(out)
+    assert before, "no finished shard: the rerun would have nothing to reuse"
+    rerun = run_generate(out, *small_args)
+    assert_reused(out, before, rerun.stderr)
     assert_same_as_reference(out, reference_dataset)
+
+
+def bytes_written(out: Path) -> int:
+    """Shard bytes on disk, finished or still in a temp file, as an outside observer sees them."""
+    total = 0
+    for path in [*(out / "data").glob("*/*.arrow"), *(out / ".fgbg" / "tmp").glob("*")]:
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:  # renamed or removed between listing and stat
+            pass
+    return total
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every process under it. Not a process-group kill: torchrun starts each worker
+    in a session of its own, so killing its group would leave the workers running (and writing) on."""
+    import psutil
+
+    processes = [psutil.Process(process.pid)]
+    processes += processes[0].children(recursive=True)
+    for member in processes:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait()
+    psutil.wait_procs(processes, timeout=30)  # gone, so they no longer hold the lock
 
 
 @pytest.mark.parametrize("trial,processes", [(0, 1), (1, 2), (2, 1)])
 def test_kill_at_random_moment_then_rerun(tmp_path, small_args, reference_dataset, trial, processes):
-    """SIGKILL the whole process group (launcher and workers) at a random moment of the writing phase: a random
-    delay after manifest.json appears (inputs validated, model loaded, lock taken), within a run's length."""
-    delay = float(np.random.default_rng([RANDOM_SEED, trial]).uniform(0.0, 4.0 if processes == 1 else 1.5))
+    """SIGKILL the launcher and its workers at a random point of the writing phase: once the shard bytes on disk
+    (finished shards plus temp files) pass a seeded random fraction of the whole dataset's."""
+    fraction = float(np.random.default_rng([RANDOM_SEED, trial]).uniform(0.05, 0.75))
+    target = fraction * sum(path.stat().st_size for path in (reference_dataset / "data").glob("*/*.arrow"))
     out = tmp_path / "out"
     process = subprocess.Popen(generate_cmd(out, *small_args, processes=processes), env=env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "manifest.json").exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        process.wait(timeout=delay)
-        finished_first = True
-    except subprocess.TimeoutExpired:
-        finished_first = False
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    time.sleep(0.5)  # let the kernel reap every worker of the group (they hold the lock until then)
-    markers = len(list((out / ".fgbg" / "done").glob("*.json")))
-    print(f"trial {trial} ({processes} process(es)): killed {delay:.2f} s into writing, {markers}/5 shards done"
-          + (" (it had already finished)" if finished_first else ""))
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while bytes_written(out) < target and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    if process.poll() is None:
+        kill_tree(process)
+    before = finished_shards(out)
+    print(f"trial {trial} ({processes} process(es)): killed at {bytes_written(out)} bytes written "
+          f"(target {fraction:.0%} = {target:.0f}), {len(before)}/{TOTAL_SHARDS} shards done")
+    assert process.returncode == -signal.SIGKILL, "the run ended on its own before the kill"
+    assert not (out / "stats.json").exists() and len(before) < TOTAL_SHARDS, "killed after the run had finished"
     assert_nothing_half_visible(out)
-    run_generate(out, *small_args)
+    rerun = run_generate(out, *small_args)
+    assert_reused(out, before, rerun.stderr)
     # Two processes run one thread each, the reference (one process) two: depth may differ in the last bits.
     assert_same_as_reference(out, reference_dataset, exact_depth=processes == 1)
 

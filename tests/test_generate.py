@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import GENERATE, encoded, env, read_config, run_generate, write_inputs
+from tests.conftest import (GENERATE, assert_reused, encoded, env, finished_shards, read_config, run_generate,
+                            write_inputs)
 from fgbg_depth import CONFIG_NAMES
 
 PLACEMENTS = 3
@@ -142,7 +143,10 @@ def test_killed_run_resumes_to_the_same_dataset(runs, tmp_path):
     process.wait()
     assert not (out / "stats.json").exists(), "the run finished before it could be killed"
     assert not list((out / "data").rglob("*.tmp"))
-    run_generate(out, *runs["args"])
+    before = finished_shards(out)
+    assert before, "no finished shard to resume from"
+    rerun = run_generate(out, *runs["args"])
+    assert_reused(out, before, rerun.stderr)
     for config_name in CONFIG_NAMES:
         for column in ("fg_bg", "mask", "depth") if config_name == "default" else ("image",):
             assert shard_columns(out, config_name, column) == shard_columns(runs["one"], config_name, column)
@@ -221,12 +225,15 @@ def test_python_builder_and_background_join(tmp_path, inputs):
                  "--resolution", 64)
     generated = datasets.load_dataset(str(out), split="train")
     assert [np.asarray(r["mask"]).tobytes() for r in local] == [np.asarray(r["mask"]).tobytes() for r in generated]
+    backgrounds = [np.asarray(row["image"]) for row in datasets.load_dataset(str(out), "backgrounds", split="train")]
+    assert not np.array_equal(*backgrounds)  # else a join on the wrong background could not be seen
     for streaming in (False, True):
-        joined = fgbg_depth.load_with_background(str(out), streaming=streaming)
-        row = next(iter(joined))
-        assert row["bg"].size == (64, 64) and row["bg"].mode == "RGB"
-        backgrounds = datasets.load_dataset(str(out), "backgrounds", split="train")
-        assert np.array_equal(np.asarray(row["bg"]), np.asarray(backgrounds[row["bg_id"]]["image"]))
+        joined = list(fgbg_depth.load_with_background(str(out), streaming=streaming))
+        assert [row["sample_id"] for row in joined] == generated["sample_id"]
+        assert {row["bg_id"] for row in joined} == {0, 1}
+        for row in joined:
+            assert row["bg"].size == (64, 64) and row["bg"].mode == "RGB"
+            assert np.array_equal(np.asarray(row["bg"]), backgrounds[row["bg_id"]]), (streaming, row["sample_id"])
 
 
 def test_python_builder_spreads_shards_over_num_proc(tmp_path, inputs):

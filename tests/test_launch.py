@@ -30,3 +30,18 @@ def test_single_process_and_plain_python_are_left_alone(simple_launcher_env, mon
     monkeypatch.delenv("MASTER_ADDR")
     monkeypatch.setattr(launch, "_launcher_num_processes", lambda: 3)
     assert launch.cpu_processes_dropped_by_accelerate() == 0
+
+
+@pytest.mark.parametrize("words,expected", [
+    (["accelerate", "launch", "--cpu", "--num_processes", "3", "generate.py"], 3),
+    (["accelerate", "launch", "--num_processes=4", "generate.py"], 4),
+    (["accelerate", "launch", "--num-processes", "2", "generate.py"], 2),
+    (["accelerate", "launch", "--num-processes=5", "generate.py"], 5),
+    (["accelerate", "launch", "--cpu", "generate.py"], 1),  # absent
+    (["accelerate", "launch", "--num_processes", "two", "generate.py"], 1),  # not a number
+    (["accelerate", "launch", "--num_processes=", "generate.py"], 1),
+    (["accelerate", "launch", "--num_processes"], 1),  # flag without a value at the end
+    (["accelerate", "launch", "--num_processes_extra", "3"], 1),  # another flag with the same prefix
+])
+def test_num_processes_from_the_launcher_command_line(words, expected):
+    assert launch.num_processes_from_argv(words) == expected

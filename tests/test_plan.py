@@ -51,8 +51,12 @@ def test_shards_cover_the_space_and_split_round_robin():
     tasks = shard_tasks("default", 10, 4)
     assert [(t.start, t.stop) for t in tasks] == [(0, 4), (4, 8), (8, 10)]
     assert all(t.name.count == 3 for t in tasks)
-    parts = [tasks_for_process(tasks, r, 2) for r in range(2)]
-    assert sorted(t.name.index for part in parts for t in part) == [0, 1, 2]
+    parts = [[t.name.index for t in tasks_for_process(tasks, r, 2)] for r in range(2)]
+    assert parts == [[0, 2], [1]]
+    seven = shard_tasks("default", 7, 1)
+    assert [[t.name.index for t in tasks_for_process(seven, r, 3)] for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert [t.name.index for t in tasks_for_process(tasks, 0, 1)] == [0, 1, 2]
+    assert tasks_for_process(tasks, 3, 4) == []  # more processes than shards: the extra ones idle
     assert shard_tasks("default", 0, 4) == []
 
 
