@@ -22,7 +22,7 @@ from PIL import Image
 
 from builder.composite import placed_foreground
 from builder.plan import Placement, placed_size
-from builder.verify import composite_error
+from builder.checks import composite_error
 
 RESOLUTION = 224  # the small settings' (default) resolution
 INSIDE_MEAN, INSIDE_BLOCK = 6.0, 20.0  # about 2.5x the worst measured
