@@ -36,8 +36,10 @@ class HttpError(Exception):
 class FakeHub:
     """State of the fake Hub; `with FakeHub(token) as hub:` serves on `hub.endpoint`."""
 
-    def __init__(self, token: str, fail_puts: tuple[int, ...] = (), lifetime_s: float = 300):
+    def __init__(self, token: str, fail_puts: tuple[int, ...] = (), lifetime_s: float = 300,
+                 misreport: tuple[str, ...] = ()):
         self.token = token
+        self.misreport = set(misreport)  # paths whose tree listing reports another hash, as for a damaged copy
         self.fail_puts = set(fail_puts)  # 1-based numbers of LFS PUTs that get HTTP 400 (simulated storage error)
         self.lifetime_s = lifetime_s
         self.lock = threading.Lock()
@@ -119,13 +121,19 @@ class FakeHub:
             return 200, {"files": [self._upload_mode(tree, f) for f in json.loads(body)["files"]]}
         if method == "GET" and action == "tree":
             prefix = unquote(rest or "/")[1:]
-            return 200, [{"type": "file", "path": p, "size": e["size"], "oid": e["git_oid"],
-                          **({"lfs": {"oid": e["sha256"], "size": e["size"], "pointerSize": 134}}
-                             if e["sha256"] else {})}
-                         for p, e in sorted(tree.items()) if p.startswith(prefix)]
+            return 200, [self._tree_entry(p, e) for p, e in sorted(tree.items()) if p.startswith(prefix)]
         if method == "POST" and action == "commit":
             return self._commit(repo_id, tree, body)
         raise HttpError(404, f"no route {method} {path}")
+
+    def _tree_entry(self, path: str, entry: dict) -> dict:
+        """What the Hub's tree listing says of a file: its git blob id, and for LFS files the sha256 and size."""
+        sha256, git_oid = entry["sha256"], entry["git_oid"]
+        if path in self.misreport:
+            sha256 = sha256 and hashlib.sha256(sha256.encode()).hexdigest()
+            git_oid = hashlib.sha1(git_oid.encode()).hexdigest()
+        return {"type": "file", "path": path, "size": entry["size"], "oid": git_oid,
+                **({"lfs": {"oid": sha256, "size": entry["size"], "pointerSize": 134}} if sha256 else {})}
 
     def _repo(self, repo_id: str) -> dict:
         if repo_id not in self.repos:
