@@ -25,6 +25,7 @@ MANIFEST_NAME = "manifest.json"
 CHECKSUMS_NAME = "checksums.json"  # an export's files with their sha256 (builder/hub.py writes it)
 GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", MANIFEST_NAME)
 TMP_SUFFIX = ".tmp"
+RANKS_DIR = "ranks"  # under STATE_DIR: each rank's liveness files (builder/liveness.py)
 HASH_CHUNK = 8 * 1024**2
 
 
@@ -108,6 +109,7 @@ class OutputStore:
         self.state_dir = self.root / STATE_DIR
         self.done_dir = self.state_dir / "done"
         self.tmp_dir = self.state_dir / "tmp"
+        self.ranks_dir = self.state_dir / RANKS_DIR
         self.manifest_path = self.root / MANIFEST_NAME
         self._lock_handle = None
 
@@ -191,6 +193,7 @@ class OutputStore:
                                   "start over, or choose another --output-dir"])
         atomic_write_json(self.manifest_path, manifest.to_json())
         self._remove_stale_temp_files()
+        shutil.rmtree(self.ranks_dir, ignore_errors=True)  # a previous run's heartbeats and failures
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files of a run that was killed (SIGKILL, power loss): under the lock, nobody else owns them.
