@@ -3,7 +3,6 @@ then `create_repo` + `HfApi.upload_folder`, which resumes an interrupted upload 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
@@ -23,7 +22,7 @@ from builder.errors import FgbgError, RemoteError, UsageError
 from builder.plan import ShardName
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, features
 from builder.settings import ModelRecord
-from builder.shards import (CHECKSUMS_NAME, MANIFEST_NAME, OutputStore, atomic_write_json, file_sha256, hashing_sink,
+from builder.shards import (CHECKSUMS_NAME, MANIFEST_NAME, OutputStore, atomic_write_json, file_sha256,
                             read_shard_batches, read_shard_schema)
 
 DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundred MB" per Parquet file
@@ -159,20 +158,20 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     schema = read_shard_schema(source.paths[0])
     options = get_parquet_column_options(features(source.config_name, "depth" in schema.names), schema)
     parts: list[dict] = []
-    writer = sink = digest = None
-    files_open = contextlib.ExitStack()
+    writer = sink = None
 
     def close():
         writer.close()
-        files_open.close()
-        parts[-1].update(bytes=Path(parts[-1]["tmp"]).stat().st_size, sha256=digest.hexdigest())
+        sink.close()
+        tmp = Path(parts[-1]["tmp"])
+        parts[-1].update(bytes=tmp.stat().st_size, sha256=file_sha256(tmp))  # from the page cache, just written
 
     batches = (batch for path in source.paths for batch in read_shard_batches(path))
     for table in rebatch(batches, group_rows):
         if writer is None:
             tmp = dest / f".{source.split}-{len(parts):05d}.parquet.tmp"
             parts.append({"tmp": tmp, "rows": 0, "row_groups": []})
-            sink, digest = files_open.enter_context(hashing_sink(tmp))
+            sink = pa.OSFile(str(tmp), "wb")
             writer = pq.ParquetWriter(sink, schema, write_page_index=True,
                                       use_content_defined_chunking=datasets_config.DEFAULT_CDC_OPTIONS, **options)
             writer.add_key_value_metadata({"content_defined_chunking":
@@ -252,8 +251,8 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
 
 
 def write_checksums(folder: Path, parquet: list[dict]) -> None:
-    """checksums.json: every file of the export with its bytes and sha256 (the Parquet files' hashed as they were
-    written, the small rest now). `verify --checksums` and the push's comparison with the Hub read it. A file of
+    """checksums.json: every file of the export with its bytes and sha256 (the Parquet files' hashed as each was
+    closed, the small rest now). `verify --checksums` and the push's comparison with the Hub read it. A file of
     its own, not a key in manifest.json: the manifest stays the generator's record of what the data was made
     from, byte for byte the one in OUT."""
     hashed = {f["path"]: {"path": f["path"], "bytes": f["bytes"], "sha256": f["sha256"]} for f in parquet}
