@@ -7,8 +7,8 @@ writes its shards, then leaves rank-N.finished, or rank-N.failed with its error.
 for other ranks' shards it exits (FgbgError, exit 1) naming the missing shards as soon as a rank has failed,
 or when a rank's heartbeat has not changed for the timeout (FGBG_RANK_TIMEOUT seconds, default 60). Staleness
 is measured on the main process's own clock from when it last saw the file change, so clocks of other nodes
-do not matter; the cost is that a rank killed while the main process is busy with its own shards is noticed
-one timeout after the main process next looks.
+do not matter. The main process looks after each of its own shards and every second once it waits: it exits
+at most timeout + 1 s after it starts waiting, or after the shard it is writing when the rank dies.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def rank_timeout() -> float:
     except ValueError:
         value = 0.0
     if value <= HEARTBEAT_SECONDS:
-        raise UsageError([f"{TIMEOUT_ENV}={text!r}: give seconds, more than the heartbeat interval "
-                          f"({HEARTBEAT_SECONDS:g} s)"])
+        raise UsageError([(f"{TIMEOUT_ENV}={text!r}: give seconds, more than the heartbeat interval "
+                           f"({HEARTBEAT_SECONDS:g} s)")])
     return value
 
 
@@ -63,7 +63,7 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             self._touch()
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._touch()
         self._thread.start()

@@ -67,8 +67,8 @@ class Report:
 
     def summary(self) -> str:
         lines = [f"layout: {self.layout}",
-                 f"checksums: {self.checksums_checked} file(s) hashed and compared with the sha256 recorded when "
-                 "they were written"]
+                 (f"checksums: {self.checksums_checked} file(s) hashed and compared with the sha256 recorded when "
+                  "they were written")]
         for name in CONFIG_NAMES:
             if name in self.rows:
                 lines.append(f"{name}: {self.shards.get(name, 0)} shard(s), {self.rows[name]:,} rows, "

@@ -25,13 +25,13 @@ def recorded_checksums(root: Path, layout: Layout) -> tuple[dict[str, dict], Pro
             if "sha256" in shard.marker:
                 recorded[shard.relative] = {"bytes": shard.marker.get("file_bytes"), "sha256": shard.marker["sha256"]}
             else:
-                problems.append((shard.relative, "its done marker has no sha256 (written by a version that did not "
-                                                 "record checksums): regenerate with --overwrite to get one"))
+                problems.append((shard.relative, ("its done marker has no sha256 (written by a version that did not "
+                                                  "record checksums): regenerate with --overwrite to get one")))
         return recorded, problems
     path = root / CHECKSUMS_NAME
     if not path.is_file():
-        return {}, [(CHECKSUMS_NAME, "missing: the export records every file's sha256 there; export again with "
-                                     "scripts/push_to_hub.py --export-only")]
+        return {}, [(CHECKSUMS_NAME, ("missing: the export records every file's sha256 there; export again with "
+                                      "scripts/push_to_hub.py --export-only"))]
     recorded = {entry["path"]: entry for entry in json.loads(path.read_text())["files"]}
     unlisted = [(s.relative, f"not listed in {CHECKSUMS_NAME}") for shards in layout.shards.values()
                 for s in shards if s.relative not in recorded]
@@ -50,7 +50,8 @@ def checksum_problems(root: Path, recorded: dict[str, dict], workers: int = 1) -
         if want.get("bytes") is not None and size != want["bytes"]:
             problems.append((relative, f"is {size} bytes, {want['bytes']} were written"))
         elif hashes[relative] != want["sha256"]:
-            problems.append((relative, f"sha256 {hashes[relative]} differs from the {want['sha256']} recorded when it "
-                                       "was written: the file changed on disk (corruption or an edit); regenerate "
-                                       "it (delete it and its done marker, rerun the same command) or export again"))
+            problems.append((relative, (f"sha256 {hashes[relative]} differs from the {want['sha256']} recorded when "
+                                        "it was written: the file changed on disk (corruption or an edit); for "
+                                        "generator output delete the shard and its done marker and rerun the same "
+                                        "command, for an export export again")))
     return problems
