@@ -24,7 +24,7 @@ from builder.render import RenderContext
 from builder.schema import CONFIG_NAMES, SCHEMA_BY_NAME, features
 from builder.settings import DEFAULT_DEPTH_MODEL, GenerateConfig
 
-__all__ = ["CONFIG_NAMES", "DEFAULT_DEPTH_MODEL", "FgBgDepth", "features", "load_with_background", "torch_dataset"]
+__all__ = ["CONFIG_NAMES", "DEFAULT_DEPTH_MODEL", "FgBgDepth", "features", "load_with_background"]
 
 
 def __getattr__(name: str):

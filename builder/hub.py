@@ -18,16 +18,17 @@ from datasets.arrow_writer import get_parquet_column_options, get_writer_batch_s
 from tqdm.auto import tqdm
 
 from builder.card import License, license_for_model, render_card
-from builder.errors import RemoteError, UsageError
+from builder.errors import FgbgError, RemoteError, UsageError
 from builder.plan import ShardName
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, features
 from builder.settings import ModelRecord
-from builder.shards import MANIFEST_NAME, OutputStore, atomic_write_json, read_shard_batches, read_shard_schema
+from builder.shards import (CHECKSUMS_NAME, MANIFEST_NAME, OutputStore, atomic_write_json, file_sha256,
+                            read_shard_batches, read_shard_schema)
 
 DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundred MB" per Parquet file
 DEFAULT_ROW_GROUP_ROWS = 100  # small groups: cheap for readers without the page index (README, Publishing)
 # everything an export folder holds; manifest.json lets scripts/verify.py check the export itself
-EXPORT_NAMES = ("README.md", MANIFEST_NAME, "stats.json", "data", "images")
+EXPORT_NAMES = ("README.md", MANIFEST_NAME, CHECKSUMS_NAME, "stats.json", "data", "images")
 REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")  # NAMESPACE/NAME
 _LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
@@ -49,7 +50,7 @@ class Source:
 @dataclass(frozen=True)
 class ExportResult:
     folder: Path
-    files: dict[str, list[dict]]  # config -> [{"path", "split", "rows", "bytes", "row_groups": [rows, ...]}]
+    files: dict[str, list[dict]]  # config -> [{"path", "split", "rows", "bytes", "sha256", "row_groups": [...]}]
     arrow_bytes: int
     parquet_bytes: int
     row_group_rows: dict[str, int]
@@ -188,7 +189,8 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     def close():
         writer.close()
         sink.close()
-        parts[-1]["bytes"] = Path(parts[-1]["tmp"]).stat().st_size
+        tmp = Path(parts[-1]["tmp"])
+        parts[-1].update(bytes=tmp.stat().st_size, sha256=file_sha256(tmp))  # from the page cache, just written
 
     batches = (batch for path in source.paths for batch in read_shard_batches(path))
     for table in rebatch(batches, group_rows):
@@ -214,7 +216,8 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
         name = ShardName(source.config_name, source.split, index, len(parts))
         Path(part["tmp"]).replace(dest / name.file_name("parquet"))
         files.append({"path": name.relative_path("parquet"), "split": source.split,
-                      "rows": part["rows"], "bytes": part["bytes"], "row_groups": part["row_groups"]})
+                      "rows": part["rows"], "bytes": part["bytes"], "sha256": part["sha256"],
+                      "row_groups": part["row_groups"]})
     return files
 
 
@@ -266,10 +269,25 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
     (building / "README.md").write_text(card)
     for name in (MANIFEST_NAME, "stats.json"):
         shutil.copyfile(out / name, building / name)
+    write_checksums(building, [f for config_files in files.values() for f in config_files])
     if folder.exists():
         shutil.rmtree(folder)
     building.replace(folder)
     return ExportResult(folder, files, sum(s.num_bytes for s in sources), sum(sizes.values()), group_rows)
+
+
+def write_checksums(folder: Path, parquet: list[dict]) -> None:
+    """checksums.json: every file of the export with its bytes and sha256 (the Parquet files' hashed as each was
+    closed, the small rest now). `verify --checksums` and the push's comparison with the Hub read it. A file of
+    its own, not a key in manifest.json: the manifest stays the generator's record of what the data was made
+    from, byte for byte the one in OUT."""
+    hashed = {f["path"]: {"path": f["path"], "bytes": f["bytes"], "sha256": f["sha256"]} for f in parquet}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative not in hashed:
+            hashed[relative] = {"path": relative, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    atomic_write_json(folder / CHECKSUMS_NAME, {"algorithm": "sha256", "files": sorted(hashed.values(),
+                                                                                      key=lambda f: f["path"])})
 
 
 def export_fingerprint(out: Path, repo_id: str, license_id: str | None, max_file_bytes: int,
@@ -298,14 +316,28 @@ def staged_export(out: Path, repo_id: str, license_id: str | None, max_file_byte
     fingerprint = export_fingerprint(out, repo_id, license_id, max_file_bytes, max_group_rows, license_name,
                                      license_link)
     if folder.is_dir() and record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint:
-        log(f"reusing the Parquet export in {folder}")
-        return folder
+        changed = export_problems(folder)
+        if not changed:
+            log(f"reusing the Parquet export in {folder}")
+            return folder
+        log(f"the Parquet export in {folder} changed since it was written ({changed[0]}); exporting again")
     record.unlink(missing_ok=True)
     result = export(out, folder, repo_id, license_id, max_file_bytes, max_group_rows, license_name=license_name,
                     license_link=license_link)
     log(export_summary(result))
     atomic_write_json(record, {"fingerprint": fingerprint})
     return folder
+
+
+def export_problems(folder: Path) -> list[str]:
+    """Files of an export that no longer match checksums.json (or the lack of it)."""
+    from builder.verify_checksums import checksum_problems
+
+    path = folder / CHECKSUMS_NAME
+    if not path.is_file():
+        return [f"{CHECKSUMS_NAME} missing"]
+    recorded = {entry["path"]: entry for entry in json.loads(path.read_text())["files"]}
+    return [f"{where}: {what}" for where, what in checksum_problems(folder, recorded)]
 
 
 def export_summary(result: ExportResult) -> str:
@@ -371,5 +403,40 @@ def _upload(folder: Path, repo_id: str, token: str, private: bool, revision: str
     if revision and revision != "main":
         api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
     log(f"uploading {folder} to {url}" + (f" (branch {revision})" if revision else ""))
-    return api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
+    info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
                              delete_patterns=REPLACED_ON_PUSH, commit_message="Publish fgbg-depth dataset")
+    remote = {entry.path: entry for entry in api.list_repo_tree(repo_id, recursive=True, repo_type="dataset",
+                                                                revision=revision)}
+    recorded = json.loads((folder / CHECKSUMS_NAME).read_text())["files"]
+    mismatches = remote_mismatches(folder, recorded, remote)
+    if mismatches:
+        raise FgbgError(f"the Hub's copy of {len(mismatches)} file(s) of {repo_id} differs from the export:\n"
+                        + "\n".join(f"  - {m}" for m in mismatches)
+                        + "\nrerun the same command: it uploads the files whose content the Hub does not have")
+    log(f"checked: the Hub's {len(recorded)} files match the export's checksums")
+    return info
+
+
+def git_blob_id(path: Path) -> str:
+    """The git object id of a file stored in git itself (not LFS): sha1 of "blob <size>\\0" and the content."""
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(8 * 1024**2):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def remote_mismatches(folder: Path, recorded: list[dict], remote: dict) -> list[str]:
+    """Files of the export whose copy on the Hub (`remote`: path -> RepoFile of list_repo_tree) is missing or has
+    another hash: the LFS sha256 the Hub reports against the one recorded at export, or for a small file kept in
+    git, its blob id against the local file's."""
+    problems = []
+    for entry in recorded:
+        path, found = entry["path"], remote.get(entry["path"])
+        if found is None or not hasattr(found, "blob_id"):
+            problems.append(f"{path}: not on the Hub after the upload")
+        elif found.lfs is not None and found.lfs.sha256 != entry["sha256"]:
+            problems.append(f"{path}: the Hub reports sha256 {found.lfs.sha256}, the export wrote {entry['sha256']}")
+        elif found.lfs is None and found.blob_id != git_blob_id(folder / path):
+            problems.append(f"{path}: the Hub's git blob id {found.blob_id} is not the local file's")
+    return problems

@@ -133,6 +133,68 @@ def generate(config: GenerateConfig) -> dict | None:
             f"out of disk space while writing into {config.run.output_dir}: {err}\n"
             "  The unfinished shard was discarded and finished shards are kept: free space (or raise the quota or "
             "file-size limit) and rerun the same command to resume.") from err
+    finally:
+        _destroy_process_group()
+
+
+def _destroy_process_group() -> None:
+    """Leave the process group cleanly (torch warns about, and NCCL may leak, a group never destroyed)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def prepare_everywhere(store, manifest, overwrite: bool, rank: int, num_processes: int) -> None:
+    """Rank 0 prepares the folder (lock, manifest, --overwrite, run token); every rank learns the outcome at once.
+
+    A broadcast from rank 0 stands in for the barrier: a rank 0 that fails sends its error instead of leaving
+    the others at a barrier until its timeout (30 min). The others raise the same error; they also print it
+    unless torchrun runs them (it merges the ranks' output and stops them anyway), since srun or mpirun may keep
+    one log per rank and the only copy would be rank 0's."""
+    import torch.distributed as dist
+
+    from builder.cluster import mark_run
+
+    error = None
+    if rank == 0:
+        try:
+            store.prepare(manifest, overwrite)
+            mark_run(store)
+        except Exception as err:  # noqa: BLE001 - any failure is relayed, then raised here as it was
+            error = err
+    if num_processes > 1:
+        sent = [_describe(error)]
+        dist.broadcast_object_list(sent, src=0)
+        if rank != 0 and sent[0] is not None:
+            error = _relayed(sent[0])
+            if "TORCHELASTIC_RUN_ID" not in os.environ:
+                print(f"rank {rank}: rank 0 could not prepare {store.root}:\n{error}", file=sys.stderr, flush=True)
+    if error is not None:
+        raise error
+
+
+def _describe(error: Exception | None) -> dict | None:
+    """What the other ranks need to raise the same error (exceptions themselves do not all pickle faithfully)."""
+    from builder.errors import FgbgError, UsageError
+
+    if error is None:
+        return None
+    if isinstance(error, UsageError):
+        return {"problems": error.problems, "warnings": error.warnings}
+    if isinstance(error, FgbgError):
+        return {"message": str(error), "exit_code": error.exit_code}
+    return {"message": f"{type(error).__name__}: {error}", "exit_code": 1}
+
+
+def _relayed(description: dict) -> Exception:
+    from builder.errors import FgbgError, UsageError
+
+    if "problems" in description:
+        return UsageError(description["problems"], description["warnings"])
+    error = FgbgError(description["message"])
+    error.exit_code = description["exit_code"]
+    return error
 
 
 def _generate(config: GenerateConfig) -> dict | None:
@@ -141,8 +203,10 @@ def _generate(config: GenerateConfig) -> dict | None:
     from accelerate import PartialState
 
     from builder import card
-    from builder.cluster import check_shared_output, mark_run
+    from builder.cluster import check_shared_output
+    from builder.liveness import Heartbeat, RankWatch, rank_timeout
     from builder.pipeline import load_job, run_shards
+    from builder.plan import tasks_for_process
     from builder.progress import JobProgress
     from builder.shards import OutputStore
 
@@ -155,19 +219,26 @@ def _generate(config: GenerateConfig) -> dict | None:
         torch.set_num_threads(threads)
         if config.content.with_depth:
             retain_freed_memory()
+    timeout = rank_timeout()
     job = load_job(config, state.device, log)
     store, manifest = OutputStore(config.run.output_dir), job.manifest()
-    if main:
-        store.prepare(manifest, config.run.overwrite)
-        mark_run(store)
-    state.wait_for_everyone()
-    check_shared_output(store, manifest, state.process_index, state.num_processes)
+    rank, world = state.process_index, state.num_processes
+    prepare_everywhere(store, manifest, config.run.overwrite, rank, world)
+    check_shared_output(store, manifest, rank, world)
     progress = JobProgress(store, job.tasks(), enabled=main)
-    tasks = run_shards(job, store, state.process_index, state.num_processes, threads, on_rows=progress.advance,
-                       on_shard=progress.shard_done)
+    others = RankWatch(store.ranks_dir, {r: tasks_for_process(job.tasks(), r, world) for r in range(1, world)},
+                       store.is_done, timeout)
+
+    def shard_done() -> None:
+        progress.shard_done()
+        if main:
+            others.check()  # a rank lost while we work stops us early too
+
+    with Heartbeat(store.ranks_dir, rank):
+        tasks = run_shards(job, store, rank, world, threads, on_rows=progress.advance, on_shard=shard_done)
     if not main:
         return None
-    store.wait_for_all(tasks, on_poll=progress.refresh)
+    store.wait_for_all(tasks, on_poll=lambda: (progress.refresh(), others.check()))
     progress.close()
     summary = card.finish(store, tasks, elapsed=time.monotonic() - started, resumed_rows=progress.resumed_rows,
                           processes=state.num_processes, device=str(state.device))

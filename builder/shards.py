@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -19,8 +20,11 @@ from builder.stats import ImageStats
 
 STATE_DIR = ".fgbg"  # hidden: datasets ignores it when resolving data files
 MANIFEST_NAME = "manifest.json"
+CHECKSUMS_NAME = "checksums.json"  # an export's files with their sha256 (builder/hub.py writes it)
 GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", MANIFEST_NAME)
 TMP_SUFFIX = ".tmp"
+RANKS_DIR = "ranks"  # under STATE_DIR: each rank's liveness files (builder/liveness.py)
+HASH_CHUNK = 8 * 1024**2
 
 
 def read_shard_batches(path: Path) -> Iterator[pa.RecordBatch]:
@@ -32,6 +36,19 @@ def read_shard_batches(path: Path) -> Iterator[pa.RecordBatch]:
 def read_shard_schema(path: Path) -> pa.Schema:
     with pa.OSFile(str(path), "rb") as source:
         return pa.ipc.open_stream(source).schema
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 8 MiB chunks (hashlib releases the GIL on them: threads hash in parallel).
+
+    Writers hash their file this way right after fsync, from the page cache: measured on this project's CPUs
+    that costs less (about 1.2 CPU-s per GB) than hashing the bytes on their way to the file through a Python
+    sink wrapper (about 1.9 CPU-s per GB, the wrapper copies every buffer)."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -62,6 +79,7 @@ class OutputStore:
         self.state_dir = self.root / STATE_DIR
         self.done_dir = self.state_dir / "done"
         self.tmp_dir = self.state_dir / "tmp"
+        self.ranks_dir = self.state_dir / RANKS_DIR
         self.manifest_path = self.root / MANIFEST_NAME
         self._lock_handle = None
 
@@ -90,7 +108,8 @@ class OutputStore:
     def write_shard(self, task: ShardTask, schema: pa.Schema,
                     batches: Iterable[tuple[pa.RecordBatch, dict[str, ImageStats]]],
                     on_rows: Callable[[int], None] = lambda n: None) -> None:
-        """Stream batches into a temp file, rename it into place, then write the done marker last."""
+        """Stream batches into a temp file, rename it into place, then write the done marker last; the marker
+        holds the sha256 of the file as written, hashed after fsync (`verify --checksums` compares with it)."""
         final = self.shard_path(task.name)
         final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +128,7 @@ class OutputStore:
                         on_rows(batch.num_rows)
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
+            sha256 = file_sha256(tmp)
             if rows != task.rows:
                 raise RuntimeError(f"shard {final.name} got {rows} rows, expected {task.rows}")
             os.replace(tmp, final)
@@ -118,6 +138,7 @@ class OutputStore:
         atomic_write_json(self.marker_path(name), {
             "config_name": name.config_name, "split": name.split, "shard_index": name.index, "num_shards": name.count,
             "start": task.start, "stop": task.stop, "rows": rows, "file_bytes": final.stat().st_size,
+            "sha256": sha256,
             "stats": {kind: s.to_json() for kind, s in stats.items()}})
 
     def prepare(self, manifest: Manifest, overwrite: bool) -> None:
@@ -145,6 +166,7 @@ class OutputStore:
                                   "start over, or choose another --output-dir"])
         atomic_write_json(self.manifest_path, manifest.to_json())
         self._remove_stale_temp_files()
+        shutil.rmtree(self.ranks_dir, ignore_errors=True)  # a previous run's heartbeats and failures
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files of a run that was killed (SIGKILL, power loss): under the lock, nobody else owns them.

@@ -1,6 +1,7 @@
 """Check a generated dataset (Arrow output or a Parquet export) against its own definition by recomputing it.
 
-Four parts, each in its own module: the layout (`verify_layout`), reading shards batch by batch
+Five parts, each in its own module: the files' sha256 against those recorded when they were written
+(`verify_checksums`, first, and alone with `verify_checksums()`), the layout (`verify_layout`), reading shards batch by batch
 (`verify_reader`), pure row checks against an immutable reference (`checks`), and the statistics
 (`verify_stats`). This module runs them in order and collects a `Report`. Memory stays flat: only the stored
 inputs, one record batch and a count per key (1 byte per sample) stay resident.
@@ -22,7 +23,8 @@ from builder.plan import TRAIN, SplitPlan
 from builder.schema import BACKGROUNDS, CONFIG_NAMES, FOREGROUNDS
 from builder.settings import Manifest
 from builder.stats import ImageStats, StatsBook, merge_all
-from builder.verify_layout import Layout, Problems, Shard, find_layout, layout_problems
+from builder.verify_checksums import checksum_problems, recorded_checksums
+from builder.verify_layout import Layout, Problems, Shard, find_layout, layout_problems, marker_problems
 from builder.verify_reader import expected_rows, iter_rows, rows_with_images, shard_schema
 from builder.verify_depth import load_estimator, shard_depth_problems
 from builder.verify_stats import counts_problems, kinds_problems
@@ -47,6 +49,7 @@ class Report:
     depth_checked: dict[str, int] = dataclasses.field(default_factory=dict)
     shards: dict[str, int] = dataclasses.field(default_factory=dict)
     stats_checked: bool = False
+    checksums_checked: int = 0
     layout: str = ""
 
     @property
@@ -63,7 +66,9 @@ class Report:
             self.fail(where, message)
 
     def summary(self) -> str:
-        lines = [f"layout: {self.layout}"]
+        lines = [f"layout: {self.layout}",
+                 (f"checksums: {self.checksums_checked} file(s) hashed and compared with the sha256 recorded when "
+                  "they were written")]
         for name in CONFIG_NAMES:
             if name in self.rows:
                 lines.append(f"{name}: {self.shards.get(name, 0)} shard(s), {self.rows[name]:,} rows, "
@@ -230,6 +235,7 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
     split_rows = {c.name: {split: c.count_rows(plan, split) for split in plan.splits} for c in CONFIGS}
     report.layout = layout.description
     report.extend(problems + layout_problems(root, layout, loaded, split_rows))
+    check_checksums(root, layout, report, workers, required=False)
     stats: dict[str, list] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for config in CONFIGS:
@@ -248,6 +254,33 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
                                                         for s in layout.shards[config.name])
     finish_report(root, layout, report, {split: merge_all(parts) for split, parts in stats.items()},
                   full=sample is None)
+    return report
+
+
+def check_checksums(root: Path, layout: Layout, report: Report, workers: int, required: bool) -> None:
+    """Arrow shards' done markers must be attached to `layout` already (by the layout checks). A file with no
+    recorded checksum (made by an older version) fails when only checksums are checked, and is a note when
+    the rows are checked too."""
+    recorded, unrecorded = recorded_checksums(root, layout)
+    if required:
+        report.extend(unrecorded)
+    else:
+        report.notes += [f"{where}: {what}" for where, what in unrecorded]
+    report.extend(checksum_problems(root, recorded, workers))
+    report.checksums_checked = len(recorded)
+
+
+def verify_checksums(root: str | Path, workers: int = 1) -> Report:
+    """Only the checksums (and the done markers they live in): one read of each file, no row is decoded."""
+    root = Path(root)
+    if not root.is_dir():
+        raise VerifyUsageError(f"{root} is not a folder")
+    report = Report()
+    layout, problems = find_layout(root)
+    report.layout = layout.description
+    report.extend(problems + (marker_problems(root, layout) if layout.suffix == "arrow" else []))
+    check_checksums(root, layout, report, workers, required=True)
+    report.notes.append("only the files' checksums were checked (--checksums); run without it to check the rows")
     return report
 
 

@@ -2,6 +2,7 @@
 
     python scripts/verify.py OUT                # every row: images decoded, masks and composites recomputed
     python scripts/verify.py OUT --sample 50    # quick pass: 50 random rows per shard get the image checks
+    python scripts/verify.py OUT --checksums    # seconds: every file against the sha256 recorded when written
 
 Exit code 0: every check passed; 1: problems found (each names its shard and row); 2: not a dataset folder.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builder.cli import run_command  # noqa: E402
-from builder.verify import verify  # noqa: E402
+from builder.verify import verify, verify_checksums  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -29,6 +30,9 @@ def main(argv=None) -> int:
     parser.add_argument("--depth", type=int, default=None, metavar="N",
                         help="run the manifest's depth model again on N random rows per shard and compare with the "
                              "stored depth (needs the model: the HF cache, the network or its local folder)")
+    parser.add_argument("--checksums", action="store_true",
+                        help="check only that every data file has the sha256 recorded when it was written (one read "
+                             "of each file, no row checks); a full pass checks them first too")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="manifest.json to check against (default: FOLDER/manifest.json)")
     args = parser.parse_args(argv)
@@ -36,9 +40,15 @@ def main(argv=None) -> int:
         parser.error("--sample must be at least 1")
     if args.depth is not None and args.depth < 1:
         parser.error("--depth must be at least 1")
+    if args.checksums and (args.sample is not None or args.depth is not None):
+        parser.error("--checksums checks no rows: drop --sample and --depth, or run them separately")
+
     def check() -> int:
-        report = verify(args.folder, sample=args.sample, seed=args.seed, workers=args.workers, manifest=args.manifest,
-                        depth_rows=args.depth)
+        if args.checksums:
+            report = verify_checksums(args.folder, workers=args.workers)
+        else:
+            report = verify(args.folder, sample=args.sample, seed=args.seed, workers=args.workers,
+                            manifest=args.manifest, depth_rows=args.depth)
         print(report.summary())
         return 0 if report.ok else 1
 

@@ -47,8 +47,10 @@ class HttpError(Exception):
 class FakeHub:
     """State of the fake Hub; `with FakeHub(token) as hub:` serves on `hub.endpoint`."""
 
-    def __init__(self, token: str, fail_puts: tuple[int, ...] = (), lifetime_s: float = 300):
+    def __init__(self, token: str, fail_puts: tuple[int, ...] = (), lifetime_s: float = 300,
+                 misreport: tuple[str, ...] = ()):
         self.token = token
+        self.misreport = set(misreport)  # paths whose tree listing reports another hash, as for a damaged copy
         self.fail_puts = set(fail_puts)  # 1-based numbers of LFS PUTs that get HTTP 400 (simulated storage error)
         self.lifetime_s = lifetime_s
         self.lock = threading.Lock()
@@ -142,11 +144,15 @@ class FakeHub:
             return self._commit(repo_id, tree, body)
         raise HttpError(404, f"no route {method} {path}")
 
-    @staticmethod
-    def _entry(path: str, entry: dict) -> dict:
-        return {"type": "file", "path": path, "size": entry["size"], "oid": entry["git_oid"],
-                **({"lfs": {"oid": entry["sha256"], "size": entry["size"], "pointerSize": 134}}
-                   if entry["sha256"] else {})}
+    def _entry(self, path: str, entry: dict) -> dict:
+        """What the Hub's tree listing says of a file: its git blob id, and for LFS files the sha256 and size
+        (deliberately wrong for the paths in `misreport`)."""
+        sha256, git_oid = entry["sha256"], entry["git_oid"]
+        if path in self.misreport:
+            sha256 = sha256 and hashlib.sha256(sha256.encode()).hexdigest()
+            git_oid = hashlib.sha1(git_oid.encode()).hexdigest()
+        return {"type": "file", "path": path, "size": entry["size"], "oid": git_oid,
+                **({"lfs": {"oid": sha256, "size": entry["size"], "pointerSize": 134}} if sha256 else {})}
 
     def _children(self, tree: dict, prefix: str) -> list[dict]:
         """The files and folders directly in one folder (a non-recursive listing)."""

@@ -105,7 +105,7 @@ def test_export_only_writes_the_hub_folder(depth_out, tmp_path):
                 home=tmp_path / "home", token=None)
     assert done.returncode == 0, done.stderr
     assert "parquet" in done.stderr  # conversion progress
-    assert sorted(p.name for p in export.iterdir()) == ["README.md", "data", "images", "manifest.json", "stats.json"]
+    assert sorted(p.name for p in export.iterdir()) == ["README.md", "checksums.json", "data", "images", "manifest.json", "stats.json"]
     stats = json.loads((depth_out / "stats.json").read_text())
     checked = subprocess.run([sys.executable, str(ROOT / "scripts" / "verify.py"), str(export)], capture_output=True,
                              text=True, timeout=300)
