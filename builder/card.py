@@ -131,11 +131,11 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
               license_id: str | None, splits: dict[str, list[dict]] | None = None) -> str:
     """YAML header: configs with their data files, dataset_info with features and split sizes (`splits`:
     config -> [{name, num_bytes, num_examples}]; default: one train split from `stats`)."""
-    with_depth = manifest.settings.with_depth
+    settings = manifest.settings
     info = []
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
-                     "features": features(name, with_depth)._to_yaml_list(),
+                     "features": features(name, settings.with_depth, settings.with_augment)._to_yaml_list(),
                      "splits": (splits or {}).get(name) or [{"name": "train", "num_bytes": stats["num_bytes"][name],
                                                              "num_examples": stats["rows"][name]}],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})

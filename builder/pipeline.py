@@ -55,7 +55,7 @@ class Job:
                 for task in shard_tasks(config.name, config.count_rows(self.ctx.space), self.settings.shard_size)]
 
     def schema(self, config_name: str) -> pa.Schema:
-        return CONFIG_BY_NAME[config_name].schema.features(self.settings.with_depth).arrow_schema
+        return CONFIG_BY_NAME[config_name].schema.features(self.settings.with_depth, self.settings.with_augment).arrow_schema
 
     def manifest(self) -> Manifest:
         model = (ModelRecord(self.settings.depth_model, self.estimator.revision,

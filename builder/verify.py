@@ -126,7 +126,8 @@ class ShardCheck:
     stats: list  # per-batch statistics, by kind
 
     def run(self, shard: Shard, sample: int | None, seed: int) -> int:
-        expected = self.config.schema.features(self.reference.settings.with_depth).arrow_schema
+        expected = self.config.schema.features(self.reference.settings.with_depth,
+                                                 self.reference.settings.with_augment).arrow_schema
         try:
             schema = shard_schema(shard)
         except Exception as err:  # noqa: BLE001 - any unreadable file
