@@ -93,30 +93,44 @@ def composite_error(stored: np.ndarray, background: np.ndarray, fg_placed: np.nd
             return (f"{wrong} pixels outside the pasted area differ from the stored background "
                     f"(must be identical there); max error {int(diff[outside].max())}")
     inside = diff[y0:y1, x0:x1].astype(np.float64)
-    return tolerance_error(inside, composite_tolerance(quality), "inside the pasted area")
-
-
-def error_measures(diff: np.ndarray) -> tuple[float, float]:
-    """(mean, worst 8x8-block mean) of an absolute error image."""
-    h, w = diff.shape[0] // 8 * 8, diff.shape[1] // 8 * 8
-    block = float(diff[:h, :w].reshape(h // 8, 8, w // 8, 8, -1).mean(axis=(1, 3, 4)).max()) if h and w else 0.0
-    return float(diff.mean()), block
-
-
-def tolerance_error(diff: np.ndarray, limits: tuple[float, float], where: str) -> str | None:
-    (mean, block), (mean_limit, block_limit) = error_measures(diff.astype(np.float64)), limits
+    mean_limit, block_limit = composite_tolerance(quality)
+    mean = float(inside.mean())
+    h, w = inside.shape[0] // 8 * 8, inside.shape[1] // 8 * 8
+    block = float(inside[:h, :w].reshape(h // 8, 8, w // 8, 8, -1).mean(axis=(1, 3, 4)).max()) if h and w else 0.0
     if mean > mean_limit or block > block_limit:
-        return (f"composite differs from the recomposite {where}: mean abs error {mean:.2f} "
+        return (f"composite differs from the recomposite inside the pasted area: mean abs error {mean:.2f} "
                 f"(limit {mean_limit:.2f}), worst 8x8 block {block:.2f} (limit {block_limit:.2f})")
     return None
 
 
 def augmented_tolerance(quality: int) -> tuple[float, float]:
-    """(mean, block) limits on |stored fg_bg - re-derived composite| over the whole frame of an augmented row.
+    """(mean, worst) limits on the 8x8 block-mean error of an augmented row, over the whole frame.
 
-    MEASURED BELOW."""
+    The generator perturbs the original background and JPEG-encodes; verify perturbs the stored (JPEG)
+    background, so every pixel carries two JPEG round trips, and the added noise is mostly quantised away in
+    the stored image but not in the re-derivation. Comparing 8x8 block means per channel (|mean(stored -
+    expected)| per block) cancels that high-frequency error and keeps the low-frequency content a wrong
+    parameter changes. Measured with `--augment realistic`, 3 placements (worst row): demo inputs R=224 mean
+    0.69 / worst block 15.8 at quality 95; uniform-noise backgrounds R=224 0.80 / 7.7 at 95, 3.1 / 19.0 at
+    50, 5.6 / 32.5 at 20; demo R=64 at 20 4.9 / 29.6. The limits are 2 to 3 times those. A background
+    brightness off by 0.05 gives a mean of 3.6 or more at quality 95 on every row; smaller, local errors
+    (angle, shadow) can hide inside the tolerance, which is why verify also compares every stored parameter
+    with the one the seed draws.
+    """
     s = jpeg_scale(quality)
-    return 6.0 + 12.0 * s, 24.0 + 40.0 * s
+    return 1.5 + 6.0 * s, 30.0 + 16.0 * s
+
+
+def augmented_composite_error(stored: np.ndarray, expected: np.ndarray, quality: int) -> str | None:
+    """None if the stored composite matches the re-derived one within `augmented_tolerance`."""
+    diff = stored.astype(np.float64) - expected
+    h, w = diff.shape[0] // 8 * 8, diff.shape[1] // 8 * 8
+    blocks = np.abs(diff[:h, :w].reshape(h // 8, 8, w // 8, 8, -1).mean(axis=(1, 3)))
+    (mean_limit, block_limit), mean, worst = augmented_tolerance(quality), float(blocks.mean()), float(blocks.max())
+    if mean > mean_limit or worst > block_limit:
+        return (f"composite differs from the one re-derived from the stored parameters: mean 8x8-block error "
+                f"{mean:.2f} (limit {mean_limit:.2f}), worst block {worst:.2f} (limit {block_limit:.2f})")
+    return None
 
 
 # --------------------------------------------------------------------------------------------- images
@@ -316,7 +330,6 @@ def augmented_image_problems(ref: Reference, row: dict, placement: Placement, pl
                             f"the re-derived alpha >= {s.mask_threshold}")
         problems += _bbox_problems(row, decoded["mask"])
     if "fg_bg" in decoded:
-        diff = np.abs(decoded["fg_bg"].astype(np.int16) - image.astype(np.int16))
-        if error := tolerance_error(diff, augmented_tolerance(s.jpeg_quality), "over the whole frame"):
+        if error := augmented_composite_error(decoded["fg_bg"], image, s.jpeg_quality):
             problems.append(f"{where}: {error}")
     return problems
