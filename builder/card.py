@@ -83,26 +83,51 @@ def _tile(image: Image.Image, side: int) -> Image.Image:
     return cell
 
 
-def write_grids(store: OutputStore, tasks, side: int) -> dict[str, str]:
-    """One PNG per kind: rows spread over that config, side by side. Returns kind -> relative path."""
+def _read_blend_examples(store: OutputStore, tasks, modes: list[str]) -> list[Image.Image]:
+    """The first composite of each edge blend, then their alphas (augmented datasets: the `augment` grid).
+    Shards are read only until every mode has been seen."""
+    found: dict[str, list[Image.Image]] = {}
+    for task in (t for t in tasks if t.config_name == "default"):
+        for batch in read_shard_batches(store.shard_path(task.name)):
+            for j, blend in enumerate(batch.column("blend").to_pylist()):
+                if blend not in found:
+                    found[blend] = [Image.open(io.BytesIO(batch.column(c)[j]["bytes"].as_py()))
+                                    for c in ("fg_bg", "alpha")]
+            if len(found) == len(modes):
+                break
+        if len(found) == len(modes):
+            break
+    ordered = [found[mode] for mode in modes if mode in found]
+    return [pair[0] for pair in ordered] + [pair[1] for pair in ordered]
+
+
+def _save_grid(store: OutputStore, kind: str, images: list[Image.Image], side: int, columns: int) -> str:
+    rows = -(-len(images) // columns)
+    grid = Image.new("RGB", (columns * side, rows * side), (255, 255, 255))
+    for n, image in enumerate(images):
+        grid.paste(_tile(image, side), ((n % columns) * side, (n // columns) * side))
+    buffer = io.BytesIO()
+    grid.save(buffer, format="PNG")
+    relative = f"images/{kind}.png"
+    atomic_write_bytes(store.root / relative, buffer.getvalue())
+    return relative
+
+
+def write_grids(store: OutputStore, tasks, side: int, blend_modes: list[str] | None = None) -> dict[str, str]:
+    """One PNG per kind: rows spread over that config, side by side (and, augmented, one composite per edge
+    blend over its alpha). Returns kind -> relative path."""
     (store.root / "images").mkdir(exist_ok=True)
     grids = {}
     for kind, (config_name, column) in GRID_COLUMNS.items():
         config_tasks = [t for t in tasks if t.config_name == config_name]
         try:
             images = _read_spread_images(store, config_tasks, column, GRID_COUNT)
-        except KeyError:  # --no-depth: no depth column
+        except KeyError:  # --no-depth: no depth column; --augment none: no alpha column
             continue
-        columns = min(len(images), 4)
-        rows = -(-len(images) // columns)
-        grid = Image.new("RGB", (columns * side, rows * side), (255, 255, 255))
-        for n, image in enumerate(images):
-            grid.paste(_tile(image, side), ((n % columns) * side, (n // columns) * side))
-        buffer = io.BytesIO()
-        grid.save(buffer, format="PNG")
-        relative = f"images/{kind}.png"
-        atomic_write_bytes(store.root / relative, buffer.getvalue())
-        grids[kind] = relative
+        grids[kind] = _save_grid(store, kind, images, side, min(len(images), 4))
+    if blend_modes:
+        images = _read_blend_examples(store, tasks, blend_modes)
+        grids["augment"] = _save_grid(store, "augment", images, side, len(images) // 2)
     return grids
 
 
@@ -162,6 +187,7 @@ def provenance(manifest: Manifest) -> str:
              " resized bilinear in premultiplied alpha, flipped horizontally for `flip=True`, placed fully inside",
              f"- mask threshold: alpha >= {settings.mask_threshold}; JPEG quality {settings.jpeg_quality}",
              f"- shard size: {settings.shard_size} rows"]
+    lines += augmentation_lines(settings)
     if model:
         lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), input "
                      f"{settings.depth_input_size} x {settings.depth_input_size} (bicubic), prediction resized "
@@ -175,6 +201,31 @@ def provenance(manifest: Manifest) -> str:
         lines += [f"- `{f.name}` `{f.sha256}`" for f in files]
         lines.append("\n</details>")
     return "\n".join(lines)
+
+
+def augmentation_lines(settings) -> list[str]:
+    """What `--augment` did, with each part's range; nothing for `--augment none` (the card stays as it was)."""
+    if not settings.with_augment:
+        return []
+    s = settings
+    return [
+        f"- augmentation: `--augment {s.augment}`; every sample draws its parameters from "
+        "`numpy.random.default_rng([seed, i, 1])` (placements are unchanged) and stores them in its row: "
+        "`bg_brightness` ... `shadow_sigma`; `alpha` (PNG L) is the final placed alpha, `mask` = alpha >= "
+        f"{s.mask_threshold}",
+        f"  - background, in the composite only (the `backgrounds` config keeps the clean crop): shift "
+        f"`bg_dx`, `bg_dy` in [-{s.bg_shift}, {s.bg_shift}] px with reflected border; brightness, contrast, "
+        f"saturation in [{1 - s.bg_jitter:g}, {1 + s.bg_jitter:g}], hue shift in +-{s.bg_jitter / 10:g} turn; "
+        f"gaussian blur sigma in [0, {s.bg_blur:g}] px; gaussian noise sigma in [0, {s.bg_noise:g}] levels",
+        f"  - foreground: rotation in +-{s.fg_rotation:g} degrees about its box centre; colour jitter in "
+        f"[{1 - s.fg_jitter:g}, {1 + s.fg_jitter:g}] (hue +-{s.fg_jitter / 10:g} turn); luminance harmonised "
+        f"toward the background's mean under it by a strength in [0, {s.harmonize:g}]",
+        f"  - edge blend per sample (`blend`), one of {s.blend_modes}: alpha (the cut-out's own), hard "
+        f"(alpha >= {s.mask_threshold}), feather (alpha blurred by sigma in [0.5, {max(s.feather, 0.5):g}] px, kept "
+        f"inside the cut-out), motion (a linear blur of colour and alpha, length in [2, {max(s.motion, 2)}] px)",
+        f"  - shadow: the final alpha offset by up to 8% of the cut-out's size, blurred, darkens the background "
+        f"by an opacity in [0, {s.shadow:g}]; it is not part of the mask",
+    ]
 
 
 def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
@@ -214,7 +265,8 @@ def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_r
     """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
     manifest = store.read_manifest()
     stats = collect_stats(store, tasks)
-    grids = write_grids(store, tasks, side=min(manifest.settings.resolution, 256))
+    grids = write_grids(store, tasks, side=min(manifest.settings.resolution, 256),
+                        blend_modes=manifest.settings.blend_mode_list if manifest.settings.with_augment else None)
     data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "arrow")} for split in SPLITS]
                   for name in CONFIG_NAMES}
     card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),

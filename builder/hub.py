@@ -226,7 +226,7 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
                                                    on_rows=bar.update)
     bar.close()
     grids = {}
-    for kind in GRID_COLUMNS:
+    for kind in (*GRID_COLUMNS, "augment"):  # augment: the per-blend grid of an augmented dataset
         grid = out / "images" / f"{kind}.png"
         if grid.is_file():
             (building / "images").mkdir(exist_ok=True)
