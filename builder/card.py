@@ -216,7 +216,8 @@ def augmentation_lines(settings) -> list[str]:
         f"  - background, in the composite only (the `backgrounds` config keeps the clean crop): shift "
         f"`bg_dx`, `bg_dy` in [-{s.bg_shift}, {s.bg_shift}] px with reflected border; brightness, contrast, "
         f"saturation in [{1 - s.bg_jitter:g}, {1 + s.bg_jitter:g}], hue shift in +-{s.bg_jitter / 10:g} turn; "
-        f"gaussian blur sigma in [0, {s.bg_blur:g}] px; gaussian noise sigma in [0, {s.bg_noise:g}] levels",
+        f"box blur radius in [0, {s.bg_blur:g}] px; gaussian noise sigma in [0, {s.bg_noise:g}] levels (a "
+        "window, at offsets drawn from `noise_seed`, of a fixed N(0, 1) field)",
         f"  - foreground: rotation in +-{s.fg_rotation:g} degrees about its box centre; colour jitter in "
         f"[{1 - s.fg_jitter:g}, {1 + s.fg_jitter:g}] (hue +-{s.fg_jitter / 10:g} turn); luminance harmonised "
         f"toward the background's mean under it by a strength in [0, {s.harmonize:g}]",

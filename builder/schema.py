@@ -83,7 +83,7 @@ def _depth_block(stats_kind: str, grid: str | None) -> tuple[Column, ...]:
 def _augment_block() -> tuple[Column, ...]:
     """Each sample's drawn augmentation parameters (builder.augment.Augmentation), after the placement columns."""
     typed = (("bg_brightness", "float32"), ("bg_contrast", "float32"), ("bg_saturation", "float32"),
-             ("bg_hue", "float32"), ("bg_dx", "int32"), ("bg_dy", "int32"), ("bg_blur_sigma", "float32"),
+             ("bg_hue", "float32"), ("bg_dx", "int32"), ("bg_dy", "int32"), ("bg_blur_radius", "float32"),
              ("bg_noise_sigma", "float32"), ("noise_seed", "int64"), ("fg_angle", "float32"),
              ("fg_brightness", "float32"), ("fg_contrast", "float32"), ("fg_saturation", "float32"),
              ("fg_hue", "float32"), ("harmonize_strength", "float32"), ("blend", "string"),

@@ -55,7 +55,7 @@ class ContentSettings:
     bg_noise: float | None = _option(None, "background gaussian noise: sigma uniform in [0, this] levels")
     bg_shift: int | None = _option(None, "background shift: dx, dy uniform integers in [-this, this] px, "
                                          "border reflected")
-    bg_blur: float | None = _option(None, "background blur: gaussian sigma uniform in [0, this] px")
+    bg_blur: float | None = _option(None, "background blur: box blur radius uniform in [0, this] px")
     blend_modes: str | None = _option(None, "edge blends drawn per sample, comma-separated from "
                                             f"{','.join(BLEND_MODES)} (alpha: the cut-out's own)")
     feather: float | None = _option(None, "feather blend: alpha blurred by sigma uniform in [0.5, this] px")
@@ -116,6 +116,8 @@ class ContentSettings:
                            ("fg_rotation", 180.0)):
             if getattr(self, key) > limit:
                 problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use at most {limit}")
+        if self.bg_noise > 16:
+            problems.append(f"--bg-noise {self.bg_noise}: use at most 16 levels")
         if self.bg_shift > self.resolution // 4:
             problems.append(f"--bg-shift {self.bg_shift}: use at most R/4 = {self.resolution // 4} px")
         if "feather" in modes and self.feather < 0.5:

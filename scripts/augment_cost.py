@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from builder import augment
 from builder.assets import load_inputs
-from builder.plan import Placement, draw_placement
+from builder.plan import draw_placement
 from builder.render import RenderContext, render_sample
 from builder.schema import DEFAULT
 from builder.settings import ContentSettings, RunOptions
@@ -37,23 +38,26 @@ def part_costs(ctx: RenderContext, rows: int) -> dict[str, float]:
         bg_id, fg_id, flip, _ = ctx.space.decompose(index)
         fg = ctx.inputs.foregrounds[fg_id]
         placement = draw_placement(s.seed, index, *fg.shape[:2], r, s.scale_min, s.scale_max)
-        layer = augment.full_frame(ctx.foreground_cache.placed(fg_id, flip, placement), placement, r)
-        cases.append((ctx.inputs.backgrounds[bg_id], layer, augment.draw_augmentation(s, index, placement),
-                      placement))
-    centre = lambda pl: (pl.x + pl.width / 2, pl.y + pl.height / 2)  # noqa: E731
+        params = augment.draw_augmentation(s, index, placement)
+        window = augment.layer_window(placement, r, params.motion_length)
+        layer = augment.windowed_layer(ctx.foreground_cache.placed(fg_id, flip, placement), placement, window)
+        alpha = np.zeros((r, r), dtype=np.uint8)
+        alpha[window[1]:window[3], window[0]:window[2]] = layer[..., 3]
+        cases.append((ctx.inputs.backgrounds[bg_id], layer, params, alpha))
+    centre = lambda lay: (lay.shape[1] / 2, lay.shape[0] / 2)  # noqa: E731 - the window's centre
     parts = {
-        "bg colour jitter": lambda bg, lay, p, pl: augment.color_jitter(bg, p.bg_brightness, p.bg_contrast,
+        "bg colour jitter": lambda bg, lay, p, alpha: augment.color_jitter(bg, p.bg_brightness, p.bg_contrast,
                                                                         p.bg_saturation, p.bg_hue),
-        "bg shift": lambda bg, lay, p, pl: augment.shift_reflect(bg, p.bg_dx, p.bg_dy),
-        "bg blur": lambda bg, lay, p, pl: augment.gaussian_blur(bg, p.bg_blur_sigma),
-        "bg noise": lambda bg, lay, p, pl: augment.add_noise(bg, p.bg_noise_sigma, p.noise_seed),
-        "fg rotation": lambda bg, lay, p, pl: augment.rotate_layer(lay, p.fg_angle, centre(pl)),
-        "fg colour jitter + harmonise": lambda bg, lay, p, pl: augment.jitter_layer(
+        "bg shift": lambda bg, lay, p, alpha: augment.shift_reflect(bg, p.bg_dx, p.bg_dy),
+        "bg blur": lambda bg, lay, p, alpha: np.asarray(augment.box_blur(Image.fromarray(bg), p.bg_blur_radius)),
+        "bg noise": lambda bg, lay, p, alpha: augment.add_noise(bg, p.bg_noise_sigma, p.noise_seed),
+        "fg rotation": lambda bg, lay, p, alpha: augment.rotate_layer(lay, p.fg_angle, centre(lay)),
+        "fg colour jitter + harmonise": lambda bg, lay, p, alpha: augment.jitter_layer(
             lay, p.fg_brightness, p.fg_contrast, p.fg_saturation, p.fg_hue,
-            augment.harmonize_gain(lay, bg, p.harmonize_strength)),
-        "edge blend (drawn mode)": lambda bg, lay, p, pl: augment.blend_edge(lay, p, s.mask_threshold),
-        "shadow": lambda bg, lay, p, pl: augment.cast_shadow(bg, lay[..., 3], p.shadow_dx, p.shadow_dy,
-                                                             p.shadow_sigma, p.shadow_opacity),
+            augment.harmonize_gain(lay, bg[:lay.shape[0], :lay.shape[1]], p.harmonize_strength)),
+        "edge blend (drawn mode)": lambda bg, lay, p, alpha: augment.blend_edge(lay, p, s.mask_threshold),
+        "shadow": lambda bg, lay, p, alpha: augment.cast_shadow(bg, alpha, p.shadow_dx,
+                                                             p.shadow_dy, p.shadow_sigma, p.shadow_opacity),
     }
     return {name: cpu_ms_per_row(lambda i, f=f: f(*cases[i]), rows) for name, f in parts.items()}
 

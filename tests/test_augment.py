@@ -40,9 +40,8 @@ def test_color_jitter_hand_checked():
     assert augment.color_jitter(rgb, 1, 0, 1, 0).tolist() == [[[80, 80, 80], [80, 80, 80]]]
     # saturation 0: each pixel its own luma; red 200 -> 59.8
     assert augment.color_jitter(rgb, 1, 1, 0, 0)[0, 1].tolist() == [60, 60, 60]
-    # half a turn of hue: red -> cyan (within PIL's 8-bit HSV rounding)
-    cyan = augment.shift_hue(np.array([[[255, 0, 0]]], dtype=np.uint8), 0.5).astype(int)
-    assert np.abs(cyan - [0, 255, 255]).max() <= 4
+    # half a turn of hue: red (200, 0, 0) -> 200 * (0.299 - 0.701, 0.299 + 0.299, 0.299 + 0.300); grey stays
+    assert augment.color_jitter(rgb, 1, 1, 1, 0.5).tolist() == [[[100, 100, 100], [0, 120, 120]]]
 
 
 def test_shifts_hand_checked():
@@ -60,11 +59,13 @@ def test_blur_and_noise():
     dot[7, 7] = 255
     blurred = augment.gaussian_blur(dot, 1.5)
     assert blurred[7, 7] < 255 and blurred[7, 9] > 0 and blurred.argmax() == 7 * 15 + 7
-    noisy = augment.add_noise(flat, 5.0, noise_seed=3)
-    assert np.array_equal(noisy, augment.add_noise(flat, 5.0, noise_seed=3))
-    assert not np.array_equal(noisy, augment.add_noise(flat, 5.0, noise_seed=4))
+    noisy = augment.add_noise(np.full((128, 128, 3), 90, dtype=np.uint8), 5.0, noise_seed=3)
+    assert np.array_equal(noisy[:16, :16], augment.add_noise(flat, 5.0, noise_seed=3))
+    assert not np.array_equal(noisy[:16, :16], augment.add_noise(flat, 5.0, noise_seed=4))
     assert abs(noisy.astype(float).std() - 5.0) < 0.5 and abs(noisy.mean() - 90) < 0.5
     assert np.array_equal(augment.add_noise(flat, 0.0, noise_seed=3), flat)
+    line = Image.fromarray(np.array([[[0, 0, 0], [90, 90, 90], [0, 0, 0]]], np.uint8))
+    assert np.asarray(augment.box_blur(line, 1))[0, 1, 0] == 30
 
 
 def square_layer(size: int = 12, colour=(200, 100, 50)) -> np.ndarray:
@@ -99,6 +100,17 @@ def test_rotation_and_shadow_hand_checked():
     shaded = augment.cast_shadow(background, alpha, 2, 1, 0.0, 0.5)
     assert shaded[3, 4].tolist() == [100, 100, 100] and shaded[2, 2].tolist() == [200, 200, 200]
     assert np.array_equal(augment.cast_shadow(background, alpha, 2, 1, 1.0, 0.0), background)
+
+
+def test_jitter_layer_on_premultiplied_colour():
+    layer = np.array([[[100, 50, 20, 255], [50, 25, 10, 128], [0, 0, 0, 0]]], dtype=np.uint8)
+    assert np.array_equal(augment.jitter_layer(layer, 1, 1, 1, 0), layer)
+    brighter = augment.jitter_layer(layer, 3, 1, 1, 0)  # colour scaled, kept within [0, alpha]
+    assert brighter.tolist() == [[[255, 150, 60, 255], [128, 75, 30, 128], [0, 0, 0, 0]]]
+    # contrast 0: every pixel the alpha-weighted mean luma, from PIL's 8-bit lumas of the premultiplied colours
+    # 62 and 31: (62 + 31) * 255 / (255 + 128) = 61.9, premultiplied 61.9 and 31.1
+    flat = augment.jitter_layer(layer, 1, 0, 1, 0)
+    assert flat[0, 0, :3].tolist() == [62, 62, 62] and flat[0, 1, :3].tolist() == [31, 31, 31]
 
 
 def test_harmonize_moves_luma_toward_the_background():
