@@ -117,7 +117,8 @@ def test_harmonize_moves_luma_toward_the_background():
     layer = square_layer(colour=(50, 50, 50))
     dark, bright = np.full((12, 12, 3), 50, np.uint8), np.full((12, 12, 3), 150, np.uint8)
     assert augment.harmonize_gain(layer, dark, 1.0) == 1.0
-    assert augment.harmonize_gain(layer, bright, 0.5) == 2.0  # 1 + 0.5 * (150/50 - 1), clipped to 2
+    assert augment.harmonize_gain(layer, bright, 0.25) == 1.5  # 1 + 0.25 * (150/50 - 1)
+    assert augment.harmonize_gain(layer, bright, 1.0) == 2.0  # 1 + 1 * (150/50 - 1) = 3, clipped to 2
     assert augment.harmonize_gain(layer, np.full((12, 12, 3), 75, np.uint8), 1.0) == pytest.approx(1.5)
 
 
