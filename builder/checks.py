@@ -111,9 +111,10 @@ def augmented_tolerance(quality: int) -> tuple[float, float]:
     the stored image but not in the re-derivation. Comparing 8x8 block means per channel (|mean(stored -
     expected)| per block) cancels that high-frequency error and keeps the low-frequency content a wrong
     parameter changes. Measured with `--augment realistic`, 3 placements (worst row): demo inputs R=224 mean
-    0.69 / worst block 15.8 at quality 95; uniform-noise backgrounds R=224 0.80 / 7.7 at 95, 3.1 / 19.0 at
-    50, 5.6 / 32.5 at 20; demo R=64 at 20 4.9 / 29.6. The limits are 2 to 3 times those. A background
-    brightness off by 0.05 gives a mean of 3.6 or more at quality 95 on every row; smaller, local errors
+    0.67 / worst block 14.7 at quality 95; uniform-noise backgrounds R=224 0.73 / 7.8 at 95, 3.0 / 16.6 at
+    50, 5.6 / 30.8 at 20; scikit-image photographs R=224 0.57 / 10.6 at 95, 2.1 / 19.5 at 50; demo R=64 at
+    20 5.0 / 30.4. The limits are 2 to 3 times those. A background brightness off by 0.05 gave a mean of 3.6
+    or more at quality 95 on every demo row; smaller, local errors
     (angle, shadow) can hide inside the tolerance, which is why verify also compares every stored parameter
     with the one the seed draws.
     """
