@@ -231,7 +231,8 @@ def cast_shadow(background: np.ndarray, alpha: np.ndarray, dx: int, dy: int, sig
     rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
     pad = max(abs(dx), abs(dy)) + math.ceil(3 * sigma) + 2
     h, w = alpha.shape
-    y0, y1, x0, x1 = max(0, rows[0] - pad), min(h, rows[-1] + 1 + pad), max(0, cols[0] - pad), min(w, cols[-1] + 1 + pad)
+    y0, y1 = max(0, rows[0] - pad), min(h, rows[-1] + 1 + pad)
+    x0, x1 = max(0, cols[0] - pad), min(w, cols[-1] + 1 + pad)
     shade = gaussian_blur(shift_zero(alpha[y0:y1, x0:x1], dx, dy), sigma).astype(np.int32)
     light = 255 * 255 - shade * int(round(opacity * 255))  # in 1/65025: what the shadow lets through
     out = background.copy()

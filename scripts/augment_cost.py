@@ -78,7 +78,7 @@ def main() -> None:
         totals[preset] = min(cpu_ms_per_row(lambda i: render_sample(ctx, i, StatsBook(DEFAULT.peaks)), rows)
                              for _ in range(3))
     print(f"R={args.resolution}, {rows} rows, CPU ms per row (best of 3)")
-    print(f"| part | ms/row |\n| --- | ---: |")
+    print("| part | ms/row |\n| --- | ---: |")
     for name, ms in part_costs(ctx, rows).items():
         print(f"| {name} | {ms:.2f} |")
     print(f"| row, --augment none | {totals['none']:.2f} |\n| row, --augment realistic | {totals['realistic']:.2f} |")
