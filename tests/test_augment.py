@@ -22,7 +22,7 @@ from builder.settings import ContentSettings
 from tests.conftest import ROOT, column_bytes, env, read_config, run_generate, run_verify
 from tests.test_verify import rewrite_shard
 
-MAIN = Path("/work/main")  # the code before this change, for the byte-identity test
+BEFORE = "1d6dff8"  # the last commit before --augment: `--augment none` must write what it wrote
 REALISTIC = ["--demo", "--placements", "2", "--shard-size", "20", "--no-depth", "--augment", "realistic"]
 
 
@@ -156,17 +156,21 @@ def realistic(tmp_path_factory) -> Path:
     return out
 
 
-def test_none_is_byte_identical_to_main(tmp_path, small_args):
-    if not (MAIN / "scripts" / "generate.py").is_file():
-        pytest.skip(f"{MAIN} (the code before --augment) is not here")
-    ours, theirs = tmp_path / "ours", tmp_path / "main"
+def test_none_is_byte_identical_to_before(tmp_path, small_args):
+    """The shards, stats.json and manifest.json of the code at BEFORE (from this repository's history) and ours."""
+    code = tmp_path / "before"
+    code.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {BEFORE} (the code before --augment) is not in this checkout's history")
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     run_generate(ours, *small_args)
-    subprocess.run([sys.executable, str(MAIN / "scripts" / "generate.py"), "--output-dir", str(theirs),
-                    *small_args], check=True, capture_output=True, env=env(PYTHONPATH=str(MAIN)), cwd=MAIN,
-                   timeout=300)
-    files = sorted(p.relative_to(theirs) for p in theirs.rglob("*") if p.is_file() and p.name != "README.md")
-    assert files == sorted(p.relative_to(ours) for p in ours.rglob("*") if p.is_file() and p.name != "README.md")
-    assert any(f.suffix == ".arrow" for f in files) and Path("stats.json") in files
+    subprocess.run([sys.executable, str(code / "scripts" / "generate.py"), "--output-dir", str(theirs), *small_args],
+                   check=True, capture_output=True, env=env(PYTHONPATH=str(code)), cwd=code, timeout=300)
+    files = sorted(p.relative_to(theirs) for p in theirs.rglob("*") if p.suffix == ".arrow" or p.parent == theirs
+                   and p.name in ("stats.json", "manifest.json"))
+    assert len(files) == 7  # 3 + 1 + 1 shards, stats.json, manifest.json
     for name in files:
         assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
 
