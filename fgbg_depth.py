@@ -81,7 +81,8 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
         return GenerateConfig.from_kwargs(**self.config.generate_kwargs)
 
     def _info(self):
-        return datasets.DatasetInfo(features=features(self.config.name, self._generate_config().content.with_depth))
+        content = self._generate_config().content
+        return datasets.DatasetInfo(features=features(self.config.name, content.with_depth, content.with_augment))
 
     def _split_generators(self, dl_manager):
         config = self._generate_config()

@@ -102,26 +102,51 @@ def _tile(image: Image.Image, side: int) -> Image.Image:
     return cell
 
 
-def write_grids(store: OutputStore, tasks, side: int) -> dict[str, str]:
-    """One PNG per kind: rows spread over that config, side by side. Returns kind -> relative path."""
+def _read_blend_examples(store: OutputStore, tasks, modes: list[str]) -> list[Image.Image]:
+    """The first composite of each edge blend, then their alphas (augmented datasets: the `augment` grid).
+    Shards are read only until every mode has been seen."""
+    found: dict[str, list[Image.Image]] = {}
+    for task in (t for t in tasks if t.config_name == "default"):
+        for batch in read_shard_batches(store.shard_path(task.name)):
+            for j, blend in enumerate(batch.column("blend").to_pylist()):
+                if blend not in found:
+                    found[blend] = [Image.open(io.BytesIO(batch.column(c)[j]["bytes"].as_py()))
+                                    for c in ("fg_bg", "alpha")]
+            if len(found) == len(modes):
+                break
+        if len(found) == len(modes):
+            break
+    ordered = [found[mode] for mode in modes if mode in found]
+    return [pair[0] for pair in ordered] + [pair[1] for pair in ordered]
+
+
+def _save_grid(store: OutputStore, kind: str, images: list[Image.Image], side: int, columns: int) -> str:
+    rows = -(-len(images) // columns)
+    grid = Image.new("RGB", (columns * side, rows * side), (255, 255, 255))
+    for n, image in enumerate(images):
+        grid.paste(_tile(image, side), ((n % columns) * side, (n // columns) * side))
+    buffer = io.BytesIO()
+    grid.save(buffer, format="PNG")
+    relative = f"images/{kind}.png"
+    atomic_write_bytes(store.root / relative, buffer.getvalue())
+    return relative
+
+
+def write_grids(store: OutputStore, tasks, side: int, blend_modes: list[str] | None = None) -> dict[str, str]:
+    """One PNG per kind: rows spread over that config, side by side (and, augmented, one composite per edge
+    blend over its alpha). Returns kind -> relative path."""
     (store.root / "images").mkdir(exist_ok=True)
     grids = {}
     for kind, (config_name, column) in GRID_COLUMNS.items():
         config_tasks = [t for t in tasks if t.config_name == config_name]
         try:
             images = _read_spread_images(store, config_tasks, column, GRID_COUNT)
-        except KeyError:  # --no-depth: no depth column
+        except KeyError:  # --no-depth: no depth column; --augment none: no alpha column
             continue
-        columns = min(len(images), 4)
-        rows = -(-len(images) // columns)
-        grid = Image.new("RGB", (columns * side, rows * side), (255, 255, 255))
-        for n, image in enumerate(images):
-            grid.paste(_tile(image, side), ((n % columns) * side, (n // columns) * side))
-        buffer = io.BytesIO()
-        grid.save(buffer, format="PNG")
-        relative = f"images/{kind}.png"
-        atomic_write_bytes(store.root / relative, buffer.getvalue())
-        grids[kind] = relative
+        grids[kind] = _save_grid(store, kind, images, side, min(len(images), 4))
+    if blend_modes:
+        images = _read_blend_examples(store, tasks, blend_modes)
+        grids["augment"] = _save_grid(store, "augment", images, side, len(images) // 2)
     return grids
 
 
@@ -174,7 +199,7 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
     info = []
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
-                     "features": features(name, with_depth)._to_yaml_list(),
+                     "features": features(name, with_depth, manifest.settings.with_augment)._to_yaml_list(),
                      "splits": splits[name],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
     header = {
@@ -201,6 +226,7 @@ def provenance(manifest: Manifest) -> str:
              " resized bilinear in premultiplied alpha, flipped horizontally for `flip=True`, placed fully inside",
              f"- mask threshold: alpha >= {settings.mask_threshold}; JPEG quality {settings.jpeg_quality}",
              f"- shard size: {settings.shard_size} rows"]
+    lines += augmentation_lines(settings)
     if model:
         lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), input "
                      f"{settings.depth_input_size} x {settings.depth_input_size} (bicubic), prediction resized "
@@ -216,12 +242,12 @@ def provenance(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
-def configs_table(with_depth: bool, stats: dict) -> str:
+def configs_table(settings, stats: dict) -> str:
     """Each config's rows and columns, from the schema (a new column shows up here by itself)."""
     lines = ["| config | rows | columns |", "| --- | ---: | --- |"]
     for schema in SCHEMAS:
         columns = ", ".join(f"`{c.name}`" + (f" ({c.image.format} {c.image.mode})" if c.image else "")
-                            for c in schema.active_columns(with_depth))
+                            for c in schema.active_columns(settings.with_depth, settings.with_augment))
         lines.append(f"| `{schema.name}` | {stats['rows'][schema.name]:,} | {columns} |")
     return "\n".join(lines)
 
@@ -297,6 +323,32 @@ def license_text(manifest: Manifest, license: License | None) -> str:
     return f"`{license.id}`."
 
 
+def augmentation_lines(settings) -> list[str]:
+    """What `--augment` did, with each part's range; nothing for `--augment none` (the card stays as it was)."""
+    if not settings.with_augment:
+        return []
+    s = settings
+    return [
+        f"- augmentation: `--augment {s.augment}`; every sample draws its parameters from "
+        "`numpy.random.default_rng([seed, i, 1])` (placements are unchanged) and stores them in its row: "
+        "`bg_brightness` ... `shadow_sigma`; `alpha` (PNG L) is the final placed alpha, `mask` = alpha >= "
+        f"{s.mask_threshold}",
+        f"  - background, in the composite only (the `backgrounds` config keeps the clean crop): shift "
+        f"`bg_dx`, `bg_dy` in [-{s.bg_shift}, {s.bg_shift}] px with reflected border; brightness, contrast, "
+        f"saturation in [{1 - s.bg_jitter:g}, {1 + s.bg_jitter:g}], hue shift in +-{s.bg_jitter / 10:g} turn; "
+        f"box blur radius in [0, {s.bg_blur:g}] px; gaussian noise sigma in [0, {s.bg_noise:g}] levels (a "
+        "window, at offsets drawn from `noise_seed`, of a fixed N(0, 1) field)",
+        f"  - foreground: rotation in +-{s.fg_rotation:g} degrees about its box centre; colour jitter in "
+        f"[{1 - s.fg_jitter:g}, {1 + s.fg_jitter:g}] (hue +-{s.fg_jitter / 10:g} turn); luminance harmonised "
+        f"toward the background's mean under it by a strength in [0, {s.harmonize:g}]",
+        f"  - edge blend per sample (`blend`), one of {s.blend_modes}: alpha (the cut-out's own), hard "
+        f"(alpha >= {s.mask_threshold}), feather (alpha blurred by sigma in [0.5, {max(s.feather, 0.5):g}] px, kept "
+        f"inside the cut-out), motion (a linear blur of colour and alpha, length in [2, {max(s.motion, 2)}] px)",
+        f"  - shadow: the final alpha offset by up to 8% of the cut-out's size, blurred, darkens the background "
+        f"by an opacity in [0, {s.shadow:g}]; it is not part of the mask",
+    ]
+
+
 def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]], sizes: dict[str, int],
                 grids: dict[str, str], repo_id: str, license: License | None,
                 splits: dict[str, list[dict]] | None = None) -> str:
@@ -314,7 +366,7 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
         "kinds": "composite + mask + depth" if with_depth else "composite + mask",
         "targets": "the pasted foreground's mask and a depth map" if with_depth else "the pasted foreground's mask",
         "n_samples": f"{stats['rows']['default']:,}", "resolution": settings.resolution,
-        "configs_table": configs_table(with_depth, stats),
+        "configs_table": configs_table(settings, stats),
         "depth_note": depth_note,
         "grids": "\n\n".join(f"**{kind}**\n\n![{kind}]({path})" for kind, path in grids.items()),
         "stats_table": statistics_tables(stats),
@@ -333,8 +385,9 @@ def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_r
     """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
     manifest = store.read_manifest()
     stats = collect_stats(store, tasks)
-    grids = write_grids(store, [t for t in tasks if t.name.split == TRAIN],
-                        side=min(manifest.settings.resolution, 256))
+    settings = manifest.settings
+    grids = write_grids(store, [t for t in tasks if t.name.split == TRAIN], side=min(settings.resolution, 256),
+                        blend_modes=settings.blend_mode_list if settings.with_augment else None)
     splits = list(dict.fromkeys(t.name.split for t in tasks))
     data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "arrow")} for split in splits]
                   for name in CONFIG_NAMES}

@@ -14,6 +14,7 @@ import math
 import numpy as np
 from PIL import Image
 
+from builder.augment import Augmentation, augmented_composite, draw_augmentation
 from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
 from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
 from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
@@ -104,6 +105,37 @@ def composite_error(stored: np.ndarray, background: np.ndarray, fg_placed: np.nd
     if mean > mean_limit or block > block_limit:
         return (f"composite differs from the recomposite inside the pasted area: mean abs error {mean:.2f} "
                 f"(limit {mean_limit:.2f}), worst 8x8 block {block:.2f} (limit {block_limit:.2f})")
+    return None
+
+
+def augmented_tolerance(quality: int) -> tuple[float, float]:
+    """(mean, worst) limits on the 8x8 block-mean error of an augmented row, over the whole frame.
+
+    The generator perturbs the original background and JPEG-encodes; verify perturbs the stored (JPEG)
+    background, so every pixel carries two JPEG round trips, and the added noise is mostly quantised away in
+    the stored image but not in the re-derivation. Comparing 8x8 block means per channel (|mean(stored -
+    expected)| per block) cancels that high-frequency error and keeps the low-frequency content a wrong
+    parameter changes. Measured with `--augment realistic`, 3 placements (worst row): demo inputs R=224 mean
+    0.67 / worst block 14.7 at quality 95; uniform-noise backgrounds R=224 0.73 / 7.8 at 95, 3.0 / 16.6 at
+    50, 5.6 / 30.8 at 20; scikit-image photographs R=224 0.57 / 10.6 at 95, 2.1 / 19.5 at 50; demo R=64 at
+    20 5.0 / 30.4. The limits are 2 to 3 times those. A background brightness off by 0.05 gave a mean of 3.6
+    or more at quality 95 on every demo row; smaller, local errors
+    (angle, shadow) can hide inside the tolerance, which is why verify also compares every stored parameter
+    with the one the seed draws.
+    """
+    s = jpeg_scale(quality)
+    return 1.5 + 6.0 * s, 30.0 + 16.0 * s
+
+
+def augmented_composite_error(stored: np.ndarray, expected: np.ndarray, quality: int) -> str | None:
+    """None if the stored composite matches the re-derived one within `augmented_tolerance`."""
+    diff = stored.astype(np.float64) - expected
+    h, w = diff.shape[0] // 8 * 8, diff.shape[1] // 8 * 8
+    blocks = np.abs(diff[:h, :w].reshape(h // 8, 8, w // 8, 8, -1).mean(axis=(1, 3)))
+    (mean_limit, block_limit), mean, worst = augmented_tolerance(quality), float(blocks.mean()), float(blocks.max())
+    if mean > mean_limit or worst > block_limit:
+        return (f"composite differs from the one re-derived from the stored parameters: mean 8x8-block error "
+                f"{mean:.2f} (limit {mean_limit:.2f}), worst block {worst:.2f} (limit {block_limit:.2f})")
     return None
 
 
@@ -224,6 +256,8 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
     if stored != (drawn.x, drawn.y, drawn.scale):
         problems.append(f"{where}: (x, y, scale) = {stored}, but seed {s.seed} draws "
                         f"{(drawn.x, drawn.y, drawn.scale)}")
+    if s.with_augment:
+        problems += augmentation_problems(ref, row, drawn)
     problems += depth_problems(ref, DEFAULT, row, with_images, stats, prefix=f"{where}: ")
     if with_images:
         # The placement as recorded in the row (so a wrong row shows up as a wrong mask too).
@@ -233,13 +267,28 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
     return RowResult(problems, stats)
 
 
+def augmentation_problems(ref: Reference, row: dict, drawn: Placement) -> list[str]:
+    """The stored parameters against those the seed draws for this sample."""
+    expected = draw_augmentation(ref.settings, row["sample_id"], drawn).columns()
+    wrong = [f"{name} = {row[name]!r} (seed {ref.settings.seed} draws {value!r})" for name, value in expected.items()
+             if not _same_value(row[name], value)]
+    return [f"sample_id {row['sample_id']}: augmentation parameter {', '.join(wrong)}"] if wrong else []
+
+
+def _same_value(stored, drawn) -> bool:
+    if isinstance(drawn, float):
+        return stored is not None and float(np.float32(stored)) == drawn
+    return stored == drawn
+
+
 def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: tuple[int, int, int],
                           stats: StatsBook) -> list[str]:
-    """The mask and bbox against the cut-out placed as the row says; the composite against the recomposite."""
+    """The mask (and alpha) and bbox against the cut-out placed as the row says; the composite against the
+    recomposite (an augmented row: re-derived from its stored parameters over the stored background)."""
     s, (bg_id, fg_id, flip) = ref.settings, ids
     where, r, problems = f"sample_id {row['sample_id']}", s.resolution, []
     decoded = {}
-    for column in ("mask", "fg_bg"):
+    for column in ("mask", "fg_bg", "alpha")[:3 if s.with_augment else 2]:
         try:
             decoded[column] = decode_checked(row[column], DEFAULT, column, (r, r), stats)
         except ValueError as err:
@@ -248,18 +297,52 @@ def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: 
         return problems + [f"{where}: the foreground at x={placement.x} y={placement.y} "
                            f"({placement.width}x{placement.height}) is not inside the frame"]
     placed = placed_foreground(ref.foregrounds[fg_id], bool(flip), placement)
+    background = ref.backgrounds.get(bg_id)
+    if s.with_augment:
+        return problems + augmented_image_problems(ref, row, placement, placed, background, decoded)
     if "mask" in decoded:
         mask, expected = decoded["mask"], placed_mask(placed, placement, r, s.mask_threshold)
         if not np.array_equal(mask, expected):
             problems.append(f"{where}: mask differs in {int((mask != expected).sum())} pixels from foreground "
                             f"{fg_id}'s alpha >= {s.mask_threshold} placed at flip={bool(flip)} x={placement.x} "
                             f"y={placement.y} scale={placement.scale}")
-        if list(row["bbox"] or []) != mask_bbox(mask):
-            problems.append(f"{where}: bbox {row['bbox']} is not the mask's box {mask_bbox(mask)}")
-    background = ref.backgrounds.get(bg_id)
+        problems += _bbox_problems(row, mask)
     if "fg_bg" in decoded and background is None:
         problems.append(f"{where}: background {bg_id} is unavailable, cannot check the composite")
     elif "fg_bg" in decoded:
         if error := composite_error(decoded["fg_bg"], background, placed, placement, s.jpeg_quality):
+            problems.append(f"{where}: {error}")
+    return problems
+
+
+def _bbox_problems(row: dict, mask: np.ndarray) -> list[str]:
+    if list(row["bbox"] or []) != mask_bbox(mask):
+        return [f"sample_id {row['sample_id']}: bbox {row['bbox']} is not the mask's box {mask_bbox(mask)}"]
+    return []
+
+
+def augmented_image_problems(ref: Reference, row: dict, placement: Placement, placed: np.ndarray,
+                             background: np.ndarray | None, decoded: dict) -> list[str]:
+    """Alpha exactly, mask = alpha >= threshold, bbox, and the whole frame within the augmented tolerance."""
+    s, where = ref.settings, f"sample_id {row['sample_id']}"
+    if background is None:
+        return [f"{where}: background {row['bg_id']} is unavailable, cannot re-derive the augmented row"]
+    try:
+        params = Augmentation.from_row(row)
+        image, alpha = augmented_composite(background, placed, placement, params, s.mask_threshold)
+    except (TypeError, ValueError, KeyError) as err:
+        return [f"{where}: cannot re-derive the augmented composite from the stored parameters ({err})"]
+    problems = []
+    if "alpha" in decoded and not np.array_equal(decoded["alpha"], alpha):
+        problems.append(f"{where}: alpha differs in {int((decoded['alpha'] != alpha).sum())} pixels from the "
+                        f"re-derived alpha ({params.blend} blend, angle {params.fg_angle})")
+    if "mask" in decoded:
+        expected = np.where(alpha >= s.mask_threshold, 255, 0).astype(np.uint8)
+        if not np.array_equal(decoded["mask"], expected):
+            problems.append(f"{where}: mask differs in {int((decoded['mask'] != expected).sum())} pixels from "
+                            f"the re-derived alpha >= {s.mask_threshold}")
+        problems += _bbox_problems(row, decoded["mask"])
+    if "fg_bg" in decoded:
+        if error := augmented_composite_error(decoded["fg_bg"], image, s.jpeg_quality):
             problems.append(f"{where}: {error}")
     return problems

@@ -182,7 +182,8 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     datasets' Parquet options (images stored uncompressed PLAIN, content-defined chunking so a re-upload of
     regenerated data deduplicates), the page index, and the HF features in the schema metadata."""
     schema = read_shard_schema(source.paths[0])
-    options = get_parquet_column_options(features(source.config_name, "depth" in schema.names), schema)
+    with_depth, with_augment = "depth" in schema.names, "alpha" in schema.names
+    options = get_parquet_column_options(features(source.config_name, with_depth, with_augment), schema)
     parts: list[dict] = []
     writer = sink = None
 
@@ -254,7 +255,7 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
                                                    on_rows=bar.update)
     bar.close()
     grids = {}
-    for kind in GRID_COLUMNS:
+    for kind in (*GRID_COLUMNS, "augment"):  # augment: the per-blend grid of an augmented dataset
         grid = out / "images" / f"{kind}.png"
         if grid.is_file():
             (building / "images").mkdir(exist_ok=True)

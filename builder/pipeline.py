@@ -60,7 +60,8 @@ class Job:
                 for task in shard_tasks(config.name, config.count_rows(plan, split), size, split)]
 
     def schema(self, config_name: str) -> pa.Schema:
-        return CONFIG_BY_NAME[config_name].schema.features(self.settings.with_depth).arrow_schema
+        settings = self.settings
+        return CONFIG_BY_NAME[config_name].schema.features(settings.with_depth, settings.with_augment).arrow_schema
 
     def manifest(self) -> Manifest:
         model = (ModelRecord(self.settings.depth_model, self.estimator.revision,

@@ -10,6 +10,7 @@ import functools
 import numpy as np
 
 from builder.assets import Inputs
+from builder.augment import augmented_composite, draw_augmentation
 from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
 from builder.plan import SampleSpace, SplitPlan, draw_placement
@@ -48,17 +49,33 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     placement = draw_placement(settings.seed, index, *foreground.shape[:2], settings.resolution,
                                settings.scale_min, settings.scale_max)
     placed = ctx.foreground_cache.placed(fg_id, flip, placement)
-    mask = placed_mask(placed, placement, settings.resolution, settings.mask_threshold)
-    jpeg = encode_jpeg(composite(ctx.inputs.backgrounds[bg_id], placed, placement), settings.jpeg_quality)
+    background = ctx.inputs.backgrounds[bg_id]
+    pixels = settings.resolution * settings.resolution
+    if settings.with_augment:
+        image, mask, extra = _augmented(settings, index, background, placed, placement, stats)
+    else:
+        image, extra = composite(background, placed, placement), {}
+        mask = placed_mask(placed, placement, settings.resolution, settings.mask_threshold)
+    jpeg = encode_jpeg(image, settings.jpeg_quality)
     stored = decode_image(jpeg)  # depth and statistics see the composite exactly as users will
     png = encode_png(mask)
     row = {"fg_bg": image_cell(jpeg), "mask": image_cell(png), "sample_id": index, "bg_id": bg_id,
            "fg_id": fg_id, "flip": bool(flip), "x": placement.x, "y": placement.y, "scale": placement.scale,
-           "bbox": mask_bbox(mask)}
-    pixels = settings.resolution * settings.resolution
+           "bbox": mask_bbox(mask), **extra}
     stats["fg_bg"].add_moments(*moments_from_histogram(stored.histogram(), 3), pixels, len(jpeg))
     stats["mask"].add_moments(*binary_mask_moments(mask), pixels, len(png))
     return row, (np.asarray(stored) if settings.with_depth else None)
+
+
+def _augmented(settings: ContentSettings, index: int, background: np.ndarray, placed: np.ndarray,
+               placement, stats: StatsBook) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(composite, mask, the `alpha` cell and parameter columns) of an augmented sample."""
+    params = draw_augmentation(settings, index, placement)
+    image, alpha = augmented_composite(background, placed, placement, params, settings.mask_threshold)
+    mask = np.where(alpha >= settings.mask_threshold, 255, 0).astype(np.uint8)
+    alpha_png = encode_png(alpha)
+    stats["alpha"].add(alpha, len(alpha_png))
+    return image, mask, {"alpha": image_cell(alpha_png), **params.columns()}
 
 
 def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rendered:

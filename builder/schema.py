@@ -33,6 +33,7 @@ class Column:
     dtype: str  # "image", "int64", "int32", "float32", "bool", "string", "box"
     image: ImageSpec | None = None
     depth: bool = False  # part of the depth block, absent with --no-depth
+    augment: bool = False  # an augmentation column, present only with --augment other than none
 
     def feature(self):
         if self.dtype == "image":
@@ -49,15 +50,16 @@ class ConfigSchema:
     columns: tuple[Column, ...]
     depth_source: str | None = None  # the image column whose depth the `depth` column holds
 
-    def active_columns(self, with_depth: bool) -> list[Column]:
-        return [c for c in self.columns if with_depth or not c.depth]
+    def active_columns(self, with_depth: bool, with_augment: bool = False) -> list[Column]:
+        return [c for c in self.columns if (with_depth or not c.depth) and (with_augment or not c.augment)]
 
-    def features(self, with_depth: bool = True) -> datasets.Features:
-        """Features of the config; `with_depth=False` is the `--no-depth` layout."""
-        return datasets.Features({c.name: c.feature() for c in self.active_columns(with_depth)})
+    def features(self, with_depth: bool = True, with_augment: bool = False) -> datasets.Features:
+        """Features of the config; `with_depth=False` is the `--no-depth` layout, `with_augment=True` adds the
+        augmentation columns (`--augment` other than none)."""
+        return datasets.Features({c.name: c.feature() for c in self.active_columns(with_depth, with_augment)})
 
-    def image_columns(self, with_depth: bool) -> list[Column]:
-        return [c for c in self.active_columns(with_depth) if c.image is not None]
+    def image_columns(self, with_depth: bool, with_augment: bool = False) -> list[Column]:
+        return [c for c in self.active_columns(with_depth, with_augment) if c.image is not None]
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -77,9 +79,23 @@ def _depth_block(stats_kind: str, grid: str | None) -> tuple[Column, ...]:
             Column("depth_min", "float32", depth=True), Column("depth_max", "float32", depth=True))
 
 
+def _augment_block() -> tuple[Column, ...]:
+    """Each sample's drawn augmentation parameters (builder.augment.Augmentation), after the placement columns."""
+    typed = (("bg_brightness", "float32"), ("bg_contrast", "float32"), ("bg_saturation", "float32"),
+             ("bg_hue", "float32"), ("bg_dx", "int32"), ("bg_dy", "int32"), ("bg_blur_radius", "float32"),
+             ("bg_noise_sigma", "float32"), ("noise_seed", "int64"), ("fg_angle", "float32"),
+             ("fg_brightness", "float32"), ("fg_contrast", "float32"), ("fg_saturation", "float32"),
+             ("fg_hue", "float32"), ("harmonize_strength", "float32"), ("blend", "string"),
+             ("feather_sigma", "float32"), ("motion_length", "int32"), ("motion_angle", "float32"),
+             ("shadow_opacity", "float32"), ("shadow_dx", "int32"), ("shadow_dy", "int32"),
+             ("shadow_sigma", "float32"))
+    return tuple(Column(name, dtype, augment=True) for name, dtype in typed)
+
+
 DEFAULT = ConfigSchema("default", "sample_id", (
     Column("fg_bg", "image", ImageSpec("JPEG", "RGB", "fg_bg", grid="fg_bg")),
     Column("mask", "image", ImageSpec("PNG", "L", "mask", grid="mask")),
+    Column("alpha", "image", ImageSpec("PNG", "L", "alpha", grid="alpha"), augment=True),
     *_depth_block("depth", grid="depth"),
     Column("sample_id", "int64"),
     Column("bg_id", "int32"),
@@ -89,6 +105,7 @@ DEFAULT = ConfigSchema("default", "sample_id", (
     Column("y", "int32"),
     Column("scale", "float32"),
     Column("bbox", "box"),
+    *_augment_block(),
 ), depth_source="fg_bg")
 BACKGROUNDS = ConfigSchema("backgrounds", "bg_id", (
     Column("bg_id", "int32"),
@@ -110,7 +127,7 @@ CONFIG_NAMES = tuple(SCHEMA_BY_NAME)
 GRID_COLUMNS = {c.image.grid: (s.name, c.name) for s in SCHEMAS for c in s.columns if c.image and c.image.grid}
 
 
-def features(config_name: str, with_depth: bool = True) -> datasets.Features:
+def features(config_name: str, with_depth: bool = True, with_augment: bool = False) -> datasets.Features:
     if config_name not in SCHEMA_BY_NAME:
         raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
-    return SCHEMA_BY_NAME[config_name].features(with_depth)
+    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment)

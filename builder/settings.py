@@ -15,6 +15,16 @@ DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs written with isal/zlib and the Sub filter (same pixels)
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
 SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds")  # in the manifest only when set
+BLEND_MODES = ("alpha", "hard", "feather", "motion")
+# --augment presets: each part's range (0 / "alpha" = off). A part given explicitly overrides its preset value.
+AUGMENT_PRESETS = {
+    "none": {"bg_jitter": 0.0, "bg_noise": 0.0, "bg_shift": 0, "bg_blur": 0.0, "blend_modes": "alpha",
+             "feather": 0.0, "motion": 0, "shadow": 0.0, "fg_rotation": 0.0, "fg_jitter": 0.0, "harmonize": 0.0},
+    "realistic": {"bg_jitter": 0.2, "bg_noise": 4.0, "bg_shift": 4, "bg_blur": 1.0,
+                  "blend_modes": ",".join(BLEND_MODES), "feather": 3.0, "motion": 9, "shadow": 0.6,
+                  "fg_rotation": 15.0, "fg_jitter": 0.15, "harmonize": 0.5},
+}
+AUGMENT_KEYS = tuple(AUGMENT_PRESETS["none"])
 
 
 def _option(default, help_text, **extra):
@@ -42,8 +52,30 @@ class ContentSettings:
                                              "train never sees them")
     validation_foregrounds: int = _option(0, "cut-outs held out for the validation split (chosen by --seed); "
                                              "train never sees them")
+    augment: str = _option("none", "realistic composites: none (the cut-out pasted on the clean background) or "
+                                   "realistic (every part below on, at its preset range)",
+                           choices=tuple(AUGMENT_PRESETS))
+    bg_jitter: float | None = _option(None, "background colour jitter J: brightness, contrast and saturation "
+                                            "factors uniform in [1-J, 1+J], hue shift in [-J/10, J/10] turns")
+    bg_noise: float | None = _option(None, "background gaussian noise: sigma uniform in [0, this] levels")
+    bg_shift: int | None = _option(None, "background shift: dx, dy uniform integers in [-this, this] px, "
+                                         "border reflected")
+    bg_blur: float | None = _option(None, "background blur: box blur radius uniform in [0, this] px")
+    blend_modes: str | None = _option(None, "edge blends drawn per sample, comma-separated from "
+                                            f"{','.join(BLEND_MODES)} (alpha: the cut-out's own)")
+    feather: float | None = _option(None, "feather blend: alpha blurred by sigma uniform in [0.5, this] px")
+    motion: int | None = _option(None, "motion blend: a linear blur of length uniform in [2, this] px")
+    shadow: float | None = _option(None, "soft shadow opacity uniform in [0, this] (0..1)")
+    fg_rotation: float | None = _option(None, "foreground rotation uniform in [-this, this] degrees")
+    fg_jitter: float | None = _option(None, "foreground colour jitter, as --bg-jitter")
+    harmonize: float | None = _option(None, "luminance harmonisation: strength uniform in [0, this] (0..1) "
+                                            "toward the background's mean luma under the cut-out")
 
     def __post_init__(self):
+        preset = AUGMENT_PRESETS.get(self.augment, AUGMENT_PRESETS["none"])
+        for key in AUGMENT_KEYS:
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, preset[key])
         if problems := self.problems():
             raise UsageError(problems)
 
@@ -74,7 +106,7 @@ class ContentSettings:
         for key in SPLIT_KEYS:
             if getattr(self, key) < 0:
                 problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use 0 or more")
-        return problems
+        return problems + self.augment_problems()
 
     def split_problems(self, n_bg: int, n_fg: int) -> list[str]:
         """Held-out counts that leave no input on one side, known once the inputs are counted."""
@@ -87,15 +119,51 @@ class ContentSettings:
                                 f"hold out at most {count - 1}")
         return problems
 
+    def augment_problems(self) -> list[str]:
+        if self.augment not in AUGMENT_PRESETS:
+            return [f"--augment {self.augment!r}: use one of {', '.join(AUGMENT_PRESETS)}"]
+        if not self.with_augment:
+            return [f"--{key.replace('_', '-')} {getattr(self, key)} needs --augment realistic"
+                    for key in AUGMENT_KEYS if getattr(self, key) != AUGMENT_PRESETS["none"][key]]
+        problems = [f"--{key.replace('_', '-')} {getattr(self, key)}: use a value >= 0" for key in AUGMENT_KEYS
+                    if key != "blend_modes" and getattr(self, key) < 0]
+        modes = self.blend_mode_list
+        if not modes or set(modes) - set(BLEND_MODES):
+            problems.append(f"--blend-modes {self.blend_modes!r}: give a comma-separated subset of "
+                            f"{','.join(BLEND_MODES)}")
+        for key, limit in (("bg_jitter", 1.0), ("fg_jitter", 1.0), ("shadow", 1.0), ("harmonize", 1.0),
+                           ("fg_rotation", 180.0)):
+            if getattr(self, key) > limit:
+                problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use at most {limit}")
+        if self.bg_noise > 16:
+            problems.append(f"--bg-noise {self.bg_noise}: use at most 16 levels")
+        if self.bg_shift > self.resolution // 4:
+            problems.append(f"--bg-shift {self.bg_shift}: use at most R/4 = {self.resolution // 4} px")
+        if "feather" in modes and self.feather < 0.5:
+            problems.append(f"--feather {self.feather}: the feather blend needs a sigma of at least 0.5 px")
+        if "motion" in modes and self.motion < 2:
+            problems.append(f"--motion {self.motion}: the motion blend needs a length of at least 2 px")
+        return problems
+
+    @property
+    def with_augment(self) -> bool:
+        return self.augment != "none"
+
+    @property
+    def blend_mode_list(self) -> list[str]:
+        return [mode.strip() for mode in self.blend_modes.split(",") if mode.strip()]
+
     @property
     def with_depth(self) -> bool:
         return not self.no_depth
 
     def to_json(self) -> dict:
-        """The manifest's `settings`: the depth keys only when there is depth, the split keys only when set."""
+        """The manifest's `settings`: the depth keys only when there is depth, the split keys only when set, the
+        augmentation parts only when augmenting (so the defaults write the manifest they always did)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if (self.with_depth or f.name not in DEPTH_KEYS)
-                and (f.name not in SPLIT_KEYS or getattr(self, f.name))}
+                and (f.name not in SPLIT_KEYS or getattr(self, f.name))
+                and (self.with_augment or f.name not in ("augment", *AUGMENT_KEYS))}
 
     @classmethod
     def from_json(cls, data: dict) -> "ContentSettings":
@@ -168,9 +236,10 @@ class GenerateConfig:
             if field.type == "bool":
                 parser.add_argument(flag, action="store_true", help=help_text)
             else:
-                kind = {"int": int, "float": float}.get(field.type, str)
+                kind = {"int": int, "float": float}.get(field.type.removesuffix(" | None"), str)
+                default = "from --augment" if field.default is None else field.default
                 parser.add_argument(flag, type=kind, default=field.default, choices=field.metadata.get("choices"),
-                                    help=f"{help_text} (default: {field.default})")
+                                    help=f"{help_text} (default: {default})")
         return parser
 
     @classmethod

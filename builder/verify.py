@@ -141,7 +141,8 @@ class ShardCheck:
     tallies: dict[str, Tally] = dataclasses.field(default_factory=dict)
 
     def run(self, shard: Shard, sample: int | None, seed: int) -> None:
-        expected = self.config.schema.features(self.reference.settings.with_depth).arrow_schema
+        settings = self.reference.settings
+        expected = self.config.schema.features(settings.with_depth, settings.with_augment).arrow_schema
         try:
             schema = shard_schema(shard)
         except Exception as err:  # noqa: BLE001 - any unreadable file
