@@ -52,11 +52,13 @@ def run_generate(out: Path, *args, processes: int = 1, launcher: str = "torchrun
 
 def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:
     """(inode, mtime_ns, rows) of every shard that has its done marker: a rerun must keep these files as they are."""
+    from builder.plan import ShardName
+
     shards = {}
     for marker in (out / ".fgbg" / "done").glob("*.json"):
-        name, index, count = re.fullmatch(r"(\w+)-(\d{5})-of-(\d{5})", marker.stem).groups()
-        path = out / "data" / name / f"train-{index}-of-{count}.arrow"
-        shards[path] = (path.stat().st_ino, path.stat().st_mtime_ns, json.loads(marker.read_text())["rows"])
+        data = json.loads(marker.read_text())
+        path = out / ShardName(data["config_name"], data["split"], data["shard_index"], data["num_shards"]).relative_path()
+        shards[path] = (path.stat().st_ino, path.stat().st_mtime_ns, data["rows"])
     return shards
 
 
