@@ -230,7 +230,7 @@ def provenance(manifest: Manifest) -> str:
     if model:
         lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), input "
                      f"{settings.depth_input_size} x {settings.depth_input_size} (bicubic), prediction resized "
-                     "back bicubic, then min-max scaled per image to 16-bit PNG")
+                     f"back bicubic, then min-max scaled per image to a {settings.depth_bits}-bit PNG")
     else:
         lines.append("- depth: none (generated with `--no-depth`)")
     versions = ", ".join(f"{k} {v}" for k, v in manifest.versions.items())
@@ -311,6 +311,20 @@ scaling them (on a full-range 16-bit ramp, 99.61% of the pixels become 255). For
 """
 
 
+DEPTH_READING_8 = """## Reading depth
+
+`depth` is an 8-bit PNG (mode `L`, `--depth-bits 8`): 256 levels per image between `depth_min` and `depth_max`.
+
+```python
+import numpy as np
+
+png = np.asarray(row["depth"])  # uint8, 0..255
+raw = row["depth_min"] + png / 255 * (row["depth_max"] - row["depth_min"])  # the model's output, 8-bit steps
+```
+
+"""
+
+
 def license_text(manifest: Manifest, license: License | None) -> str:
     model = manifest.model
     if license is None:
@@ -356,9 +370,10 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
     settings = manifest.settings
     with_depth = settings.with_depth
     n_bg, n_fg = len(manifest.backgrounds), len(manifest.foregrounds)
+    peak, png = (65535, "a 16-bit PNG") if settings.depth_bits == 16 else (255, "an 8-bit PNG (`--depth-bits 8`)")
     depth_note = ("`depth` is the model's relative inverse depth (disparity: larger is nearer), resized to R x R "
-                  "and min-max scaled per image to 0..65535 in a 16-bit PNG; the raw prediction is "
-                  "`depth_min + png / 65535 * (depth_max - depth_min)` (see Reading depth)." if with_depth else
+                  f"and min-max scaled per image to 0..{peak} in {png}, computed in float32; the raw prediction "
+                  f"is `depth_min + png / {peak} * (depth_max - depth_min)` (see Reading depth)." if with_depth else
                   "This dataset was generated without depth (`--no-depth`): it has no depth columns.")
     values = {
         "yaml": card_yaml(manifest, stats, data_files, sizes, license, splits),
@@ -374,7 +389,7 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
         "data_size": human_bytes(sum(sizes.values())), "data_bytes": f"{sum(sizes.values()):,}",
         "provenance": provenance(manifest), "repo_id": repo_id,
         "depth_loading": ', row["depth"]  # PIL images; depth is mode I;16' if with_depth else "",
-        "depth_reading": DEPTH_READING if with_depth else "",
+        "depth_reading": (DEPTH_READING if settings.depth_bits == 16 else DEPTH_READING_8) if with_depth else "",
         "license_text": license_text(manifest, license),
     }
     return string.Template(TEMPLATE.read_text()).substitute(values)

@@ -38,6 +38,10 @@ class Reference:
     def space(self) -> SampleSpace:
         return SampleSpace(len(self.manifest.backgrounds), len(self.manifest.foregrounds), self.settings.placements)
 
+    def schema(self, schema: ConfigSchema) -> ConfigSchema:
+        """A config's schema as this dataset stores it (`--depth-bits`)."""
+        return schema.for_depth_bits(self.settings.depth_bits)
+
     @property
     def plan(self) -> SplitPlan:
         s = self.settings
@@ -174,7 +178,7 @@ def depth_problems(ref: Reference, schema: ConfigSchema, row: dict, with_images:
     if with_images:
         r = ref.settings.resolution
         try:
-            decode_checked(row["depth"], schema, "depth", (r, r), stats)
+            decode_checked(row["depth"], ref.schema(schema), "depth", (r, r), stats)
         except ValueError as err:
             problems.append(f"{prefix}depth {err}")
     return problems
@@ -192,7 +196,7 @@ def _membership_problem(key: str, value: int, split: str, members: tuple[int, ..
 
 def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     """Always decoded: the default config's masks and composites are checked against these pixels."""
-    stats = StatsBook(FOREGROUNDS.peaks)
+    stats = StatsBook(ref.schema(FOREGROUNDS).peaks)
     fg_id = row["fg_id"]
     if problem := _id_problem(fg_id, ref.space.n_fg, "fg_id"):
         return RowResult([problem], stats)
@@ -215,7 +219,7 @@ def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: st
 
 
 def check_background_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
-    stats = StatsBook(BACKGROUNDS.peaks)
+    stats = StatsBook(ref.schema(BACKGROUNDS).peaks)
     bg_id = row["bg_id"]
     if problem := _id_problem(bg_id, ref.space.n_bg, "bg_id"):
         return RowResult([problem], stats)
@@ -232,7 +236,7 @@ def check_background_row(ref: Reference, row: dict, with_images: bool, split: st
 
 
 def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
-    stats = StatsBook(DEFAULT.peaks)
+    stats = StatsBook(ref.schema(DEFAULT).peaks)
     sample_id = row["sample_id"]
     if sample_id is None or not 0 <= sample_id < len(ref.space):
         return RowResult([f"sample_id {sample_id} outside the sample space [0, {len(ref.space)})"], stats)

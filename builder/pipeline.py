@@ -13,7 +13,7 @@ import pyarrow as pa
 from builder.assets import load_inputs
 from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig
 from builder.depth import DepthEstimator, NonFiniteDepthError
-from builder.encode import encode_png16, image_cell
+from builder.encode import depth_levels, encode_depth, image_cell
 from builder.errors import FgbgError, UsageError
 from builder.plan import ShardTask, shard_tasks, tasks_for_process
 from builder.render import RenderContext
@@ -104,11 +104,14 @@ class Job:
             keys = [rows[p][config.key_column] for p in err.positions]
             raise FgbgError(f"config {config.name}, {config.key_column} {keys}: {err}") from err
 
+        bits = self.settings.depth_bits
+
         def encode(depths: np.ndarray) -> tuple[list[bytes], StatsBook]:
-            stats, encoded = StatsBook(config.schema.peaks), []
+            stats, encoded = StatsBook(config.schema.for_depth_bits(bits).peaks), []
             for depth in depths:
-                encoded.append(encode_png16(depth))
-                stats["depth"].add(depth, len(encoded[-1]))
+                levels = depth_levels(depth, bits)
+                encoded.append(encode_depth(levels))
+                stats["depth"].add(levels, len(encoded[-1]))
             return encoded, stats
 
         pieces = list(pool.map(encode, _pieces(prediction.depth, workers)))

@@ -64,6 +64,14 @@ class ConfigSchema:
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
+    def for_depth_bits(self, bits: int) -> "ConfigSchema":
+        """The schema as stored with `--depth-bits`: 8 stores depth as PNG L (peak 255) instead of I;16."""
+        if bits == 16:
+            return self
+        return dataclasses.replace(self, columns=tuple(
+            dataclasses.replace(c, image=dataclasses.replace(c.image, mode="L")) if c.name == "depth" else c
+            for c in self.columns))
+
     @property
     def peaks(self) -> dict[str, int]:
         """Image column -> peak value of its stored pixels (statistics are scaled to [0, 1] by it)."""

@@ -14,7 +14,8 @@ from builder.errors import UsageError
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs written with isal/zlib and the Sub filter (same pixels)
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
-SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds")  # in the manifest only when set
+# in the manifest only when not at their defaults, so datasets made before them keep their manifest
+SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits")
 BLEND_MODES = ("alpha", "hard", "feather", "motion")
 # --augment presets: each part's range (0 / "alpha" = off). A part given explicitly overrides its preset value.
 AUGMENT_PRESETS = {
@@ -48,6 +49,8 @@ class ContentSettings:
     depth_input_size: int = _option(518, "side of the square the depth model sees (a multiple of 14)")
     depth_dtype: str = _option("auto", "model dtype: auto (bf16 on CUDA, fp32 elsewhere), float32, float16, "
                                        "bfloat16", choices=("auto", "float32", "float16", "bfloat16"))
+    depth_bits: int = _option(16, "bits per stored depth value: 16 (PNG I;16) or 8 (PNG L, smaller; 256 levels "
+                                  "per image)", choices=(16, 8))
     validation_backgrounds: int = _option(0, "backgrounds held out for the validation split (chosen by --seed); "
                                              "train never sees them")
     validation_foregrounds: int = _option(0, "cut-outs held out for the validation split (chosen by --seed); "
@@ -103,9 +106,11 @@ class ContentSettings:
             problems.append(f"--depth-input-size {self.depth_input_size}: use a multiple of 14 (e.g. 518, 224)")
         if self.shard_size < 1:
             problems.append(f"--shard-size {self.shard_size}: use at least 1")
-        for key in SPLIT_KEYS:
+        for key in ("validation_backgrounds", "validation_foregrounds"):
             if getattr(self, key) < 0:
                 problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use 0 or more")
+        if self.depth_bits not in (8, 16):
+            problems.append(f"--depth-bits {self.depth_bits}: use 16 or 8")
         return problems + self.augment_problems()
 
     def split_problems(self, n_bg: int, n_fg: int) -> list[str]:
@@ -162,7 +167,7 @@ class ContentSettings:
         augmentation parts only when augmenting (so the defaults write the manifest they always did)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if (self.with_depth or f.name not in DEPTH_KEYS)
-                and (f.name not in SPLIT_KEYS or getattr(self, f.name))
+                and (f.name not in SPLIT_KEYS or getattr(self, f.name) != f.default)
                 and (self.with_augment or f.name not in ("augment", *AUGMENT_KEYS))}
 
     @classmethod

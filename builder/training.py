@@ -202,9 +202,11 @@ def decode_unit_image(data: bytes) -> torch.Tensor:
 
 
 def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tensor:
-    """The 16-bit depth PNG as 1 x R x R float32: per-image [0, 1], or the model's raw disparity."""
-    depth = torch.from_numpy(np.asarray(Image.open(io.BytesIO(data)), dtype=np.float32)).unsqueeze(0)
-    depth.div_(65535)
+    """The depth PNG (16-bit, or 8-bit with --depth-bits 8) as 1 x R x R float32: per-image [0, 1], or the
+    model's raw disparity."""
+    image = Image.open(io.BytesIO(data))
+    depth = torch.from_numpy(np.asarray(image, dtype=np.float32)).unsqueeze(0)
+    depth.div_(255 if image.mode == "L" else 65535)
     return depth if mode == "unit" else depth.mul_(high - low).add_(low)
 
 

@@ -250,7 +250,8 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
                 stats.setdefault(split, []).extend(tally.stats)
             if estimator is not None and config.schema.depth_source:
                 for shard in layout.shards[config.name]:
-                    report.extend(shard_depth_problems(config, shard, estimator, depth_rows, seed))
+                    report.extend(shard_depth_problems(config, shard, estimator, depth_rows, seed,
+                                                       loaded.settings.depth_bits))
                 report.depth_checked[config.name] = sum(min(depth_rows, expected_rows(s))
                                                         for s in layout.shards[config.name])
     finish_report(root, layout, report, {split: merge_all(parts) for split, parts in stats.items()},

@@ -1,6 +1,6 @@
 """verify --depth N: the manifest's depth model run again on N rows per shard, compared with the stored maps.
 
-The stored map is decoded back to raw depth (`depth_min + png / 65535 * (depth_max - depth_min)`) and compared
+The stored map is decoded back to raw depth (`depth_min + png / peak * (depth_max - depth_min)`, peak 65535, or 255 with --depth-bits 8) and compared
 with the model's prediction on the stored image the depth was made from (the decoded composite, or the decoded
 background). Reruns on the same hardware and dtype differ by at most 1/65535 of the range (a different CPU thread
 count changes float summation order), so the limit below leaves room for other hardware while a map of another
@@ -51,10 +51,10 @@ def chosen_rows(shard: Shard, count: int, seed: int) -> list[dict]:
     return [row for _, rows, flags in iter_rows(shard, chosen) for row, flag in zip(rows, flags) if flag]
 
 
-def row_depth_problem(row: dict, predicted: np.ndarray, source: str) -> str | None:
+def row_depth_problem(row: dict, predicted: np.ndarray, source: str, peak: int) -> str | None:
     low, high = float(predicted.min()), float(predicted.max())
     span = float(row["depth_max"]) - float(row["depth_min"])
-    stored = float(row["depth_min"]) + pixels(row["depth"]).astype(np.float64) / 65535 * span
+    stored = float(row["depth_min"]) + pixels(row["depth"]).astype(np.float64) / peak * span
     worst = float(np.abs(stored - predicted).max()) / span
     ends = max(abs(low - row["depth_min"]), abs(high - row["depth_max"])) / span
     if worst > DEPTH_TOLERANCE or ends > DEPTH_TOLERANCE:
@@ -63,14 +63,15 @@ def row_depth_problem(row: dict, predicted: np.ndarray, source: str) -> str | No
     return None
 
 
-def shard_depth_problems(config: DatasetConfig, shard: Shard, estimator, count: int, seed: int) -> Problems:
+def shard_depth_problems(config: DatasetConfig, shard: Shard, estimator, count: int, seed: int,
+                         depth_bits: int) -> Problems:
     rows = chosen_rows(shard, count, seed)
     if not rows:
         return []
     images = np.stack([pixels(row[config.schema.depth_source]) for row in rows])
     raw = estimator.predict_raw(images).float().cpu().numpy()
-    problems = []
+    problems, peak = [], config.schema.for_depth_bits(depth_bits).column("depth").image.max_value
     for row, predicted in zip(rows, raw):
-        if problem := row_depth_problem(row, predicted, config.schema.depth_source):
+        if problem := row_depth_problem(row, predicted, config.schema.depth_source, peak):
             problems.append((f"{shard.relative} {config.key_column} {row[config.key_column]}", problem))
     return problems

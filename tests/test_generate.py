@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import (GENERATE, assert_reused, encoded, env, finished_shards, read_config, run_generate,
+from tests.conftest import (GENERATE, run_verify, assert_reused, encoded, env, finished_shards, read_config, run_generate,
                             write_inputs)
 from fgbg_depth import CONFIG_NAMES
 
@@ -253,3 +253,29 @@ def test_python_builder_spreads_shards_over_num_proc(tmp_path, inputs):
         if num_proc:
             assert len(ds.cache_files) == 2  # one Arrow file per worker: the shards really were spread
     assert sorted(built[None]) == list(range(16)) and built[2] == built[None]
+
+
+def test_depth_bits_8_writes_an_8bit_png_that_verifies(tmp_path, small_args):
+    """--depth-bits 8: PNG L maps (each the 16-bit map rounded to 0..255), card and statistics follow, verify
+    passes, and the training loader scales by 255."""
+    sixteen, eight = tmp_path / "16", tmp_path / "8"
+    run_generate(sixteen, *small_args)
+    run_generate(eight, *small_args, "--depth-bits", 8)
+    wide = datasets.load_dataset(str(sixteen), split="train")
+    narrow = datasets.load_dataset(str(eight), split="train")
+    for a, b in zip(wide, narrow, strict=True):
+        assert b["depth"].mode == "L" and (a["depth_min"], a["depth_max"]) == (b["depth_min"], b["depth_max"])
+        levels = np.asarray(a["depth"]).astype(np.int64) * 255 / 65535
+        assert np.abs(np.asarray(b["depth"]) - levels).max() <= 0.5 + 1e-9
+    assert run_verify(eight).returncode == 0
+    stats = json.loads((eight / "stats.json").read_text())["kinds"]["depth"]
+    assert stats["max_value"] == 255 and stats["encoded_bytes"] < json.loads(
+        (sixteen / "stats.json").read_text())["kinds"]["depth"]["encoded_bytes"]
+    assert "0..255 in an 8-bit PNG" in (eight / "README.md").read_text()
+    assert json.loads((eight / "manifest.json").read_text())["settings"]["depth_bits"] == 8
+    assert "depth_bits" not in json.loads((sixteen / "manifest.json").read_text())["settings"]
+    from fgbg_depth import torch_dataset
+
+    row = next(iter(torch_dataset(str(eight), depth="unit")))
+    stored = np.asarray(narrow.filter(lambda r: r["sample_id"] == row["sample_id"])[0]["depth"]) / 255
+    assert np.allclose(row["depth"][0].numpy(), stored, atol=1e-6)
