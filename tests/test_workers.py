@@ -27,10 +27,11 @@ def shm_segments() -> set[str]:
 
 
 def child_pids() -> set[int]:
+    """Our child processes, multiprocessing's resource tracker aside (it lives as long as this interpreter)."""
     pids = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
         pids |= {int(p) for p in (task / "children").read_text().split()}
-    return pids
+    return {pid for pid in pids if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()}
 
 
 def shard_files(out: Path) -> dict[str, bytes]:
