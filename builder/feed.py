@@ -6,7 +6,6 @@ the copy of batch n runs on a side stream while the model computes batch n+1. Al
 from __future__ import annotations
 
 import collections
-import contextlib
 
 import numpy as np
 import torch
@@ -142,7 +141,3 @@ class DepthFeed:
             self.finish()
         while self.registered:
             self.cuda.unregister(self.registered.pop())
-
-
-def null_feed() -> contextlib.nullcontext:
-    return contextlib.nullcontext(None)

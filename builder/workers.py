@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
+import secrets
 import signal
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -16,6 +18,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from builder.encode import encode_png16, image_cell
+from builder.errors import FgbgError
 from builder.render import RenderContext
 from builder.stats import StatsBook
 
@@ -32,14 +35,61 @@ def pieces(items, workers: int) -> list:
     return [items[s:s + step] for s in range(0, len(items), step)]
 
 
+SHM_PREFIX = "fgbg-ring"
+SHM_FOLDER = "/dev/shm"
+
+
+def ring_name() -> str:
+    """Names carry the owner's pid, so a later run can tell the rings of a rank that was SIGKILLed together with
+    its whole process group (then no process is left to unlink them) from those of a live one."""
+    return f"{SHM_PREFIX}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def sweep_stale_rings() -> list[str]:
+    """Unlink the rings of ranks that no longer exist; returns their names."""
+    swept = []
+    for name in os.listdir(SHM_FOLDER) if os.path.isdir(SHM_FOLDER) else []:
+        parts = name.split("-")
+        if name.startswith(SHM_PREFIX + "-") and len(parts) == 4 and parts[2].isdigit() and not _alive(int(parts[2])):
+            try:
+                os.unlink(os.path.join(SHM_FOLDER, name))
+                swept.append(name)
+            except FileNotFoundError:  # another rank swept it first
+                pass
+    return swept
+
+
+def check_room(nbytes: int) -> None:
+    """Shared memory is allocated as workers write: too small a /dev/shm (Docker's default is 64 MB) would
+    kill a worker with SIGBUS mid-run, so refuse up front."""
+    if not os.path.isdir(SHM_FOLDER):
+        return
+    stats = os.statvfs(SHM_FOLDER)
+    free = stats.f_bavail * stats.f_frsize
+    if free < nbytes:
+        raise FgbgError(f"{SHM_FOLDER} has {free / 2**20:.0f} MB free but the worker rings need "
+                        f"{nbytes / 2**20:.0f} MB: lower --batch-size, run with --workers 0, or give the container "
+                        "more shared memory (docker run --shm-size 2g)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Ring:
     """`slots` arrays of one shape in one block: shared memory between processes, or plain memory in-process."""
 
     def __init__(self, shape: tuple, dtype, shared: bool, name: str | None = None):
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         nbytes = max(1, int(np.prod(self.shape)) * self.dtype.itemsize)
-        self.memory = (shared_memory.SharedMemory(name=name, create=name is None, size=nbytes if name is None else 0)
-                       if shared else None)
+        self.memory = (shared_memory.SharedMemory(name=name or ring_name(), create=name is None,
+                                                  size=nbytes if name is None else 0) if shared else None)
         buffer = self.memory.buf if self.memory else bytearray(nbytes)
         self.array = np.ndarray(self.shape, self.dtype, buffer=buffer)
 
@@ -126,6 +176,9 @@ class WorkerPool:
         self.workers = workers
         side = ctx.settings.resolution
         shared = workers > 0
+        if shared:
+            sweep_stale_rings()
+            check_room((IMAGE_SLOTS * 3 + DEPTH_SLOTS * 2) * batch_size * side * side)
         self.images = Ring((IMAGE_SLOTS, batch_size, side, side, 3), np.uint8, shared)
         try:
             self.depths = Ring((DEPTH_SLOTS, batch_size, side, side), np.uint16, shared)

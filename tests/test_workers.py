@@ -13,17 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from builder.errors import FgbgError
 from builder.pipeline import load_job, run_shards
 from builder.settings import GenerateConfig
 from builder.shards import OutputStore
-from builder.workers import WorkerPool, pieces
+from builder.workers import SHM_PREFIX, WorkerPool, pieces, ring_name, sweep_stale_rings
 from tests.conftest import ROOT, env, generate_cmd
 
 SETTINGS = {"demo": True, "placements": 2, "shard_size": 20, "batch_size": 8, "depth_input_size": 56}
 
 
 def shm_segments() -> set[str]:
-    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+    return {name for name in os.listdir("/dev/shm") if name.startswith(SHM_PREFIX)}
 
 
 def child_pids() -> set[int]:
@@ -149,3 +150,26 @@ def test_workers_import_no_torch():
     modules = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "builder.workers" in modules
     assert not {m for m in modules if m.split(".")[0] in ("torch", "transformers", "datasets")}
+
+
+def test_rings_of_dead_ranks_are_swept_and_live_ones_kept(tmp_path):
+    """A rank SIGKILLed with its whole process group leaves its rings: the next pool unlinks them."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = f"{SHM_PREFIX}-{dead.stdout.strip()}-0badf00d"
+    live = ring_name()
+    for name in (stale, live):
+        (Path("/dev/shm") / name).write_bytes(b"x")
+    try:
+        assert stale in sweep_stale_rings()
+        assert stale not in shm_segments() and live in shm_segments()
+    finally:
+        for name in (stale, live):
+            (Path("/dev/shm") / name).unlink(missing_ok=True)
+
+
+def test_too_little_shared_memory_is_refused_with_the_fix(tmp_path, monkeypatch):
+    config = GenerateConfig.from_kwargs(output_dir=tmp_path / "out", no_depth=True, **SETTINGS)
+    job = load_job(config, device=torch.device("cpu"))
+    monkeypatch.setattr(os, "statvfs", lambda path: type("S", (), {"f_bavail": 16, "f_frsize": 2**20})())
+    with pytest.raises(FgbgError, match=r"16 MB free .* need 746 MB: lower --batch-size, run with --workers 0"):
+        WorkerPool(job.ctx, {}, 2, 1200)
