@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import resource
 import secrets
 import signal
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import shared_memory
@@ -70,6 +72,12 @@ def check_room(nbytes: int) -> None:
         raise FgbgError(f"{SHM_FOLDER} has {free / 2**20:.0f} MB free but the worker rings need "
                         f"{nbytes / 2**20:.0f} MB: lower --batch-size, run with --workers 0, or give the container "
                         "more shared memory (docker run --shm-size 2g)")
+
+
+def file_size_limit() -> float:
+    """RLIMIT_FSIZE: a shared-memory segment is a file, and creating one larger than this fails (EFBIG)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return float("inf") if soft == resource.RLIM_INFINITY else soft
 
 
 def _alive(pid: int) -> bool:
@@ -173,25 +181,34 @@ class WorkerPool:
     memory behind, however the run ends."""
 
     def __init__(self, ctx: RenderContext, recipes: Recipes, workers: int, batch_size: int):
-        self.workers = workers
         side = ctx.settings.resolution
+        nbytes = (IMAGE_SLOTS * 3 + DEPTH_SLOTS * 2) * batch_size * side * side
+        if workers > 0 and nbytes > file_size_limit():
+            print(f"note: the file-size limit (ulimit -f) is below the {nbytes / 2**20:.0f} MB of shared memory "
+                  "the worker processes need: rendering in this process instead", file=sys.stderr, flush=True)
+            workers = 0
+        self.workers = workers
         shared = workers > 0
         if shared:
             sweep_stale_rings()
-            check_room((IMAGE_SLOTS * 3 + DEPTH_SLOTS * 2) * batch_size * side * side)
-        self.images = Ring((IMAGE_SLOTS, batch_size, side, side, 3), np.uint8, shared)
+            check_room(nbytes)
+        self.executor, self.rings = None, []
         try:
-            self.depths = Ring((DEPTH_SLOTS, batch_size, side, side), np.uint16, shared)
+            self.images = self._ring((IMAGE_SLOTS, batch_size, side, side, 3), np.uint8, shared)
+            self.depths = self._ring((DEPTH_SLOTS, batch_size, side, side), np.uint16, shared)
+            self.workshop = Workshop(ctx, recipes, self.images, self.depths)  # used in-process when workers == 0
+            if shared:
+                fresh = RenderContext(ctx.settings, ctx.inputs)  # no cached properties: each worker builds its own
+                self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=_start_worker,
+                                                    initargs=(fresh, dict(recipes), self.images.spec, self.depths.spec))
         except BaseException:
-            self.images.close(unlink=True)
+            self.close()
             raise
-        self.workshop = Workshop(ctx, recipes, self.images, self.depths)  # used in-process when workers == 0
-        self.executor = None
-        if shared:
-            fresh = RenderContext(ctx.settings, ctx.inputs)  # without cached properties: each worker builds its own
-            self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_start_worker,
-                                                initargs=(fresh, dict(recipes), self.images.spec, self.depths.spec))
+
+    def _ring(self, shape: tuple, dtype, shared: bool) -> Ring:
+        self.rings.append(Ring(shape, dtype, shared))
+        return self.rings[-1]
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -228,5 +245,5 @@ class WorkerPool:
         release the rings."""
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
-        self.images.close(unlink=True)
-        self.depths.close(unlink=True)
+        while self.rings:
+            self.rings.pop().close(unlink=True)
