@@ -1,5 +1,6 @@
 """The work of a generation, with no knowledge of launchers: a `Job` renders the rows of a shard batch by batch
-(CPU work for the next batch overlaps depth on this one), and `run_shards` writes one rank's shards."""
+(the rank's worker processes render batch n+1 and encode batch n-1's depth while the model runs on batch n; see
+builder/workers.py and builder/feed.py), and `run_shards` writes one rank's shards."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pyarrow as pa
 from builder.assets import load_inputs
 from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig
 from builder.depth import DepthEstimator
-from builder.feed import DepthFeed, compile_estimator, resolve_batch_size, tune_backend
 from builder.errors import UsageError
+from builder.feed import DepthFeed, compile_estimator, resolve_batch_size, tune_backend
 from builder.plan import ShardTask, shard_tasks, tasks_for_process
 from builder.render import RenderContext
 from builder.settings import ContentSettings, GenerateConfig, Manifest, ModelRecord, library_versions
