@@ -517,7 +517,7 @@ def standin_run(bg_dir: str, fg_dir: str, out: str, placements: int, shard_size:
     started, cpu_started = time.perf_counter(), time.process_time()
     tasks = run_shards(job, store, 0, 1, threads=cores)
     seconds = time.perf_counter() - started
-    rows = sum(task.stop - task.start for task in tasks)
+    rows = sum(task.stop - task.start for task in tasks if task.config_name == "default")  # as run_generator counts
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "rows_per_s_per_core": rows / seconds / cores,
             "estimator": type(job.estimator).__module__ + "." + type(job.estimator).__name__,
             "main_process_cpu_s": time.process_time() - cpu_started}
@@ -775,7 +775,7 @@ def photo_section_inputs(work: Path, given: Path | None, report: dict) -> tuple[
     if photos is None:
         report["inputs"]["photos"] = "none found (pass --photos or pip install scikit-image): procedural demo inputs"
         return make_inputs(work / "demo10", 10, 10)
-    report["inputs"]["photos"] = str(photos)
+    report["inputs"]["photos"] = f"{photos}: 10 backgrounds and 10 cut-outs cropped from {', '.join(PHOTOS)}"
     return photo_inputs(work / "photos10", photos, 10, 10)
 
 
