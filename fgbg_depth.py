@@ -98,11 +98,10 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
     def _generate_examples(self, tasks):
         import torch  # imported on use: reading a dataset with this module needs no torch
 
-        from builder.launch import cpu_threads
         from builder.pipeline import iter_rows
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         key = SCHEMA_BY_NAME[self.config.name].key_column
-        for row in iter_rows(self._generate_config(), tasks, device, cpu_threads(1)):
+        for row in iter_rows(self._generate_config(), tasks, device):
             yield row[key], row
 

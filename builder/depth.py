@@ -37,16 +37,29 @@ class DepthBatch:
     depth_max: np.ndarray  # B float32
 
 
-def scale_to_uint16(raw: torch.Tensor) -> DepthBatch:
-    """B x R x R float32 -> per image min-max scaled to 0..65535 (in float32), with the raw range."""
+def scale_on_device(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B x R x R float32 -> (per image min-max scaled to 0..65535 as int32, minima, maxima, finite flags), all
+    still on raw's device, so a GPU caller can copy them back asynchronously."""
     flat = raw.flatten(1)
-    finite = torch.isfinite(flat).all(dim=1).cpu()
-    if not finite.all():
-        raise NonFiniteDepthError(torch.nonzero(~finite).flatten().tolist())
+    finite = torch.isfinite(flat).all(dim=1)
     low, high = flat.amin(dim=1), flat.amax(dim=1)
     span = (high - low).clamp_min(torch.finfo(torch.float32).tiny)
     scaled = ((raw - low[:, None, None]) / span[:, None, None] * 65535).round_().clamp_(0, 65535)
-    depth = scaled.to(torch.int32).cpu().numpy().astype(np.uint16)
+    return scaled.to(torch.int32), low, high, finite
+
+
+def check_finite(finite) -> None:
+    """Raise NonFiniteDepthError naming the batch positions whose prediction held NaN or infinity."""
+    finite = np.asarray(finite, dtype=bool)
+    if not finite.all():
+        raise NonFiniteDepthError(np.flatnonzero(~finite).tolist())
+
+
+def scale_to_uint16(raw: torch.Tensor) -> DepthBatch:
+    """B x R x R float32 -> per image min-max scaled to 0..65535 (in float32), with the raw range."""
+    scaled, low, high, finite = scale_on_device(raw)
+    check_finite(finite.cpu().numpy())
+    depth = scaled.cpu().numpy().astype(np.uint16)
     return DepthBatch(depth, low.cpu().numpy().astype(np.float32), high.cpu().numpy().astype(np.float32))
 
 

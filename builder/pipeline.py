@@ -1,42 +1,26 @@
 """The work of a generation, with no knowledge of launchers: a `Job` renders the rows of a shard batch by batch
-(CPU work for the next batch overlaps depth on this one), and `run_shards` writes one rank's shards."""
+(the rank's worker processes render batch n+1 and encode batch n-1's depth while the model runs on batch n; see
+builder/workers.py and builder/feed.py), and `run_shards` writes one rank's shards."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
 
-import numpy as np
 import pyarrow as pa
 
 from builder.assets import load_inputs
 from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig
 from builder.depth import DepthEstimator, NonFiniteDepthError
-from builder.encode import depth_levels, encode_depth, image_cell
 from builder.errors import FgbgError, UsageError
+from builder.feed import DepthFeed, compile_estimator, resolve_batch_size, tune_backend
 from builder.plan import ShardTask, shard_tasks, tasks_for_process
 from builder.render import RenderContext
 from builder.settings import ContentSettings, GenerateConfig, Manifest, ModelRecord, library_versions
 from builder.shards import OutputStore
-from builder.stats import ImageStats, StatsBook, merge_all
-
-
-def _pieces(items, workers: int) -> list:
-    """`items` cut into at most `workers` contiguous slices: one task per worker thread, not one per row."""
-    step = -(-len(items) // workers)
-    return [items[s:s + step] for s in range(0, len(items), step)]
-
-
-def _render_rows(config: DatasetConfig, ctx: RenderContext, indices: list[int]
-                 ) -> tuple[list[dict], StatsBook, list]:
-    """Rows of the given keys, their statistics summed here in the worker."""
-    stats, rows, images = StatsBook(config.schema.peaks), [], []
-    for index in indices:
-        row, image = config.render_row(ctx, index, stats)
-        rows.append(row)
-        images.append(image)
-    return rows, stats, images
+from builder.stats import ImageStats, merge_all
+from builder.workers import DEPTH_SLOTS, IMAGE_SLOTS, WorkerPool
 
 
 @dataclasses.dataclass
@@ -47,6 +31,8 @@ class Job:
     ctx: RenderContext
     estimator: DepthEstimator | None
     batch_size: int
+    workers: int | None = None  # worker processes; None: the rank's share of the cores; 0: in this process
+    compiled: bool = False  # the model was compiled for one batch shape: every batch is padded to batch_size
 
     @property
     def settings(self) -> ContentSettings:
@@ -73,52 +59,53 @@ class Job:
         return Manifest(self.settings, tuple(inputs.records(inputs.bg_files)), tuple(inputs.records(inputs.fg_files)),
                         model, library_versions(), held_out=held)
 
-    def render(self, task: ShardTask, pool: Executor, workers: int = 1
+    def render(self, task: ShardTask, pool: WorkerPool, feed: DepthFeed | None = None
                ) -> Iterator[tuple[pa.RecordBatch, dict[str, ImageStats]]]:
-        """Record batches of one shard with their statistics by kind; the next batch renders in `pool` while
-        depth runs on this one."""
+        """Record batches of one shard with their statistics by kind. Workers render batch n+1 while the model
+        runs on batch n, and encode batch n-1's depth maps meanwhile."""
         config = CONFIG_BY_NAME[task.config_name]
         size, schema = self.batch_size, self.schema(task.config_name)
         keys = config.keys(self.ctx.plan, task.name.split)
         batches = [[keys[p] for p in range(s, min(s + size, task.stop))] for s in range(task.start, task.stop, size)]
-
-        def submit(batch: list[int]) -> list:
-            return [pool.submit(_render_rows, config, self.ctx, piece) for piece in _pieces(batch, workers)]
-
-        pending = submit(batches[0]) if batches else []
+        pending = pool.render(config.name, batches[0], 0) if batches else []
+        previous = None  # the batch whose depth is on its way back, with its depth slot
         for n in range(len(batches)):
-            pieces = [future.result() for future in pending]
-            pending = submit(batches[n + 1]) if n + 1 < len(batches) else []
-            rows = [row for piece_rows, _, _ in pieces for row in piece_rows]
-            stats = merge_all([piece_stats for _, piece_stats, _ in pieces])
-            depth_inputs = [image for _, _, images in pieces for image in images if image is not None]
-            if self.estimator is not None and depth_inputs:
-                stats = merge_all([stats, self._add_depth(config, rows, np.stack(depth_inputs), pool, workers)])
-            yield pa.RecordBatch.from_pylist(rows, schema=schema), config.schema.by_kind(stats)
+            rows, stats, count = _collect(pending)
+            if n + 1 < len(batches):
+                pending = pool.render(config.name, batches[n + 1], (n + 1) % IMAGE_SLOTS)
+            if feed is not None and count:
+                feed.start(n % IMAGE_SLOTS, n % DEPTH_SLOTS, count)
+            if previous is not None:
+                yield _with_depth(config, schema, pool, feed, *previous)
+            previous = (rows, stats, n % DEPTH_SLOTS) if feed is not None and count else None
+            if previous is None:
+                yield pa.RecordBatch.from_pylist(rows, schema=schema), config.schema.by_kind(stats)
+        if previous is not None:
+            yield _with_depth(config, schema, pool, feed, *previous)
 
-    def _add_depth(self, config: DatasetConfig, rows: list[dict], images: np.ndarray, pool: Executor,
-                   workers: int) -> StatsBook:
-        try:
-            prediction = self.estimator.predict(images)
-        except NonFiniteDepthError as err:
-            keys = [rows[p][config.key_column] for p in err.positions]
-            raise FgbgError(f"config {config.name}, {config.key_column} {keys}: {err}") from err
 
-        bits = self.settings.depth_bits
+def _collect(futures: list) -> tuple[list[dict], dict, int]:
+    """One batch's rows, statistics and number of model inputs, from its pieces in order."""
+    pieces = [future.result() for future in futures]
+    rows = [row for piece_rows, _, _ in pieces for row in piece_rows]
+    return rows, merge_all([stats for _, stats, _ in pieces]), sum(count for _, _, count in pieces)
 
-        def encode(depths: np.ndarray) -> tuple[list[bytes], StatsBook]:
-            stats, encoded = StatsBook(config.schema.for_depth_bits(bits).peaks), []
-            for depth in depths:
-                levels = depth_levels(depth, bits)
-                encoded.append(encode_depth(levels))
-                stats["depth"].add(levels, len(encoded[-1]))
-            return encoded, stats
 
-        pieces = list(pool.map(encode, _pieces(prediction.depth, workers)))
-        encoded = [data for piece, _ in pieces for data in piece]
-        for row, data, low, high in zip(rows, encoded, prediction.depth_min, prediction.depth_max):
-            row.update(depth=image_cell(data), depth_min=float(low), depth_max=float(high))
-        return merge_all([stats for _, stats in pieces])
+def _with_depth(config: DatasetConfig, schema: pa.Schema, pool: WorkerPool, feed: DepthFeed, rows: list[dict],
+                stats: dict, depth_slot: int) -> tuple[pa.RecordBatch, dict[str, ImageStats]]:
+    """The batch with its depth columns, once its maps are back in the depth ring and the workers encoded them.
+    A non-finite prediction is an error naming its rows, never written."""
+    try:
+        lows, highs = feed.finish()
+    except NonFiniteDepthError as err:
+        keys = [rows[p][config.key_column] for p in err.positions]
+        raise FgbgError(f"config {config.name}, {config.key_column} {keys}: {err}") from err
+    pieces = [future.result() for future in pool.encode_depth(config.name, depth_slot, len(lows))]
+    cells = [cell for piece_cells, _ in pieces for cell in piece_cells]
+    for row, cell, low, high in zip(rows, cells, lows, highs):
+        row.update(depth=cell, depth_min=float(low), depth_max=float(high))
+    stats = merge_all([stats, merge_all([piece_stats for _, piece_stats in pieces])])
+    return pa.RecordBatch.from_pylist(rows, schema=schema), config.schema.by_kind(stats)
 
 
 def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print) -> Job:
@@ -129,29 +116,51 @@ def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print)
     if problems := config.content.split_problems(len(inputs.backgrounds), len(inputs.foregrounds)):
         raise UsageError(problems)
     estimator = None
-    content = config.content
+    content, run = config.content, config.run
+    batch_size = resolve_batch_size(run.batch_size, device)
     if content.with_depth:
+        tune_backend(device)
         estimator = DepthEstimator.load(content.depth_model, content.depth_input_size, device, content.depth_dtype)
-    return Job(RenderContext(content, inputs), estimator, config.run.batch_size)
+        if run.compile:
+            estimator = compile_estimator(estimator)
+    workers = None if run.workers == "auto" else int(run.workers)
+    return Job(RenderContext(content, inputs), estimator, batch_size, workers, compiled=run.compile)
+
+
+@contextlib.contextmanager
+def open_workers(job: Job, workers: int) -> Iterator[tuple[WorkerPool, DepthFeed | None]]:
+    """The rank's worker pool and depth feed, closed in that order (the feed unpins the pool's rings) however
+    the run ends."""
+    bits = job.settings.depth_bits
+    recipes = {config.name: (config.render_row, config.schema.for_depth_bits(bits).peaks) for config in CONFIGS}
+    with WorkerPool(job.ctx, recipes, workers, job.batch_size) as pool:
+        if job.estimator is None:
+            yield pool, None
+            return
+        with DepthFeed(job.estimator, pool.images.array, pool.depths.array, pad=job.compiled) as feed:
+            yield pool, feed
 
 
 def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads: int = 1,
                on_rows: Callable[[int], None] = lambda n: None, on_shard: Callable[[], None] = lambda: None
                ) -> list[ShardTask]:
-    """Write this rank's unfinished shards (round-robin over every config's shards); returns every task."""
+    """Write this rank's unfinished shards (round-robin over every config's shards); returns every task. CPU work
+    runs in `job.workers` processes (default: `threads`, the rank's share of the cores)."""
     tasks = job.tasks()
     mine = [t for t in tasks_for_process(tasks, rank, world_size) if not store.is_done(t)]
-    with ThreadPoolExecutor(threads) as pool:
+    if not mine:
+        return tasks
+    with open_workers(job, threads if job.workers is None else job.workers) as (pool, feed):
         for task in mine:
-            store.write_shard(task, job.schema(task.config_name), job.render(task, pool, threads), on_rows=on_rows)
+            store.write_shard(task, job.schema(task.config_name), job.render(task, pool, feed), on_rows=on_rows)
             on_shard()
     return tasks
 
 
-def iter_rows(config: GenerateConfig, tasks: list[ShardTask], device, threads: int) -> Iterator[dict]:
-    """Rows of the given shard tasks in this process (used by fgbg_depth.FgBgDepth)."""
+def iter_rows(config: GenerateConfig, tasks: list[ShardTask], device) -> Iterator[dict]:
+    """Rows of the given shard tasks, rendered in this process (used by fgbg_depth.FgBgDepth)."""
     job = load_job(config, device)
-    with ThreadPoolExecutor(threads) as pool:
+    with open_workers(job, 0) as (pool, feed):
         for task in tasks:
-            for batch, _ in job.render(task, pool, threads):
+            for batch, _ in job.render(task, pool, feed):
                 yield from batch.to_pylist()

@@ -28,6 +28,11 @@ AUGMENT_PRESETS = {
 AUGMENT_KEYS = tuple(AUGMENT_PRESETS["none"])
 
 
+def _count_or_auto(text: str) -> int | str:
+    """A flag's value: `auto`, or a whole number (left for problems() to judge when it is neither)."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def _option(default, help_text, **extra):
     return dataclasses.field(default=default, metadata={"help": help_text, **extra})
 
@@ -183,7 +188,12 @@ class RunOptions:
     bg_dir: Path | None = _option(None, "folder of background images")
     fg_dir: Path | None = _option(None, "folder of foreground cut-outs with transparency")
     demo: bool = _option(False, "use small procedural backgrounds and cut-outs generated in code")
-    batch_size: int = _option(32, "samples per depth-model batch")
+    batch_size: int | str = _option("auto", "samples per depth-model batch: a number, or auto (256 on CUDA, 32 "
+                                            "elsewhere)", parse=_count_or_auto)
+    workers: int | str = _option("auto", "CPU worker processes per rank (render, encode, statistics): a number, "
+                                         "0 for none (all in the rank's process), or auto (the rank's share of "
+                                         "the cores)", parse=_count_or_auto)
+    compile: bool = _option(False, "torch.compile the depth model for one batch shape (the last batch is padded)")
     overwrite: bool = _option(False, "delete an existing dataset in --output-dir and start over")
     summary_json: Path | None = _option(None, "also write the run's summary (rows, seconds, rows/s) as JSON here")
 
@@ -201,8 +211,10 @@ class RunOptions:
             problems.append("--demo generates its own inputs: drop --bg-dir/--fg-dir, or drop --demo")
         if not self.demo and not (self.bg_dir and self.fg_dir):
             problems.append("give both --bg-dir and --fg-dir (or --demo for built-in inputs)")
-        if self.batch_size < 1:
-            problems.append(f"--batch-size {self.batch_size}: use at least 1")
+        for key, least in (("batch_size", 1), ("workers", 0)):
+            value = getattr(self, key)
+            if value != "auto" and not (isinstance(value, int) and value >= least):
+                problems.append(f"--{key.replace('_', '-')} {value}: use auto or a whole number >= {least}")
         return problems
 
 
@@ -241,7 +253,8 @@ class GenerateConfig:
             if field.type == "bool":
                 parser.add_argument(flag, action="store_true", help=help_text)
             else:
-                kind = {"int": int, "float": float}.get(field.type.removesuffix(" | None"), str)
+                kind = field.metadata.get("parse") or {"int": int, "float": float}.get(
+                    field.type.removesuffix(" | None"), str)
                 default = "from --augment" if field.default is None else field.default
                 parser.add_argument(flag, type=kind, default=field.default, choices=field.metadata.get("choices"),
                                     help=f"{help_text} (default: {default})")

@@ -13,7 +13,15 @@ Sections (each figure is the median of --repeats runs, measured in the same run 
   e2e        scripts/generate.py with the tiny random model, 1 process and `accelerate launch --cpu
              --num_processes 2`, as subprocesses; projection for 400,000 rows; peak RSS per process.
   memory     peak RSS of the no-depth generator at 1x and 4x the rows (many shards): flat or not.
-  gpu        only when CUDA is available (otherwise reported as not lent).
+  rank       one rank's CPU side (issue 9) on real photographs: --no-depth and the depth path with a stand-in
+             depth estimator (builder.standin_depth, or a local one), each on 1 core and on all cores (the
+             rank's worker processes), rows/s per core, and the 400,000-row --no-depth projection on all cores.
+  gpu        only on CUDA (otherwise it says so and the run goes on): estimator maps/s at 518 for batch sizes
+             32-256 in bf16 and fp16, compiled and not; pipeline("depth-estimation") per image; end-to-end
+             rows/s on 1 GPU and on all GPUs (torchrun); GPU utilisation and peak memory. Bounded to ~8 minutes.
+
+Photographs: --photos DIR, else the ones scikit-image ships in its package (`pip install scikit-image`; only
+its data files are read): backgrounds are square crops of them, cut-outs elliptical soft-edged crops.
 """
 
 from __future__ import annotations
@@ -407,6 +415,305 @@ def section_memory(work: Path, bg_dir: Path, fg_dir: Path, placements: int, shar
     return result
 
 
+# -------------------------------------------------------------------------------------- photographs
+
+PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "motorcycle_right.png", "rocket.jpg",
+          "hubble_deep_field.jpg", "grass.png", "gravel.png", "brick.png")  # scikit-image's bundled photographs
+
+
+def photo_dir(given: Path | None) -> Path | None:
+    """--photos, else the photographs scikit-image ships in its package (found without importing it)."""
+    if given is not None:
+        if not given.is_dir():
+            raise SystemExit(f"--photos {given}: no such folder; give a folder of photographs (JPEG or PNG)")
+        return given
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    folder = Path(spec.origin).parent / "data" if spec and spec.origin else None
+    return folder if folder and (folder / PHOTOS[0]).exists() else None
+
+
+def photo_inputs(folder: Path, photos: Path, n_bg: int, n_fg: int) -> tuple[Path, Path]:
+    """Backgrounds: R x R crops of the photographs; cut-outs: elliptical soft-edged crops of them (RGBA)."""
+    import numpy as np
+    from PIL import Image
+
+    files = sorted(p for p in photos.iterdir() if p.name in PHOTOS) or sorted(
+        p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    images = [Image.open(p).convert("RGB") for p in files]
+    bg_dir, fg_dir = folder / "bg", folder / "fg"
+    bg_dir.mkdir(parents=True, exist_ok=True)
+    fg_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(n_bg):
+        image = images[i % len(images)]
+        side = min(image.size) * (1 - 0.1 * (i // len(images) % 4))
+        left, top = (image.width - side) * 0.5, (image.height - side) * (0.2 * (i // len(images) % 5))
+        crop = image.crop((round(left), round(top), round(left + side), round(top + side)))
+        crop.resize((RESOLUTION, RESOLUTION), Image.Resampling.LANCZOS).save(bg_dir / f"bg_{i:03d}.jpg", quality=95)
+    for i in range(n_fg):
+        image = images[(i * 3 + 1) % len(images)]
+        width, height = 150 + 10 * (i % 5), 170 - 10 * (i % 4)
+        x0, y0 = (image.width - width) // 2, (image.height - height) // 3
+        rgb = np.asarray(image.crop((x0, y0, x0 + width, y0 + height)))
+        yy, xx = np.mgrid[:height, :width]
+        inside = ((xx - width / 2) / (width * 0.45)) ** 2 + ((yy - height / 2) / (height * 0.45)) ** 2
+        alpha = np.clip((1 - inside) * 600, 0, 255).astype(np.uint8)
+        Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(fg_dir / f"fg_{i:03d}.png")
+    return bg_dir, fg_dir
+
+
+# ------------------------------------------------------------------------------ 5. CPU side of a rank
+
+def standin_estimator():
+    """builder.standin_depth's estimator where it exists; otherwise an equivalent local stand-in (a ramp plus
+    the luminance): depth at almost no cost, so the figure is the CPU side of the depth path."""
+    try:
+        from builder.standin_depth import StandinDepthEstimator
+
+        return StandinDepthEstimator()
+    except ImportError:
+        return LocalStandin()
+
+
+class LocalStandin:
+    revision, dtype = "standin", "float32"
+
+    def __init__(self):
+        import torch
+
+        self.device = torch.device("cpu")
+
+    def predict(self, images):
+        import numpy as np
+
+        from builder.depth import DepthBatch
+
+        raw = images.astype(np.float32).mean(axis=3) / 255 * 0.3 + np.linspace(0.2, 1.0, images.shape[1])[:, None]
+        low, high = raw.min(axis=(1, 2)), raw.max(axis=(1, 2))
+        scaled = np.round((raw - low[:, None, None]) / (high - low)[:, None, None] * 65535)
+        return DepthBatch(scaled.astype(np.uint16), low.astype(np.float32), high.astype(np.float32))
+
+
+def standin_run(bg_dir: str, fg_dir: str, out: str, placements: int, shard_size: int, cores: int) -> dict:
+    """The depth path in this process (one rank, `cores` worker processes) with the stand-in estimator."""
+    from builder.launch import passive_openmp_waits
+
+    passive_openmp_waits()
+    import torch
+
+    from builder.assets import load_inputs
+    from builder.pipeline import Job, run_shards
+    from builder.render import RenderContext
+    from builder.settings import GenerateConfig
+    from builder.shards import OutputStore
+
+    torch.set_num_threads(cores)
+    config = GenerateConfig.from_kwargs(bg_dir=bg_dir, fg_dir=fg_dir, output_dir=out, placements=placements,
+                                        shard_size=shard_size, overwrite=True)
+    job = Job(RenderContext(config.content, load_inputs(config.content, config.run)), standin_estimator(), 32)
+    store = OutputStore(Path(out))
+    store.prepare(job.manifest(), overwrite=True)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    tasks = run_shards(job, store, 0, 1, threads=cores)
+    seconds = time.perf_counter() - started
+    rows = sum(task.stop - task.start for task in tasks if task.config_name == "default")  # as run_generator counts
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "rows_per_s_per_core": rows / seconds / cores,
+            "estimator": type(job.estimator).__module__ + "." + type(job.estimator).__name__,
+            "main_process_cpu_s": time.process_time() - cpu_started}
+
+
+def section_rank_cpu(work: Path, bg_dir: Path, fg_dir: Path, placements: int, repeats: int, cores: list[int],
+                     shard_size: int) -> dict:
+    """Issue 9's CPU goals: one rank on 1 core vs on all cores, --no-depth and the depth path (stand-in depth),
+    and the 400,000-row --no-depth projection on all cores."""
+    nodepth = ["--bg-dir", str(bg_dir), "--fg-dir", str(fg_dir), "--no-depth", "--placements", str(placements),
+               "--shard-size", str(shard_size)]
+    variants = {"1 core": {cores[0]}, f"{len(cores)} cores": set(cores)}
+    result: dict = {"nodepth": {}, "depth_standin": {}}
+    for name, chosen in variants.items():
+        nd = [run_generator(nodepth, work / "rank-nd", cores=chosen) for _ in range(repeats)]
+        result["nodepth"][name] = {"rows": nd[0]["rows"], "rows_per_s": median([r["rows"] / r["seconds"] for r in nd])}
+        runs = [in_child(standin_run, str(bg_dir), str(fg_dir), str(work / "rank-d"), placements, shard_size,
+                         len(chosen), cores=chosen) for _ in range(repeats)]
+        result["depth_standin"][name] = {**runs[-1], "rows_per_s": median([r["rows_per_s"] for r in runs])}
+        print(f"  rank {name}: no-depth {result['nodepth'][name]['rows_per_s']:.0f} rows/s, depth (stand-in) "
+              f"{result['depth_standin'][name]['rows_per_s']:.0f} rows/s", flush=True)
+    one, full = result["variants"] = list(variants)
+    for path in ("nodepth", "depth_standin"):
+        figures = result[path]
+        figures["speedup_all_cores"] = figures[full]["rows_per_s"] / figures[one]["rows_per_s"]
+        figures["cpu_ms_per_row_1core"] = 1000 / figures[one]["rows_per_s"]
+    result["projected_400k_nodepth_minutes_all_cores"] = CLASSIC_ROWS / result["nodepth"][full]["rows_per_s"] / 60
+    return result
+
+
+# ------------------------------------------------------------------------------------------- 6. GPU
+
+GPU_BATCHES = (32, 64, 128, 256)
+GPU_COMPILED = {"bfloat16": (128, 256), "float16": (256,)}  # each compile costs ~1 min: the likely best ones
+GPU_BUDGET_S = 420  # the section stops starting new measurements after this (the lead's limit: 8 minutes)
+
+
+def attempt(record: dict, key: str, measure, deadline: float) -> None:
+    """One sub-measurement: its result, or the error it raised, or why it was skipped, under `key`."""
+    if time.monotonic() > deadline:
+        record[key] = {"skipped": "time budget of the GPU section spent"}
+        return
+    try:
+        record[key] = measure()
+    except Exception as err:  # a benchmark on borrowed hardware records failures and goes on
+        record[key] = {"error": f"{type(err).__name__}: {err}"[:2000]}
+    print(f"  gpu {key}: {json.dumps(record[key])[:200]}", flush=True)
+
+
+def gpu_maps_per_s(estimator, images, seconds: float = 3.0) -> dict:
+    """DepthEstimator.predict_raw on CUDA (host uint8 batch in, depth at R on the device), after two warm-up
+    batches; timed until `seconds` have passed; peak memory of the timed part."""
+    import torch
+
+    for _ in range(2):
+        estimator.predict_raw(images)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    started, count = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        estimator.predict_raw(images)
+        count += len(images)
+    torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    return {"maps_per_s": count / elapsed, "batches": count // len(images),
+            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def gpu_estimator_sweep(model_dir: Path, deadline: float) -> dict:
+    import numpy as np
+    import torch
+
+    from builder.depth import DepthEstimator
+    from builder.feed import compile_estimator, tune_backend
+
+    tune_backend(torch.device("cuda"))
+    rng = np.random.default_rng(0)
+    host = rng.integers(0, 256, (max(GPU_BATCHES), RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
+    result: dict = {}
+    for dtype in ("bfloat16", "float16"):
+        estimator = DepthEstimator.load(str(model_dir), 518, torch.device("cuda"), dtype)
+        for batch in GPU_BATCHES:
+            attempt(result, f"{dtype} batch {batch}", lambda e=estimator, b=batch: gpu_maps_per_s(e, host[:b]), deadline)
+        compiled = compile_estimator(DepthEstimator.load(str(model_dir), 518, torch.device("cuda"), dtype))
+        for batch in GPU_COMPILED[dtype]:
+            attempt(result, f"{dtype} batch {batch} compiled", lambda c=compiled, b=batch: timed_compile(c, host[:b]),
+                    deadline)
+        del estimator, compiled
+        torch.cuda.empty_cache()
+    return result
+
+
+def timed_compile(estimator, images) -> dict:
+    started = time.perf_counter()
+    estimator.predict_raw(images)  # compiles for this shape
+    return {"compile_s": time.perf_counter() - started, **gpu_maps_per_s(estimator, images)}
+
+
+def gpu_pipeline_per_image(model_dir: Path, count: int = 64) -> dict:
+    """transformers' pipeline("depth-estimation") called once per image, bf16 on GPU 0, same model."""
+    import torch
+    from PIL import Image
+    from transformers import pipeline
+
+    pipe = pipeline("depth-estimation", model=str(model_dir), device=0, dtype=torch.bfloat16)
+    images = [Image.fromarray(a) for a in depth_images(8)] * (count // 8)
+    pipe(images[0])
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for image in images:
+        pipe(image)
+    torch.cuda.synchronize()
+    return {"maps_per_s": len(images) / (time.perf_counter() - started), "images": len(images), "dtype": "bfloat16"}
+
+
+class GpuPoller:
+    """GPU utilisation (%) sampled every 0.5 s with nvidia-smi (torch.cuda.utilization needs pynvml)."""
+
+    def __init__(self):
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> float | None:
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=5).stdout
+            values = [float(v) for v in out.split()]
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            import torch
+
+            try:
+                values = [float(torch.cuda.utilization(i)) for i in range(torch.cuda.device_count())]
+            except Exception:  # no pynvml either
+                return None
+        return sum(values) / len(values) if values else None
+
+    def _run(self):
+        while not self._stop.is_set():
+            if (value := self._sample()) is not None:
+                self.samples.append(value)
+            self._stop.wait(0.5)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        busy = sorted(self.samples)
+        return {"gpu_util_mean_pct": statistics.mean(busy) if busy else None,
+                "gpu_util_median_pct": statistics.median(busy) if busy else None, "samples": len(busy)}
+
+
+def gpu_end_to_end(work: Path, bg_dir: Path, fg_dir: Path, model_dir: Path, placements: int, processes: int) -> dict:
+    """scripts/generate.py at 518 with the V2-Small-architecture model: one rank per GPU (torchrun for several)."""
+    out = work / f"gpu-e2e-{processes}"
+    args = ["--bg-dir", str(bg_dir), "--fg-dir", str(fg_dir), "--placements", str(placements), "--depth-model",
+            str(model_dir), "--shard-size", "2000"]
+    with GpuPoller() as poller:
+        run = run_generator(args, out, processes=processes)
+    return {"rows": run["rows"], "rows_per_s": run["rows"] / run["seconds"], "seconds": run["seconds"],
+            "wall_s": run["wall_s"], "processes": run["processes"], "peak_rss_mb": run["peak_rss_mb"],
+            **poller.summary()}
+
+
+def section_gpu(work: Path, inputs, placements: int) -> dict:
+    """Only on CUDA. Sizes are chosen to finish within ~7 minutes on one H100: 8 estimator settings timed for 3 s
+    each, 3 compiles, 64 pipeline calls, two end-to-end runs of 10 x 10 x 2 x `placements` rows."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"note": "no CUDA device: GPU section skipped"}
+    from builder.random_model import save_random_depth_model
+
+    deadline = time.monotonic() + GPU_BUDGET_S
+    bg_dir, fg_dir = inputs()
+    model_dir = work / "model-v2-small"
+    if not model_dir.exists():
+        in_child(save_random_depth_model, str(model_dir), "v2-small")
+    gpus = torch.cuda.device_count()
+    result: dict = {"device": torch.cuda.get_device_name(0), "gpus": gpus, "model": "random-weight v2-small",
+                    "input_size": 518, "resolution": RESOLUTION}
+    attempt(result, "estimator", lambda: in_child(gpu_estimator_sweep, model_dir, deadline), deadline)
+    attempt(result, "pipeline_per_image", lambda: in_child(gpu_pipeline_per_image, model_dir), deadline)
+    attempt(result, "e2e_1_gpu", lambda: gpu_end_to_end(work, bg_dir, fg_dir, model_dir, placements, 1),
+            deadline + 60)
+    if gpus > 1:
+        attempt(result, f"e2e_{gpus}_gpus", lambda: gpu_end_to_end(work, bg_dir, fg_dir, model_dir, placements, gpus),
+                deadline + 120)
+    return result
+
+
 # ------------------------------------------------------------------------------------------- report
 
 def machine() -> dict:
@@ -455,6 +762,7 @@ def table(report: dict) -> str:
                          f"| {r['rows_per_s_after_startup']:.1f} ({r['rows_per_s_wall']:.1f}) | | "
                          f"{r['processes_reported']} process(es) ran; peak RSS {r['peak_rss_mb']} MB |")
             lines.append(f"| projected 400,000 rows, {name} (hours) | {r['projected_400k_hours']:.2f} | | |")
+    lines += rank_lines(report.get("rank")) + gpu_lines(report.get("gpu"))
     m = report.get("memory")
     if m:
         lines.append(f"| peak RSS no-depth, {m['1x']['shards']} vs {m['4x']['shards']} shards (MB) | "
@@ -462,13 +770,55 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def photo_section_inputs(work: Path, given: Path | None, report: dict) -> tuple[Path, Path]:
+    """10 x 10 inputs from photographs (recorded in the report); the procedural demo inputs if none are found."""
+    photos = photo_dir(given)
+    if photos is None:
+        report["inputs"]["photos"] = "none found (pass --photos or pip install scikit-image): procedural demo inputs"
+        return make_inputs(work / "demo10", 10, 10)
+    report["inputs"]["photos"] = f"{photos}: 10 backgrounds and 10 cut-outs cropped from {', '.join(PHOTOS)}"
+    return photo_inputs(work / "photos10", photos, 10, 10)
+
+
+def rank_lines(r: dict | None) -> list[str]:
+    if not r:
+        return []
+    lines = []
+    for path, label in (("nodepth", "--no-depth"), ("depth_standin", "depth path, stand-in depth")):
+        one, full = r["variants"]
+        lines.append(f"| one rank, {label}, {full} vs {one} (rows/s) | {r[path][full]['rows_per_s']:.0f} | "
+                     f"{r[path][one]['rows_per_s']:.0f} | {r[path]['speedup_all_cores']:.2f}x "
+                     f"({r[path]['cpu_ms_per_row_1core']:.2f} ms per row on 1 core) |")
+    lines.append(f"| 400,000 rows --no-depth, one rank on all cores (minutes) | "
+                 f"{r['projected_400k_nodepth_minutes_all_cores']:.1f} | | |")
+    return lines
+
+
+def gpu_lines(g: dict | None) -> list[str]:
+    if not g or "note" in g:
+        return [f"| GPU | {g['note']} | | |"] if g else []
+    lines = []
+    for key, value in g.get("estimator", {}).items():
+        if "maps_per_s" in value:
+            lines.append(f"| estimator {key} @ 518 on {g['device']} (maps/s) | {value['maps_per_s']:.0f} | | "
+                         f"peak {value['peak_memory_gib']:.1f} GiB |")
+    for key in [k for k in g if k.startswith("e2e") or k == "pipeline_per_image"]:
+        value = g[key]
+        rate = value.get("rows_per_s", value.get("maps_per_s"))
+        if rate is not None:
+            lines.append(f"| {key} (rows or maps/s) | {rate:.0f} | | GPU util {value.get('gpu_util_mean_pct')} % |")
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=Path("benchmark.json"), help="where the JSON report goes")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; 1 with --quick)")
-    parser.add_argument("--sections", default="composite,depth,e2e,memory,gpu",
-                        help="comma-separated subset of composite,depth,e2e,memory,gpu")
+    parser.add_argument("--sections", default="composite,depth,e2e,memory,rank,gpu",
+                        help="comma-separated subset of composite,depth,e2e,memory,rank,gpu")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="folder of photographs for the rank and gpu sections (default: scikit-image's)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep inputs and outputs here (default: temp)")
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
@@ -500,11 +850,12 @@ def main(argv=None) -> int:
                                         shard_size=100)
         if "memory" in sections:
             report["memory"] = section_memory(work, bg_dir, fg_dir, max(1, k // 2), shard_size=100)
+        if "rank" in sections:
+            report["rank"] = section_rank_cpu(work, *photo_section_inputs(work, args.photos, report), k, repeats,
+                                              cores, shard_size)
         if "gpu" in sections:
-            import torch
-
-            report["gpu"] = ({"note": "CUDA available but the GPU section is not implemented in this version"}
-                             if torch.cuda.is_available() else {"note": "no GPU lent: CPU figures only"})
+            report["gpu"] = section_gpu(work, lambda: photo_section_inputs(work, args.photos, report),
+                                        2 if args.quick else 40)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -46,7 +46,7 @@ def test_a_non_finite_prediction_names_its_sample_and_writes_nothing(tmp_path):
     from builder.render import RenderContext
 
     class NaNAtSecondRow:
-        revision, dtype = "fake", torch.float32
+        revision, dtype, device = "fake", torch.float32, torch.device("cpu")
 
         def predict(self, images):
             raw = torch.zeros(len(images), images.shape[1], images.shape[2])

@@ -1,0 +1,145 @@
+"""The accelerator's side of a rank, on CPU: the CUDA path's logic (page-locking the rings in place, the
+side-stream read-back, events) with its CUDA calls stood in for, compared with DepthEstimator.predict; padding
+for a compiled model; the GPU run settings."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+
+from builder.depth import DepthEstimator
+from builder.feed import CUDA_BATCH_SIZE, DepthFeed, check, compile_estimator, resolve_batch_size
+from builder.settings import GenerateConfig
+from builder.errors import UsageError
+
+RESOLUTION = 32
+
+
+class FakeEvent:
+    def __init__(self, log):
+        self.log, self.recorded = log, 0
+
+    def record(self, stream):
+        self.recorded += 1
+        self.log.append(("record", stream))
+
+    def synchronize(self):
+        assert self.recorded, "waited on an event never recorded"
+        self.log.append(("synchronize", self))
+
+
+class FakeCuda:
+    """Records what the feed asks of CUDA; copies then run synchronously on CPU tensors."""
+
+    def __init__(self):
+        self.log, self.pinned = [], set()
+
+    def register(self, array):
+        assert array.flags.c_contiguous and array.ctypes.data not in self.pinned
+        self.pinned.add(array.ctypes.data)
+
+    def unregister(self, array):
+        self.pinned.remove(array.ctypes.data)
+
+    def stream(self):
+        return "copy-stream"
+
+    def event(self):
+        return FakeEvent(self.log)
+
+    def wait_for_compute(self, stream):
+        self.log.append(("wait", stream))
+
+    def use(self, stream):
+        self.log.append(("use", stream))
+        return contextlib.nullcontext()
+
+    def keep_alive(self, tensor, stream):
+        self.log.append(("keep", stream))
+
+
+@pytest.fixture(scope="module")
+def estimator(tiny_model):
+    return DepthEstimator.load(str(tiny_model), 28, torch.device("cpu"), "float32")
+
+
+def rings(batch: int, seed: int = 0):
+    images = np.random.default_rng(seed).integers(0, 256, (3, batch, RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
+    return images, np.zeros((2, batch, RESOLUTION, RESOLUTION), np.uint16)
+
+
+def test_cuda_path_equals_predict_and_unpins_the_rings(estimator):
+    images, depths = rings(4)
+    cuda = FakeCuda()
+    with DepthFeed(estimator, images, depths, cuda=cuda) as feed:
+        assert cuda.pinned == {images.ctypes.data, depths.ctypes.data}
+        feed.start(0, 0, 4)
+        feed.start(1, 1, 3)  # queued before the first is read back: two host buffers in flight
+        first, second = feed.finish(), feed.finish()
+    assert cuda.pinned == set()
+    for (low, high), slot, count in ((first, 0, 4), (second, 1, 3)):
+        expected = estimator.predict(images[slot, :count])
+        np.testing.assert_array_equal(depths[slot, :count], expected.depth)
+        np.testing.assert_array_equal(low, expected.depth_min)
+        np.testing.assert_array_equal(high, expected.depth_max)
+    assert depths[1, 3].max() == 0  # rows past the count are not written
+    assert [entry[0] for entry in cuda.log].count("synchronize") == 2
+    assert cuda.log[:3] == [("wait", "copy-stream"), ("use", "copy-stream"), ("record", "copy-stream")]
+
+
+def test_close_waits_for_copies_in_flight(estimator):
+    images, depths = rings(2)
+    cuda = FakeCuda()
+    feed = DepthFeed(estimator, images, depths, cuda=cuda)
+    feed.start(0, 0, 2)
+    feed.close()
+    assert ("synchronize" in [entry[0] for entry in cuda.log]) and cuda.pinned == set() and not feed.pending
+
+
+def test_padded_batches_give_the_unpadded_maps(estimator):
+    """A compiled model sees every batch at full size; the rows past the count are dropped."""
+    images, depths = rings(4, seed=1)
+    padded_depths = depths.copy()
+    with DepthFeed(estimator, images, depths) as plain, DepthFeed(estimator, images, padded_depths, pad=True) as pad:
+        plain.start(2, 1, 3)
+        pad.start(2, 1, 3)
+        assert pad.model_input(2, 3).shape[0] == 4 and plain.model_input(2, 3).shape[0] == 3
+        for a, b in zip(plain.finish(), pad.finish()):
+            np.testing.assert_allclose(a, b, rtol=1e-5)
+    assert np.abs(depths.astype(int) - padded_depths.astype(int)).max() <= 1
+
+
+def test_check_names_the_failed_call():
+    check(0, "cudaHostRegister")
+    with pytest.raises(RuntimeError, match="cudaHostRegister failed.*--workers 0"):
+        check(1, "cudaHostRegister")
+
+
+def test_batch_size_auto_depends_on_the_device():
+    assert resolve_batch_size("auto", torch.device("cuda")) == CUDA_BATCH_SIZE
+    assert resolve_batch_size("auto", torch.device("cpu")) == 32
+    assert resolve_batch_size("auto", None) == 32 and resolve_batch_size(7, torch.device("cuda")) == 7
+
+
+def test_run_flags_parse_and_refuse_bad_values():
+    config = GenerateConfig.from_args(["--demo", "--output-dir", "o", "--workers", "0", "--compile"])
+    assert config.run.workers == 0 and config.run.compile and config.run.batch_size == "auto"
+    assert GenerateConfig.from_args(["--demo", "--output-dir", "o", "--batch-size", "64"]).run.batch_size == 64
+    with pytest.raises(UsageError) as err:
+        GenerateConfig.from_args(["--demo", "--output-dir", "o", "--workers", "-1", "--batch-size", "many"])
+    assert "--workers -1: use auto or a whole number >= 0" in str(err.value)
+    assert "--batch-size many: use auto or a whole number >= 1" in str(err.value)
+
+
+def test_compile_wraps_the_model_for_one_shape(estimator, monkeypatch):
+    """A real compile of even the tiny model takes ~5 minutes on this 2-core CPU: the call is checked instead."""
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, **options: calls.append(options) or ("compiled", model))
+    model = estimator.model
+    try:
+        assert compile_estimator(estimator).model == ("compiled", model) and calls == [{"dynamic": False}]
+    finally:
+        estimator.model = model
