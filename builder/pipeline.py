@@ -145,12 +145,15 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
                on_rows: Callable[[int], None] = lambda n: None, on_shard: Callable[[], None] = lambda: None
                ) -> list[ShardTask]:
     """Write this rank's unfinished shards (round-robin over every config's shards); returns every task. CPU work
-    runs in `job.workers` processes (default: `threads`, the rank's share of the cores)."""
+    runs in `job.workers` processes (default: `threads`, the rank's share of the cores, or in this process when
+    that share is one core: a single worker only adds the copies to and from it; measured on 2 cores with 2
+    ranks, 725-791 rows/s with one worker each against 814-842 in-process)."""
     tasks = job.tasks()
     mine = [t for t in tasks_for_process(tasks, rank, world_size) if not store.is_done(t)]
     if not mine:
         return tasks
-    with open_workers(job, threads if job.workers is None else job.workers) as (pool, feed):
+    workers = job.workers if job.workers is not None else (threads if threads > 1 else 0)
+    with open_workers(job, workers) as (pool, feed):
         for task in mine:
             store.write_shard(task, job.schema(task.config_name), job.render(task, pool, feed), on_rows=on_rows)
             on_shard()
