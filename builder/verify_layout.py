@@ -73,7 +73,8 @@ def card_patterns(root: Path) -> tuple[dict[str, list[str]] | None, Problems]:
 def numbering_problems(name: str, shards: list[Shard], layout: Layout, manifest: Manifest,
                        split_rows: dict[str, int]) -> Problems:
     """Per split: shards numbered without gaps and, for generator output, as many as the split's rows make."""
-    problems = [(s.relative, "name does not follow <split>-XXXXX-of-NNNNN.<arrow|parquet>") for s in shards if s.name is None]
+    problems = [(s.relative, "name does not follow <split>-XXXXX-of-NNNNN.<arrow|parquet>")
+                for s in shards if s.name is None]
     named = [s.name for s in shards if s.name is not None]
     for split in sorted({n.split for n in named} - set(split_rows)):
         problems.append((f"data/{name}", f"shards of split {split!r}, which this dataset does not have "
