@@ -1,8 +1,8 @@
 """Check a generated dataset (Arrow output or a Parquet export) against its own definition by recomputing it.
 
 Five parts, each in its own module: the files' sha256 against those recorded when they were written
-(`verify_checksums`, first, and alone with `verify_checksums()`), the layout (`verify_layout`), reading shards batch by batch
-(`verify_reader`), pure row checks against an immutable reference (`checks`), and the statistics
+(`verify_checksums`, first, and alone with `verify_checksums()`), the layout (`verify_layout`), reading shards
+batch by batch (`verify_reader`), pure row checks against an immutable reference (`checks`), and the statistics
 (`verify_stats`). This module runs them in order and collects a `Report`. Memory stays flat: only the stored
 inputs, one record batch and a count per key (1 byte per sample) stay resident.
 """

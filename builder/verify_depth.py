@@ -1,7 +1,7 @@
 """verify --depth N: the manifest's depth model run again on N rows per shard, compared with the stored maps.
 
-The stored map is decoded back to raw depth (`depth_min + png / peak * (depth_max - depth_min)`, peak 65535, or 255 with --depth-bits 8) and compared
-with the model's prediction on the stored image the depth was made from (the decoded composite, or the decoded
+The stored map is decoded back to raw depth (`depth_min + png / peak * (depth_max - depth_min)`, peak 65535, or
+255 with --depth-bits 8) and compared with the model's prediction on the stored image the depth was made from (the decoded composite, or the decoded
 background). Reruns on the same hardware and dtype differ by at most 1/65535 of the range (a different CPU thread
 count changes float summation order), so the limit below leaves room for other hardware while a map of another
 row (about 60% of the range away with a random model) or of the background alone (about 50%) fails."""
