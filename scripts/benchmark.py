@@ -111,12 +111,40 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-class RssPoller:
+class Poller:
+    """Calls `poll()` every `interval` seconds in a background thread while the `with` block runs."""
+
+    interval = 0.5
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.poll()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class RssPoller(Poller):
     """Peak RSS (VmHWM) of every descendant of this process, polled while a subprocess runs."""
 
+    interval = 0.2
+
     def __init__(self, root_pid: int):
-        self.root_pid, self.peaks, self._stop = root_pid, {}, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
+        self.root_pid, self.peaks = root_pid, {}
 
     def _descendants(self) -> list[int]:
         children: dict[int, list[int]] = {}
@@ -134,28 +162,18 @@ class RssPoller:
             todo.extend(children.get(pid, []))
         return found
 
-    def _run(self):
-        while not self._stop.is_set():
-            for pid in self._descendants():
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
-                except OSError:
-                    continue
-                for line in status.splitlines():
-                    if line.startswith("VmHWM:"):
-                        kb = int(line.split()[1])
-                        if kb > self.peaks.get(pid, (0, ""))[0]:
-                            self.peaks[pid] = (kb, cmd)
-            self._stop.wait(0.2)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def poll(self) -> None:
+        for pid in self._descendants():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    kb = int(line.split()[1])
+                    if kb > self.peaks.get(pid, (0, ""))[0]:
+                        self.peaks[pid] = (kb, cmd)
 
     def python_peaks_mb(self) -> list[float]:
         """Peaks of the Python processes doing the work (the launcher, if any, listed too)."""
@@ -633,13 +651,12 @@ def gpu_pipeline_per_image(model_dir: Path, count: int = 64) -> dict:
     return {"maps_per_s": len(images) / (time.perf_counter() - started), "images": len(images), "dtype": "bfloat16"}
 
 
-class GpuPoller:
+class GpuPoller(Poller):
     """GPU utilisation (%) sampled every 0.5 s with nvidia-smi (torch.cuda.utilization needs pynvml)."""
 
     def __init__(self):
+        super().__init__()
         self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> float | None:
         try:
@@ -655,19 +672,9 @@ class GpuPoller:
                 return None
         return sum(values) / len(values) if values else None
 
-    def _run(self):
-        while not self._stop.is_set():
-            if (value := self._sample()) is not None:
-                self.samples.append(value)
-            self._stop.wait(0.5)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def poll(self) -> None:
+        if (value := self._sample()) is not None:
+            self.samples.append(value)
 
     def summary(self) -> dict:
         busy = sorted(self.samples)
