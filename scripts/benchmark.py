@@ -609,9 +609,8 @@ def gpu_estimator_sweep(model_dir: Path, deadline: float) -> dict:
     import torch
 
     from builder.depth import DepthEstimator
-    from builder.feed import compile_estimator, tune_backend
+    from builder.feed import compile_estimator
 
-    tune_backend(torch.device("cuda"))
     rng = np.random.default_rng(0)
     host = rng.integers(0, 256, (max(GPU_BATCHES), RESOLUTION, RESOLUTION, 3), dtype=np.uint8)
     result: dict = {}
