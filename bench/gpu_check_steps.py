@@ -41,17 +41,24 @@ def requirement_problems() -> list[str]:
     return problems
 
 
-def environment(work: Path, sizes: Sizes) -> dict:
+def installed_version(name: str) -> str | None:
     from importlib import metadata
 
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment(work: Path, sizes: Sizes) -> dict:
     import torch
 
     cuda = torch.cuda.is_available()
     if sizes.cuda and not cuda:
         raise SystemExit(f"no CUDA device visible to torch {torch.__version__} (CUDA build {torch.version.cuda}): "
                          "this check is for a GPU machine; scripts/gpu_check.sh OUTDIR --cpu-smoke runs it on CPU")
-    packages = {name: metadata.version(name) for name in (*NEEDED, "transformers", "accelerate", "huggingface_hub",
-                                                          "pyarrow", "numpy", "pillow", "fsspec", "scikit-image")}
+    packages = {name: installed_version(name) for name in (*NEEDED, "transformers", "accelerate", "huggingface_hub",
+                                                           "pyarrow", "numpy", "pillow", "fsspec", "scikit-image")}
     figures = {"python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
                "cuda": cuda, "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
                "packages": packages, "requirement_problems": requirement_problems()}
