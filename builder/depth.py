@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.errors import DepthModelError
+from builder.fallback import warn_fallback
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # On CPU a batch runs through the model in slices of this many images: the same FLOPs, and the
@@ -83,8 +84,15 @@ def _tune_cuda() -> None:
     """TF32 for the float32 convolutions and matmuls (the head's last layer, or all of a float32
     model), and cuDNN's algorithm search: every batch has the same shapes."""
     torch.backends.cuda.matmul.allow_tf32 = True
+    if not torch.backends.cudnn.is_available():
+        warn_fallback("cuDNN", "torch finds no cuDNN library", "convolutions run on PyTorch's own CUDA kernels")
+        return
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
+
+
+def _is_cudnn_error(err: RuntimeError) -> bool:
+    return "cudnn" in str(err).lower()
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -161,9 +169,21 @@ class DepthEstimator:
 
     def _predict_raw(self, images: np.ndarray) -> torch.Tensor:
         resolution = images.shape[1]
-        predicted = self.model(pixel_values=self.preprocess(images)).predicted_depth.float()
+        predicted = self._run_model(self.preprocess(images)).predicted_depth.float()
         return F.interpolate(predicted[:, None], size=(resolution, resolution), mode="bicubic",
                              align_corners=False)[:, 0]
+
+    def _run_model(self, pixels: torch.Tensor):
+        """The model's output; if cuDNN's algorithm search fails (it needs workspace memory that the default
+        algorithms do without), warn once and run again without it."""
+        try:
+            return self.model(pixel_values=pixels)
+        except RuntimeError as err:
+            if not (torch.backends.cudnn.benchmark and _is_cudnn_error(err)):
+                raise
+            warn_fallback("cuDNN autotuning (cudnn.benchmark)", err, "using cuDNN's default algorithms")
+            torch.backends.cudnn.benchmark = False
+            return self.model(pixel_values=pixels)
 
     def predict(self, images: np.ndarray) -> DepthBatch:
         return scale_to_uint16(self.predict_raw(images))

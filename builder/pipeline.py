@@ -14,7 +14,7 @@ from builder.assets import load_inputs
 from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig
 from builder.depth import DepthEstimator, NonFiniteDepthError
 from builder.errors import FgbgError, UsageError
-from builder.feed import DepthFeed, compile_estimator, resolve_batch_size, tune_backend
+from builder.feed import DepthFeed, compile_estimator, resolve_batch_size
 from builder.plan import ShardTask, shard_tasks, tasks_for_process
 from builder.render import RenderContext
 from builder.settings import ContentSettings, GenerateConfig, Manifest, ModelRecord, library_versions
@@ -119,7 +119,6 @@ def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print)
     content, run = config.content, config.run
     batch_size = resolve_batch_size(run.batch_size, device)
     if content.with_depth:
-        tune_backend(device)
         estimator = DepthEstimator.load(content.depth_model, content.depth_input_size, device, content.depth_dtype)
         if run.compile:
             estimator = compile_estimator(estimator)

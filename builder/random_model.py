@@ -42,3 +42,22 @@ def save_random_depth_model(folder: str | Path, architecture: str = "tiny", seed
                          do_normalize=True, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
                          do_pad=False).save_pretrained(folder)
     return folder
+
+
+def scale_output_to_order_one(folder: str | Path, side: int = 224) -> Path:
+    """Rescale the head's last convolution so that predictions are ~3 +- 1, as a trained model's are of order one
+    (random weights predict ~1e-7, mostly zeros after the ReLU): precision checks need a spread of values."""
+    import torch
+    from transformers import AutoModelForDepthEstimation
+
+    model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
+    outputs = []
+    hook = model.head.conv3.register_forward_hook(lambda module, args, out: outputs.append(out))
+    with torch.no_grad():
+        model(pixel_values=torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)))
+        hook.remove()
+        std, mean = outputs[0].std(), outputs[0].mean()
+        model.head.conv3.weight /= std
+        model.head.conv3.bias.copy_((model.head.conv3.bias - mean) / std + 3)
+    model.save_pretrained(folder)
+    return Path(folder)

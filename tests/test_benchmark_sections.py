@@ -1,5 +1,5 @@
-"""scripts/benchmark.py's GPU section without CUDA (it says so and the run goes on), its error recording, and the
-photograph inputs of the rank and gpu sections."""
+"""scripts/benchmark.py's GPU section (bench/gpu.py) without CUDA (it says so and the run goes on), its error
+recording and time budget, and the photograph inputs of the rank and gpu sections (bench/inputs.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
+from bench import gpu, inputs
 from tests.conftest import ROOT, env
-
-spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
-benchmark = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(benchmark)
 
 
 def test_gpu_section_without_cuda_says_so_and_exits_0(tmp_path):
@@ -43,9 +41,9 @@ def test_gpu_section_records_each_failure_and_goes_on(tmp_path, monkeypatch):
         calls.append(args[0].__name__ if callable(args[0]) else args)
         raise RuntimeError("CUDA error: out of memory")
 
-    monkeypatch.setattr(benchmark, "in_child", fail)
-    monkeypatch.setattr(benchmark, "gpu_end_to_end", lambda *a: {"rows_per_s": 10.0, "rows": 1})
-    result = benchmark.section_gpu(tmp_path, lambda: (tmp_path, tmp_path), 1)
+    monkeypatch.setattr(gpu, "in_child", fail)
+    monkeypatch.setattr(gpu, "gpu_end_to_end", lambda *a: {"rows_per_s": 10.0, "rows": 1})
+    result = gpu.run(tmp_path, lambda: (tmp_path, tmp_path), 1)
     assert result["estimator"] == {"error": "RuntimeError: CUDA error: out of memory"}
     assert result["pipeline_per_image"]["error"].startswith("RuntimeError")
     assert result["e2e_1_gpu"]["rows_per_s"] == 10.0 and result["e2e_2_gpus"]["rows_per_s"] == 10.0
@@ -54,7 +52,7 @@ def test_gpu_section_records_each_failure_and_goes_on(tmp_path, monkeypatch):
 
 def test_attempt_skips_once_the_budget_is_spent():
     record = {}
-    benchmark.attempt(record, "late", lambda: {"maps_per_s": 1}, deadline=time.monotonic() - 1)
+    gpu.attempt(record, "late", lambda: {"maps_per_s": 1}, deadline=time.monotonic() - 1)
     assert record == {"late": {"skipped": "time budget of the GPU section spent"}}
 
 
@@ -64,11 +62,51 @@ def test_photo_inputs_are_backgrounds_and_soft_cut_outs(tmp_path):
     rng = np.random.default_rng(0)
     for name, size in (("astronaut.png", (512, 512)), ("rocket.jpg", (427, 640))):
         Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(photos / name)
-    bg_dir, fg_dir = benchmark.photo_inputs(tmp_path / "inputs", photos, 5, 3)
+    bg_dir, fg_dir = inputs.photo_inputs(tmp_path / "inputs", photos, 5, 3)
     backgrounds = [Image.open(p) for p in sorted(bg_dir.iterdir())]
     cut_outs = [np.asarray(Image.open(p)) for p in sorted(fg_dir.iterdir())]
-    assert len(backgrounds) == 5 and {b.size for b in backgrounds} == {(benchmark.RESOLUTION,) * 2}
+    assert len(backgrounds) == 5 and {b.size for b in backgrounds} == {(inputs.RESOLUTION,) * 2}
     assert len(cut_outs) == 3 and all(c.shape[2] == 4 for c in cut_outs)
     for alpha in (c[..., 3] for c in cut_outs):  # opaque centre, transparent corners, a soft edge between
         assert alpha[alpha.shape[0] // 2, alpha.shape[1] // 2] == 255 and alpha[0, 0] == 0
         assert ((alpha > 0) & (alpha < 255)).any()
+
+
+def test_budget_bounds_the_gpu_section(tmp_path, monkeypatch):
+    """gpu_check.sh gives the section what is left of its 8 minutes: past the budget nothing new starts."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "stand-in GPU")
+    (tmp_path / "model-v2-small").mkdir()
+    monkeypatch.setattr(gpu, "in_child", lambda *args: {"maps_per_s": 1.0})
+    result = gpu.run(tmp_path, lambda: (tmp_path, tmp_path), 1, budget_s=-100)
+    skipped = {"skipped": "time budget of the GPU section spent"}
+    assert result["estimator"] == result["pipeline_per_image"] == result["e2e_1_gpu"] == skipped
+
+
+def test_benchmark_options_are_never_abbreviated():
+    spec = importlib.util.spec_from_file_location("benchmark_command", ROOT / "scripts" / "benchmark.py")
+    command = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(command)
+    assert command.parse_args(["--gpu-budget-s", "200"]).gpu_budget_s == 200
+    with pytest.raises(SystemExit):
+        command.parse_args(["--gpu-budget", "200"])
+
+
+def test_a_refused_compile_is_marked_in_the_figures_and_the_table(monkeypatch):
+    """torch.compile falls back to the plain model (builder.feed): its figure must not pass for a compiled one."""
+    from builder.fallback import PlainOnFailure
+
+    class Estimator:
+        model = PlainOnFailure(None, lambda: None, "torch.compile", "plain")
+
+        def predict_raw(self, images):
+            pass
+
+    monkeypatch.setattr(gpu, "gpu_maps_per_s", lambda estimator, images: {"maps_per_s": 7.0, "peak_memory_gib": 1})
+    figures = gpu.timed_compile(Estimator(), None)
+    assert figures["compiled"] is False and figures["maps_per_s"] == 7.0
+    [row] = gpu.lines({"device": "H", "estimator": {"bfloat16 batch 256 compiled": figures}})
+    assert "compile refused: the plain model ran" in row
+    Estimator.model.fast = print
+    assert gpu.timed_compile(Estimator(), None)["compiled"] is True

@@ -97,7 +97,8 @@ def test_auto_dtype_asks_for_native_bf16_only(monkeypatch):
     assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
 
 
-def test_cuda_tuning_turns_on_tf32_and_cudnn_benchmark():
+def test_cuda_tuning_turns_on_tf32_and_cudnn_benchmark(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)  # a CPU build of torch has none
     flags = [(torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32"),
              (torch.backends.cudnn, "benchmark")]
     saved = [getattr(module, name) for module, name in flags]

@@ -1,6 +1,7 @@
 """The accelerator's side of a rank, on CPU: the CUDA path's logic (page-locking the rings in place, the
-side-stream read-back, events) with its CUDA calls stood in for, compared with DepthEstimator.predict; padding
-for a compiled model; the GPU run settings."""
+side-stream read-back, events) with its CUDA calls stood in for, compared with DepthEstimator.predict; the
+fallbacks when the platform refuses page-locking, a copy stream or torch.compile; padding for a compiled model;
+the GPU run settings."""
 
 from __future__ import annotations
 
@@ -44,8 +45,15 @@ class FakeCuda:
     def unregister(self, array):
         self.pinned.remove(array.ctypes.data)
 
+    def pinned_buffer(self, shape, dtype):
+        self.log.append(("staging", shape))
+        return torch.zeros(shape, dtype=dtype)
+
     def stream(self):
         return "copy-stream"
+
+    def current_stream(self):
+        return "compute-stream"
 
     def event(self):
         return FakeEvent(self.log)
@@ -114,8 +122,59 @@ def test_padded_batches_give_the_unpadded_maps(estimator):
 
 def test_check_names_the_failed_call():
     check(0, "cudaHostRegister")
-    with pytest.raises(RuntimeError, match="cudaHostRegister failed.*--workers 0"):
-        check(1, "cudaHostRegister")
+    with pytest.raises(RuntimeError, match="cudaHostRegister failed with CUDA error 801"):
+        check(801, "cudaHostRegister")
+
+
+class RefusingCuda(FakeCuda):
+    """A platform that page-locks the image ring but refuses the depth ring (gVisor, a memlock limit...)."""
+
+    def register(self, array):
+        if self.pinned:
+            check(801, "cudaHostRegister")
+        super().register(array)
+
+
+def warnings_in(captured) -> list[str]:
+    return [line for line in captured.err.splitlines() if line.startswith("warning:")]
+
+
+def test_refused_page_lock_falls_back_to_staging_copies(estimator, capsys):
+    images, depths = rings(4, seed=2)
+    cuda = RefusingCuda()
+    with DepthFeed(estimator, images, depths, cuda=cuda) as feed:
+        assert cuda.pinned == set()  # the ring that was page-locked is unlocked again
+        feed.start(0, 0, 4)
+        feed.start(1, 1, 2)
+        assert depths.max() == 0  # the maps wait in the staging buffer until their copy is done
+        first, second = feed.finish(), feed.finish()
+    for (low, high), slot, count in ((first, 0, 4), (second, 1, 2)):
+        expected = estimator.predict(images[slot, :count])
+        np.testing.assert_array_equal(depths[slot, :count], expected.depth)
+        np.testing.assert_array_equal(low, expected.depth_min)
+        np.testing.assert_array_equal(high, expected.depth_max)
+    assert ("staging", depths.shape) in cuda.log
+    [warning] = warnings_in(capsys.readouterr())
+    assert "cudaHostRegister" in warning and "CUDA error 801" in warning and "pinned staging" in warning
+
+
+class NoStreamCuda(FakeCuda):
+    def stream(self):
+        raise RuntimeError("CUDA error: operation not supported")
+
+
+def test_refused_copy_stream_copies_on_the_compute_stream(estimator, capsys):
+    images, depths = rings(3, seed=3)
+    cuda = NoStreamCuda()
+    with DepthFeed(estimator, images, depths, cuda=cuda) as feed:
+        feed.start(2, 1, 3)
+        low, high = feed.finish()
+    expected = estimator.predict(images[2, :3])
+    np.testing.assert_array_equal(depths[1, :3], expected.depth)
+    np.testing.assert_array_equal(low, expected.depth_min)
+    assert ("record", "compute-stream") in cuda.log and ("record", "copy-stream") not in cuda.log
+    [warning] = warnings_in(capsys.readouterr())
+    assert "CUDA stream" in warning and "compute stream" in warning
 
 
 def test_batch_size_auto_depends_on_the_device():
@@ -134,12 +193,55 @@ def test_run_flags_parse_and_refuse_bad_values():
     assert "--batch-size many: use auto or a whole number >= 1" in str(err.value)
 
 
-def test_compile_wraps_the_model_for_one_shape(estimator, monkeypatch):
+def test_compile_wraps_the_model_for_one_shape(estimator, monkeypatch, capsys):
     """A real compile of even the tiny model takes ~5 minutes on this 2-core CPU: the call is checked instead."""
-    calls = []
-    monkeypatch.setattr(torch, "compile", lambda model, **options: calls.append(options) or ("compiled", model))
+    options, ran = [], []
+
+    def compile(model, **given):
+        options.append(given)
+        return lambda **inputs: ran.append(1) or model(**inputs)
+
+    monkeypatch.setattr(torch, "compile", compile)
+    images = rings(2)[0][0]
+    expected = estimator.predict(images)
     model = estimator.model
     try:
-        assert compile_estimator(estimator).model == ("compiled", model) and calls == [{"dynamic": False}]
+        depth = compile_estimator(estimator).predict(images).depth
     finally:
         estimator.model = model
+    np.testing.assert_array_equal(depth, expected.depth)
+    assert options == [{"dynamic": False}] and ran == [1] and warnings_in(capsys.readouterr()) == []
+
+
+def test_compile_refused_at_the_first_call_runs_the_plain_model(estimator, monkeypatch, capsys):
+    """No working C compiler or Triton: torch.compile wraps fine, then its first call raises."""
+    def compile(model, **options):
+        def refuse(**inputs):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.cxx")
+        return refuse
+
+    monkeypatch.setattr(torch, "compile", compile)
+    images = rings(2, seed=4)[0][0]
+    expected = estimator.predict(images)
+    model = estimator.model
+    try:
+        compiled = compile_estimator(estimator)
+        first, second = compiled.predict(images), compiled.predict(images)
+    finally:
+        estimator.model = model
+    for prediction in (first, second):
+        np.testing.assert_array_equal(prediction.depth, expected.depth)
+    [warning] = warnings_in(capsys.readouterr())
+    assert warning.startswith("warning: torch.compile refused (RuntimeError: InvalidCxxCompiler")
+    assert "running the model uncompiled" in warning
+
+
+def test_compile_refused_when_wrapping_leaves_the_model_alone(estimator, monkeypatch, capsys):
+    def compile(model, **options):
+        raise RuntimeError("Dynamo is not supported on Python 3.14+")
+
+    monkeypatch.setattr(torch, "compile", compile)
+    model = estimator.model
+    assert compile_estimator(estimator).model is model
+    [warning] = warnings_in(capsys.readouterr())
+    assert "Dynamo is not supported" in warning
