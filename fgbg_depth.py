@@ -24,7 +24,7 @@ from builder.render import RenderContext
 from builder.schema import CONFIG_NAMES, SCHEMA_BY_NAME, features
 from builder.settings import DEFAULT_DEPTH_MODEL, GenerateConfig
 
-__all__ = ["CONFIG_NAMES", "DEFAULT_DEPTH_MODEL", "FgBgDepth", "features", "load_with_background"]
+__all__ = ["CONFIG_NAMES", "DEFAULT_DEPTH_MODEL", "FgBgDepth", "features", "load_with_background", "torch_dataset"]
 
 
 def __getattr__(name: str):
@@ -34,6 +34,11 @@ def __getattr__(name: str):
 
         return torch_dataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy `torch_dataset` is listed like the rest (tab completion, `help`)."""
+    return sorted({*globals(), "torch_dataset"})
 
 
 def load_with_background(path: str, split: str = "train", streaming: bool = False, **load_kwargs: Any):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import string
 from pathlib import Path
@@ -11,27 +10,15 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from builder.license import License, license_for_model
 from builder.plan import TRAIN, SampleSpace, ShardName, ShardTask, SplitPlan
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
-from builder.settings import Manifest, ModelRecord
+from builder.settings import Manifest
 from builder.shards import OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
 from builder.stats import ImageStats, merge_all
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card.md"
 GRID_COUNT = 8
-# Depth-Anything V2: Small is Apache-2.0; Base and Large are CC-BY-NC-4.0.
-MODEL_LICENSES = {"depth-anything/depth-anything-v2-small-hf": "apache-2.0",
-                  "depth-anything/depth-anything-v2-base-hf": "cc-by-nc-4.0",
-                  "depth-anything/depth-anything-v2-large-hf": "cc-by-nc-4.0"}
-
-
-def license_for_model(model: ModelRecord | None) -> str | None:
-    """The dataset's license follows the depth model's; None when we do not know it."""
-    if model is None:
-        return None
-    return MODEL_LICENSES.get(model.id.lower())
-
-
 def human_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -47,20 +34,6 @@ SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "1
 def size_category(n: int) -> str:
     """n < 1,000 is n<1K, 1,000 <= n < 10,000 is 1K<n<10K, ...; 10**12 and more is n>1T."""
     return next((label for power, label in enumerate(SIZE_CATEGORIES, start=3) if n < 10**power), "n>1T")
-
-
-@dataclasses.dataclass(frozen=True)
-class License:
-    """The card's license. For `other` the Hub wants `license_name` (an id) and `license_link` (a URL, or a
-    file in the repo such as LICENSE)."""
-
-    id: str
-    name: str | None = None
-    link: str | None = None
-
-    def yaml(self) -> dict:
-        return {"license": self.id, **({"license_name": self.name, "license_link": self.link}
-                                       if self.id == "other" else {})}
 
 
 def _read_spread_images(store: OutputStore, tasks, column: str, count: int) -> list[Image.Image]:

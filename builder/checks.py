@@ -350,3 +350,9 @@ def augmented_image_problems(ref: Reference, row: dict, placement: Placement, pl
         if error := augmented_composite_error(decoded["fg_bg"], image, s.jpeg_quality):
             problems.append(f"{where}: {error}")
     return problems
+
+
+# verify's row check of each config (the registry in builder.configs binds the renderers; generation never
+# loads this module)
+ROW_CHECKS = {DEFAULT.name: check_sample_row, BACKGROUNDS.name: check_background_row,
+              FOREGROUNDS.name: check_foreground_row}

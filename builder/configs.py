@@ -1,13 +1,14 @@
 """The config registry: one object per config binds its schema (features, key column, image columns with their
-statistics kinds and grids) to its row count, its row renderer and verify's row check. Adding a config is one
-entry here; adding a column is its schema line plus the renderer and the check that produce and verify it."""
+statistics kinds and grids) to its row count and its row renderer. Verify binds its own row checks to these
+configs (builder.verify), so generating loads no verify code. Adding a config is one entry here and one check
+there; adding a column is its schema line plus the renderer and the check that produce and verify it."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from builder import checks, render
+from builder import render
 from builder.plan import SplitPlan
 from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 
@@ -17,7 +18,6 @@ class DatasetConfig:
     schema: ConfigSchema
     keys: Callable[[SplitPlan, str], Sequence[int]]  # the key of each row of a split, in row order
     render_row: Callable  # (RenderContext, key, StatsBook) -> (row, depth input or None)
-    check_row: Callable  # (checks.Reference, row, with_images, split) -> checks.RowResult
 
     @property
     def name(self) -> str:
@@ -32,8 +32,8 @@ class DatasetConfig:
 
 
 CONFIGS = (
-    DatasetConfig(DEFAULT, SplitPlan.samples, render.render_sample, checks.check_sample_row),
-    DatasetConfig(BACKGROUNDS, SplitPlan.backgrounds, render.render_background, checks.check_background_row),
-    DatasetConfig(FOREGROUNDS, SplitPlan.foregrounds, render.render_foreground, checks.check_foreground_row),
+    DatasetConfig(DEFAULT, SplitPlan.samples, render.render_sample),
+    DatasetConfig(BACKGROUNDS, SplitPlan.backgrounds, render.render_background),
+    DatasetConfig(FOREGROUNDS, SplitPlan.foregrounds, render.render_foreground),
 )
 CONFIG_BY_NAME = {config.name: config for config in CONFIGS}

@@ -20,7 +20,7 @@ from builder.stats import ImageStats
 
 STATE_DIR = ".fgbg"  # hidden: datasets ignores it when resolving data files
 MANIFEST_NAME = "manifest.json"
-CHECKSUMS_NAME = "checksums.json"  # an export's files with their sha256 (builder/hub.py writes it)
+CHECKSUMS_NAME = "checksums.json"  # an export's files with their sha256 (builder/export.py writes it)
 GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", MANIFEST_NAME)
 TMP_SUFFIX = ".tmp"
 RANKS_DIR = "ranks"  # under STATE_DIR: each rank's liveness files (builder/liveness.py)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from builder.hub import REPO_ID
+from builder.repo_id import REPO_ID
 from builder.plan import ShardName
 
 DEPTH_MODES = ("unit", "raw")

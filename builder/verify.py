@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.checks import Reference, decode_checked
+from builder.checks import ROW_CHECKS, Reference, decode_checked
 from builder.configs import CONFIGS, DatasetConfig
 from builder.errors import UsageError
 from builder.plan import TRAIN, SplitPlan
@@ -169,7 +169,7 @@ class ShardCheck:
 
     def check_batch(self, shard: Shard, split: str, tally: Tally, offset: int, cells: list[dict],
                     flags: np.ndarray) -> None:
-        check, reference = self.config.check_row, self.reference
+        check, reference = ROW_CHECKS[self.config.name], self.reference
         results = list(self.pool.map(lambda row, flag: check(reference, row, bool(flag), split), cells, flags))
         for n, (row, result) in enumerate(zip(cells, results)):
             for message in result.problems:

@@ -32,7 +32,7 @@ def parse_size(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from builder.hub import DEFAULT_MAX_FILE_BYTES, DEFAULT_ROW_GROUP_ROWS
+    from builder.export import DEFAULT_MAX_FILE_BYTES, DEFAULT_ROW_GROUP_ROWS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("output_dir", type=Path, help="the --output-dir of scripts/generate.py (a finished dataset)")
@@ -62,27 +62,29 @@ def log(message: str) -> None:
 
 
 def publish(args: argparse.Namespace) -> None:
-    from builder import hub
+    from builder.export import ExportOptions, export, export_summary, staged_export
+    from builder.repo_id import check_repo_id
 
     if args.row_group_rows < 1:
         raise UsageError([f"--row-group-rows {args.row_group_rows}: use at least 1"])
+    options = ExportOptions(args.repo_id, args.license, args.license_name, args.license_link, args.max_file_size,
+                            args.row_group_rows)
     if args.export_only:
-        result = hub.export(args.output_dir, args.export_only, args.repo_id, args.license, args.max_file_size,
-                            args.row_group_rows, license_name=args.license_name, license_link=args.license_link)
-        log(hub.export_summary(result))
+        result = export(args.output_dir, args.export_only, options)
+        log(export_summary(result))
         log(f"nothing uploaded; `load_dataset({str(args.export_only)!r}, streaming=True)` reads what the Hub "
             "would serve")
         return
     from huggingface_hub import get_token
 
-    hub.check_repo_id(args.repo_id)
+    from builder.upload import upload
+
+    check_repo_id(args.repo_id)
     token = args.token or get_token()
     if not token:
         raise UsageError(["no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --token"])
-    folder = hub.staged_export(args.output_dir, args.repo_id, args.license, args.max_file_size,
-                               args.row_group_rows, log=log, license_name=args.license_name,
-                               license_link=args.license_link)
-    info = hub.upload(folder, args.repo_id, token, private=args.private, revision=args.revision, log=log)
+    folder = staged_export(args.output_dir, options, log=log)
+    info = upload(folder, args.repo_id, token, private=args.private, revision=args.revision, log=log)
     log(f"published: {info.commit_url}")
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from builder.card import License, render_card, size_category
 from builder.errors import UsageError
-from builder.hub import license_terms
+from builder.license import license_terms
 from builder.settings import Manifest
 from fgbg_depth import CONFIG_NAMES
 from tests.conftest import ROOT, SMALL, env, run_generate

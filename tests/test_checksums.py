@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from builder import hub
+from builder.export import ExportOptions, export as export_dataset
 from builder.verify import verify
 from tests.conftest import SMALL, run_generate, run_verify
 from tests.fake_hub import FakeHub
@@ -108,7 +108,7 @@ def test_marker_without_checksum_is_reported(dataset):
 
 def test_export_checksums(plain, tmp_path):
     export = tmp_path / "export"
-    result = hub.export(plain, export, REPO, "cc-by-4.0", progress=False)
+    result = export_dataset(plain, export, ExportOptions(REPO, "cc-by-4.0"), progress=False)
     listed = {f["path"]: f for f in json.loads((export / "checksums.json").read_text())["files"]}
     parquet = [f["path"] for files in result.files.values() for f in files]
     assert set(parquet) < set(listed) and {"README.md", "manifest.json", "stats.json"} < set(listed)

@@ -19,7 +19,8 @@ import yaml
 from PIL import Image
 
 from builder.errors import UsageError
-from builder.hub import rebatch, resolve_license, row_group_rows
+from builder.export import rebatch, row_group_rows
+from builder.license import resolve_license
 from builder.settings import ModelRecord
 from fgbg_depth import CONFIG_NAMES, features
 from tests.fake_hub import FakeHub

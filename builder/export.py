@@ -1,11 +1,10 @@
-"""Publishing a generated dataset: the Hub layout (Parquet shards, card, sample grids) in a staging folder,
-then `create_repo` + `HfApi.upload_folder`, which resumes an interrupted upload and skips unchanged files."""
+"""The Hub layout of a finished dataset (Parquet shards, card, sample grids, checksums) in a folder: written by
+`--export-only DIR`, or staged in OUT/.fgbg/hub for an upload (builder.upload), reused while nothing changed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -17,11 +16,12 @@ from datasets import config as datasets_config
 from datasets.arrow_writer import get_parquet_column_options, get_writer_batch_size_from_data_size
 from tqdm.auto import tqdm
 
-from builder.card import License, license_for_model, render_card
-from builder.errors import FgbgError, RemoteError, UsageError
+from builder.card import render_card
+from builder.errors import UsageError
+from builder.license import license_terms, resolve_license
 from builder.plan import ShardName
+from builder.repo_id import check_repo_id
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, features
-from builder.settings import ModelRecord
 from builder.shards import (CHECKSUMS_NAME, MANIFEST_NAME, OutputStore, atomic_write_json, file_sha256,
                             read_shard_batches, read_shard_schema)
 
@@ -29,11 +29,18 @@ DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundr
 DEFAULT_ROW_GROUP_ROWS = 100  # small groups: cheap for readers without the page index (README, Publishing)
 # everything an export folder holds; manifest.json lets scripts/verify.py check the export itself
 EXPORT_NAMES = ("README.md", MANIFEST_NAME, CHECKSUMS_NAME, "stats.json", "data", "images")
-REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
-REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")  # NAMESPACE/NAME
-_LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
-_URL = re.compile(r"^https?://\S+$")
-_REPO_FILE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What an export is made with besides the dataset: the repo it is for, its license, and the Parquet sizes."""
+
+    repo_id: str
+    license_id: str | None = None
+    license_name: str | None = None  # with license_id "other"
+    license_link: str | None = None  # with license_id "other"
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_group_rows: int = DEFAULT_ROW_GROUP_ROWS
 
 
 @dataclass(frozen=True)
@@ -54,20 +61,6 @@ class ExportResult:
     arrow_bytes: int
     parquet_bytes: int
     row_group_rows: dict[str, int]
-
-
-def check_repo_id(repo_id: str) -> None:
-    """`namespace/name`, as the Hub spells it; checked before anything is converted or sent."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    problem = None
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        problem = str(err).splitlines()[0]
-    if problem or not REPO_ID.match(repo_id):
-        raise UsageError([f"repo id {repo_id!r} is malformed: use NAMESPACE/NAME, e.g. your-user/fgbg-depth"
-                          + (f" ({problem})" if problem else "")])
 
 
 def find_sources(out: Path) -> list[Source]:
@@ -111,46 +104,6 @@ def split_source(store: OutputStore, markers: list[dict], name: str, split: str 
         return None, f"config {name!r}: {len(missing)} of {counts[0]} shards unfinished: {shown}"
     return Source(name, split, tuple(store.shard_path(n) for n in names), sum(m["rows"] for m in markers),
                   sum(m["file_bytes"] for m in markers)), None
-
-
-def resolve_license(model: ModelRecord | None, given: str | None) -> str:
-    """The license follows the depth model (Apache-2.0 for V2-Small, CC-BY-NC-4.0 for Base/Large); when we do not
-    know it (another model, or no depth) the user must say, since it also depends on their inputs."""
-    known = license_for_model(model)
-    if given is not None and not _LICENSE.match(given):
-        raise UsageError([f"--license {given!r}: use a Hub license id such as apache-2.0, cc-by-nc-4.0, other"])
-    if known and given and given != known:
-        raise UsageError([f"--license {given}: the depth model {model.id} is {known}, and the "
-                          f"dataset's depth maps follow it; drop --license or pass --license {known}"])
-    if known or given:
-        return known or given
-    what = (f"the depth model {model.id!r} is not one whose license we know"
-            if model else "the dataset was generated with --no-depth")
-    raise UsageError([f"cannot tell the dataset's license: {what}, and it also depends on your inputs; "
-                      "pass --license ID (a Hub license id, e.g. apache-2.0, cc-by-4.0, other)"])
-
-
-def license_terms(license_id: str, name: str | None, link: str | None, repo_id: str) -> License:
-    """`other` needs a license_name (default: the repo's name + "-license") and a license_link (a URL or a file
-    in the repo such as LICENSE), which only the publisher can give; other ids take neither."""
-    if license_id != "other":
-        if name or link:
-            raise UsageError([f"--license-name/--license-link go with --license other only; this dataset's "
-                              f"license is {license_id}"])
-        return License(license_id)
-    name = name or f"{repo_id.split('/')[-1].lower()}-license"
-    problems = []
-    if not _LICENSE.match(name):
-        problems.append(f"--license-name {name!r}: use an id of lowercase letters, digits, '.', '+' and '-' "
-                        "(e.g. my-license-1.0)")
-    if not link:
-        problems.append("--license other needs --license-link: a URL of the license text, or the name of a file "
-                        "in the dataset repo (e.g. LICENSE, uploaded by you)")
-    elif not (_URL.match(link) or _REPO_FILE.match(link)):
-        problems.append(f"--license-link {link!r}: give an https:// URL or a file name in the repo such as LICENSE")
-    if problems:
-        raise UsageError(problems)
-    return License("other", name, link)
 
 
 def row_group_rows(rows: int, num_bytes: int, cap: int = DEFAULT_ROW_GROUP_ROWS) -> int:
@@ -222,17 +175,16 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     return files
 
 
-def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
-           max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, max_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
-           progress: bool = True, license_name: str | None = None, license_link: str | None = None) -> ExportResult:
+def export(out: Path, folder: Path, options: ExportOptions, progress: bool = True) -> ExportResult:
     """Write the Hub layout of the dataset in `out` into `folder` (built beside it, then renamed into place):
     data/<config>/<split>-*.parquet, images/<kind>.png and a README.md whose YAML points at them."""
     out, folder = Path(out), Path(folder)
-    check_repo_id(repo_id)
+    check_repo_id(options.repo_id)
     sources = find_sources(out)
     manifest = OutputStore(out).read_manifest()
     stats = json.loads((out / "stats.json").read_text())
-    license = license_terms(resolve_license(manifest.model, license_id), license_name, license_link, repo_id)
+    license = license_terms(resolve_license(manifest.model, options.license_id), options.license_name,
+                            options.license_link, options.repo_id)
     inside_out = folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
     if inside_out and folder.resolve().parent != OutputStore(out).state_dir.resolve():  # OUT/.fgbg/hub is ours
         raise UsageError([f"export folder {folder} must not be the dataset folder or inside it (load_dataset on "
@@ -249,10 +201,10 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
     for source in sources:
         dest = building / "data" / source.config_name
         dest.mkdir(parents=True, exist_ok=True)
-        group_rows[source.config_name] = row_group_rows(source.rows, source.num_bytes, max_group_rows)
+        group_rows[source.config_name] = row_group_rows(source.rows, source.num_bytes, options.max_group_rows)
         bar.set_postfix_str(f"{source.config_name}/{source.split}")
-        files[source.config_name] += write_parquet(source, dest, max_file_bytes, group_rows[source.config_name],
-                                                   on_rows=bar.update)
+        files[source.config_name] += write_parquet(source, dest, options.max_file_bytes,
+                                                   group_rows[source.config_name], on_rows=bar.update)
     bar.close()
     grids = {}
     for kind in (*GRID_COLUMNS, "augment"):  # augment: the per-blend grid of an augmented dataset
@@ -266,7 +218,7 @@ def export(out: Path, folder: Path, repo_id: str, license_id: str | None = None,
     sizes = {name: sum(f["bytes"] for f in files[name]) for name in CONFIG_NAMES}
     splits = {name: [{"name": s.split, "num_bytes": s.num_bytes, "num_examples": s.rows}
                      for s in sources if s.config_name == name] for name in CONFIG_NAMES}
-    card = render_card(manifest, stats, data_files, sizes, grids, repo_id, license, splits=splits)
+    card = render_card(manifest, stats, data_files, sizes, grids, options.repo_id, license, splits=splits)
     (building / "README.md").write_text(card)
     for name in (MANIFEST_NAME, "stats.json"):
         shutil.copyfile(out / name, building / name)
@@ -291,31 +243,28 @@ def write_checksums(folder: Path, parquet: list[dict]) -> None:
                                                                                       key=lambda f: f["path"])})
 
 
-def export_fingerprint(out: Path, repo_id: str, license_id: str | None, max_file_bytes: int,
-                       max_group_rows: int, license_name: str | None = None, license_link: str | None = None) -> str:
+def export_fingerprint(out: Path, options: ExportOptions) -> str:
     """What an export is a function of: the done markers (hashes of the shards' content) and the options."""
     digest = hashlib.sha256()
     for marker in sorted(OutputStore(out).done_dir.glob("*.json")):
         digest.update(marker.name.encode() + marker.read_bytes())
     for name in (MANIFEST_NAME, "stats.json"):
         digest.update((Path(out) / name).read_bytes())
-    digest.update(json.dumps([repo_id, license_id, license_name, license_link, max_file_bytes, max_group_rows, 2])
-                  .encode())
+    o = options
+    digest.update(json.dumps([o.repo_id, o.license_id, o.license_name, o.license_link, o.max_file_bytes,
+                              o.max_group_rows, 2]).encode())
     return digest.hexdigest()
 
 
-def staged_export(out: Path, repo_id: str, license_id: str | None, max_file_bytes: int, max_group_rows: int,
-                  log: Callable[[str], None] = print, license_name: str | None = None,
-                  license_link: str | None = None) -> Path:
+def staged_export(out: Path, options: ExportOptions, log: Callable[[str], None] = print) -> Path:
     """The export for a push lives in OUT/.fgbg/hub; a rerun (e.g. after an interrupted upload) reuses it when
     nothing changed, so resuming does not convert again."""
     out = Path(out)
     store = OutputStore(out)
     folder, record = store.state_dir / "hub", store.state_dir / "hub.json"
-    check_repo_id(repo_id)
+    check_repo_id(options.repo_id)
     find_sources(out)
-    fingerprint = export_fingerprint(out, repo_id, license_id, max_file_bytes, max_group_rows, license_name,
-                                     license_link)
+    fingerprint = export_fingerprint(out, options)
     if folder.is_dir() and record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint:
         changed = export_problems(folder)
         if not changed:
@@ -323,8 +272,7 @@ def staged_export(out: Path, repo_id: str, license_id: str | None, max_file_byte
             return folder
         log(f"the Parquet export in {folder} changed since it was written ({changed[0]}); exporting again")
     record.unlink(missing_ok=True)
-    result = export(out, folder, repo_id, license_id, max_file_bytes, max_group_rows, license_name=license_name,
-                    license_link=license_link)
+    result = export(out, folder, options)
     log(export_summary(result))
     atomic_write_json(record, {"fingerprint": fingerprint})
     return folder
@@ -346,98 +294,3 @@ def export_summary(result: ExportResult) -> str:
     groups = ", ".join(f"{name} {rows}" for name, rows in result.row_group_rows.items())
     return (f"exported {files} Parquet files, {result.parquet_bytes:,} bytes (Arrow shards: {result.arrow_bytes:,} "
             f"bytes); rows per row group: {groups}; folder: {result.folder}")
-
-
-def upload(folder: Path, repo_id: str, token: str, private: bool = False, revision: str | None = None,
-           log: Callable[[str], None] = print):
-    """Create the dataset repo (and branch) if needed, then upload the folder. upload_folder skips files the
-    Hub already has and, with hf_xet, commits big folders in parts and resumes where it stopped; old data
-    files and grids that the new export does not contain are deleted in the same commit. Hub and network
-    failures become a RemoteError saying what to do."""
-    try:
-        return _upload(folder, repo_id, token, private, revision, log)
-    except Exception as err:  # noqa: BLE001 - HTTP errors from huggingface_hub, reported without a traceback
-        raise remote_error(err, repo_id) from err
-
-
-def remote_error(err: Exception, repo_id: str) -> Exception:
-    """A RemoteError for an HTTP or network failure (exit 2 for access, 1 for retryable); else `err` itself."""
-    from huggingface_hub import constants
-    from huggingface_hub.errors import HfHubHTTPError
-
-    cause = err
-    while cause is not None and not isinstance(cause, HfHubHTTPError):
-        cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        if _is_network_error(err):
-            return RemoteError(f"cannot reach {constants.ENDPOINT}: {err}\n"
-                               "check the network and rerun; files already on the Hub are not sent again", 1)
-        return err
-    status = cause.response.status_code if cause.response is not None else None
-    first_line = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())[:300]
-    if status in (401, 403):
-        return RemoteError(f"no write access to dataset {repo_id} (HTTP {status}): use a token with write "
-                           f"permission on that namespace (HF_TOKEN, `hf auth login` or --token). Server said: "
-                           f"{first_line}", 2)
-    if status == 404:
-        return RemoteError(f"dataset {repo_id} or branch not found (HTTP 404). Server said: {first_line}", 2)
-    return RemoteError(f"the upload failed (HTTP {status}): {first_line}\n"
-                       "rerun the same command to resume; files already on the Hub are not sent again", 1)
-
-
-def _is_network_error(err: BaseException | None) -> bool:
-    """Connection failures of the HTTP client huggingface_hub uses (httpx, or requests in older versions)."""
-    while err is not None:
-        if isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore",
-                                                                              "requests", "urllib3"):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
-
-
-def _upload(folder: Path, repo_id: str, token: str, private: bool, revision: str | None,
-            log: Callable[[str], None]):
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
-    if revision and revision != "main":
-        api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
-    log(f"uploading {folder} to {url}" + (f" (branch {revision})" if revision else ""))
-    info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
-                             delete_patterns=REPLACED_ON_PUSH, commit_message="Publish fgbg-depth dataset")
-    remote = {entry.path: entry for entry in api.list_repo_tree(repo_id, recursive=True, repo_type="dataset",
-                                                                revision=revision)}
-    recorded = json.loads((folder / CHECKSUMS_NAME).read_text())["files"]
-    mismatches = remote_mismatches(folder, recorded, remote)
-    if mismatches:
-        raise FgbgError(f"the Hub's copy of {len(mismatches)} file(s) of {repo_id} differs from the export:\n"
-                        + "\n".join(f"  - {m}" for m in mismatches)
-                        + "\nrerun the same command: it uploads the files whose content the Hub does not have")
-    log(f"checked: the Hub's {len(recorded)} files match the export's checksums")
-    return info
-
-
-def git_blob_id(path: Path) -> str:
-    """The git object id of a file stored in git itself (not LFS): sha1 of "blob <size>\\0" and the content."""
-    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 * 1024**2):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def remote_mismatches(folder: Path, recorded: list[dict], remote: dict) -> list[str]:
-    """Files of the export whose copy on the Hub (`remote`: path -> RepoFile of list_repo_tree) is missing or has
-    another hash: the LFS sha256 the Hub reports against the one recorded at export, or for a small file kept in
-    git, its blob id against the local file's."""
-    problems = []
-    for entry in recorded:
-        path, found = entry["path"], remote.get(entry["path"])
-        if found is None or not hasattr(found, "blob_id"):
-            problems.append(f"{path}: not on the Hub after the upload")
-        elif found.lfs is not None and found.lfs.sha256 != entry["sha256"]:
-            problems.append(f"{path}: the Hub reports sha256 {found.lfs.sha256}, the export wrote {entry['sha256']}")
-        elif found.lfs is None and found.blob_id != git_blob_id(folder / path):
-            problems.append(f"{path}: the Hub's git blob id {found.blob_id} is not the local file's")
-    return problems

@@ -1,0 +1,68 @@
+"""The dependency rules: generating loads no verify code, the training loader loads no export or upload code, and no module
+of builder/ imports (directly or through others) itself. Checked in fresh interpreters, as a user imports them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('builder'))))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_generation_loads_no_verify_code():
+    loaded = _loaded_after("import builder.launch, builder.pipeline, builder.workers, fgbg_depth")
+    assert "builder.pipeline" in loaded
+    assert not {m for m in loaded if "verify" in m or m == "builder.checks"}
+
+
+def test_training_loader_loads_no_publishing_code():
+    loaded = _loaded_after("import builder.training")
+    assert "builder.training" in loaded
+    assert not loaded & {"builder.export", "builder.upload", "builder.license", "builder.card"}
+
+
+def test_torch_dataset_is_public_and_lazy():
+    code = ("import sys, fgbg_depth\nassert 'torch_dataset' in fgbg_depth.__all__\n"
+            "assert 'torch_dataset' in dir(fgbg_depth)\nassert 'torch' not in sys.modules\n"
+            "assert callable(fgbg_depth.torch_dataset)")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def _imports(path: Path) -> set[str]:
+    """builder modules a file imports at any level (function-local imports count: they run too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("builder"):
+            found |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("builder")}
+    return found
+
+
+def test_builder_has_no_import_cycle():
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts): p for p in (ROOT / "builder").rglob("*.py")}
+    modules = {name.removesuffix(".__init__"): path for name, path in modules.items()}
+    graph = {name: {i for i in _imports(path) if i in modules and i != name} for name, path in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(target):] + [target]))
+            if target not in state:
+                visit(target, trail + [target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
