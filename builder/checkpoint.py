@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from builder.hub import REPO_ID
 from builder.net import FgBgNet
 
 STATE_FILE = "trainer_state.json"
@@ -76,6 +77,9 @@ def load_network(model_path: str | Path) -> FgBgNet:
 def resolve_model(run_or_model: str) -> str:
     """A run folder -> its last checkpoint; a checkpoint folder or a Hub model repo id -> itself."""
     path = Path(run_or_model)
+    if not path.exists() and not REPO_ID.match(run_or_model):
+        raise FileNotFoundError(f"{path} does not exist: give a training run folder (--output-dir of "
+                                "scripts/train.py), a checkpoint folder or a Hub model repo id (NAMESPACE/NAME)")
     if path.is_dir() and not (path / "config.json").is_file():
         checkpoint = last_checkpoint(path)
         if checkpoint is None:

@@ -64,6 +64,9 @@ class Experiment:
     def dataset(self, option: DataOption) -> Path:
         return self.work_dir / option.folder()
 
+    def run_dir(self, option: DataOption) -> Path:
+        return self.work_dir / f"run-{option.name}"
+
 
 def generate(experiment: Experiment, option: DataOption) -> Path:
     """The option's dataset, generated with scripts/generate.py unless a finished one is there."""
@@ -80,7 +83,7 @@ def generate(experiment: Experiment, option: DataOption) -> Path:
 
 def train_option(experiment: Experiment, option: DataOption) -> dict:
     """Train on the option's train split (resuming a finished or interrupted run); the step time."""
-    config = TrainConfig(dataset=str(experiment.dataset(option)), output_dir=str(experiment.work_dir / f"run-{option.name}"),
+    config = TrainConfig(dataset=str(experiment.dataset(option)), output_dir=str(experiment.run_dir(option)),
                          max_steps=experiment.steps, batch_size=experiment.batch_size, lr=experiment.lr,
                          seed=experiment.seed, eval_every=0, save_every=0, workers=0)
     print(f"training on {option.name}: {experiment.steps} steps of {experiment.batch_size} rows", file=sys.stderr,
@@ -92,7 +95,7 @@ def train_option(experiment: Experiment, option: DataOption) -> dict:
 
 def score(experiment: Experiment, option: DataOption) -> dict:
     """The option's trained network on every evaluation set's validation split."""
-    model = load_network(resolve_model(str(experiment.work_dir / f"run-{option.name}"))).eval()
+    model = load_network(resolve_model(str(experiment.run_dir(option)))).eval()
     scores = {}
     for eval_set in experiment.eval_sets:
         sums = score_model(model, str(experiment.dataset(eval_set)), "validation", torch.device("cpu"),

@@ -85,8 +85,10 @@ class TrainConfig:
         parser.add_argument("--output-dir", required=True, help="the run folder: checkpoints and metrics")
         helps = {"max_steps": "optimiser steps in total", "batch_size": "rows per step and process",
                  "lr": "AdamW learning rate (constant)", "weight_decay": "AdamW weight decay",
-                 "seed": "model initialisation and data order", "eval_every": "validate every N steps (0: at the end only)",
-                 "save_every": "checkpoint every N steps (0: at the end only)", "width": "U-Net channels at full resolution",
+                 "seed": "model initialisation and data order",
+                 "eval_every": "validate every N steps (0: at the end only)",
+                 "save_every": "checkpoint every N steps (0: at the end only)",
+                 "width": "U-Net channels at full resolution",
                  "levels": "U-Net downsamplings", "workers": "DataLoader worker processes per process",
                  "eval_split": "split to validate on, skipped when the dataset has none"}
         for name, text in helps.items():

@@ -127,11 +127,11 @@ def train(config: TrainConfig) -> dict | None:
     model, optimizer = accelerator.prepare(model, optimizer)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)  # moves the moments onto the parameters' device
-    if accelerator.is_main_process:
-        config.record()
-    step = state.step if state else 0
     dataset = torch_dataset(config.dataset, "train", shuffle=True, seed=config.seed, columns=MODEL_INPUTS,
                             rank=accelerator.process_index, world_size=accelerator.num_processes)
+    if accelerator.is_main_process:
+        config.record()  # only once the data is readable: a bad --dataset leaves no run folder behind
+    step = state.step if state else 0
     stream = BatchStream(dataset, config.batch_size, config.workers,
                          state.positions[accelerator.process_index] if state else (0, 0))
     return _loop(config, accelerator, model, optimizer, stream, step)

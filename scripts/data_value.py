@@ -2,8 +2,8 @@
 held-out validation composites (see builder/data_value.py and docs/training.md).
 
     python scripts/data_value.py --work-dir dv/ [--output dv.json]      # CPU-sized: R = 64, minutes
-    python scripts/data_value.py --work-dir dv/ --resolution 224 --depth-model depth-anything/Depth-Anything-V2-Small-hf \\
-        --depth-input-size 518 --steps 5000 --batch-size 64                 # on a GPU with the real model
+    python scripts/data_value.py --work-dir dv/ --resolution 224 --steps 5000 --batch-size 64 \\
+        --depth-model depth-anything/Depth-Anything-V2-Small-hf --depth-input-size 518   # GPU, real model
 
 Options and evaluation sets are NAME=GENERATE_ARGUMENTS; add rows as generate.py learns them, e.g.
 --options 'none=--augment none' 'realistic=--augment realistic' 'ground=--augment realistic --placement-mode ground'.
@@ -58,6 +58,7 @@ def experiment(args: argparse.Namespace):
     from builder.data_value import DataOption, Experiment
     from builder.random_model import save_random_depth_model
 
+    options, eval_sets = tuple(map(DataOption.parse, args.options)), tuple(map(DataOption.parse, args.eval_sets))
     photos = photo_dir(args.photos)
     if photos is None:
         raise UsageError(["no photographs: pip install scikit-image, or give --photos DIR"])
@@ -73,8 +74,8 @@ def experiment(args: argparse.Namespace):
               "--placements", str(args.placements), "--validation-backgrounds", str(args.validation_backgrounds),
               "--validation-foregrounds", str(args.validation_foregrounds), "--depth-model", model,
               "--depth-input-size", str(args.depth_input_size)]
-    return Experiment(args.work_dir, tuple(common), tuple(map(DataOption.parse, args.options)),
-                      tuple(map(DataOption.parse, args.eval_sets)), args.steps, args.batch_size, args.lr, args.seed)
+    return Experiment(args.work_dir, tuple(common), options, eval_sets, args.steps, args.batch_size, args.lr,
+                      args.seed)
 
 
 def main(argv=None) -> int:
