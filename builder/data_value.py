@@ -28,6 +28,7 @@ from builder.train_config import TrainConfig
 from builder.trainer import METRICS_FILE, train
 
 GENERATE = Path(__file__).resolve().parent.parent / "scripts" / "generate.py"
+FLOOR = "constant prediction"  # the table's last row
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,17 @@ def train_option(experiment: Experiment, option: DataOption) -> dict:
     return {"run": config.output_dir, "train_loss": last["loss"], "seconds_per_step": last["seconds_per_step"]}
 
 
-def score(experiment: Experiment, option: DataOption) -> dict:
-    """The option's trained network on every evaluation set's validation split."""
-    model = load_network(resolve_model(str(experiment.run_dir(option)))).eval()
+class ConstantPrediction(torch.nn.Module):
+    """The floor a trained network has to beat: an empty mask and a flat disparity (which the per-image
+    alignment turns into the label's mean)."""
+
+    def forward(self, bg: torch.Tensor, fg_bg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = torch.zeros_like(fg_bg[:, :1])
+        return flat - 1, flat
+
+
+def score(experiment: Experiment, model: torch.nn.Module) -> dict:
+    """A network on every evaluation set's validation split."""
     scores = {}
     for eval_set in experiment.eval_sets:
         sums = score_model(model, str(experiment.dataset(eval_set)), "validation", torch.device("cpu"),
@@ -114,7 +123,9 @@ def run(experiment: Experiment) -> dict:
     rows = {option.name: {"arguments": shlex.join(option.arguments), **train_option(experiment, option)}
             for option in experiment.options}
     for option in experiment.options:
-        rows[option.name]["scores"] = score(experiment, option)
+        model = load_network(resolve_model(str(experiment.run_dir(option)))).eval()
+        rows[option.name]["scores"] = score(experiment, model)
+    rows[FLOOR] = {"arguments": None, "seconds_per_step": None, "scores": score(experiment, ConstantPrediction())}
     return {"common_arguments": shlex.join(experiment.common), "steps": experiment.steps,
             "batch_size": experiment.batch_size, "lr": experiment.lr, "seed": experiment.seed,
             "eval_sets": {s.name: shlex.join(s.arguments) for s in experiment.eval_sets}, "rows": rows}
@@ -126,7 +137,7 @@ def markdown_table(report: dict) -> str:
     header = ["trained on"] + [f"{name} on `{s}` val" for s in sets for name in ("IoU", "AbsRel", "δ1")]
     lines = ["| " + " | ".join(header + ["s/step"]) + " |", "|" + " --- |" * (len(header) + 1)]
     for option, row in report["rows"].items():
-        cells = [f"`{option}`"]
+        cells = [option if row["arguments"] is None else f"`{option}`"]
         for s in sets:
             cells += ["-" if row["scores"][s][m] is None else f"{row['scores'][s][m]:.3f}" for m in METRIC_NAMES]
         step = row["seconds_per_step"]
