@@ -8,7 +8,7 @@ held-out validation composites (see builder/data_value.py and docs/training.md).
 Options and evaluation sets are NAME=GENERATE_ARGUMENTS; add rows as generate.py learns them, e.g.
 --options 'none=--augment none' 'realistic=--augment realistic' 'ground=--augment realistic --placement-mode ground'.
 Inputs: --photos DIR, else scikit-image's bundled photographs (`pip install scikit-image`), cut as
-scripts/benchmark.py cuts them into backgrounds and soft-edged cut-outs.
+bench/inputs.py cuts them into backgrounds and soft-edged cut-outs.
 """
 
 import argparse
@@ -53,7 +53,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def experiment(args: argparse.Namespace):
-    from benchmark import photo_dir, photo_inputs
+    from bench.inputs import photo_dir, photo_inputs
 
     from builder.data_value import DataOption, Experiment
     from builder.random_model import save_random_depth_model
