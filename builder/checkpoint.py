@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from builder.hub import REPO_ID
+from builder.repo_id import REPO_ID
 from builder.net import FgBgNet
 
 STATE_FILE = "trainer_state.json"
