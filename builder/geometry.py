@@ -5,9 +5,10 @@ stored map (float, NaN where unknown), shared by the renderer and verify.
 The ground rule. For a flat floor seen by a pinhole camera, disparity is linear in the image row below the
 horizon (1/Z = (y - horizon) / (f h)) and constant along a row; sky, walls facing the camera, the front faces of
 objects and side walls have no vertical disparity change at a fixed column, ceilings fall downward. So a pixel
-is ground where, over a window of W rows above and below it (each row first averaged over 2W+1 columns against
-noise), disparity rises on both sides by more than `MIN_SLOPE` of the map's span per R rows, and the two rises
-are within `STEADY_RATIO` of each other: a step (an object's top edge over far floor) rises on one side only.
+is ground where disparity rises steadily downward in its own column: the means of the W rows above it, of the
+W rows around it and of the W rows below it (means against noise) rise on both sides by more than `MIN_SLOPE`
+of the map's span per R rows, and the two rises are within `STEADY_RATIO` of each other: a step (an object's
+top edge over far floor) rises on one side only; and the pixel itself lies between the means above and below.
 Every threshold is relative to the map's span, so the rule is invariant to the unknown scale and shift of a
 relative (affine) disparity such as Depth-Anything's, and to the stored levels' scaling.
 """
@@ -43,35 +44,37 @@ def disparity_span(disparity: np.ndarray) -> float:
     return float(high - low)
 
 
-def row_means(disparity: np.ndarray, half: int) -> np.ndarray:
-    """Each pixel's mean over the 2*half+1 columns around it (clipped at the frame), NaN if any is unknown."""
+def column_means(disparity: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """Each pixel's mean over the rows y+top .. y+bottom of its own column (never across columns, so an
+    object's vertical edge does not borrow the floor's slope); NaN where that reaches outside the frame or holds
+    an unknown pixel."""
     known = np.isfinite(disparity)
-    values = np.where(known, disparity, 0.0).astype(np.float64)
-    width = disparity.shape[1]
-    sums = np.pad(np.cumsum(values, axis=1), ((0, 0), (1, 0)))
-    holes = np.pad(np.cumsum(~known, axis=1), ((0, 0), (1, 0)))
-    right = np.minimum(np.arange(width) + half + 1, width)
-    left = np.maximum(np.arange(width) - half, 0)
-    means = (sums[:, right] - sums[:, left]) / (right - left)
-    return np.where(holes[:, right] - holes[:, left] > 0, np.nan, means)
+    sums = np.pad(np.cumsum(np.where(known, disparity, 0.0), axis=0), ((1, 0), (0, 0)))
+    holes = np.pad(np.cumsum(~known, axis=0), ((1, 0), (0, 0)))
+    height = disparity.shape[0]
+    start, stop = np.arange(height) + top, np.arange(height) + bottom + 1
+    inside = (start >= 0) & (stop <= height)
+    start, stop = np.clip(start, 0, height), np.clip(stop, 0, height)
+    means = (sums[stop] - sums[start]) / (bottom - top + 1)
+    return np.where(inside[:, None] & (holes[stop] - holes[start] == 0), means, np.nan)
 
 
 def ground_mask(disparity: np.ndarray) -> np.ndarray:
     """R x R bool: where the surface faces up (see the module's docstring). Unknown pixels are never ground."""
     resolution = disparity.shape[0]
     w, span = window(resolution), disparity_span(disparity)
-    ground = np.zeros(disparity.shape, dtype=bool)
-    if span <= 0 or resolution <= 2 * w:
-        return ground
-    means = row_means(disparity, w)
-    rise_below = means[2 * w:] - means[w:-w]
-    rise_above = means[w:-w] - means[:-2 * w]
-    least = MIN_SLOPE * span * w / resolution
+    if span <= 0:
+        return np.zeros(disparity.shape, dtype=bool)
+    disparity = np.asarray(disparity, dtype=np.float64)
+    above, below = column_means(disparity, -w, -1), column_means(disparity, 1, w)
+    centre = column_means(disparity, -(w // 2), w // 2)
+    rise_below, rise_above = below - centre, centre - above
+    least = MIN_SLOPE * span / resolution * (w + 1) / 2  # a ramp of the least slope rises this much each side
     with np.errstate(invalid="ignore"):
         steady = ((rise_below > least) & (rise_above > least)
-                  & (rise_below < STEADY_RATIO * rise_above) & (rise_above < STEADY_RATIO * rise_below))
-    ground[w:-w] = steady & np.isfinite(disparity[w:-w])
-    return ground
+                  & (rise_below < STEADY_RATIO * rise_above) & (rise_above < STEADY_RATIO * rise_below)
+                  & (above < disparity) & (disparity < below))  # the pixel itself lies on the rise
+    return steady
 
 
 @dataclasses.dataclass(frozen=True)
