@@ -8,7 +8,8 @@ objects and side walls have no vertical disparity change at a fixed column, ceil
 is ground where disparity rises steadily downward in its own column: the means of the W rows above it, of the
 W rows around it and of the W rows below it (means against noise) rise on both sides by more than `MIN_SLOPE`
 of the map's span per R rows, and the two rises are within `STEADY_RATIO` of each other: a step (an object's
-top edge over far floor) rises on one side only; and the pixel itself lies between the means above and below.
+top edge over far floor) rises on one side only; and the pixel itself lies between the means above and below,
+and between the pixels W/2 rows above and below it (a stack of thin faces, each flat, rises on average only).
 Every threshold is relative to the map's span, so the rule is invariant to the unknown scale and shift of a
 relative (affine) disparity such as Depth-Anything's, and to the stored levels' scaling.
 """
@@ -67,13 +68,16 @@ def ground_mask(disparity: np.ndarray) -> np.ndarray:
         return np.zeros(disparity.shape, dtype=bool)
     disparity = np.asarray(disparity, dtype=np.float64)
     above, below = column_means(disparity, -w, -1), column_means(disparity, 1, w)
+    half = max(1, w // 2)
     centre = column_means(disparity, -(w // 2), w // 2)
     rise_below, rise_above = below - centre, centre - above
     least = MIN_SLOPE * span / resolution * (w + 1) / 2  # a ramp of the least slope rises this much each side
     with np.errstate(invalid="ignore"):
         steady = ((rise_below > least) & (rise_above > least)
                   & (rise_below < STEADY_RATIO * rise_above) & (rise_above < STEADY_RATIO * rise_below)
-                  & (above < disparity) & (disparity < below))  # the pixel itself lies on the rise
+                  & (above < disparity) & (disparity < below)  # the pixel itself lies on the rise ...
+                  & (column_means(disparity, -half, -half) < disparity)  # ... and so do its neighbours: a thin
+                  & (disparity < column_means(disparity, half, half)))  # face in a stack of faces is flat
     return steady
 
 
@@ -106,8 +110,9 @@ def ground_scale(disparity: float | np.ndarray, low: float, high: float, scale_m
     disparity, and only its ends are fixed by the settings."""
     if high <= low:
         return np.float32((scale_min + scale_max) / 2) + np.zeros(np.shape(disparity), dtype=np.float32)
-    share = np.clip((np.asarray(disparity, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
-    return (scale_min + (scale_max - scale_min) * share).astype(np.float32)
+    share = np.minimum(np.maximum((np.float64(disparity) - low) / (high - low), 0.0), 1.0)
+    return np.float32(scale_min + (scale_max - scale_min) * share) if np.ndim(share) == 0 else \
+        (scale_min + (scale_max - scale_min) * share).astype(np.float32)
 
 
 def foot_box(foot_x: int, foot_y: int, height: int, width: int) -> tuple[int, int]:
@@ -147,7 +152,7 @@ def nearer_scenery(bg: BackgroundGround, foot_disparity: float) -> np.ndarray:
 def hide(placed: np.ndarray, placement: Placement, hidden: np.ndarray) -> np.ndarray:
     """The placed premultiplied cut-out with its hidden pixels made transparent (the background shows there)."""
     box = hidden[placement.y:placement.y + placement.height, placement.x:placement.x + placement.width]
-    return np.where(box[..., None], np.uint8(0), placed)
+    return np.where(box[..., None], np.uint8(0), placed) if box.any() else placed
 
 
 @dataclasses.dataclass(frozen=True)

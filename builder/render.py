@@ -93,7 +93,8 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
         visible = hide(placed, placement, geometry.hidden) if geometry and geometry.hidden is not None else placed
         image, extra = composite(background, visible, placement), {}
         mask = placed_mask(visible, placement, settings.resolution, settings.mask_threshold)
-        amodal = placed_mask(placed, placement, settings.resolution, settings.mask_threshold) if geometry else None
+        amodal = placed_mask(placed, placement, settings.resolution, settings.mask_threshold) \
+            if visible is not placed else mask
     if geometry:
         extra.update(_ground_columns(geometry, mask, amodal, stats))
     jpeg = encode_jpeg(image, settings.jpeg_quality)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from builder.bg_depth import decode_depth_map, demo_depth_files
+from builder.bg_depth import decode_depth_map, demo_depth_files, fit_depth
 from builder.demo import DEMO_BACKGROUNDS, demo_files, demo_ground_files, ground_scene
 from builder.geometry import BackgroundGround, nearer_scenery
 from builder.training import torch_dataset
@@ -57,11 +57,8 @@ def test_same_bytes_with_1_2_3_processes(demo_runs):
 
 
 def test_feet_stand_on_the_open_floor(demo_runs):
-    floors = []
-    for i in range(DEMO_BACKGROUNDS):  # the scene's true floor, sampled as the maps are (nearest)
-        floor = ground_scene(i)[2]
-        centres = ((np.arange(R) + 0.5) * floor.shape[0] / R).astype(int)
-        floors.append(floor[np.ix_(centres, centres)])
+    # the scenes' true floor, sampled exactly as their maps are
+    floors = [fit_depth(ground_scene(i)[2].astype(np.float32), None, R) > 0.5 for i in range(DEMO_BACKGROUNDS)]
     samples = rows(demo_runs[1])
     assert all(row["placement_mode"] == "ground" for row in samples)
     assert all(floors[row["bg_id"]][row["foot_y"], row["foot_x"]] for row in samples)
