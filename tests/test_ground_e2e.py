@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 
 import datasets
 import numpy as np
@@ -19,7 +21,7 @@ from builder.demo import DEMO_BACKGROUNDS, demo_files, demo_ground_files, ground
 from builder.geometry import BackgroundGround, nearer_scenery
 from builder.training import torch_dataset
 from builder.verify import verify
-from tests.conftest import read_config, run_generate, run_verify
+from tests.conftest import ROOT, read_config, run_generate, run_verify
 
 R = 64
 GROUND = ["--placement-mode", "ground", "--placements", "3", "--resolution", str(R), "--shard-size", "25"]
@@ -191,3 +193,27 @@ def test_model_depth_is_read_back_from_the_stored_backgrounds(tmp_path, small_ar
             assert ground.ground[row["foot_y"], row["foot_x"]]
             hidden = nearer_scenery(ground, ground.disparity[row["foot_y"], row["foot_x"]])
             assert not (pixels(row["mask"]).astype(bool) & hidden).any()
+
+
+def test_with_augment_split_8_bit_depth_and_export(tmp_path):
+    """Ground mode with --augment realistic (the shadow laid from the foot), a validation split and --depth-bits 8
+    (a tiny random model for the composites' depth; placements from the demo's maps), verified, then exported."""
+    from builder.random_model import save_random_depth_model
+
+    model = save_random_depth_model(tmp_path / "tiny")
+    out, export = tmp_path / "out", tmp_path / "export"
+    run_generate(out, "--demo", *GROUND, "--augment", "realistic", "--validation-backgrounds", "1", "--depth-bits",
+                 "8", "--depth-model", model, "--depth-input-size", "28", "--batch-size", "8")
+    assert verify(out).ok
+    samples = rows(out)
+    for row in samples:
+        alpha, mask, amodal = (pixels(row[c]) for c in ("alpha", "mask", "amodal_mask"))
+        assert np.array_equal(mask > 0, alpha >= 128) and not (mask & ~amodal).any()
+    assert any(row["occlusion"] > 0 for row in samples)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push_to_hub.py"), str(out), "someone/ground", "--export-only",
+                           str(export), "--license", "apache-2.0"], capture_output=True, text=True,
+                          env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = datasets.load_dataset(str(export), "default", split="validation")
+    assert loaded.num_rows and loaded.features["amodal_mask"] == datasets.Image()
+    assert verify(export).ok
