@@ -88,3 +88,21 @@ def test_unknown_in_depth_maps_and_the_crop():
     assert to_disparity(values, "disparity")[0, 1] == 0.0  # 0 is a value in a disparity map
     wide = np.tile(np.arange(8, dtype=np.float64), (4, 1))  # 8 x 4: the centre 4 columns are kept
     assert np.array_equal(fit_depth(wide, (80, 40), 4)[0], [2, 3, 4, 5])
+
+
+def test_background_without_ground_falls_back_to_uniform(tmp_path, scene):
+    """A map whose disparity changes only across the frame (a wall seen at an angle) has no ground: its rows are
+    placed uniformly, recorded per row, counted in stats.json and the card, and verified."""
+    import json
+
+    from builder.verify import verify
+    from tests.conftest import read_config
+
+    np.save(scene[2] / "demo_ground_01.npy", np.tile(np.linspace(0.1, 1.0, 320), (320, 1)))
+    out = tmp_path / "out"
+    run_generate(out, *ground_args(scene))
+    modes = {(row["bg_id"], row["placement_mode"]) for row in read_config(out, "default").to_pylist()}
+    assert modes == {(0, "ground"), (1, "uniform"), (2, "ground"), (3, "ground")}
+    counts = json.loads((out / "stats.json").read_text())["placement"]
+    assert counts["uniform"] == 3 * 2 * 3 and f"{counts['uniform']:,} uniform" in (out / "README.md").read_text()
+    assert verify(out, bg_depth_dir=scene[2]).ok
