@@ -199,8 +199,8 @@ def iter_rows(config: GenerateConfig, tasks: list[ShardTask], device) -> Iterato
     job = load_job(config, device)
     if job.needs_stored_bg_depth and any(t.config_name != BACKGROUNDS.name for t in tasks):
         with open_workers(job, 0) as (pool, feed):
-            split_tasks = [t for t in job.tasks() if t.config_name == BACKGROUNDS.name]
-            job = job.with_stored_bg_depth(row for task in split_tasks for batch, _ in job.render(task, pool, feed)
+            backgrounds = [t for t in job.tasks() if t.config_name == BACKGROUNDS.name]
+            job = job.with_stored_bg_depth(row for task in backgrounds for batch, _ in job.render(task, pool, feed)
                                            for row in batch.to_pylist())
     with open_workers(job, 0) as (pool, feed):
         for task in tasks:

@@ -210,9 +210,9 @@ def test_with_augment_split_8_bit_depth_and_export(tmp_path):
         alpha, mask, amodal = (pixels(row[c]) for c in ("alpha", "mask", "amodal_mask"))
         assert np.array_equal(mask > 0, alpha >= 128) and not (mask & ~amodal).any()
     assert any(row["occlusion"] > 0 for row in samples)
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push_to_hub.py"), str(out), "someone/ground", "--export-only",
-                           str(export), "--license", "apache-2.0"], capture_output=True, text=True,
-                          env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    push = [sys.executable, str(ROOT / "scripts" / "push_to_hub.py"), str(out), "someone/ground", "--export-only",
+            str(export), "--license", "apache-2.0"]
+    done = subprocess.run(push, capture_output=True, text=True, env={**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"})
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = datasets.load_dataset(str(export), "default", split="validation")
     assert loaded.num_rows and loaded.features["amodal_mask"] == datasets.Image()
