@@ -102,9 +102,11 @@ def test_verify_passes_and_names_altered_rows(demo_runs, tmp_path):
     flipped[samples[7]["foot_y"] - 1, samples[7]["foot_x"]] ^= 255
     buffer = io.BytesIO()
     Image.fromarray(flipped).save(buffer, format="PNG")
+    altered[9] = ("occlusion", samples[9]["occlusion"] + 0.01)
     for n, (column, value) in altered.items():
         samples[n][column] = value
     samples[7]["mask"] = {"bytes": buffer.getvalue(), "path": None}
+    samples[11]["amodal_mask"] = samples[12]["amodal_mask"]
     out = tmp_path / "tampered"
     os.system(f"cp -r {demo_runs[1]} {out}")
     shards = sorted((out / "data" / "default").glob("*.arrow"))
@@ -116,6 +118,7 @@ def test_verify_passes_and_names_altered_rows(demo_runs, tmp_path):
     assert "sample_id 3: (foot_x, foot_y, placement_mode)" in problems
     assert "sample_id 5: (x, y, scale)" in problems and "sample_id 5: scale" in problems
     assert "sample_id 7: mask differs in 1 pixels" in problems
+    assert "sample_id 9: occlusion" in problems and "sample_id 11: amodal_mask differs" in problems
 
 
 def test_loader_gives_amodal_mask_and_occlusion(demo_runs):
