@@ -87,7 +87,8 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
 
     def _info(self):
         content = self._generate_config().content
-        return datasets.DatasetInfo(features=features(self.config.name, content.with_depth, content.with_augment))
+        return datasets.DatasetInfo(features=features(self.config.name, content.with_depth, content.with_augment,
+                                                        content.with_ground))
 
     def _split_generators(self, dl_manager):
         config = self._generate_config()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from builder.demo import demo_files
+from builder.demo import demo_files, demo_ground_files
 from builder.errors import UsageError
 from builder.settings import ContentSettings, InputRecord, RunOptions
 
@@ -41,6 +41,8 @@ class Inputs:
     bg_files: list[InputFile]
     fg_files: list[InputFile]
     warnings: list[str]
+    bg_depths: list[np.ndarray] | None = None  # ground placement's disparity maps (R x R float32, NaN unknown)
+    bg_depth_files: list[InputFile] | None = None  # the files they came from (their hashes go into the manifest)
 
     @staticmethod
     def records(files: list[InputFile]) -> list[InputRecord]:
@@ -158,6 +160,8 @@ def load_inputs(content: ContentSettings, run: RunOptions) -> Inputs:
     problems, notes = [], []
     if run.demo:
         bg_files, fg_files = ([InputFile(name, data) for name, data in files] for files in demo_files())
+        if content.with_ground:  # scenes with exact depth (builder.bg_depth reads their maps)
+            bg_files = [InputFile(name, data) for name, data in demo_ground_files()[0]]
     else:
         bg_files = read_folder(run.bg_dir, "background", problems, notes)
         fg_files = read_folder(run.fg_dir, "foreground", problems, notes)

@@ -328,10 +328,23 @@ def blend_edge(layer: np.ndarray, p: Augmentation, threshold: int) -> np.ndarray
     return layer
 
 
+def ground_shadow(alpha: np.ndarray, foot_y: int) -> np.ndarray:
+    """The alpha laid down on the ground behind its foot: squashed to a quarter of its height toward the foot's
+    row (which stays where it is), nothing below the foot."""
+    rows = np.arange(alpha.shape[0])
+    source = foot_y - (foot_y - rows) * 4
+    laid = alpha[np.clip(source, 0, alpha.shape[0] - 1)]
+    laid[(source < 0) | (rows > foot_y)] = 0
+    return laid
+
+
 def augmented_composite(background: np.ndarray, placed: np.ndarray, placement: Placement, p: Augmentation,
-                        threshold: int) -> tuple[np.ndarray, np.ndarray]:
+                        threshold: int, hidden: np.ndarray | None = None,
+                        foot: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(composite, final alpha) of one sample. Colour is jittered before the edge blend (a motion blur smears
-    the jittered colour); the final alpha comes from the cut-out, rotation and edge blend alone."""
+    the jittered colour); the final alpha comes from the cut-out, rotation and edge blend alone. Ground mode:
+    `hidden` pixels (nearer scenery) show the background and take no shadow, and the shadow is laid down from
+    the `foot` (x, y); the alpha returned is still the whole (amodal) one."""
     resolution = background.shape[0]
     scene = perturb_background(background, p)
     window = x0, y0, x1, y1 = layer_window(placement, resolution, p.motion_length)
@@ -342,5 +355,11 @@ def augmented_composite(background: np.ndarray, placed: np.ndarray, placement: P
                        threshold)
     alpha = np.zeros((resolution, resolution), dtype=np.uint8)
     alpha[y0:y1, x0:x1] = layer[..., 3]
-    scene = cast_shadow(scene, alpha, p.shadow_dx, p.shadow_dy, p.shadow_sigma, p.shadow_opacity)
+    if foot is None:
+        scene = cast_shadow(scene, alpha, p.shadow_dx, p.shadow_dy, p.shadow_sigma, p.shadow_opacity)
+    else:
+        shaded = cast_shadow(scene, ground_shadow(alpha, foot[1]), p.shadow_dx, 0, p.shadow_sigma, p.shadow_opacity)
+        scene = shaded if hidden is None else np.where(hidden[..., None], scene, shaded)
+    if hidden is not None:
+        layer = np.where(hidden[y0:y1, x0:x1, None], np.uint8(0), layer)
     return composite(scene, layer, Placement(x0, y0, 1.0, x1 - x0, y1 - y0)), alpha

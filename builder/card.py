@@ -7,9 +7,11 @@ import string
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import yaml
 from PIL import Image
 
+from builder import geometry
 from builder.license import License, license_for_model
 from builder.plan import TRAIN, SampleSpace, ShardName, ShardTask, SplitPlan
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
@@ -120,6 +122,10 @@ def write_grids(store: OutputStore, tasks, side: int, blend_modes: list[str] | N
     if blend_modes:
         images = _read_blend_examples(store, tasks, blend_modes)
         grids["augment"] = _save_grid(store, "augment", images, side, len(images) // 2)
+    if "amodal_mask" in grids:  # ground mode: each composite beside its visible and its amodal mask
+        default = [t for t in tasks if t.config_name == "default"]
+        columns = [_read_spread_images(store, default, column, 4) for column in ("fg_bg", "mask", "amodal_mask")]
+        grids["occlusion"] = _save_grid(store, "occlusion", [image for row in zip(*columns) for image in row], side, 3)
     return grids
 
 
@@ -142,6 +148,53 @@ def collect_stats(store: OutputStore, tasks: list[ShardTask]) -> dict:
         return totals
     return {**totals, "normalize_with": "train",
             "splits": {split: _tally([m for m in markers if m["split"] == split]) for split in splits}}
+
+
+def placement_counts(store: OutputStore, tasks: list[ShardTask]) -> dict:
+    """Ground mode: rows standing on ground and rows placed uniformly (too little ground), and how much was
+    hidden. Only the small columns are touched: the shards are memory-mapped, the images never read."""
+    counts = {"ground": 0, "uniform": 0, "occluded": 0, "occlusion_sum": 0.0}
+    for task in tasks:
+        if task.config_name != "default":
+            continue
+        with pa.memory_map(str(store.shard_path(task.name)), "r") as source:
+            for batch in pa.ipc.open_stream(source):
+                modes = batch.column("placement_mode").to_pylist()
+                occlusion = batch.column("occlusion").to_numpy()
+                counts["ground"] += modes.count("ground")
+                counts["uniform"] += modes.count("uniform")
+                counts["occluded"] += int((occlusion > 0).sum())
+                counts["occlusion_sum"] += float(occlusion.astype(np.float64).sum())
+    rows = counts["ground"] + counts["uniform"]
+    return {"ground": counts["ground"], "uniform": counts["uniform"], "occluded": counts["occluded"],
+            "mean_occlusion": round(counts["occlusion_sum"] / rows, 6) if rows else 0.0}
+
+
+def ground_lines(settings, stats: dict) -> list[str]:
+    """What `--placement-mode ground` did; nothing in uniform mode (the card stays as it was)."""
+    if not settings.with_ground:
+        return []
+    counts, g = stats.get("placement", {}), geometry
+    return [
+        "- placement: `--placement-mode ground`: each cut-out stands on the background's ground, from the "
+        "background's disparity map (the depth model's map as stored in `backgrounds`, or the maps given with "
+        "`--bg-depth-dir`, whose hashes are in manifest.json). Ground is where disparity rises steadily downward "
+        f"(over {g.window(settings.resolution)} rows above and below, by more than {g.MIN_SLOPE} of the map's span "
+        f"per R rows on both sides, the two rises within a factor {g.STEADY_RATIO:g}): floors, not sky, walls or "
+        "the front faces of objects",
+        "  - the foot (`foot_x`, `foot_y`, the cut-out's bottom centre) is drawn uniformly from the ground pixels "
+        "where the cut-out fits the frame, with `numpy.random.default_rng([seed, i, 2])`; `scale` maps the "
+        f"background's ground disparity range (percentiles {g.SPAN_PERCENTILES[0]:g}-{g.SPAN_PERCENTILES[1]:g}) "
+        f"linearly onto [{settings.scale_min}, {settings.scale_max}]: the nearest ground gets the largest size",
+        f"  - occlusion: background pixels nearer than the foot by more than {g.OCCLUSION_MARGIN:g} of the map's "
+        "span hide the cut-out; `mask` is the visible part, `amodal_mask` the whole footprint, `occlusion` = 1 - "
+        f"visible / footprint area; a cut-out less than {g.MIN_VISIBLE:.0%} visible is redrawn (at most "
+        f"{g.MAX_TRIES} draws, the most visible kept)",
+        f"  - backgrounds with less than {g.MIN_GROUND_FRACTION:.0%} ground place their rows uniformly "
+        "(`placement_mode` = uniform, nothing hidden): "
+        f"{counts.get('ground', 0):,} rows on ground, {counts.get('uniform', 0):,} uniform; "
+        f"{counts.get('occluded', 0):,} rows partly hidden, mean occlusion {counts.get('mean_occlusion', 0):.3f}",
+    ]
 
 
 def split_sizes(stats: dict) -> dict[str, list[dict]]:
@@ -172,7 +225,8 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
     info = []
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
-                     "features": features(name, with_depth, manifest.settings.with_augment)._to_yaml_list(),
+                     "features": features(name, with_depth, manifest.settings.with_augment,
+                                          manifest.settings.with_ground)._to_yaml_list(),
                      "splits": splits[name],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
     header = {
@@ -189,7 +243,7 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
     return yaml.safe_dump(header, sort_keys=False, width=120).strip()
 
 
-def provenance(manifest: Manifest) -> str:
+def provenance(manifest: Manifest, stats: dict) -> str:
     settings, model = manifest.settings, manifest.model
     lines = [f"- resolution: {settings.resolution} x {settings.resolution} (backgrounds center-cropped "
              "and resized with Lanczos)",
@@ -200,6 +254,7 @@ def provenance(manifest: Manifest) -> str:
              f"- mask threshold: alpha >= {settings.mask_threshold}; JPEG quality {settings.jpeg_quality}",
              f"- shard size: {settings.shard_size} rows"]
     lines += augmentation_lines(settings)
+    lines += ground_lines(settings, stats)
     if model:
         lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), input "
                      f"{settings.depth_input_size} x {settings.depth_input_size} (bicubic), prediction resized "
@@ -208,7 +263,8 @@ def provenance(manifest: Manifest) -> str:
         lines.append("- depth: none (generated with `--no-depth`)")
     versions = ", ".join(f"{k} {v}" for k, v in manifest.versions.items())
     lines.append(f"- libraries: {versions}")
-    for role, files in (("backgrounds", manifest.backgrounds), ("foregrounds", manifest.foregrounds)):
+    depth_maps = (("background depth maps", manifest.bg_depths),) if manifest.bg_depths is not None else ()
+    for role, files in (("backgrounds", manifest.backgrounds), ("foregrounds", manifest.foregrounds), *depth_maps):
         lines.append(f"\n<details><summary>{len(files)} {role} (file, sha256)</summary>\n")
         lines += [f"- `{f.name}` `{f.sha256}`" for f in files]
         lines.append("\n</details>")
@@ -220,7 +276,8 @@ def configs_table(settings, stats: dict) -> str:
     lines = ["| config | rows | columns |", "| --- | ---: | --- |"]
     for schema in SCHEMAS:
         columns = ", ".join(f"`{c.name}`" + (f" ({c.image.format} {c.image.mode})" if c.image else "")
-                            for c in schema.active_columns(settings.with_depth, settings.with_augment))
+                            for c in schema.active_columns(settings.with_depth, settings.with_augment,
+                                                             settings.with_ground))
         lines.append(f"| `{schema.name}` | {stats['rows'][schema.name]:,} | {columns} |")
     return "\n".join(lines)
 
@@ -360,7 +417,7 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
         "stats_table": statistics_tables(stats),
         "splits": splits_section(manifest, stats),
         "data_size": human_bytes(sum(sizes.values())), "data_bytes": f"{sum(sizes.values()):,}",
-        "provenance": provenance(manifest), "repo_id": repo_id,
+        "provenance": provenance(manifest, stats), "repo_id": repo_id,
         "depth_loading": ', row["depth"]  # PIL images; depth is mode I;16' if with_depth else "",
         "depth_reading": (DEPTH_READING if settings.depth_bits == 16 else DEPTH_READING_8) if with_depth else "",
         "license_text": license_text(manifest, license),
@@ -374,6 +431,8 @@ def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_r
     manifest = store.read_manifest()
     stats = collect_stats(store, tasks)
     settings = manifest.settings
+    if settings.with_ground:
+        stats["placement"] = placement_counts(store, tasks)
     grids = write_grids(store, [t for t in tasks if t.name.split == TRAIN], side=min(settings.resolution, 256),
                         blend_modes=settings.blend_mode_list if settings.with_augment else None)
     splits = list(dict.fromkeys(t.name.split for t in tasks))

@@ -16,6 +16,8 @@ from PIL import Image
 
 from builder.augment import Augmentation, augmented_composite, draw_augmentation
 from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
+from builder.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale, hide,
+                              nearer_scenery, occlusion, place_on_ground)
 from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
 from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 from builder.settings import Manifest
@@ -29,6 +31,7 @@ class Reference:
     manifest: Manifest
     backgrounds: dict[int, np.ndarray]
     foregrounds: dict[int, np.ndarray]
+    grounds: dict[int, BackgroundGround] = dataclasses.field(default_factory=dict)  # ground mode: from stored depth
 
     @property
     def settings(self):
@@ -255,11 +258,20 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
         return RowResult(problems + [f"{where}: foreground {fg_id} is unavailable, cannot check placement or "
                                      "images"], stats)
     s = ref.settings
-    drawn = draw_placement(s.seed, sample_id, *foreground.shape[:2], s.resolution, s.scale_min, s.scale_max)
     stored = (row["x"], row["y"], float(np.float32(row["scale"])) if row["scale"] is not None else None)
+    if s.with_ground:
+        if bg_id not in ref.grounds:
+            return RowResult(problems + [f"{where}: background {bg_id}'s depth is unavailable, cannot check its "
+                                         "ground placement"], stats)
+        expected = expected_ground(ref, sample_id, foreground, flip)
+        drawn = expected.placement
+        problems += ground_problems(ref, row, expected, foreground)
+    else:
+        drawn = draw_placement(s.seed, sample_id, *foreground.shape[:2], s.resolution, s.scale_min, s.scale_max)
     if stored != (drawn.x, drawn.y, drawn.scale):
-        problems.append(f"{where}: (x, y, scale) = {stored}, but seed {s.seed} draws "
-                        f"{(drawn.x, drawn.y, drawn.scale)}")
+        problems.append(f"{where}: (x, y, scale) = {stored}, but seed {s.seed} " + (
+            "and the background's stored depth give " if s.with_ground else "draws ")
+            + f"{(drawn.x, drawn.y, drawn.scale)}")
     if s.with_augment:
         problems += augmentation_problems(ref, row, drawn)
     problems += depth_problems(ref, DEFAULT, row, with_images, stats, prefix=f"{where}: ")
@@ -267,8 +279,52 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
         # The placement as recorded in the row (so a wrong row shows up as a wrong mask too).
         height, width = placed_size(stored[2] or 0.0, *foreground.shape[:2], s.resolution)
         placement = Placement(row["x"], row["y"], stored[2], width, height)
-        problems += sample_image_problems(ref, row, placement, (bg_id, fg_id, flip), stats)
+        hidden = row_hidden(ref, row) if s.with_ground else None
+        problems += sample_image_problems(ref, row, placement, (bg_id, fg_id, flip), stats, hidden)
     return RowResult(problems, stats)
+
+
+def expected_ground(ref: Reference, sample_id: int, foreground: np.ndarray, flip: int) -> GroundPlacement:
+    """The row's placement re-derived from the background's stored depth, as the renderer derives it."""
+    s, (bg_id, *_) = ref.settings, ref.space.decompose(sample_id)
+    ground, shape = ref.grounds[bg_id], foreground.shape[:2]
+    feet = feasible_feet(ground, *shape, s.scale_min, s.scale_max)
+    placed = place_on_ground(ground, feet, s.seed, sample_id, shape, s.scale_min, s.scale_max,
+                             lambda p: placed_foreground(foreground, bool(flip), p)[..., 3], s.mask_threshold)
+    if placed is None:
+        uniform = draw_placement(s.seed, sample_id, *shape, s.resolution, s.scale_min, s.scale_max)
+        placed = GroundPlacement(uniform, *foot_of(uniform), None, 0)
+    return placed
+
+
+def ground_problems(ref: Reference, row: dict, expected: GroundPlacement, foreground: np.ndarray) -> list[str]:
+    """The stored foot and mode against the re-derived ones, and the stored foot against the rules themselves:
+    on ground, the scale its disparity gives, the box standing on it."""
+    s, where = ref.settings, f"sample_id {row['sample_id']}"
+    stored = (row["foot_x"], row["foot_y"], row["placement_mode"])
+    if stored != (expected.foot_x, expected.foot_y, expected.mode):
+        return [f"{where}: (foot_x, foot_y, placement_mode) = {stored}, but seed {s.seed} and the background's "
+                f"stored depth give {(expected.foot_x, expected.foot_y, expected.mode)}"]
+    if expected.mode == "uniform":
+        return []
+    ground, (foot_x, foot_y) = ref.grounds[row["bg_id"]], stored[:2]
+    scale = float(ground_scale(ground.disparity[foot_y, foot_x], ground.low, ground.high, s.scale_min, s.scale_max))
+    height, width = placed_size(scale, *foreground.shape[:2], s.resolution)
+    problems = [] if ground.ground[foot_y, foot_x] else [f"{where}: foot ({foot_x}, {foot_y}) is not on ground"]
+    if row["scale"] is None or float(np.float32(row["scale"])) != scale:
+        problems.append(f"{where}: scale {row['scale']} does not follow the foot's disparity (expected {scale})")
+    if (row["x"], row["y"]) != foot_box(foot_x, foot_y, height, width):
+        problems.append(f"{where}: the box at ({row['x']}, {row['y']}) does not stand on the foot "
+                        f"({foot_x}, {foot_y}); expected {foot_box(foot_x, foot_y, height, width)}")
+    return problems
+
+
+def row_hidden(ref: Reference, row: dict) -> np.ndarray | None:
+    """What hides the row's cut-out: scenery nearer than its stored foot (None for a uniform row)."""
+    ground, r = ref.grounds.get(row["bg_id"]), ref.settings.resolution
+    if row["placement_mode"] != "ground" or ground is None or not (0 <= row["foot_x"] < r and 0 <= row["foot_y"] < r):
+        return None
+    return nearer_scenery(ground, float(ground.disparity[row["foot_y"], row["foot_x"]]))
 
 
 def augmentation_problems(ref: Reference, row: dict, drawn: Placement) -> list[str]:
@@ -286,13 +342,15 @@ def _same_value(stored, drawn) -> bool:
 
 
 def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: tuple[int, int, int],
-                          stats: StatsBook) -> list[str]:
+                          stats: StatsBook, hidden: np.ndarray | None = None) -> list[str]:
     """The mask (and alpha) and bbox against the cut-out placed as the row says; the composite against the
-    recomposite (an augmented row: re-derived from its stored parameters over the stored background)."""
+    recomposite (an augmented row: re-derived from its stored parameters over the stored background). Ground
+    mode: `hidden` pixels are taken out of the mask, and the amodal mask and occlusion checked."""
     s, (bg_id, fg_id, flip) = ref.settings, ids
     where, r, problems = f"sample_id {row['sample_id']}", s.resolution, []
     decoded = {}
-    for column in ("mask", "fg_bg", "alpha")[:3 if s.with_augment else 2]:
+    columns = ("mask", "fg_bg") + (("alpha",) if s.with_augment else ()) + (("amodal_mask",) if s.with_ground else ())
+    for column in columns:
         try:
             decoded[column] = decode_checked(row[column], DEFAULT, column, (r, r), stats)
         except ValueError as err:
@@ -300,10 +358,15 @@ def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: 
     if not (0 <= placement.x <= r - placement.width and 0 <= placement.y <= r - placement.height):
         return problems + [f"{where}: the foreground at x={placement.x} y={placement.y} "
                            f"({placement.width}x{placement.height}) is not inside the frame"]
-    placed = placed_foreground(ref.foregrounds[fg_id], bool(flip), placement)
+    amodal = placed = placed_foreground(ref.foregrounds[fg_id], bool(flip), placement)
+    if hidden is not None:
+        placed = hide(placed, placement, hidden)
     background = ref.backgrounds.get(bg_id)
     if s.with_augment:
-        return problems + augmented_image_problems(ref, row, placement, placed, background, decoded)
+        return problems + augmented_image_problems(ref, row, placement, amodal, background, decoded, hidden)
+    if s.with_ground:
+        problems += amodal_problems(row, decoded, placed_mask(amodal, placement, r, s.mask_threshold),
+                                    placed_mask(placed, placement, r, s.mask_threshold))
     if "mask" in decoded:
         mask, expected = decoded["mask"], placed_mask(placed, placement, r, s.mask_threshold)
         if not np.array_equal(mask, expected):
@@ -314,9 +377,21 @@ def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: 
     if "fg_bg" in decoded and background is None:
         problems.append(f"{where}: background {bg_id} is unavailable, cannot check the composite")
     elif "fg_bg" in decoded:
-        if error := composite_error(decoded["fg_bg"], background, placed, placement, s.jpeg_quality):
+        partly_hidden = hidden is not None and not np.array_equal(amodal, placed)
+        if error := ground_composite_error(decoded["fg_bg"], background, placed, placement, s.jpeg_quality,
+                                           partly_hidden):
             problems.append(f"{where}: {error}")
     return problems
+
+
+def ground_composite_error(stored: np.ndarray, background: np.ndarray, placed: np.ndarray, placement: Placement,
+                           quality: int, partly_hidden: bool) -> str | None:
+    """`composite_error`, except for a partly hidden cut-out: the occlusion's outline is a sharp edge of any
+    shape (with noisy depth, a speckle) that the two JPEG round trips blur differently, so such a row is compared
+    by 8x8 block means as an augmented row is (`augmented_tolerance`); the mask check stays exact."""
+    if not partly_hidden:
+        return composite_error(stored, background, placed, placement, quality)
+    return augmented_composite_error(stored, composite(background, placed, placement), quality)
 
 
 def _bbox_problems(row: dict, mask: np.ndarray) -> list[str]:
@@ -325,18 +400,37 @@ def _bbox_problems(row: dict, mask: np.ndarray) -> list[str]:
     return []
 
 
+def amodal_problems(row: dict, decoded: dict, amodal: np.ndarray, visible: np.ndarray) -> list[str]:
+    """Ground mode: the amodal mask is the whole placed footprint; its box and the occlusion follow."""
+    where, problems = f"sample_id {row['sample_id']}", []
+    if "amodal_mask" in decoded and not np.array_equal(decoded["amodal_mask"], amodal):
+        problems.append(f"{where}: amodal_mask differs in {int((decoded['amodal_mask'] != amodal).sum())} pixels "
+                        "from the whole placed footprint")
+    if list(row["amodal_bbox"] or []) != mask_bbox(amodal):
+        problems.append(f"{where}: amodal_bbox {row['amodal_bbox']} is not the footprint's box {mask_bbox(amodal)}")
+    expected = occlusion(amodal, visible)
+    if row["occlusion"] is None or float(np.float32(row["occlusion"])) != expected:
+        problems.append(f"{where}: occlusion {row['occlusion']}, but the depth test hides {expected} of the footprint")
+    return problems
+
+
 def augmented_image_problems(ref: Reference, row: dict, placement: Placement, placed: np.ndarray,
-                             background: np.ndarray | None, decoded: dict) -> list[str]:
+                             background: np.ndarray | None, decoded: dict, hidden: np.ndarray | None) -> list[str]:
     """Alpha exactly, mask = alpha >= threshold, bbox, and the whole frame within the augmented tolerance."""
     s, where = ref.settings, f"sample_id {row['sample_id']}"
     if background is None:
         return [f"{where}: background {row['bg_id']} is unavailable, cannot re-derive the augmented row"]
     try:
         params = Augmentation.from_row(row)
-        image, alpha = augmented_composite(background, placed, placement, params, s.mask_threshold)
+        foot = (row["foot_x"], row["foot_y"]) if s.with_ground else None
+        image, alpha = augmented_composite(background, placed, placement, params, s.mask_threshold, hidden, foot)
     except (TypeError, ValueError, KeyError) as err:
         return [f"{where}: cannot re-derive the augmented composite from the stored parameters ({err})"]
     problems = []
+    if s.with_ground:
+        amodal = np.where(alpha >= s.mask_threshold, 255, 0).astype(np.uint8)
+        alpha = alpha if hidden is None else np.where(hidden, np.uint8(0), alpha)
+        problems += amodal_problems(row, decoded, amodal, np.where(alpha >= s.mask_threshold, 255, 0))
     if "alpha" in decoded and not np.array_equal(decoded["alpha"], alpha):
         problems.append(f"{where}: alpha differs in {int((decoded['alpha'] != alpha).sum())} pixels from the "
                         f"re-derived alpha ({params.blend} blend, angle {params.fg_angle})")

@@ -59,6 +59,51 @@ def demo_foreground(index: int, size: int = 200) -> Image.Image:
     return Image.fromarray(rgba, "RGBA")
 
 
+def ground_scene(index: int, size: int = 320) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """A scene with exact geometry, for `--placement-mode ground`: sky (disparity 0), a floor plane whose
+    disparity grows linearly from the horizon to the bottom row (0..1, as a pinhole camera sees a plane), and
+    blocks standing on it, each a front face at its base row's disparity with a size that grows with it, drawn
+    far to near. Returns the image, its disparity map (float32, size x size) and where the open floor is (bool:
+    the true ground, for measuring placements)."""
+    rng = np.random.default_rng([13, index])
+    horizon = int(size * rng.uniform(0.3, 0.45))
+    rows = np.arange(size, dtype=np.float64)
+    floor = np.clip((rows - horizon + 1) / (size - horizon), 0, None)
+    disparity = np.repeat(floor[:, None], size, axis=1)
+    open_floor = np.repeat((rows >= horizon)[:, None], size, axis=1)
+    sky_top, sky_low = rng.uniform(80, 255, 3), rng.uniform(150, 255, 3)
+    near, far = rng.uniform(20, 120, 3), rng.uniform(90, 200, 3)
+    colour = np.where((rows < horizon)[:, None], sky_top + (sky_low - sky_top) * (rows / horizon)[:, None],
+                      far + (near - far) * floor[:, None])
+    array = colour[:, None, :] * np.ones((1, size, 1))
+    array[horizon::12] *= 0.85  # floor lines: texture for a depth model
+    image = Image.fromarray(array.clip(0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    bases = np.sort(rng.integers(horizon + (size - horizon) // 5, size, 4))
+    for base in bases:
+        near_share = floor[base]
+        height, width = int(40 + 120 * near_share), int(30 + 90 * near_share)
+        x = int(rng.integers(0, size - width))
+        draw.rectangle([x, base - height + 1, x + width - 1, base], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+        disparity[base - height + 1:base + 1, x:x + width] = near_share
+        open_floor[base - height + 1:base + 1, x:x + width] = False
+    return image, disparity.astype(np.float32), open_floor
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def demo_ground_files() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """The ground scenes as (name, PNG bytes) and their disparity maps as (name, .npy bytes): the demo is its
+    own --bg-depth-dir."""
+    scenes = [ground_scene(i) for i in range(DEMO_BACKGROUNDS)]
+    return ([(f"demo_ground_{i:02d}.png", _png(image)) for i, (image, _, _) in enumerate(scenes)],
+            [(f"demo_ground_{i:02d}.npy", _npy(depth)) for i, (_, depth, _) in enumerate(scenes)])
+
+
 def demo_files() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
     """Deterministic demo inputs as (file name, PNG bytes) (same bytes every run, so a demo run can resume)."""
     backgrounds = [(f"demo_bg_{i:02d}.png", _png(demo_background(i))) for i in range(DEMO_BACKGROUNDS)]

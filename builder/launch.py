@@ -235,7 +235,8 @@ def _generate(config: GenerateConfig) -> dict | None:
             others.check()  # a rank lost while we work stops us early too
 
     with Heartbeat(store.ranks_dir, rank):
-        tasks = run_shards(job, store, rank, world, threads, on_rows=progress.advance, on_shard=shard_done)
+        tasks = run_shards(job, store, rank, world, threads, on_rows=progress.advance, on_shard=shard_done,
+                           on_wait=others.check if main else lambda: None)
     if not main:
         return None
     store.wait_for_all(tasks, on_poll=lambda: (progress.refresh(), others.check()))

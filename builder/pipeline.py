@@ -8,17 +8,21 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 
 from builder.assets import load_inputs
+from builder.bg_depth import attach_bg_depths
 from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig
+from builder.encode import decode
 from builder.depth import DepthEstimator, NonFiniteDepthError
 from builder.errors import FgbgError, UsageError
 from builder.feed import DepthFeed, compile_estimator, resolve_batch_size
 from builder.plan import ShardTask, shard_tasks, tasks_for_process
 from builder.render import RenderContext
+from builder.schema import BACKGROUNDS
 from builder.settings import ContentSettings, GenerateConfig, Manifest, ModelRecord, library_versions
-from builder.shards import OutputStore
+from builder.shards import OutputStore, read_shard_batches
 from builder.stats import ImageStats, merge_all
 from builder.workers import DEPTH_SLOTS, IMAGE_SLOTS, WorkerPool
 
@@ -45,9 +49,22 @@ class Job:
         return [task for config in CONFIGS for split in plan.splits
                 for task in shard_tasks(config.name, config.count_rows(plan, split), size, split)]
 
+    @property
+    def needs_stored_bg_depth(self) -> bool:
+        """Ground placement by the model's depth: it reads the backgrounds' depth as stored, so every process
+        derives the same placements (in-memory floats could differ between devices and batch sizes)."""
+        return self.settings.with_ground and self.ctx.inputs.bg_depths is None and self.ctx.stored_bg_depth is None
+
+    def with_stored_bg_depth(self, rows: Iterator[dict]) -> "Job":
+        """The job with the backgrounds' depth levels of these `backgrounds` rows (as stored) for ground mode."""
+        levels = {row["bg_id"]: decode(row["depth"]["bytes"]).astype(np.float32) for row in rows}
+        ctx = dataclasses.replace(self.ctx, stored_bg_depth=tuple(levels[i] for i in range(len(levels))))
+        return dataclasses.replace(self, ctx=ctx)
+
     def schema(self, config_name: str) -> pa.Schema:
         settings = self.settings
-        return CONFIG_BY_NAME[config_name].schema.features(settings.with_depth, settings.with_augment).arrow_schema
+        return CONFIG_BY_NAME[config_name].schema.features(settings.with_depth, settings.with_augment,
+                                                           settings.with_ground).arrow_schema
 
     def manifest(self) -> Manifest:
         model = (ModelRecord(self.settings.depth_model, self.estimator.revision,
@@ -56,8 +73,9 @@ class Job:
         held = ({"backgrounds": [inputs.bg_files[i].name for i in sorted(plan.held_bg)],
                  "foregrounds": [inputs.fg_files[i].name for i in sorted(plan.held_fg)]}
                 if len(plan.splits) > 1 else None)
+        depths = tuple(inputs.records(inputs.bg_depth_files)) if inputs.bg_depth_files is not None else None
         return Manifest(self.settings, tuple(inputs.records(inputs.bg_files)), tuple(inputs.records(inputs.fg_files)),
-                        model, library_versions(), held_out=held)
+                        model, library_versions(), held_out=held, bg_depths=depths)
 
     def render(self, task: ShardTask, pool: WorkerPool, feed: DepthFeed | None = None
                ) -> Iterator[tuple[pa.RecordBatch, dict[str, ImageStats]]]:
@@ -110,7 +128,7 @@ def _with_depth(config: DatasetConfig, schema: pa.Schema, pool: WorkerPool, feed
 
 def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print) -> Job:
     """Validate inputs (all problems at once), then load the model: both before anything is written."""
-    inputs = load_inputs(config.content, config.run)
+    inputs = attach_bg_depths(load_inputs(config.content, config.run), config.content, config.run)
     for note in inputs.warnings:
         log(f"warning: {note}")
     if problems := config.content.split_problems(len(inputs.backgrounds), len(inputs.foregrounds)):
@@ -141,27 +159,48 @@ def open_workers(job: Job, workers: int) -> Iterator[tuple[WorkerPool, DepthFeed
 
 
 def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads: int = 1,
-               on_rows: Callable[[int], None] = lambda n: None, on_shard: Callable[[], None] = lambda: None
-               ) -> list[ShardTask]:
+               on_rows: Callable[[int], None] = lambda n: None, on_shard: Callable[[], None] = lambda: None,
+               on_wait: Callable[[], None] = lambda: None) -> list[ShardTask]:
     """Write this rank's unfinished shards (round-robin over every config's shards); returns every task. CPU work
     runs in `job.workers` processes (default: `threads`, the rank's share of the cores, or in this process when
     that share is one core: a single worker only adds the copies to and from it; measured on 2 cores with 2
-    ranks, 725-791 rows/s with one worker each against 814-842 in-process)."""
+    ranks, 725-791 rows/s with one worker each against 814-842 in-process).
+
+    Ground placement by the model's depth goes in two steps: every rank writes its `backgrounds` shards, waits
+    (calling `on_wait`, e.g. a dead-rank check, at each poll) until all of them are done, reads their stored
+    depth, then writes the rest."""
     tasks = job.tasks()
     mine = [t for t in tasks_for_process(tasks, rank, world_size) if not store.is_done(t)]
-    if not mine:
-        return tasks
+    if job.needs_stored_bg_depth and any(t.config_name != BACKGROUNDS.name for t in mine):
+        _write_shards(job, store, [t for t in mine if t.config_name == BACKGROUNDS.name], threads, on_rows, on_shard)
+        backgrounds = [t for t in tasks if t.config_name == BACKGROUNDS.name]
+        store.wait_for_all(backgrounds, on_poll=on_wait)
+        job = job.with_stored_bg_depth(row for task in backgrounds for batch in
+                                       read_shard_batches(store.shard_path(task.name)) for row in batch.to_pylist())
+        mine = [t for t in mine if t.config_name != BACKGROUNDS.name]
+    _write_shards(job, store, mine, threads, on_rows, on_shard)
+    return tasks
+
+
+def _write_shards(job: Job, store: OutputStore, tasks: list[ShardTask], threads: int,
+                  on_rows: Callable[[int], None], on_shard: Callable[[], None]) -> None:
+    if not tasks:
+        return
     workers = job.workers if job.workers is not None else (threads if threads > 1 else 0)
     with open_workers(job, workers) as (pool, feed):
-        for task in mine:
+        for task in tasks:
             store.write_shard(task, job.schema(task.config_name), job.render(task, pool, feed), on_rows=on_rows)
             on_shard()
-    return tasks
 
 
 def iter_rows(config: GenerateConfig, tasks: list[ShardTask], device) -> Iterator[dict]:
     """Rows of the given shard tasks, rendered in this process (used by fgbg_depth.FgBgDepth)."""
     job = load_job(config, device)
+    if job.needs_stored_bg_depth and any(t.config_name != BACKGROUNDS.name for t in tasks):
+        with open_workers(job, 0) as (pool, feed):
+            backgrounds = [t for t in job.tasks() if t.config_name == BACKGROUNDS.name]
+            job = job.with_stored_bg_depth(row for task in backgrounds for batch, _ in job.render(task, pool, feed)
+                                           for row in batch.to_pylist())
     with open_workers(job, 0) as (pool, feed):
         for task in tasks:
             for batch, _ in job.render(task, pool, feed):

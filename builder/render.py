@@ -13,7 +13,8 @@ from builder.assets import Inputs
 from builder.augment import augmented_composite, draw_augmentation
 from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
-from builder.plan import SampleSpace, SplitPlan, draw_placement
+from builder.geometry import BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion, place_on_ground
+from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement
 from builder.settings import ContentSettings
 from builder.stats import StatsBook, binary_mask_moments, moments_from_histogram
 
@@ -26,6 +27,7 @@ class RenderContext:
 
     settings: ContentSettings
     inputs: Inputs
+    stored_bg_depth: tuple[np.ndarray, ...] | None = None  # the model's background depth as stored (ground mode)
 
     @functools.cached_property
     def space(self) -> SampleSpace:
@@ -41,21 +43,60 @@ class RenderContext:
         """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
         return ForegroundCache(self.inputs.foregrounds)
 
+    @functools.cached_property
+    def _grounds(self) -> dict[int, BackgroundGround]:
+        return {}
+
+    @functools.cached_property
+    def _feet(self) -> dict[tuple[int, int], np.ndarray]:
+        return {}
+
+    def background_ground(self, bg_id: int) -> BackgroundGround:
+        """The background's ground, from --bg-depth-dir (or the demo's maps), else the model's stored depth."""
+        if bg_id not in self._grounds:
+            maps = self.inputs.bg_depths if self.inputs.bg_depths is not None else self.stored_bg_depth
+            if maps is None:
+                raise RuntimeError("ground placement before the backgrounds' stored depth was read")
+            self._grounds[bg_id] = BackgroundGround.of(maps[bg_id])
+        return self._grounds[bg_id]
+
+    def ground_placement(self, index: int) -> GroundPlacement:
+        """Sample `index` standing on its background's ground, or placed uniformly where there is too little."""
+        s = self.settings
+        bg_id, fg_id, flip, _ = self.space.decompose(index)
+        shape = self.inputs.foregrounds[fg_id].shape[:2]
+        ground = self.background_ground(bg_id)
+        if (bg_id, fg_id) not in self._feet:
+            self._feet.clear()  # background-major order: a pair's rows come together
+            self._feet[bg_id, fg_id] = feasible_feet(ground, *shape, s.scale_min, s.scale_max)
+        placed = place_on_ground(ground, self._feet[bg_id, fg_id], s.seed, index, shape, s.scale_min, s.scale_max,
+                                 lambda p: self.foreground_cache.placed(fg_id, flip, p)[..., 3], s.mask_threshold)
+        if placed is None:
+            uniform = draw_placement(s.seed, index, *shape, s.resolution, s.scale_min, s.scale_max)
+            placed = GroundPlacement(uniform, *foot_of(uniform), None, 0)
+        return placed
+
 
 def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     settings = ctx.settings
     bg_id, fg_id, flip, _ = ctx.space.decompose(index)
     foreground = ctx.inputs.foregrounds[fg_id]
-    placement = draw_placement(settings.seed, index, *foreground.shape[:2], settings.resolution,
-                               settings.scale_min, settings.scale_max)
+    geometry = ctx.ground_placement(index) if settings.with_ground else None
+    placement = geometry.placement if geometry else draw_placement(
+        settings.seed, index, *foreground.shape[:2], settings.resolution, settings.scale_min, settings.scale_max)
     placed = ctx.foreground_cache.placed(fg_id, flip, placement)
     background = ctx.inputs.backgrounds[bg_id]
     pixels = settings.resolution * settings.resolution
     if settings.with_augment:
-        image, mask, extra = _augmented(settings, index, background, placed, placement, stats)
+        image, mask, amodal, extra = _augmented(settings, index, background, placed, placement, geometry, stats)
     else:
-        image, extra = composite(background, placed, placement), {}
-        mask = placed_mask(placed, placement, settings.resolution, settings.mask_threshold)
+        visible = hide(placed, placement, geometry.hidden) if geometry and geometry.hidden is not None else placed
+        image, extra = composite(background, visible, placement), {}
+        mask = placed_mask(visible, placement, settings.resolution, settings.mask_threshold)
+        amodal = placed_mask(placed, placement, settings.resolution, settings.mask_threshold) \
+            if visible is not placed else mask
+    if geometry:
+        extra.update(_ground_columns(geometry, mask, amodal, stats))
     jpeg = encode_jpeg(image, settings.jpeg_quality)
     stored = decode_image(jpeg)  # depth and statistics see the composite exactly as users will
     png = encode_png(mask)
@@ -67,15 +108,31 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     return row, (np.asarray(stored) if settings.with_depth else None)
 
 
+def _ground_columns(geometry: GroundPlacement, mask: np.ndarray, amodal: np.ndarray, stats: StatsBook) -> dict:
+    """The scene-geometry columns of a ground-mode row (a uniform fallback row: its box's bottom centre, nothing
+    hidden)."""
+    png = encode_png(amodal)
+    stats["amodal_mask"].add_moments(*binary_mask_moments(amodal), amodal.size, len(png))
+    return {"amodal_mask": image_cell(png), "amodal_bbox": mask_bbox(amodal), "occlusion": occlusion(amodal, mask),
+            "foot_x": geometry.foot_x, "foot_y": geometry.foot_y, "placement_mode": geometry.mode}
+
+
 def _augmented(settings: ContentSettings, index: int, background: np.ndarray, placed: np.ndarray,
-               placement, stats: StatsBook) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(composite, mask, the `alpha` cell and parameter columns) of an augmented sample."""
+               placement: Placement, geometry: GroundPlacement | None, stats: StatsBook
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(composite, mask, amodal mask, the `alpha` cell and parameter columns) of an augmented sample; in ground
+    mode the shadow falls from the foot and `alpha` is the visible part."""
     params = draw_augmentation(settings, index, placement)
-    image, alpha = augmented_composite(background, placed, placement, params, settings.mask_threshold)
+    hidden = geometry.hidden if geometry else None
+    foot = (geometry.foot_x, geometry.foot_y) if geometry else None
+    image, alpha = augmented_composite(background, placed, placement, params, settings.mask_threshold, hidden, foot)
+    amodal = np.where(alpha >= settings.mask_threshold, 255, 0).astype(np.uint8)
+    if hidden is not None:
+        alpha = np.where(hidden, np.uint8(0), alpha)
     mask = np.where(alpha >= settings.mask_threshold, 255, 0).astype(np.uint8)
     alpha_png = encode_png(alpha)
     stats["alpha"].add(alpha, len(alpha_png))
-    return image, mask, {"alpha": image_cell(alpha_png), **params.columns()}
+    return image, mask, amodal, {"alpha": image_cell(alpha_png), **params.columns()}
 
 
 def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rendered:

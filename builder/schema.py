@@ -34,6 +34,7 @@ class Column:
     image: ImageSpec | None = None
     depth: bool = False  # part of the depth block, absent with --no-depth
     augment: bool = False  # an augmentation column, present only with --augment other than none
+    ground: bool = False  # a scene-geometry column, present only with --placement-mode ground
 
     def feature(self):
         if self.dtype == "image":
@@ -50,16 +51,20 @@ class ConfigSchema:
     columns: tuple[Column, ...]
     depth_source: str | None = None  # the image column whose depth the `depth` column holds
 
-    def active_columns(self, with_depth: bool, with_augment: bool = False) -> list[Column]:
-        return [c for c in self.columns if (with_depth or not c.depth) and (with_augment or not c.augment)]
+    def active_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False) -> list[Column]:
+        return [c for c in self.columns if (with_depth or not c.depth) and (with_augment or not c.augment)
+                and (with_ground or not c.ground)]
 
-    def features(self, with_depth: bool = True, with_augment: bool = False) -> datasets.Features:
+    def features(self, with_depth: bool = True, with_augment: bool = False,
+                 with_ground: bool = False) -> datasets.Features:
         """Features of the config; `with_depth=False` is the `--no-depth` layout, `with_augment=True` adds the
-        augmentation columns (`--augment` other than none)."""
-        return datasets.Features({c.name: c.feature() for c in self.active_columns(with_depth, with_augment)})
+        augmentation columns (`--augment` other than none), `with_ground=True` the scene-geometry columns
+        (`--placement-mode ground`)."""
+        return datasets.Features({c.name: c.feature()
+                                  for c in self.active_columns(with_depth, with_augment, with_ground)})
 
-    def image_columns(self, with_depth: bool, with_augment: bool = False) -> list[Column]:
-        return [c for c in self.active_columns(with_depth, with_augment) if c.image is not None]
+    def image_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False) -> list[Column]:
+        return [c for c in self.active_columns(with_depth, with_augment, with_ground) if c.image is not None]
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -100,9 +105,17 @@ def _augment_block() -> tuple[Column, ...]:
     return tuple(Column(name, dtype, augment=True) for name, dtype in typed)
 
 
+def _ground_block() -> tuple[Column, ...]:
+    """Where the cut-out stands and what hides it (builder.geometry); `mask` is then its visible part."""
+    return (Column("amodal_bbox", "box", ground=True), Column("occlusion", "float32", ground=True),
+            Column("foot_x", "int32", ground=True), Column("foot_y", "int32", ground=True),
+            Column("placement_mode", "string", ground=True))
+
+
 DEFAULT = ConfigSchema("default", "sample_id", (
     Column("fg_bg", "image", ImageSpec("JPEG", "RGB", "fg_bg", grid="fg_bg")),
     Column("mask", "image", ImageSpec("PNG", "L", "mask", grid="mask")),
+    Column("amodal_mask", "image", ImageSpec("PNG", "L", "amodal_mask", grid="amodal_mask"), ground=True),
     Column("alpha", "image", ImageSpec("PNG", "L", "alpha", grid="alpha"), augment=True),
     *_depth_block("depth", grid="depth"),
     Column("sample_id", "int64"),
@@ -113,6 +126,7 @@ DEFAULT = ConfigSchema("default", "sample_id", (
     Column("y", "int32"),
     Column("scale", "float32"),
     Column("bbox", "box"),
+    *_ground_block(),
     *_augment_block(),
 ), depth_source="fg_bg")
 BACKGROUNDS = ConfigSchema("backgrounds", "bg_id", (
@@ -135,7 +149,8 @@ CONFIG_NAMES = tuple(SCHEMA_BY_NAME)
 GRID_COLUMNS = {c.image.grid: (s.name, c.name) for s in SCHEMAS for c in s.columns if c.image and c.image.grid}
 
 
-def features(config_name: str, with_depth: bool = True, with_augment: bool = False) -> datasets.Features:
+def features(config_name: str, with_depth: bool = True, with_augment: bool = False,
+             with_ground: bool = False) -> datasets.Features:
     if config_name not in SCHEMA_BY_NAME:
         raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
-    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment)
+    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, with_ground)

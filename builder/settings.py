@@ -16,6 +16,9 @@ MANIFEST_FORMAT = 2  # 2: mask and depth PNGs written with isal/zlib and the Sub
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
 # in the manifest only when not at their defaults, so datasets made before them keep their manifest
 SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits")
+# in the manifest only with --placement-mode ground
+GROUND_KEYS = ("placement_mode", "bg_depth_kind")
+PLACEMENT_MODES = ("uniform", "ground")
 BLEND_MODES = ("alpha", "hard", "feather", "motion")
 # --augment presets: each part's range (0 / "alpha" = off). A part given explicitly overrides its preset value.
 AUGMENT_PRESETS = {
@@ -78,6 +81,11 @@ class ContentSettings:
     fg_jitter: float | None = _option(None, "foreground colour jitter, as --bg-jitter")
     harmonize: float | None = _option(None, "luminance harmonisation: strength uniform in [0, this] (0..1) "
                                             "toward the background's mean luma under the cut-out")
+    placement_mode: str = _option("uniform", "where cut-outs go: uniform (anywhere, any size in the scale range) or "
+                                             "ground (standing on the background's ground, sized by its depth, "
+                                             "hidden by nearer scenery)", choices=PLACEMENT_MODES)
+    bg_depth_kind: str = _option("disparity", "what --bg-depth-dir maps hold: disparity (larger = nearer) or depth "
+                                              "(distance; 0 = unknown)", choices=("disparity", "depth"))
 
     def __post_init__(self):
         preset = AUGMENT_PRESETS.get(self.augment, AUGMENT_PRESETS["none"])
@@ -114,6 +122,10 @@ class ContentSettings:
         for key in ("validation_backgrounds", "validation_foregrounds"):
             if getattr(self, key) < 0:
                 problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use 0 or more")
+        if self.placement_mode not in PLACEMENT_MODES:
+            problems.append(f"--placement-mode {self.placement_mode!r}: use one of {', '.join(PLACEMENT_MODES)}")
+        if self.bg_depth_kind not in ("disparity", "depth"):
+            problems.append(f"--bg-depth-kind {self.bg_depth_kind!r}: use disparity or depth")
         if self.depth_bits not in (8, 16):
             problems.append(f"--depth-bits {self.depth_bits}: use 16 or 8")
         return problems + self.augment_problems()
@@ -167,13 +179,18 @@ class ContentSettings:
     def with_depth(self) -> bool:
         return not self.no_depth
 
+    @property
+    def with_ground(self) -> bool:
+        return self.placement_mode == "ground"
+
     def to_json(self) -> dict:
         """The manifest's `settings`: the depth keys only when there is depth, the split keys only when set, the
         augmentation parts only when augmenting (so the defaults write the manifest they always did)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if (self.with_depth or f.name not in DEPTH_KEYS)
                 and (f.name not in SPLIT_KEYS or getattr(self, f.name) != f.default)
-                and (self.with_augment or f.name not in ("augment", *AUGMENT_KEYS))}
+                and (self.with_augment or f.name not in ("augment", *AUGMENT_KEYS))
+                and (self.with_ground or f.name not in GROUND_KEYS)}
 
     @classmethod
     def from_json(cls, data: dict) -> "ContentSettings":
@@ -188,6 +205,8 @@ class RunOptions:
     bg_dir: Path | None = _option(None, "folder of background images")
     fg_dir: Path | None = _option(None, "folder of foreground cut-outs with transparency")
     demo: bool = _option(False, "use small procedural backgrounds and cut-outs generated in code")
+    bg_depth_dir: Path | None = _option(None, "--placement-mode ground: one depth map per background with its file "
+                                              "stem (16-bit PNG or .npy float array); default: the depth model's")
     batch_size: int | str = _option("auto", "samples per depth-model batch: a number, or auto (256 on CUDA, 32 "
                                             "elsewhere)", parse=_count_or_auto)
     workers: int | str = _option("auto", "CPU worker processes per rank (render, encode, statistics): a number, "
@@ -211,6 +230,8 @@ class RunOptions:
             problems.append("--demo generates its own inputs: drop --bg-dir/--fg-dir, or drop --demo")
         if not self.demo and not (self.bg_dir and self.fg_dir):
             problems.append("give both --bg-dir and --fg-dir (or --demo for built-in inputs)")
+        if self.demo and self.bg_depth_dir:
+            problems.append("--demo brings its own exact depth: drop --bg-depth-dir, or drop --demo")
         for key, least in (("batch_size", 1), ("workers", 0)):
             value = getattr(self, key)
             if value != "auto" and not (isinstance(value, int) and value >= least):
@@ -238,6 +259,8 @@ class GenerateConfig:
                 parts.append(part(**{k: v for k, v in kwargs.items() if k in names}))
             except UsageError as err:
                 problems += err.problems
+        if not problems:
+            problems = ground_problems(*parts)
         if problems:
             raise UsageError(problems)
         return cls(*parts)
@@ -266,6 +289,20 @@ class GenerateConfig:
         if config.run.output_dir is None:
             raise UsageError(["give --output-dir, the folder the dataset is written to"])
         return config
+
+
+def ground_problems(content: ContentSettings, run: RunOptions) -> list[str]:
+    """Where ground placement gets its depth: --bg-depth-dir, the demo's own, or the run's depth model."""
+    if not content.with_ground:
+        if run.bg_depth_dir is not None or content.bg_depth_kind != "disparity":
+            return ["--bg-depth-dir / --bg-depth-kind are used by --placement-mode ground only: add it, or drop them"]
+        return []
+    if content.no_depth and run.bg_depth_dir is None and not run.demo:
+        return ["--placement-mode ground needs the backgrounds' depth: pass --bg-depth-dir DIR (one map per "
+                "background), or drop --no-depth so the depth model provides it"]
+    if content.bg_depth_kind != "disparity" and run.bg_depth_dir is None:
+        return ["--bg-depth-kind describes the maps of --bg-depth-dir: pass --bg-depth-dir too, or drop it"]
+    return []
 
 
 def library_versions() -> dict:
@@ -298,6 +335,7 @@ class Manifest:
     versions: dict
     format: int = MANIFEST_FORMAT
     held_out: dict | None = None  # {"backgrounds": [names], "foregrounds": [names]} when a validation split exists
+    bg_depths: tuple[InputRecord, ...] | None = None  # ground placement's depth maps, when not the model's
 
     @property
     def bg_names(self) -> list[str]:
@@ -310,7 +348,9 @@ class Manifest:
     def to_json(self) -> dict:
         data = {"format": self.format, "settings": self.settings.to_json(),
                 "inputs": {"backgrounds": [dataclasses.asdict(f) for f in self.backgrounds],
-                           "foregrounds": [dataclasses.asdict(f) for f in self.foregrounds]},
+                           "foregrounds": [dataclasses.asdict(f) for f in self.foregrounds],
+                           **({"bg_depths": [dataclasses.asdict(f) for f in self.bg_depths]}
+                              if self.bg_depths is not None else {})},
                 "model": dataclasses.asdict(self.model) if self.model else None, "versions": self.versions}
         return {**data, "held_out": self.held_out} if self.held_out else data
 
@@ -324,7 +364,8 @@ class Manifest:
                    tuple(InputRecord(**f) for f in inputs["backgrounds"]),
                    tuple(InputRecord(**f) for f in inputs["foregrounds"]),
                    ModelRecord(**data["model"]) if data.get("model") else None, data["versions"], data["format"],
-                   data.get("held_out"))
+                   data.get("held_out"),
+                   tuple(InputRecord(**f) for f in inputs["bg_depths"]) if "bg_depths" in inputs else None)
 
     def differences(self, other: "Manifest") -> list[str]:
         """Top-level parts that differ, library versions aside (a rerun after an upgrade may resume)."""

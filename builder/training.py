@@ -26,8 +26,9 @@ from builder.repo_id import REPO_ID
 from builder.plan import ShardName
 
 DEPTH_MODES = ("unit", "raw")
-IMAGE_OUTPUTS = ("bg", "fg_bg", "mask", "depth", "alpha")
+IMAGE_OUTPUTS = ("bg", "fg_bg", "mask", "depth", "alpha", "amodal_mask")
 ID_OUTPUTS = ("sample_id", "bg_id", "fg_id")
+TENSOR_OUTPUTS = ("occlusion",)  # --placement-mode ground: a float32 scalar tensor per row
 MIX_UNITS = 8  # units whose rows a worker shuffles together: consecutive rows share a background
 
 
@@ -222,7 +223,7 @@ def _columns_for(outputs: tuple[str, ...]) -> list[str]:
 
 def choose_outputs(columns, stored: list[str]) -> tuple[str, ...]:
     """The requested outputs (default: all the dataset has), refusing any it cannot give."""
-    available = [name for name in IMAGE_OUTPUTS + ID_OUTPUTS if name == "bg" or name in stored]
+    available = [name for name in IMAGE_OUTPUTS + TENSOR_OUTPUTS + ID_OUTPUTS if name == "bg" or name in stored]
     if columns is None:
         return tuple(available)
     missing = [name for name in columns if name not in available]
@@ -293,6 +294,8 @@ class FgBgDepthDataset(torch.utils.data.IterableDataset):
                 out[name] = decode_depth(rows[name][i], rows["depth_min"][i], rows["depth_max"][i], self.depth)
             elif name in IMAGE_OUTPUTS:
                 out[name] = decode_unit_image(rows[name][i])
+            elif name in TENSOR_OUTPUTS:
+                out[name] = torch.tensor(rows[name][i], dtype=torch.float32)
             else:
                 out[name] = rows[name][i]
         return out
@@ -314,7 +317,8 @@ def torch_dataset(path_or_repo: str | os.PathLike, split: str = "train", *, dept
     Each row is a dict: `bg`, `fg_bg` (3 x R x R float32, normalised with the train split's per-channel
     mean/std from the dataset's stats.json), `mask` (1 x R x R, 0 or 1), `depth` (1 x R x R: `depth="unit"`
     gives png / 65535 in [0, 1], `depth="raw"` the model's disparity depth_min + png / 65535 * (max - min);
-    absent without depth), `alpha` when stored, and `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a
+    absent without depth), `alpha` when stored, `amodal_mask` (1 x R x R) and `occlusion` (a float32 scalar)
+    with `--placement-mode ground`, and `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a
     subset. With DataLoader workers and ranks (explicit, else torch.distributed, else RANK / WORLD_SIZE)
     every row is read exactly once per epoch; `shuffle=True` gives a seeded order that changes with
     `set_epoch`. `mix_units` record batches / row groups are shuffled together per worker.

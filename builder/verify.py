@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.bg_depth import recorded_bg_depths
 from builder.checks import ROW_CHECKS, Reference, decode_checked
+from builder.encode import decode
+from builder.geometry import BackgroundGround
 from builder.configs import CONFIGS, DatasetConfig
 from builder.errors import UsageError
 from builder.plan import TRAIN, SplitPlan
@@ -98,10 +101,12 @@ def load_manifest(root: Path, manifest_path: Path | None) -> Manifest:
     return Manifest.from_json(json.loads(manifest_path.read_text()))
 
 
-def load_reference(manifest: Manifest, layout: Layout) -> Reference:
+def load_reference(manifest: Manifest, layout: Layout, bg_depth_dir: Path | None = None) -> Reference:
     """The stored backgrounds and cut-outs, decoded once: every sample row is checked against them. A row that
-    does not decode is left out (its own check reports it; samples that need it say it is unavailable)."""
-    decoded = {}
+    does not decode is left out (its own check reports it; samples that need it say it is unavailable). Ground
+    mode: each background's ground, from the depth it was placed by (the stored model depth, or the maps the
+    manifest records)."""
+    decoded, stored_depth = {}, {}
     for schema in (BACKGROUNDS, FOREGROUNDS):
         arrays = decoded[schema.name] = {}
         for shard in layout.shards[schema.name]:
@@ -114,9 +119,14 @@ def load_reference(manifest: Manifest, layout: Layout) -> Reference:
                             continue
                         array.setflags(write=False)
                         arrays[row[schema.key_column]] = array
+                        if schema is BACKGROUNDS and manifest.settings.with_ground and row.get("depth"):
+                            stored_depth[row["bg_id"]] = decode(row["depth"]["bytes"]).astype(np.float32)
             except Exception:  # noqa: BLE001 - an unreadable shard is reported when it is checked
                 continue
-    return Reference(manifest, decoded["backgrounds"], decoded["foregrounds"])
+    if manifest.settings.with_ground and manifest.bg_depths is not None:
+        stored_depth = dict(enumerate(recorded_bg_depths(manifest, bg_depth_dir)))
+    grounds = {bg_id: BackgroundGround.of(depth) for bg_id, depth in stored_depth.items()}
+    return Reference(manifest, decoded["backgrounds"], decoded["foregrounds"], grounds)
 
 
 @dataclasses.dataclass
@@ -142,7 +152,8 @@ class ShardCheck:
 
     def run(self, shard: Shard, sample: int | None, seed: int) -> None:
         settings = self.reference.settings
-        expected = self.config.schema.features(settings.with_depth, settings.with_augment).arrow_schema
+        expected = self.config.schema.features(settings.with_depth, settings.with_augment,
+                                              settings.with_ground).arrow_schema
         try:
             schema = shard_schema(shard)
         except Exception as err:  # noqa: BLE001 - any unreadable file
@@ -224,14 +235,16 @@ def check_config(config: DatasetConfig, check: ShardCheck, plan: SplitPlan, repo
 
 
 def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: int = 1,
-           manifest: str | Path | None = None, depth_rows: int | None = None) -> Report:
+           manifest: str | Path | None = None, depth_rows: int | None = None,
+           bg_depth_dir: str | Path | None = None) -> Report:
     """Check a dataset folder; `sample=N` decodes N random rows per shard (structure is checked on every row);
-    `depth_rows=N` runs the manifest's depth model again on N rows per shard."""
+    `depth_rows=N` runs the manifest's depth model again on N rows per shard; `bg_depth_dir`: the depth maps a
+    ground-placed dataset was made with."""
     root = Path(root)
     loaded = load_manifest(root, manifest)
     estimator = load_estimator(loaded) if depth_rows else None  # before the long part: fail fast if missing
     report, (layout, problems) = Report(), find_layout(root)
-    reference = load_reference(loaded, layout)
+    reference = load_reference(loaded, layout, bg_depth_dir)
     plan, space = reference.plan, reference.space
     split_rows = {c.name: {split: c.count_rows(plan, split) for split in plan.splits} for c in CONFIGS}
     report.layout = layout.description

@@ -199,7 +199,7 @@ class WorkerPool:
             self.depths = self._ring((DEPTH_SLOTS, batch_size, side, side), np.uint16, shared)
             self.workshop = Workshop(ctx, recipes, self.images, self.depths)  # used in-process when workers == 0
             if shared:
-                fresh = RenderContext(ctx.settings, ctx.inputs)  # no cached properties: each worker builds its own
+                fresh = dataclasses.replace(ctx)  # no cached properties: each worker builds its own
                 self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                                     initializer=_start_worker,
                                                     initargs=(fresh, dict(recipes), self.images.spec, self.depths.spec))

@@ -35,6 +35,9 @@ def main(argv=None) -> int:
                              "of each file, no row checks); a full pass checks them first too")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="manifest.json to check against (default: FOLDER/manifest.json)")
+    parser.add_argument("--bg-depth-dir", type=Path, default=None,
+                        help="a dataset made with --placement-mode ground --bg-depth-dir DIR: the same DIR, whose maps "
+                             "the placements are re-derived from")
     args = parser.parse_args(argv)
     if args.sample is not None and args.sample < 1:
         parser.error("--sample must be at least 1")
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
             report = verify_checksums(args.folder, workers=args.workers)
         else:
             report = verify(args.folder, sample=args.sample, seed=args.seed, workers=args.workers,
-                            manifest=args.manifest, depth_rows=args.depth)
+                            manifest=args.manifest, depth_rows=args.depth, bg_depth_dir=args.bg_depth_dir)
         print(report.summary())
         return 0 if report.ok else 1
 
