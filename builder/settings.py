@@ -3,12 +3,12 @@ manifest and shared by generate and verify), how one run goes about it (`RunOpti
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import platform
 from importlib import metadata
 from pathlib import Path
 
+from builder.cli import StrictParser
 from builder.errors import UsageError
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -243,8 +243,8 @@ class GenerateConfig:
         return cls(*parts)
 
     @staticmethod
-    def parser() -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(
+    def parser() -> StrictParser:
+        parser = StrictParser(
             description="Generate the fgbg-depth dataset (composite + mask + depth). "
                         "Run it with `accelerate launch` to use several processes or GPUs.")
         for field in (*dataclasses.fields(ContentSettings), *dataclasses.fields(RunOptions)):
