@@ -12,7 +12,7 @@ from builder.cli import StrictParser
 from builder.errors import UsageError
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
-MANIFEST_FORMAT = 2  # 2: mask and depth PNGs written with isal/zlib and the Sub filter (same pixels)
+MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
 # in the manifest only when not at their defaults, so datasets made before them keep their manifest
 SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits")
