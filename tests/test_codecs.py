@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from builder.demo import demo_background, demo_foreground
-from builder.encode import decode, encode_png, encode_png16, image_cell
+from builder.encode import encode_png, encode_png16, image_cell
 from builder.standin_depth import StandinDepthEstimator
 from tests.conftest import ROOT
 
