@@ -26,7 +26,8 @@ def generate(root, inputs, **only) -> tuple[list[dict], dict[int, np.ndarray]]:
     """Rows of a run with every part off but `only`, and the clean backgrounds by bg_id."""
     flags = {**ALL_OFF, **{"--" + name.replace("_", "-"): value for name, value in only.items()}}
     out = root / "out"
-    run_generate(out, "--bg-dir", inputs[0], "--fg-dir", inputs[1], *BASE, *[str(x) for kv in flags.items() for x in kv])
+    run_generate(out, "--bg-dir", inputs[0], "--fg-dir", inputs[1], *BASE,
+                 *[str(x) for pair in flags.items() for x in pair])
     rows = list(datasets.load_dataset(str(out), "default", split="train"))
     backgrounds = {r["bg_id"]: np.asarray(r["image"], dtype=np.float64)
                    for r in datasets.load_dataset(str(out), "backgrounds", split="train")}

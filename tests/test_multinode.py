@@ -37,7 +37,8 @@ def run_two_nodes(outs: tuple, procs: tuple[int, int], timeout: float = 240) -> 
     raise AssertionError(f"3 probed ports were taken before node 0 bound them:\n{results[0].stderr[-2000:]}")
 
 
-def start_two_nodes(outs: tuple, procs: tuple[int, int], port: int, timeout: float) -> list[subprocess.CompletedProcess]:
+def start_two_nodes(outs: tuple, procs: tuple[int, int], port: int,
+                    timeout: float) -> list[subprocess.CompletedProcess]:
     launchers = []
     for node, (out, nproc) in enumerate(zip(outs, procs)):
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node),

@@ -207,7 +207,8 @@ def test_validation_rows_are_normalised_with_the_train_statistics(tmp_path):
     """What a network trained on train sees at evaluation: validation pixels through train's mean and std (read
     here straight from stats.json's per-split table), not through the validation split's own."""
     out = tmp_path / "out"
-    run_generate(out, "--demo", "--placements", "2", "--no-depth", "--resolution", "64", "--validation-backgrounds", "1")
+    run_generate(out, "--demo", "--placements", "2", "--no-depth", "--resolution", "64",
+                 "--validation-backgrounds", "1")
     splits = json.loads((out / "stats.json").read_text())["splits"]
     train, validation = ({"kinds": splits[name]["kinds"]} for name in ("train", "validation"))
     assert train["kinds"]["fg_bg"]["mean"] != validation["kinds"]["fg_bg"]["mean"]
