@@ -134,15 +134,7 @@ def generate_command(args: list[str], processes: int = 1) -> list[str]:
     script = str(ROOT / "scripts" / "generate.py")
     if processes == 1:
         return [sys.executable, script, *args]
-    return torchrun_command(script, args, processes, master_port=free_port())
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return torchrun_command(script, args, processes)
 
 
 def run_generator(args: list[str], out_dir: Path, processes: int = 1, cores: set[int] | None = None) -> dict:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.common import CLASSIC_ROWS, ROOT, free_port, in_child, median, timed_subprocess
+from bench.common import CLASSIC_ROWS, ROOT, in_child, median, timed_subprocess
 
 
 def run(work: Path, bg_dir: Path, fg_dir: Path, placements: int, input_size: int, repeats: int,
@@ -33,8 +33,7 @@ def run(work: Path, bg_dir: Path, fg_dir: Path, placements: int, input_size: int
         variants[f"accelerate launch --cpu --num_processes {n}"] = lambda out: [
             sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(n), "--num_machines",
             "1", "--mixed_precision", "no", "--dynamo_backend", "no", script, *args(out)]
-        variants[f"{n} processes (torchrun)"] = lambda out: torchrun_command(script, args(out), n,
-                                                                             master_port=free_port())
+        variants[f"{n} processes (torchrun)"] = lambda out: torchrun_command(script, args(out), n)
     runs: dict[str, list[dict]] = {name: [] for name in variants}
     for r in range(repeats):
         for number, (name, command) in enumerate(variants.items()):

@@ -23,7 +23,7 @@ from bench.common import ROOT
 
 RESULT = "gpu_check result: "  # the line a Python-level step prints its figures on
 REPORT, LOG, BENCHMARK = "gpu_check.json", "gpu_check.log", "benchmark.json"
-NEEDED = ("datasets", "isal", "dill", "multiprocess", "xxhash")  # not in the GPU image: carried as wheels
+NEEDED = ("datasets", "dill", "multiprocess", "xxhash")  # not in the GPU image: carried as wheels
 
 
 @dataclasses.dataclass(frozen=True)

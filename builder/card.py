@@ -334,6 +334,9 @@ from datasets import Image
 samples = samples.cast_column("depth", Image(mode="F"))
 ```
 
+A constant prediction (a blank or flat image) has `depth_min == depth_max` and an all-zero PNG; the formula above
+then gives `depth_min` everywhere.
+
 Do not call `.convert("L")` or `.convert("RGB")` on a depth image: Pillow clips 16-bit values at 255 instead of
 scaling them (on a full-range 16-bit ramp, 99.61% of the pixels become 255). For an 8-bit preview shift instead:
 `Image.fromarray((png >> 8).astype(np.uint8))`.
@@ -351,6 +354,8 @@ import numpy as np
 png = np.asarray(row["depth"])  # uint8, 0..255
 raw = row["depth_min"] + png / 255 * (row["depth_max"] - row["depth_min"])  # the model's output, 8-bit steps
 ```
+
+A constant prediction has `depth_min == depth_max` and an all-zero PNG.
 
 """
 

@@ -2,7 +2,8 @@
 row, and returns the problems it found with the statistics of the images it decoded. No shared state, no order.
 
 Every check reuses the generator's pure functions (plan, composite), so verify checks the data against the code's
-definition; tests/test_composite_independent.py checks those functions against an independent alpha-over.
+definition; tests/test_composite.py checks those functions against hand-computed blends, and
+tests/test_augment_oracles.py checks the augmented rows against oracles that share no code with them.
 """
 
 from __future__ import annotations
@@ -176,14 +177,17 @@ def depth_problems(ref: Reference, schema: ConfigSchema, row: dict, with_images:
         return []
     problems = []
     low, high = row["depth_min"], row["depth_max"]
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or not low < high:
-        problems.append(f"{prefix}depth_min {low} / depth_max {high}: need finite values with depth_min < depth_max")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or not low <= high:
+        problems.append(f"{prefix}depth_min {low} / depth_max {high}: need finite values with depth_min <= depth_max")
     if with_images:
         r = ref.settings.resolution
         try:
-            decode_checked(row["depth"], ref.schema(schema), "depth", (r, r), stats)
+            levels = decode_checked(row["depth"], ref.schema(schema), "depth", (r, r), stats)
         except ValueError as err:
             problems.append(f"{prefix}depth {err}")
+        else:
+            if low == high and levels.any():  # a constant prediction is stored as an all-zero map
+                problems.append(f"{prefix}depth_min == depth_max ({low}) but the depth PNG is not all zero")
     return problems
 
 

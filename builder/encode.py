@@ -9,13 +9,15 @@ import zlib
 import numpy as np
 from PIL import Image
 
-try:  # ISA-L's deflate: zlib-compatible streams, 4x faster than zlib at level 1 on depth maps
-    from isal.isal_zlib import compress as _deflate
-except ImportError:
-    from zlib import compress as _deflate
-
 # Deflate level 1: masks and depth shrink nearly as much as at level 6, at a fraction of the time.
 PNG_COMPRESS_LEVEL = 1
+
+
+def _deflate(data: bytes, level: int) -> bytes:
+    """stdlib zlib: its stream is a function of the bytes and the level alone. ISA-L's (python-isal 1.9.1), 6.7x
+    faster on depth maps, is not: on the same scanlines it gave other (valid) bytes for one map of 820 in 2 of 40
+    fresh processes, never with address randomisation off (docs/determinism.md)."""
+    return zlib.compress(data, level)
 
 
 def _save(image: Image.Image, **params) -> bytes:
@@ -54,9 +56,9 @@ def _png_gray(rows: np.ndarray, bit_depth: int) -> bytes:
 def encode_png_l(array: np.ndarray) -> bytes:
     """8-bit grayscale PNG written directly, filter None on every row.
 
-    Masks are long runs of 0 and 255, which deflate well unfiltered: at 224 x 224 0.04 ms and 1.0 KB
-    with ISA-L, 0.09 ms and 1.3 KB with stdlib zlib, Pillow 0.4 ms and 1.1 KB; Sub, Up or Paeth gave no
-    smaller files. Any PNG reader, Pillow included, decodes the same pixels."""
+    Masks are long runs of 0 and 255, which deflate well unfiltered: at 224 x 224 0.09 ms and 1.3 KB with
+    stdlib zlib, Pillow 0.4 ms and 1.1 KB; Sub, Up or Paeth gave no smaller files. Any PNG reader, Pillow
+    included, decodes the same pixels."""
     rows = np.empty((array.shape[0], array.shape[1] + 1), dtype=np.uint8)
     rows[:, 0] = _FILTER_NONE
     rows[:, 1:] = array
@@ -68,7 +70,7 @@ def encode_png16(depth: np.ndarray) -> bytes:
 
     A depth map is smooth along a row, so each byte minus the same byte of the pixel to its left
     (modulo 256, as the PNG spec defines Sub) is mostly near zero and deflates well: at 224 x 224
-    0.40 ms and 44 KB against Pillow's 2.6 ms and 54 KB (1.6 ms with stdlib zlib instead of ISA-L)."""
+    1.6 ms and 44 KB against Pillow's 2.6 ms and 54 KB."""
     if depth.dtype != np.uint16:
         raise TypeError(f"expected uint16 depth, got {depth.dtype}")
     data = depth.astype(">u2").view(np.uint8)  # PNG stores 16-bit samples big-endian

@@ -3,8 +3,8 @@ OpenMP and allocator policy, and the workaround for accelerate's multi-CPU launc
 
 accelerate (1.x) runs `accelerate launch --cpu --num_processes N` with N > 1 through `mpirun` only: without
 an MPI hostfile its simple launcher starts a single process and silently drops N. We detect that case and
-start the N processes ourselves with torch.distributed.run (what accelerate uses for GPUs), on the
-rendezvous address accelerate prepared, so the documented command does what it says.
+start the N processes ourselves with torch.distributed.run (what accelerate uses for GPUs), on a rendezvous port
+the OS picks, so the documented command does what it says and two launches on one machine cannot collide.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import ctypes
 import errno
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -69,31 +68,22 @@ def cpu_processes_dropped_by_accelerate() -> int:
     return processes if processes > 1 else 0
 
 
-def torchrun_command(script: str, argv: list[str], processes: int, master_addr: str = "127.0.0.1",
-                     master_port: str | int = 29500) -> list[str]:
-    """The command line that starts `processes` local ranks of `script` with torch.distributed.run."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(processes),
-            "--master_addr", master_addr, "--master_port", str(master_port), script, *argv]
+def torchrun_command(script: str, argv: list[str], processes: int) -> list[str]:
+    """The command line that starts `processes` local ranks of `script` with torch.distributed.run.
 
-
-def free_port(host: str, preferred: int) -> int:
-    """`preferred` if nothing listens there, else a free port the OS picks (two runs on one machine must not
-    both take accelerate's default 29500)."""
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, preferred))
-        except OSError:
-            probe.bind((host, 0))
-        return probe.getsockname()[1]
+    `--standalone`: the launcher binds its rendezvous store to a port the OS gives it (port 0) and hands that
+    open socket's port to the ranks. A port probed free and bound later can be taken in between by another
+    launch on the machine (two users, two jobs of a scheduler, a test suite beside a job): EADDRINUSE."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            script, *argv]
 
 
 def relaunch_cpu_processes(script: str, argv: list[str], processes: int) -> int:
-    """Run `script argv` as `processes` CPU processes under torch.distributed.run; its exit status."""
+    """Run `script argv` as `processes` CPU processes under torch.distributed.run; its exit status. The
+    rendezvous address accelerate prepared (MASTER_PORT, default 29500) is not used: see torchrun_command."""
     print(f"accelerate started 1 process for --cpu --num_processes {processes} (it needs MPI for that); "
           f"starting {processes} CPU processes with torch.distributed.run", file=sys.stderr, flush=True)
-    host = os.environ["MASTER_ADDR"]
-    port = free_port(host, int(os.environ.get("MASTER_PORT", "29500")))
-    return subprocess.call(torchrun_command(script, argv, processes, host, port))
+    return subprocess.call(torchrun_command(script, argv, processes))
 
 
 def passive_openmp_waits() -> None:

@@ -3,16 +3,16 @@ manifest and shared by generate and verify), how one run goes about it (`RunOpti
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import platform
 from importlib import metadata
 from pathlib import Path
 
+from builder.cli import StrictParser
 from builder.errors import UsageError
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
-MANIFEST_FORMAT = 2  # 2: mask and depth PNGs written with isal/zlib and the Sub filter (same pixels)
+MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
 # in the manifest only when not at their defaults, so datasets made before them keep their manifest
 SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits")
@@ -266,8 +266,8 @@ class GenerateConfig:
         return cls(*parts)
 
     @staticmethod
-    def parser() -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(
+    def parser() -> StrictParser:
+        parser = StrictParser(
             description="Generate the fgbg-depth dataset (composite + mask + depth). "
                         "Run it with `accelerate launch` to use several processes or GPUs.")
         for field in (*dataclasses.fields(ContentSettings), *dataclasses.fields(RunOptions)):

@@ -6,11 +6,11 @@ A rerun into the same RUN resumes; it must train the same thing, so every field 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
 
+from builder.cli import StrictParser
 from builder.errors import UsageError
 
 CONFIG_FILE = "train_config.json"
@@ -78,7 +78,7 @@ class TrainConfig:
 
     @classmethod
     def from_args(cls, argv: list[str]) -> TrainConfig:
-        parser = argparse.ArgumentParser(prog="train.py", allow_abbrev=False, description=(
+        parser = StrictParser(prog="train.py", description=(
             "Train the reference U-Net on an fgbg-depth dataset (train split); rerun to resume."))
         defaults = {field.name: field.default for field in dataclasses.fields(cls)}
         parser.add_argument("--dataset", required=True, help="generated dataset folder, export folder or Hub repo")

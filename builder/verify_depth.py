@@ -52,11 +52,18 @@ def chosen_rows(shard: Shard, count: int, seed: int) -> list[dict]:
 
 
 def row_depth_problem(row: dict, predicted: np.ndarray, source: str, peak: int) -> str | None:
+    """Differences as a share of the stored range, or for a constant stored map (depth_min == depth_max) of the
+    predicted range; when both are constant, the values must be equal."""
     low, high = float(predicted.min()), float(predicted.max())
     span = float(row["depth_max"]) - float(row["depth_min"])
     stored = float(row["depth_min"]) + pixels(row["depth"]).astype(np.float64) / peak * span
-    worst = float(np.abs(stored - predicted).max()) / span
-    ends = max(abs(low - row["depth_min"]), abs(high - row["depth_max"])) / span
+    scale = span if span > 0 else high - low
+    if scale == 0:
+        if low == float(row["depth_min"]):
+            return None
+        return f"stored depth is the constant {row['depth_min']} but the model predicts the constant {low}"
+    worst = float(np.abs(stored - predicted).max()) / scale
+    ends = max(abs(low - row["depth_min"]), abs(high - row["depth_max"])) / scale
     if worst > DEPTH_TOLERANCE or ends > DEPTH_TOLERANCE:
         return (f"depth differs from the model's prediction for this row's {source}: "
                 f"max difference {worst:.4f} and depth_min/max {ends:.4f} of the range (limit {DEPTH_TOLERANCE})")

@@ -7,7 +7,6 @@ and of each augmentation part alone, on the given inputs.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from PIL import Image
 
 from builder import augment
 from builder.assets import load_inputs
+from builder.cli import StrictParser
 from builder.plan import draw_placement
 from builder.render import RenderContext, render_sample
 from builder.schema import DEFAULT
@@ -63,7 +63,7 @@ def part_costs(ctx: RenderContext, rows: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StrictParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bg-dir", type=Path, required=True)
     parser.add_argument("--fg-dir", type=Path, required=True)
     parser.add_argument("--resolution", type=int, default=224)

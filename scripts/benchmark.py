@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import composite, depth, e2e, gpu, memory, rank  # noqa: E402
+from builder.cli import StrictParser  # noqa: E402
 from bench.common import RESOLUTION  # noqa: E402
 from bench.inputs import make_inputs, photo_section_inputs  # noqa: E402
 from bench.report import machine, table  # noqa: E402
@@ -47,7 +48,7 @@ SECTIONS = ("composite", "depth", "e2e", "memory", "rank", "gpu")
 
 
 def parse_args(argv) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = StrictParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=Path("benchmark.json"), help="where the JSON report goes")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; 1 with --quick)")

@@ -14,7 +14,6 @@ the processes (the cost of decoding, independent of other load on the machine). 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from builder.cli import StrictParser  # noqa: E402
 
 BATCH = 64
 
@@ -111,7 +112,7 @@ def table(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = StrictParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=Path("loader.json"), help="where the JSON report goes")
     parser.add_argument("--placements", type=int, default=167, help="rows = 24 x placements (167: 4,008)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")

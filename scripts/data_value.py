@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import run_command  # noqa: E402
+from builder.cli import StrictParser, run_command  # noqa: E402
 from builder.errors import UsageError  # noqa: E402
 from builder.launch import passive_openmp_waits  # noqa: E402
 
@@ -27,7 +27,7 @@ DEFAULT_EVAL_SETS = ["realistic=--augment realistic", "none=--augment none"]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="data_value.py", allow_abbrev=False, description=__doc__.split("\n")[0])
+    parser = StrictParser(prog="data_value.py", description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--work-dir", type=Path, required=True, help="datasets and runs go here; a rerun reuses finished ones")
     add("--photos", type=Path, help="folder of photographs (default: scikit-image's)")

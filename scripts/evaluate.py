@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import run_command  # noqa: E402
+from builder.cli import StrictParser, run_command  # noqa: E402
 from builder.errors import UsageError  # noqa: E402
 from builder.launch import passive_openmp_waits  # noqa: E402
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="evaluate.py", allow_abbrev=False, description=__doc__.split("\n")[0])
+    parser = StrictParser(prog="evaluate.py", description=__doc__.split("\n")[0])
     parser.add_argument("predictions", help="training run folder, checkpoint folder or Hub model repo "
                                             "(with --labels: a dataset whose labels are scored)")
     parser.add_argument("dataset", help="dataset folder, export folder or Hub dataset repo with the reference labels")

@@ -2,7 +2,6 @@
 bench/gpu_check.py for its steps. Exit code 0: every step passed; 1: some did not (see OUTDIR/gpu_check.json);
 2: usage."""
 
-import argparse
 import os
 import sys
 import tempfile
@@ -12,10 +11,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.gpu_check import GPU_SIZES, SMOKE_SIZES, Paths, run_check  # noqa: E402
+from builder.cli import StrictParser  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = StrictParser(description=__doc__.split("\n")[0])
     parser.add_argument("outdir", type=Path, help="where gpu_check.json, gpu_check.log and benchmark.json go")
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="run the same flow on CPU at tiny sizes (a smoke check of the script itself)")

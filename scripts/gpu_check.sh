@@ -9,11 +9,11 @@
 #   scripts/gpu_check.sh OUTDIR --cpu-smoke    # the same flow on CPU at tiny sizes
 #
 # Needs: python3 (PYTHON=... for another) with torch (CUDA), transformers, accelerate, pillow, numpy, pyarrow,
-# packaging and scikit-image; and datasets, isal, dill, multiprocess, xxhash, either installed or as wheels in
+# packaging and scikit-image; and datasets, dill, multiprocess, xxhash, either installed or as wheels in
 # .whl/ at the repository root (GPU_CHECK_WHEELS=... for another folder), fetched on a machine with network:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-#     -d .whl datasets==5.2.0 isal==1.9.1 dill==0.4.1 multiprocess==0.70.19 xxhash==4.1.0
+#     -d .whl datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 xxhash==4.1.0
 # datasets 5.2.0 also needs pyarrow>=24, fsspec<=2026.9.0 and huggingface-hub>=1.31 from the image: the
 # environment step lists any requirement not met. Exit code 0: all steps passed; 1: some did not; 2: usage.
 set -u
@@ -27,7 +27,7 @@ shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 wheels=${GPU_CHECK_WHEELS:-$root/.whl}
-needed="datasets, isal, dill, multiprocess, xxhash"
+needed="datasets, dill, multiprocess, xxhash"
 mkdir -p "$out" || exit 2
 if ! "$python" -c "import $needed" 2>/dev/null; then
     if ! ls "$wheels"/*.whl >/dev/null 2>&1; then

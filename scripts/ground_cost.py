@@ -12,7 +12,6 @@ enough to time the work, which does not depend on what the map says much; it say
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from builder import geometry
 from builder.assets import load_inputs
 from builder.bg_depth import attach_bg_depths, decode_depth_map, demo_depth_files, fit_depth
+from builder.cli import StrictParser
 from builder.demo import DEMO_BACKGROUNDS, ground_scene
 from builder.plan import draw_placement
 from builder.render import RenderContext, render_sample
@@ -123,7 +123,7 @@ def noise_robustness(resolution: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StrictParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bg-dir", type=Path, required=True)
     parser.add_argument("--fg-dir", type=Path, required=True)
     parser.add_argument("--bg-depth-dir", type=Path, default=None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import run_command  # noqa: E402
+from builder.cli import StrictParser, run_command  # noqa: E402
 from builder.errors import UsageError  # noqa: E402
 
 
@@ -31,10 +31,10 @@ def parse_size(text: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> StrictParser:
     from builder.export import DEFAULT_MAX_FILE_BYTES, DEFAULT_ROW_GROUP_ROWS
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = StrictParser(description=__doc__.split("\n\n")[0])
     p.add_argument("output_dir", type=Path, help="the --output-dir of scripts/generate.py (a finished dataset)")
     p.add_argument("repo_id", help="dataset repo on the Hub, NAMESPACE/NAME")
     p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its "

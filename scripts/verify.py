@@ -7,19 +7,18 @@
 Exit code 0: every check passed; 1: problems found (each names its shard and row); 2: not a dataset folder.
 """
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import run_command  # noqa: E402
+from builder.cli import StrictParser, run_command  # noqa: E402
 from builder.verify import verify, verify_checksums  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="the dataset folder (--output-dir of generate.py, or an export)")
     parser.add_argument("--sample", type=int, default=None, metavar="N",
                         help="decode and recompute only N random rows per shard (structure is still checked on "

@@ -41,6 +41,17 @@ def generate_cmd(out: Path, *args, processes: int = 1, launcher: str = "torchrun
             *script]
 
 
+def held_rendezvous():
+    """(store, environment) for ranks started by hand: a TCPStore server on a port the OS gives it, held open by
+    the caller (keep `store` referenced while the ranks run), which the ranks join as clients, as torchrun's
+    workers join their launcher's store. A port probed free and bound later by rank 0 could be taken in between
+    by another run on the machine."""
+    from torch.distributed import TCPStore
+
+    store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    return store, {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port), "TORCHELASTIC_USE_AGENT_STORE": "True"}
+
+
 def run_generate(out: Path, *args, processes: int = 1, launcher: str = "torchrun", check: bool = True,
                  timeout: float = 300, **popen) -> subprocess.CompletedProcess:
     result = subprocess.run(generate_cmd(out, *args, processes=processes, launcher=launcher), capture_output=True,
@@ -133,6 +144,11 @@ def read_config(out: Path, config_name: str) -> pa.Table:
         with pa.memory_map(str(path), "r") as source:
             tables.append(pa.ipc.open_stream(source).read_all())
     return pa.concat_tables(tables)
+
+
+def shard_files(out: Path) -> dict[str, bytes]:
+    """Every shard file's bytes by its path under the dataset folder."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "data").rglob("*.arrow"))}
 
 
 def column_bytes(out: Path, config_name: str, column: str) -> list[bytes]:

@@ -1,7 +1,13 @@
-"""One mapping from errors to exit codes and messages."""
+"""One mapping from errors to exit codes and messages; flags taken only as spelled in full."""
 
-from builder.cli import run_command
+import subprocess
+import sys
+
+import pytest
+
+from builder.cli import StrictParser, run_command
 from builder.errors import DepthModelError, DiskFullError, RemoteError, UsageError
+from tests.conftest import ROOT, env
 
 
 def outcome(action):
@@ -29,3 +35,32 @@ def test_exit_codes_follow_the_error():
 def test_disk_full_is_printed_by_every_process(capsys):
     code, messages = outcome(raising(DiskFullError("out of disk space")))
     assert code == 1 and messages == [] and "error: out of disk space" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script,args", [
+    ("generate.py", ["--demo", "--output-dir", "out", "--resol", "128"]),
+    ("generate.py", ["--demo", "--output-dir", "out", "--placement=3"]),
+    ("verify.py", ["out", "--sampl", "3"]),
+    ("push_to_hub.py", ["out", "user/name", "--export", "dir"]),
+    ("augment_cost.py", ["--bg-dir", "b", "--fg-dir", "f", "--row", "3"]),
+    ("benchmark_loader.py", ["--repeat", "2"]),
+])
+def test_an_abbreviated_flag_exits_2_and_names_the_flag(script, args, tmp_path):
+    """argparse would read `--resol` as `--resolution`: a typo, or a flag of a newer version, would change the
+    data without a word."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
+                            env=env(), timeout=120, cwd=tmp_path)
+    given = next(a for a in args if a.startswith("--") and a not in ("--demo", "--output-dir", "--bg-dir", "--fg-dir"))
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr, result.stderr
+    assert f"{given.split('=')[0]}: did you mean --" in result.stderr, result.stderr
+
+
+def test_a_flag_far_from_every_known_one_gets_no_suggestion(capsys):
+    parser = StrictParser(prog="tool")
+    parser.add_argument("--resolution", type=int)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--zzz", "1"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "unrecognized arguments: --zzz 1" in error and "did you mean" not in error
+    assert parser.parse_args(["--resolution", "64"]).resolution == 64

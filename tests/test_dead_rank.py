@@ -4,7 +4,6 @@ prepare with the other rank waiting for it."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from builder.errors import FgbgError
 from builder.liveness import Heartbeat, RankWatch
 from builder.plan import ShardName, ShardTask
 from builder.verify import verify
-from tests.conftest import GENERATE, ROOT, SMALL, env, read_config, run_generate
+from tests.conftest import GENERATE, ROOT, SMALL, env, held_rendezvous, read_config, run_generate
 
 TIMEOUT_S = 5  # FGBG_RANK_TIMEOUT for these runs
 NO_DEPTH = [*SMALL, "--no-depth"]
@@ -24,19 +23,18 @@ LAUNCHER = ROOT / "tests" / "fault_launcher.py"
 
 
 def start_ranks(out: Path, args: list[str], faults: dict[int, str] = (), world: int = 2) -> list[subprocess.Popen]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    store, rendezvous = held_rendezvous()
     faults = dict(faults)
     procs = []
     for rank in range(world):
         extra = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world),
-                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "FGBG_RANK_TIMEOUT": str(TIMEOUT_S)}
+                 **rendezvous, "FGBG_RANK_TIMEOUT": str(TIMEOUT_S)}
         script = GENERATE
         if rank in faults:
             script, extra["FGBG_FAULT"] = LAUNCHER, faults[rank]
         procs.append(subprocess.Popen([sys.executable, str(script), "--output-dir", str(out), *args], env=env(**extra),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs[-1].rendezvous_store = store  # held open as long as the ranks are referenced
     return procs
 
 

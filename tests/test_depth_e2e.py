@@ -97,6 +97,22 @@ def assert_depth_matches(pipe, image: Image.Image, row: dict, what: str) -> None
         f"the range (worst pixel), depth_min by {low:.1%}, depth_max by {high:.1%} (tolerance {TOLERANCE:.0%})")
 
 
+@pytest.fixture(scope="module")
+def worker_run(tmp_path_factory, order_one_model):
+    """One process with 2 worker processes and batches of 3: 7 batches per 20-row shard, so the 3 image ring
+    slots and 2 depth slots wrap around twice within a shard, filled by workers at their pieces' offsets."""
+    out = tmp_path_factory.mktemp("depth-workers") / "out"
+    run_generate(out, *SMALL, "--depth-model", order_one_model, "--workers", "2", "--batch-size", "3")
+    return out
+
+
+def test_depth_through_worker_rings_is_the_models_depth_of_every_row(worker_run, pipe):
+    rows = samples(worker_run)
+    assert len(rows) == 48
+    for sample_id, row in rows.items():
+        assert_depth_matches(pipe, row["fg_bg"], row, f"default row sample_id={sample_id} (2 workers, batches of 3)")
+
+
 def test_sample_depth_is_the_models_depth_of_the_stored_composite(two_process_run, pipe):
     rows = samples(two_process_run)
     for sample_id in ROWS:

@@ -23,7 +23,7 @@ import io
 
 from builder.verify import verify
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import read_config, run_generate
+from tests.conftest import read_config, run_generate, shard_files
 
 DEPTH_COLUMNS = {"depth", "depth_min", "depth_max"}
 
@@ -46,10 +46,6 @@ def runs(tmp_path_factory, small_args, reference_dataset):
     outs["1-one-core"] = base / "processes-1-one-core"
     run_generate(outs["1-one-core"], *small_args, preexec_fn=pinned_to(1))
     return outs
-
-
-def shard_files(out):
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "data").rglob("*.arrow"))}
 
 
 def test_every_run_verifies(runs):

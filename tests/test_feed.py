@@ -66,7 +66,7 @@ class FakeCuda:
         return contextlib.nullcontext()
 
     def keep_alive(self, tensor, stream):
-        self.log.append(("keep", stream))
+        self.log.append(("keep", stream, tensor.dtype, tuple(tensor.shape)))
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,11 @@ def test_cuda_path_equals_predict_and_unpins_the_rings(estimator):
     assert depths[1, 3].max() == 0  # rows past the count are not written
     assert [entry[0] for entry in cuda.log].count("synchronize") == 2
     assert cuda.log[:3] == [("wait", "copy-stream"), ("use", "copy-stream"), ("record", "copy-stream")]
+    # the device tensors the side stream copies from stay allocated until its copies are done: each batch's maps
+    # (int16, count x R x R) and its ranges (min, max, finite: 3 x count)
+    kept = [entry[1:] for entry in cuda.log if entry[0] == "keep"]
+    assert kept == [("copy-stream", torch.int16, (4, RESOLUTION, RESOLUTION)), ("copy-stream", torch.float32, (3, 4)),
+                    ("copy-stream", torch.int16, (3, RESOLUTION, RESOLUTION)), ("copy-stream", torch.float32, (3, 3))]
 
 
 def test_close_waits_for_copies_in_flight(estimator):

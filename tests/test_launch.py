@@ -1,6 +1,9 @@
+import subprocess
+
 import pytest
 
 from builder import launch
+from tests.conftest import SMALL, env, generate_cmd, run_generate, shard_files
 
 
 @pytest.fixture
@@ -45,3 +48,20 @@ def test_single_process_and_plain_python_are_left_alone(simple_launcher_env, mon
 ])
 def test_num_processes_from_the_launcher_command_line(words, expected):
     assert launch.num_processes_from_argv(words) == expected
+
+
+def test_two_launches_started_together_both_succeed(tmp_path):
+    """Two `accelerate launch --cpu --num_processes 2` at the same moment on one machine: each launcher's
+    rendezvous port comes from the OS, so neither dies with EADDRINUSE, and both give the 1-process bytes."""
+    args = [*SMALL, "--no-depth"]
+    reference = tmp_path / "one"
+    run_generate(reference, *args)
+    outs = [tmp_path / "a", tmp_path / "b"]
+    launches = [subprocess.Popen(generate_cmd(out, *args, processes=2, launcher="accelerate"), env=env(),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs]
+    for launch_process in launches:
+        _, stderr = launch_process.communicate(timeout=300)
+        assert launch_process.returncode == 0, stderr[-3000:]
+    for out in outs:
+        assert shard_files(out) == shard_files(reference)
+        assert (out / "stats.json").read_bytes() == (reference / "stats.json").read_bytes()

@@ -23,9 +23,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+PORT_TAKEN = "EADDRINUSE"
+
+
 def run_two_nodes(outs: tuple, procs: tuple[int, int], timeout: float = 240) -> list[subprocess.CompletedProcess]:
-    """Node rank r runs procs[r] processes writing into outs[r]; both launchers start together."""
-    port = free_port()
+    """Node rank r runs procs[r] processes writing into outs[r]; both launchers start together. Two nodes must
+    agree on a port in advance, so it is probed free here; another run on this machine can take it before node
+    0's launcher binds it, and then both launchers start again on another port."""
+    for _ in range(3):
+        results = start_two_nodes(outs, procs, free_port(), timeout)
+        if PORT_TAKEN not in results[0].stderr:
+            return results
+    raise AssertionError(f"3 probed ports were taken before node 0 bound them:\n{results[0].stderr[-2000:]}")
+
+
+def start_two_nodes(outs: tuple, procs: tuple[int, int], port: int,
+                    timeout: float) -> list[subprocess.CompletedProcess]:
     launchers = []
     for node, (out, nproc) in enumerate(zip(outs, procs)):
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node),
@@ -38,6 +51,8 @@ def run_two_nodes(outs: tuple, procs: tuple[int, int], timeout: float = 240) -> 
         for launcher in launchers:
             stdout, stderr = launcher.communicate(timeout=timeout)
             results.append(subprocess.CompletedProcess(launcher.args, launcher.returncode, stdout, stderr))
+            if PORT_TAKEN in stderr:  # node 1 would wait for node 0's store until its timeout: stop it
+                break
     finally:
         for launcher in launchers:
             if launcher.poll() is None:

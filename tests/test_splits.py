@@ -90,6 +90,36 @@ def test_row_counts_per_split_and_no_leakage_in_any_config(runs):
     assert report.ok, "\n".join(report.problems)
 
 
+@pytest.mark.parametrize("hold,counts", [
+    # only backgrounds held out (1 of 4): validation = Bv x every cut-out; every cut-out on both sides
+    (["--validation-backgrounds", 1], {("default", "train"): 3 * 3 * 2 * K, ("default", "validation"): 1 * 3 * 2 * K,
+                                       ("backgrounds", "train"): 3, ("backgrounds", "validation"): 1,
+                                       ("foregrounds", "train"): 3, ("foregrounds", "validation"): 3}),
+    # only cut-outs held out (1 of 3): validation = every background x Fv
+    (["--validation-foregrounds", 1], {("default", "train"): 4 * 2 * 2 * K, ("default", "validation"): 4 * 1 * 2 * K,
+                                       ("backgrounds", "train"): 4, ("backgrounds", "validation"): 4,
+                                       ("foregrounds", "train"): 2, ("foregrounds", "validation"): 1}),
+])
+def test_one_side_held_out_end_to_end(tmp_path, hold, counts):
+    """The README's rule with one side held out (4 demo backgrounds, 3 cut-outs): a sample is in train when
+    neither input is held out, in validation when its input of the held-out side is, never dropped."""
+    out = tmp_path / "out"
+    run_generate(out, *ARGS, *hold)
+    bv, fv = held(out)
+    for (config, split), rows in counts.items():
+        ds = list(datasets.load_dataset(str(out), config, split=split))
+        assert len(ds) == rows, (config, split)
+        for row in ds:
+            in_bv, in_fv = row.get("bg_id") in bv, row.get("fg_id") in fv
+            assert (in_bv or in_fv) == (split == "validation") or config != "default", row["sample_id"]
+            assert not ((in_bv and split == "train") or (in_fv and split == "train")), (config, row)
+    ids = sorted(r["sample_id"] for split in ("train", "validation")
+                 for r in datasets.load_dataset(str(out), "default", split=split))
+    assert ids == list(range(4 * 3 * 2 * K))  # nothing dropped, nothing twice
+    report = verify(out)
+    assert report.ok, "\n".join(report.problems)
+
+
 def test_a_sample_has_the_same_bytes_with_and_without_splits(runs):
     plain = {row["sample_id"]: row for row in read_config(runs / "plain", "default").to_pylist()}
     for out in (runs / "split", runs / "split2"):
@@ -105,17 +135,25 @@ def test_two_processes_give_the_same_shards(runs):
     assert (runs / "split2" / "stats.json").read_bytes() == (runs / "split" / "stats.json").read_bytes()
 
 
+# statistics kind -> (config, column) whose decoded images it summarises
+KIND_COLUMNS = {"fg_bg": ("default", "fg_bg"), "mask": ("default", "mask"), "bg": ("backgrounds", "image"),
+                "fg": ("foregrounds", "image"), "fg_mask": ("foregrounds", "mask")}
+
+
 def test_statistics_per_split_equal_a_recomputation(runs):
     out = runs / "split"
     stats = json.loads((out / "stats.json").read_text())
     assert stats["normalize_with"] == "train"
     for split in ("train", "validation"):
         part = stats["splits"][split]
-        ds = datasets.load_dataset(str(out), "default", split=split)
-        pixels = np.concatenate([np.asarray(im, dtype=np.float64).reshape(-1, 3) / 255 for im in ds["fg_bg"]])
-        assert part["rows"]["default"] == ds.num_rows == part["kinds"]["fg_bg"]["count"]
-        assert np.allclose(part["kinds"]["fg_bg"]["mean"], pixels.mean(axis=0), rtol=0, atol=1e-12)
-        assert np.allclose(part["kinds"]["fg_bg"]["std"], pixels.std(axis=0), rtol=0, atol=1e-12)
+        assert set(part["kinds"]) == set(KIND_COLUMNS)
+        for kind, (config, column) in KIND_COLUMNS.items():
+            ds = datasets.load_dataset(str(out), config, split=split)
+            arrays = [np.asarray(im, dtype=np.float64) / 255 for im in ds[column]]
+            pixels = np.concatenate([a.reshape(-1, a.shape[2] if a.ndim == 3 else 1) for a in arrays])
+            assert part["rows"][config] == ds.num_rows == part["kinds"][kind]["count"], (split, kind)
+            assert np.allclose(part["kinds"][kind]["mean"], pixels.mean(axis=0), rtol=0, atol=1e-12), (split, kind)
+            assert np.allclose(part["kinds"][kind]["std"], pixels.std(axis=0), rtol=0, atol=1e-12), (split, kind)
     card = (out / "README.md").read_text()
     assert "## Splits" in card and "(normalise with these mean and std)" in card and "Dropped pairs: 20" in card
     header = card.split("---")[1]

@@ -201,3 +201,23 @@ def test_a_folder_that_is_not_a_dataset_is_named(tmp_path):
         torch_dataset(tmp_path)
     with pytest.raises(ValueError, match="depth='metres'"):
         torch_dataset(tmp_path, depth="metres")
+
+
+def test_validation_rows_are_normalised_with_the_train_statistics(tmp_path):
+    """What a network trained on train sees at evaluation: validation pixels through train's mean and std (read
+    here straight from stats.json's per-split table), not through the validation split's own."""
+    out = tmp_path / "out"
+    run_generate(out, "--demo", "--placements", "2", "--no-depth", "--resolution", "64",
+                 "--validation-backgrounds", "1")
+    splits = json.loads((out / "stats.json").read_text())["splits"]
+    train, validation = ({"kinds": splits[name]["kinds"]} for name in ("train", "validation"))
+    assert train["kinds"]["fg_bg"]["mean"] != validation["kinds"]["fg_bg"]["mean"]
+    rows = {row["sample_id"]: row for row in read_config(out, "default").to_pylist()}
+    backgrounds = {row["bg_id"]: row["image"] for row in read_config(out, "backgrounds").to_pylist()}
+    seen = 0
+    for got in torch_dataset(out, "validation"):
+        want = rows[got["sample_id"]]
+        np.testing.assert_allclose(got["fg_bg"], normalised(want["fg_bg"], train, "fg_bg"), atol=1e-5)
+        np.testing.assert_allclose(got["bg"], normalised(backgrounds[want["bg_id"]], train, "bg"), atol=1e-5)
+        seen += 1
+    assert seen == splits["validation"]["rows"]["default"] > 0

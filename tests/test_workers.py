@@ -18,7 +18,7 @@ from builder.pipeline import load_job, run_shards
 from builder.settings import GenerateConfig
 from builder.shards import OutputStore
 from builder.workers import SHM_PREFIX, WorkerPool, pieces, ring_name, sweep_stale_rings
-from tests.conftest import ROOT, env, generate_cmd
+from tests.conftest import ROOT, env, generate_cmd, shard_files
 
 SETTINGS = {"demo": True, "placements": 2, "shard_size": 20, "batch_size": 8, "depth_input_size": 56}
 
@@ -33,10 +33,6 @@ def child_pids() -> set[int]:
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
         pids |= {int(p) for p in (task / "children").read_text().split()}
     return {pid for pid in pids if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()}
-
-
-def shard_files(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "data").rglob("*.arrow"))}
 
 
 def build(out: Path, tiny_model: Path, workers: int, **extra) -> Path:
