@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from builder.errors import UsageError
+from builder.plan import SampleSpace, SplitPlan
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs written with isal/zlib and the Sub filter (same pixels)
@@ -306,6 +307,12 @@ class Manifest:
     @property
     def fg_names(self) -> list[str]:
         return [f.name for f in self.foregrounds]
+
+    def split_plan(self) -> SplitPlan:
+        """The sample space and splits this manifest's inputs and settings make (no input is read)."""
+        s = self.settings
+        space = SampleSpace(len(self.backgrounds), len(self.foregrounds), s.placements)
+        return SplitPlan.from_counts(space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
 
     def to_json(self) -> dict:
         data = {"format": self.format, "settings": self.settings.to_json(),
