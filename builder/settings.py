@@ -256,7 +256,8 @@ class GenerateConfig:
             else:
                 kind = field.metadata.get("parse") or {"int": int, "float": float}.get(
                     field.type.removesuffix(" | None"), str)
-                default = "from --augment" if field.default is None else field.default
+                default = ("from --augment" if field.name in AUGMENT_KEYS
+                           else "none" if field.default is None else field.default)
                 parser.add_argument(flag, type=kind, default=field.default, choices=field.metadata.get("choices"),
                                     help=f"{help_text} (default: {default})")
         return parser
