@@ -197,6 +197,12 @@ class RunOptions:
     compile: bool = _option(False, "torch.compile the depth model for one batch shape (the last batch is padded)")
     overwrite: bool = _option(False, "delete an existing dataset in --output-dir and start over")
     summary_json: Path | None = _option(None, "also write the run's summary (rows, seconds, rows/s) as JSON here")
+    rank: int | None = _option(None, "run as independent task R of --world-size N: write only this task's shards "
+                                     "and exit (SLURM job arrays and Kubernetes Indexed Jobs set it themselves)")
+    world_size: int | None = _option(None, "the number of independent tasks (with --rank, or JOB_COMPLETION_INDEX "
+                                           "of a Kubernetes Indexed Job)")
+    finish: bool = _option(False, "after independent tasks: check every shard is finished, then write stats.json, "
+                                  "the grids and the card from the folder alone (other flags are not needed)")
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -210,8 +216,10 @@ class RunOptions:
         problems = []
         if self.demo and (self.bg_dir or self.fg_dir):
             problems.append("--demo generates its own inputs: drop --bg-dir/--fg-dir, or drop --demo")
-        if not self.demo and not (self.bg_dir and self.fg_dir):
+        if not self.demo and not (self.bg_dir and self.fg_dir) and not self.finish:
             problems.append("give both --bg-dir and --fg-dir (or --demo for built-in inputs)")
+        if self.finish and (self.overwrite or self.rank is not None or self.world_size is not None):
+            problems.append("--finish runs once, after every task: drop --overwrite, --rank and --world-size")
         for key, least in (("batch_size", 1), ("workers", 0)):
             value = getattr(self, key)
             if value != "auto" and not (isinstance(value, int) and value >= least):

@@ -87,6 +87,13 @@ class DoneMarker:
                               "rerun the generation to rewrite its shard") from err
 
 
+def _generated(name: str) -> bool:
+    """One of the names a generation writes into its folder, or the temp file of one (a task writing the
+    manifest while another one looks)."""
+    return name in GENERATED_NAMES or (name.startswith(".") and name.endswith(TMP_SUFFIX)
+                                       and name[1:].rsplit(".", 2)[0] in GENERATED_NAMES)
+
+
 def read_shard_batches(path: Path) -> Iterator[pa.RecordBatch]:
     """Record batches of one Arrow IPC stream shard, one at a time (memory stays flat)."""
     with pa.OSFile(str(path), "rb") as source:
@@ -289,7 +296,7 @@ class OutputStore:
         if self.root.exists() and not self.root.is_dir():
             raise UsageError([f"--output-dir {self.root} is a file; give a folder"])
         if self.root.is_dir():
-            foreign = sorted(p.name for p in self.root.iterdir() if p.name not in GENERATED_NAMES)
+            foreign = sorted(p.name for p in self.root.iterdir() if not _generated(p.name))
             if foreign and not self.manifest_path.exists():
                 raise UsageError([f"--output-dir {self.root} already holds other files ({', '.join(foreign[:5])}); "
                                   "give an empty or new folder"])

@@ -1,0 +1,57 @@
+"""Which independent task a process is: from --rank/--world-size, a SLURM job array's variables, or a Kubernetes
+Indexed Job's index; every incomplete or contradictory combination is a usage error (exit 2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.errors import UsageError
+from builder.tasks import TaskSlot, task_slot
+
+SLURM = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"}
+
+
+def test_no_rank_anywhere_is_not_a_task():
+    assert task_slot(None, None, {}) is None
+    assert task_slot(None, None, {"WORLD_SIZE": "4", "RANK": "1"}) is None  # a torchrun rank
+
+
+def test_flags():
+    assert task_slot(1, 3, {}) == TaskSlot(1, 3, "--rank/--world-size")
+    assert task_slot(1, 3, SLURM).rank == 1  # the flags win over the scheduler's variables
+    assert task_slot(0, 3, {}).name == "task-0-of-3"
+
+
+def test_slurm_array():
+    assert task_slot(None, None, SLURM) == TaskSlot(2, 3, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
+    one_based = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"}
+    assert task_slot(None, None, one_based).rank == 2  # --array=1-3
+    assert task_slot(None, 3, SLURM).rank == 2  # an agreeing --world-size is fine
+
+
+def test_kubernetes_indexed_job():
+    assert task_slot(None, 4, {"JOB_COMPLETION_INDEX": "3"}) == TaskSlot(3, 4, "JOB_COMPLETION_INDEX and --world-size")
+
+
+@pytest.mark.parametrize("rank, world, environ, message", [
+    (1, None, {}, "give --world-size N"),
+    (3, 3, {}, "rank 3 is outside 0..2"),
+    (-1, 3, {}, "rank -1 is outside 0..2"),
+    (None, 3, {}, "--world-size 3 needs a rank"),
+    (None, None, {"JOB_COMPLETION_INDEX": "0"}, "pass --world-size N, the Job's completions"),
+    (None, None, {"SLURM_ARRAY_TASK_ID": "0"}, "SLURM_ARRAY_TASK_COUNT is not"),
+    (None, 4, SLURM, "--world-size 4 contradicts SLURM_ARRAY_TASK_COUNT=3"),
+    (None, None, {**SLURM, "SLURM_ARRAY_TASK_ID": "4"}, "rank 4 is outside 0..2 (a SLURM array must be contiguous"),
+    (None, None, {**SLURM, "SLURM_ARRAY_TASK_ID": "x"}, "SLURM_ARRAY_TASK_ID='x' is not a whole number"),
+    (0, 2, {"WORLD_SIZE": "2"}, "also started as one rank of a torchrun/accelerate group"),
+])
+def test_usage_errors(rank, world, environ, message):
+    with pytest.raises(UsageError) as caught:
+        task_slot(rank, world, environ)
+    assert message in str(caught.value) and caught.value.exit_code == 2
+
+
+def test_overwrite_is_refused_for_tasks():
+    with pytest.raises(UsageError, match="--overwrite with independent tasks"):
+        task_slot(0, 2, {}, overwrite=True)
+    assert task_slot(None, None, {}, overwrite=True) is None  # a plain run may overwrite
