@@ -5,8 +5,8 @@ its own shards (round-robin, as the ranks of a group do) and leaving without wai
 A task's rank comes from the first of:
 
 - `--rank R --world-size N`;
-- a SLURM job array: `SLURM_ARRAY_TASK_ID` (less `SLURM_ARRAY_TASK_MIN`, so `--array=1-N` works too) of
-  `SLURM_ARRAY_TASK_COUNT`;
+- a SLURM job array: `SLURM_ARRAY_TASK_ID` of `SLURM_ARRAY_TASK_COUNT` for an array submitted whole as
+  `--array=0-(N-1)`; of `--world-size N` for a part of one (failed tasks resubmitted: `--array=3,7`);
 - a Kubernetes Indexed Job: `JOB_COMPLETION_INDEX`, with `--world-size N` (the Job's `completions`).
 
 These are run options, not content: every task writes the same manifest whatever its rank.
@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from builder.errors import UsageError
 from builder.progress import JobProgress
 
-SLURM_ID, SLURM_COUNT, SLURM_MIN = "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"
+SLURM_ID, SLURM_COUNT = "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"
+SLURM_MIN, SLURM_MAX = "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX"
 K8S_INDEX = "JOB_COMPLETION_INDEX"
 
 
@@ -46,6 +47,22 @@ def _number(environ: Mapping[str, str], key: str) -> int:
     return int(text)
 
 
+def _whole_array(environ: Mapping[str, str]) -> int:
+    """The world size of a SLURM array submitted whole, `--array=0-(N-1)` (any `%` limit): its task count. A
+    partial array (some tasks resubmitted) or one not starting at 0 cannot tell; it needs --world-size N."""
+    if SLURM_COUNT not in environ:
+        raise UsageError([f"{SLURM_ID} is set but {SLURM_COUNT} is not (SLURM before 18.08?): pass --world-size N"])
+    count = _number(environ, SLURM_COUNT)
+    first = _number(environ, SLURM_MIN) if SLURM_MIN in environ else 0
+    last = _number(environ, SLURM_MAX) if SLURM_MAX in environ else count - 1
+    if (first, last) != (0, count - 1):
+        raise UsageError([f"this SLURM array is not --array=0-{count - 1} ({SLURM_MIN}={first}, {SLURM_MAX}={last}, "
+                          f"{SLURM_COUNT}={count}), so it does not say how many tasks the whole run has: pass "
+                          "--world-size N (e.g. when resubmitting some tasks of a run of N: --array=3,7 and "
+                          "--world-size N)"])
+    return count
+
+
 def task_slot(rank: int | None, world_size: int | None, environ: Mapping[str, str],
               overwrite: bool = False) -> TaskSlot | None:
     """This process's slot from the flags or the scheduler's variables; None when it is not an independent task
@@ -53,14 +70,10 @@ def task_slot(rank: int | None, world_size: int | None, environ: Mapping[str, st
     if rank is not None:
         slot = TaskSlot(rank, world_size, "--rank/--world-size")
     elif SLURM_ID in environ:
-        if SLURM_COUNT not in environ:
-            raise UsageError([f"{SLURM_ID} is set but {SLURM_COUNT} is not (SLURM before 18.08?): pass "
-                              f"--rank $(({SLURM_ID} - {SLURM_MIN})) --world-size N instead"])
-        count = _number(environ, SLURM_COUNT)
-        if world_size is not None and world_size != count:
-            raise UsageError([f"--world-size {world_size} contradicts {SLURM_COUNT}={count}; drop --world-size"])
-        first = _number(environ, SLURM_MIN) if SLURM_MIN in environ else 0
-        slot = TaskSlot(_number(environ, SLURM_ID) - first, count, f"{SLURM_ID}/{SLURM_COUNT}")
+        if world_size is None:
+            slot = TaskSlot(_number(environ, SLURM_ID), _whole_array(environ), f"{SLURM_ID}/{SLURM_COUNT}")
+        else:
+            slot = TaskSlot(_number(environ, SLURM_ID), world_size, f"{SLURM_ID} and --world-size")
     elif K8S_INDEX in environ:
         if world_size is None:
             raise UsageError([f"{K8S_INDEX} is set (a Kubernetes Indexed Job): pass --world-size N, the Job's "
@@ -80,8 +93,8 @@ def slot_problems(slot: TaskSlot, environ: Mapping[str, str], overwrite: bool) -
     if slot.world_size is None or slot.world_size < 1:
         problems.append(f"{slot.source}: give --world-size N, the number of tasks (1 or more)")
     elif not 0 <= slot.rank < slot.world_size:
-        problems.append(f"{slot.source}: rank {slot.rank} is outside 0..{slot.world_size - 1} (a SLURM array must "
-                        "be contiguous, e.g. --array=0-N, without a step)")
+        hint = f" (a SLURM array runs --array=0-{slot.world_size - 1})" if slot.source.startswith(SLURM_ID) else ""
+        problems.append(f"{slot.source}: rank {slot.rank} is outside 0..{slot.world_size - 1}{hint}")
     if int(environ.get("WORLD_SIZE", "1") or "1") > 1:
         problems.append(f"{slot.source} makes this process an independent task, but it was also started as one "
                         "rank of a torchrun/accelerate group (WORLD_SIZE is set): use one or the other")

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import env, generate_cmd, run_generate
 
 FLAGS = {rank: (["--rank", str(rank), "--world-size", "3"], {}) for rank in range(3)}
-SLURM = {rank: ([], {"SLURM_ARRAY_TASK_ID": str(rank + 1), "SLURM_ARRAY_TASK_MIN": "1",
+SLURM = {rank: ([], {"SLURM_ARRAY_TASK_ID": str(rank), "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "2",
                      "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_JOB_ID": "77"}) for rank in range(3)}
 
 

@@ -8,7 +8,10 @@ import pytest
 from builder.errors import UsageError
 from builder.tasks import TaskSlot, task_slot
 
-SLURM = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"}
+SLURM = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0",
+         "SLURM_ARRAY_TASK_MAX": "2"}  # sbatch --array=0-2
+RESUBMITTED = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "3",
+               "SLURM_ARRAY_TASK_MAX": "7"}  # sbatch --array=3,7: the failed tasks of a run of 8
 
 
 def test_no_rank_anywhere_is_not_a_task():
@@ -24,9 +27,9 @@ def test_flags():
 
 def test_slurm_array():
     assert task_slot(None, None, SLURM) == TaskSlot(2, 3, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
-    one_based = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"}
-    assert task_slot(None, None, one_based).rank == 2  # --array=1-3
-    assert task_slot(None, 3, SLURM).rank == 2  # an agreeing --world-size is fine
+    assert task_slot(None, 8, RESUBMITTED) == TaskSlot(7, 8, "SLURM_ARRAY_TASK_ID and --world-size")
+    throttled = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "3"}  # no MIN/MAX: an older SLURM
+    assert task_slot(None, None, throttled) == TaskSlot(1, 3, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
 
 
 def test_kubernetes_indexed_job():
@@ -40,8 +43,9 @@ def test_kubernetes_indexed_job():
     (None, 3, {}, "--world-size 3 needs a rank"),
     (None, None, {"JOB_COMPLETION_INDEX": "0"}, "pass --world-size N, the Job's completions"),
     (None, None, {"SLURM_ARRAY_TASK_ID": "0"}, "SLURM_ARRAY_TASK_COUNT is not"),
-    (None, 4, SLURM, "--world-size 4 contradicts SLURM_ARRAY_TASK_COUNT=3"),
-    (None, None, {**SLURM, "SLURM_ARRAY_TASK_ID": "4"}, "rank 4 is outside 0..2 (a SLURM array must be contiguous"),
+    (None, None, RESUBMITTED, "this SLURM array is not --array=0-1 (SLURM_ARRAY_TASK_MIN=3, SLURM_ARRAY_TASK_MAX=7"),
+    (None, None, {**SLURM, "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "3"}, "pass --world-size N"),
+    (None, 3, {**SLURM, "SLURM_ARRAY_TASK_ID": "3"}, "rank 3 is outside 0..2 (a SLURM array runs --array=0-2)"),
     (None, None, {**SLURM, "SLURM_ARRAY_TASK_ID": "x"}, "SLURM_ARRAY_TASK_ID='x' is not a whole number"),
     (0, 2, {"WORLD_SIZE": "2"}, "also started as one rank of a torchrun/accelerate group"),
 ])
