@@ -236,7 +236,6 @@ class ProcessGroup:
 
         self.rank, self.world_size = state.process_index, state.num_processes
         self.timeout = rank_timeout()
-        self.watch = None
 
     @property
     def main(self) -> bool:
@@ -255,11 +254,11 @@ class ProcessGroup:
 
         progress = JobProgress(run.store, run.tasks, enabled=self.main)
         others = {r: tasks_for_process(run.tasks, r, self.world_size) for r in range(1, self.world_size)}
-        self.watch = RankWatch(run.store.ranks_dir, others, run.store.is_done, self.timeout)
+        watch = RankWatch(run.store.ranks_dir, others, run.store.is_done, self.timeout)
         with Heartbeat(run.store.ranks_dir, self.rank):
-            run.write_mine(progress, on_shard=self.watch.check if self.main else lambda: None)
+            run.write_mine(progress, on_shard=watch.check if self.main else lambda: None)
         if self.main:  # a rank lost while we work or wait stops us early
-            run.store.wait_for_all(run.tasks, on_poll=lambda: (progress.refresh(), self.watch.check()))
+            run.store.wait_for_all(run.tasks, on_poll=lambda: (progress.refresh(), watch.check()))
         progress.close()
         return progress
 

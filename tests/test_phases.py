@@ -6,6 +6,7 @@ folder lock, the per-task locks and the manifest check keep concurrent and misma
 from __future__ import annotations
 
 import fcntl
+import re
 import subprocess
 
 import pytest
@@ -41,9 +42,12 @@ def outputs(out) -> dict[str, bytes]:
 @pytest.mark.parametrize("tasks", [FLAGS, SLURM], ids=["flags", "slurm-array"])
 def test_three_tasks_and_finish_equal_one_process(tmp_path, small_args, reference_dataset, tasks):
     out = tmp_path / "out"
+    written = 0
     for result in run_tasks(out, small_args, tasks, range(3)):
         assert result.returncode == 0, result.stderr[-3000:]
         assert "Once every task has finished" in result.stderr
+        written += int(re.search(r"this run wrote (\d+) rows", result.stderr).group(1))
+    assert written == 48 + 4 + 3  # each task wrote only its own shards
     assert not (out / "stats.json").exists() and not (out / "README.md").exists()  # a task writes neither
     done = finish(out)
     assert done.returncode == 0, done.stderr[-3000:]
