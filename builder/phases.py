@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -37,7 +36,8 @@ class Run:
     world_size: int
     threads: int
     device: str
-    started: float = dataclasses.field(default_factory=time.monotonic)
+    started: float  # on the monotonic clock
+    rows_written: int = 0  # by this process, in this run
 
     @functools.cached_property
     def tasks(self) -> list[ShardTask]:
@@ -51,11 +51,15 @@ class Run:
 
     def write_mine(self, progress: JobProgress, on_shard: Callable[[], None] = lambda: None) -> None:
         """The work: this process's unfinished shards, written through the one work seam."""
+        def rows_done(rows: int) -> None:
+            self.rows_written += rows
+            progress.advance(rows)
+
         def shard_done() -> None:
             progress.shard_done()
             on_shard()
 
-        run_shards(self.job, self.store, self.rank, self.world_size, self.threads, on_rows=progress.advance,
+        run_shards(self.job, self.store, self.rank, self.world_size, self.threads, on_rows=rows_done,
                    on_shard=shard_done)
 
 

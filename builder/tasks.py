@@ -123,8 +123,7 @@ class IndependentTask:
 
     def finish(self, run, progress: JobProgress) -> dict:
         elapsed = time.monotonic() - run.started
-        rows = sum(task.rows for task in run.mine)
-        written = rows - progress.resumed_rows
+        rows, written = sum(task.rows for task in run.mine), run.rows_written
         summary = {"task": self.rank, "world_size": self.world_size, "shards": len(run.mine), "rows": rows,
                    "rows_written": written, "elapsed_s": round(elapsed, 2), "rows_per_s": round(written / elapsed, 1),
                    "device": run.device}
