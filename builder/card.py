@@ -13,11 +13,11 @@ from PIL import Image
 
 from builder import geometry
 from builder.license import License, license_for_model
-from builder.plan import TRAIN, SampleSpace, ShardName, ShardTask, SplitPlan
+from builder.plan import TRAIN, ShardName, ShardTask
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
 from builder.settings import Manifest
-from builder.shards import OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
-from builder.stats import ImageStats, merge_all
+from builder.shards import DoneMarker, OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
+from builder.stats import merge_all
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "dataset_card.md"
 GRID_COUNT = 8
@@ -129,25 +129,24 @@ def write_grids(store: OutputStore, tasks, side: int, blend_modes: list[str] | N
     return grids
 
 
-def _tally(markers: list[dict]) -> dict:
-    kinds = merge_all([{k: ImageStats.from_json(v) for k, v in m["stats"].items()} for m in markers])
-    rows = {name: sum(m["rows"] for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
-    num_bytes = {name: sum(m["file_bytes"] for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
-    shards = {name: sum(1 for m in markers if m["config_name"] == name) for name in CONFIG_NAMES}
+def _tally(markers: list[DoneMarker]) -> dict:
+    kinds = merge_all([m.stats for m in markers])
+    rows = {name: sum(m.rows for m in markers if m.name.config_name == name) for name in CONFIG_NAMES}
+    num_bytes = {name: sum(m.file_bytes for m in markers if m.name.config_name == name) for name in CONFIG_NAMES}
+    shards = {name: sum(1 for m in markers if m.name.config_name == name) for name in CONFIG_NAMES}
     return {"rows": rows, "shards": shards, "num_bytes": num_bytes,
             "kinds": {kind: kinds[kind].to_json() for kind in sorted(kinds)}}
 
 
-def collect_stats(store: OutputStore, tasks: list[ShardTask]) -> dict:
+def collect_stats(markers: list[DoneMarker]) -> dict:
     """Totals over the dataset and, where it has a validation split, the same per split: normalise inputs with
     the train split's mean and std."""
-    markers = [store.read_marker(task) for task in tasks]
     totals = _tally(markers)
-    splits = list(dict.fromkeys(m["split"] for m in markers))
+    splits = list(dict.fromkeys(m.name.split for m in markers))
     if len(splits) == 1:
         return totals
     return {**totals, "normalize_with": "train",
-            "splits": {split: _tally([m for m in markers if m["split"] == split]) for split in splits}}
+            "splits": {split: _tally([m for m in markers if m.name.split == split]) for split in splits}}
 
 
 def placement_counts(store: OutputStore, tasks: list[ShardTask]) -> dict:
@@ -285,9 +284,7 @@ def configs_table(settings, stats: dict) -> str:
 def splits_section(manifest: Manifest, stats: dict) -> str:
     """The split rule, its counts and the held-out inputs; or how to get a validation split."""
     settings = manifest.settings
-    space = SampleSpace(len(manifest.backgrounds), len(manifest.foregrounds), settings.placements)
-    plan = SplitPlan.from_counts(space, settings.seed, settings.validation_backgrounds,
-                                 settings.validation_foregrounds)
+    plan = manifest.split_plan()
     if len(plan.splits) == 1:
         return ("One `train` split with every sample. A validation split that shares no background or cut-out "
                 "with train is made with `--validation-backgrounds N` / `--validation-foregrounds M`.")
@@ -301,7 +298,7 @@ def splits_section(manifest: Manifest, stats: dict) -> str:
     for split in plan.splits:
         rows = stats["splits"][split]["rows"]
         lines.append(f"| {split} | {rows['default']:,} | {rows['backgrounds']:,} | {rows['foregrounds']:,} |")
-    lines += ["", f"Dropped pairs: {plan.dropped:,} samples of the full {len(space):,} were not generated.", ""]
+    lines += ["", f"Dropped pairs: {plan.dropped:,} samples of the full {len(plan.space):,} were not generated.", ""]
     for role, names in (manifest.held_out or {}).items():
         lines.append(f"Held-out {role}: " + (", ".join(f"`{n}`" for n in names) or "none") + ".")
     return "\n".join(lines)
@@ -430,11 +427,12 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
     return string.Template(TEMPLATE.read_text()).substitute(values)
 
 
-def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_rows: int, processes: int,
-           device: str) -> dict:
-    """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
+def write_card(store: OutputStore, tasks: list[ShardTask]) -> dict:
+    """Once every shard is finished (else FgbgError naming the others): stats.json, grids, README.md, all from
+    the done markers and the shards. Returns stats.json's content."""
+    markers = store.finished_markers(tasks)
     manifest = store.read_manifest()
-    stats = collect_stats(store, tasks)
+    stats = collect_stats(markers)
     settings = manifest.settings
     if settings.with_ground:
         stats["placement"] = placement_counts(store, tasks)
@@ -447,11 +445,18 @@ def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_r
     card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),
                             License(known) if known else None)
     atomic_write_bytes(store.root / "README.md", card_text.encode())
+    stats = {**stats, "data_bytes": sum(stats["num_bytes"].values())}
+    atomic_write_json(store.root / "stats.json", stats)
+    return stats
+
+
+def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_rows: int, processes: int,
+           device: str) -> dict:
+    """Main process, after every shard is done: stats.json, grids, README.md. Returns the run summary."""
+    stats = write_card(store, tasks)
     written = sum(stats["rows"].values()) - resumed_rows
-    data_bytes = sum(stats["num_bytes"].values())
-    atomic_write_json(store.root / "stats.json", {**stats, "data_bytes": data_bytes})
-    return {"rows": stats["rows"], "rows_written": written, "data_bytes": data_bytes, "elapsed_s": round(elapsed, 2),
-            "rows_per_s": round(written / elapsed, 1), "processes": processes,
+    return {"rows": stats["rows"], "rows_written": written, "data_bytes": stats["data_bytes"],
+            "elapsed_s": round(elapsed, 2), "rows_per_s": round(written / elapsed, 1), "processes": processes,
             "device": device, "card": str(store.root / "README.md")}
 
 

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from builder import render
-from builder.plan import SplitPlan
+from builder.plan import ShardTask, SplitPlan, shard_tasks
 from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 
 
@@ -37,3 +37,10 @@ CONFIGS = (
     DatasetConfig(FOREGROUNDS, SplitPlan.foregrounds, render.render_foreground),
 )
 CONFIG_BY_NAME = {config.name: config for config in CONFIGS}
+
+
+def dataset_tasks(plan: SplitPlan, shard_size: int) -> list[ShardTask]:
+    """Every shard of every config and split, in the one order of the whole dataset; a shard holds a contiguous
+    range of its split's rows."""
+    return [task for config in CONFIGS for split in plan.splits
+            for task in shard_tasks(config.name, config.count_rows(plan, split), shard_size, split)]

@@ -17,9 +17,10 @@ from datasets.arrow_writer import get_parquet_column_options, get_writer_batch_s
 from tqdm.auto import tqdm
 
 from builder.card import render_card
+from builder.configs import dataset_tasks
 from builder.errors import UsageError
 from builder.license import license_terms, resolve_license
-from builder.plan import ShardName
+from builder.plan import ShardName, ShardTask
 from builder.repo_id import check_repo_id
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, features
 from builder.shards import (CHECKSUMS_NAME, MANIFEST_NAME, OutputStore, atomic_write_json, file_sha256,
@@ -65,20 +66,20 @@ class ExportResult:
 
 def find_sources(out: Path) -> list[Source]:
     """Every config's shards, after checking that the dataset in `out` is complete (refuse and name what is
-    missing otherwise): each shard counted by the done markers exists with its marker, and the run's
-    stats.json, manifest.json and README.md exist."""
+    missing otherwise): every shard of the manifest's sample space finished (the store's one check), and the
+    run's stats.json, manifest.json and README.md there."""
     out = Path(out)
     if not out.is_dir():
         raise UsageError([f"{out} is not a folder; give the --output-dir of scripts/generate.py"])
     store = OutputStore(out)
     problems = [f"missing {name} (the generation has not finished: rerun scripts/generate.py with the same "
                 "settings)" for name in (MANIFEST_NAME, "stats.json", "README.md") if not (out / name).is_file()]
-    markers = [json.loads(path.read_text()) for path in sorted(store.done_dir.glob("*.json"))]
     sources = []
-    for name in CONFIG_NAMES:
-        for split in dict.fromkeys(m["split"] for m in markers if m["config_name"] == name) or [None]:
-            found, problem = split_source(store, [m for m in markers if m["config_name"] == name
-                                                  and m["split"] == split], name, split)
+    if store.manifest_path.is_file():
+        manifest = store.read_manifest()
+        tasks = dataset_tasks(manifest.split_plan(), manifest.settings.shard_size)
+        for name, split in dict.fromkeys((t.config_name, t.name.split) for t in tasks):
+            found, problem = split_source(store, [t for t in tasks if (t.config_name, t.name.split) == (name, split)])
             sources += [found] if found else []
             problems += [problem] if problem else []
     if problems:
@@ -86,24 +87,15 @@ def find_sources(out: Path) -> list[Source]:
     return sources
 
 
-def split_source(store: OutputStore, markers: list[dict], name: str, split: str | None
-                 ) -> tuple[Source | None, str | None]:
+def split_source(store: OutputStore, tasks: list[ShardTask]) -> tuple[Source | None, str | None]:
     """One config's split from its done markers, or what is unfinished about it."""
-    if not markers:
-        return None, f"config {name!r}: no finished shard (no done marker in {store.done_dir})"
-    counts = sorted({m["num_shards"] for m in markers})
-    if len(counts) > 1:
-        return None, (f"config {name!r}: done markers disagree on the shard count ({counts}): mixed runs; "
-                      "regenerate with --overwrite")
-    mine = {m["shard_index"]: m for m in markers}
-    names = [ShardName(name, split, index, counts[0]) for index in range(counts[0])]
-    missing = [f"{store.shard_path(n).relative_to(store.root)}" + ("" if n.index in mine else " (no done marker)")
-               for n in names if n.index not in mine or not store.shard_path(n).is_file()]
-    if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        return None, f"config {name!r}: {len(missing)} of {counts[0]} shards unfinished: {shown}"
-    return Source(name, split, tuple(store.shard_path(n) for n in names), sum(m["rows"] for m in markers),
-                  sum(m["file_bytes"] for m in markers)), None
+    name, split = tasks[0].config_name, tasks[0].name.split
+    markers, unfinished = store.finished(tasks)
+    if unfinished:
+        shown = "; ".join(unfinished[:10]) + (f" and {len(unfinished) - 10} more" if len(unfinished) > 10 else "")
+        return None, f"config {name!r}: {len(unfinished)} of {len(tasks)} {split} shards unfinished: {shown}"
+    return Source(name, split, tuple(store.shard_path(t.name) for t in tasks), sum(m.rows for m in markers),
+                  sum(m.file_bytes for m in markers)), None
 
 
 def row_group_rows(rows: int, num_bytes: int, cap: int = DEFAULT_ROW_GROUP_ROWS) -> int:

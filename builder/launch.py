@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import subprocess
 import sys
 import time
 
 from builder.errors import DiskFullError
+from builder.plan import tasks_for_process
 from builder.settings import GenerateConfig
 
 DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
@@ -188,52 +188,77 @@ def _relayed(description: dict) -> Exception:
 
 
 def _generate(config: GenerateConfig) -> dict | None:
+    """Choose the launcher (an independent task when a rank is given by flag or scheduler, else the process group
+    of torchrun/accelerate, one process included) and run the phases with it; `--finish` alone needs neither."""
+    from builder.phases import finish_folder, generate_dataset
+    from builder.tasks import IndependentTask, task_slot
+
+    started = time.monotonic()
+    if config.run.finish:
+        return finish_folder(config, _log)
+    slot = task_slot(config.run.rank, config.run.world_size, os.environ, config.run.overwrite)
     passive_openmp_waits()
     import torch
     from accelerate import PartialState
 
-    from builder import card
-    from builder.cluster import check_shared_output
-    from builder.liveness import Heartbeat, RankWatch, rank_timeout
-    from builder.pipeline import load_job, run_shards
-    from builder.plan import tasks_for_process
-    from builder.progress import JobProgress
-    from builder.shards import OutputStore
-
-    started = time.monotonic()
     state = PartialState(cpu=use_cpu())
-    main = state.is_main_process
-    log = (lambda message: print(message, file=sys.stderr, flush=True)) if main else (lambda m: None)
+    launcher = IndependentTask(slot, _log) if slot else ProcessGroup(state)
     threads = cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes)))
     if state.device.type == "cpu":
         torch.set_num_threads(threads)
         if config.content.with_depth:
             retain_freed_memory()
-    timeout = rank_timeout()
-    job = load_job(config, state.device, log)
-    store, manifest = OutputStore(config.run.output_dir), job.manifest()
-    rank, world = state.process_index, state.num_processes
-    prepare_everywhere(store, manifest, config.run.overwrite, rank, world)
-    check_shared_output(store, manifest, rank, world)
-    progress = JobProgress(store, job.tasks(), enabled=main)
-    others = RankWatch(store.ranks_dir, {r: tasks_for_process(job.tasks(), r, world) for r in range(1, world)},
-                       store.is_done, timeout)
+    return generate_dataset(config, launcher, state.device, threads,
+                            _log if launcher.rank == 0 or slot else lambda message: None, started)
 
-    def shard_done() -> None:
-        progress.shard_done()
-        if main:
-            others.check()  # a rank lost while we work stops us early too
 
-    with Heartbeat(store.ranks_dir, rank):
-        tasks = run_shards(job, store, rank, world, threads, on_rows=progress.advance, on_shard=shard_done,
-                           on_wait=others.check if main else lambda: None)
-    if not main:
-        return None
-    store.wait_for_all(tasks, on_poll=lambda: (progress.refresh(), others.check()))
-    progress.close()
-    summary = card.finish(store, tasks, elapsed=time.monotonic() - started, resumed_rows=progress.resumed_rows,
-                          processes=state.num_processes, device=str(state.device))
-    log(card.summary_text(summary))
-    if config.run.summary_json is not None:
-        config.run.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class ProcessGroup:
+    """The torch.distributed group of torchrun or accelerate (a single process is a group of one): rank 0 prepares
+    for everyone and checks that every node sees the folder; every rank writes its shards beating a heartbeat;
+    rank 0 then waits for the others' shards, stopping early when one died, and finishes."""
+
+    def __init__(self, state):
+        from builder.liveness import rank_timeout
+
+        self.rank, self.world_size = state.process_index, state.num_processes
+        self.timeout = rank_timeout()
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def prepare(self, run, overwrite: bool) -> None:
+        from builder.cluster import check_shared_output
+
+        manifest = run.job.manifest()
+        prepare_everywhere(run.store, manifest, overwrite, self.rank, self.world_size)
+        check_shared_output(run.store, manifest, self.rank, self.world_size)
+
+    def work(self, run):
+        from builder.liveness import Heartbeat, RankWatch
+        from builder.progress import JobProgress
+
+        progress = JobProgress(run.store, run.tasks, enabled=self.main)
+        others = {r: tasks_for_process(run.tasks, r, self.world_size) for r in range(1, self.world_size)}
+        watch = RankWatch(run.store.ranks_dir, others, run.store.is_done, self.timeout)
+        with Heartbeat(run.store.ranks_dir, self.rank):
+            run.write_mine(progress, on_shard=watch.check if self.main else lambda: None,
+                           on_wait=watch.check if self.main else lambda: None)
+        if self.main:  # a rank lost while we work or wait stops us early
+            run.store.wait_for_all(run.tasks, on_poll=lambda: (progress.refresh(), watch.check()))
+        progress.close()
+        return progress
+
+    def finish(self, run, progress) -> dict | None:
+        from builder import card
+
+        if not self.main:
+            return None
+        summary = card.finish(run.store, run.tasks, elapsed=time.monotonic() - run.started,
+                              resumed_rows=progress.resumed_rows, processes=self.world_size, device=run.device)
+        _log(card.summary_text(summary))
+        return summary

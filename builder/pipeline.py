@@ -13,12 +13,12 @@ import pyarrow as pa
 
 from builder.assets import load_inputs
 from builder.bg_depth import attach_bg_depths
-from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig
+from builder.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig, dataset_tasks
 from builder.encode import decode
 from builder.depth import DepthEstimator, NonFiniteDepthError
 from builder.errors import FgbgError, UsageError
 from builder.feed import DepthFeed, compile_estimator, resolve_batch_size
-from builder.plan import ShardTask, shard_tasks, tasks_for_process
+from builder.plan import ShardTask, tasks_for_process
 from builder.render import RenderContext
 from builder.schema import BACKGROUNDS
 from builder.settings import ContentSettings, GenerateConfig, Manifest, ModelRecord, library_versions
@@ -43,11 +43,8 @@ class Job:
         return self.ctx.settings
 
     def tasks(self) -> list[ShardTask]:
-        """Every shard of every config and split; a shard holds a contiguous range of its split's rows."""
-        plan = self.ctx.plan
-        size = self.settings.shard_size
-        return [task for config in CONFIGS for split in plan.splits
-                for task in shard_tasks(config.name, config.count_rows(plan, split), size, split)]
+        """Every shard of every config and split (see `dataset_tasks`)."""
+        return dataset_tasks(self.ctx.plan, self.settings.shard_size)
 
     @property
     def needs_stored_bg_depth(self) -> bool:

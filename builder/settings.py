@@ -10,6 +10,7 @@ from pathlib import Path
 
 from builder.cli import StrictParser
 from builder.errors import UsageError
+from builder.plan import SampleSpace, SplitPlan
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
@@ -215,6 +216,12 @@ class RunOptions:
     compile: bool = _option(False, "torch.compile the depth model for one batch shape (the last batch is padded)")
     overwrite: bool = _option(False, "delete an existing dataset in --output-dir and start over")
     summary_json: Path | None = _option(None, "also write the run's summary (rows, seconds, rows/s) as JSON here")
+    rank: int | None = _option(None, "run as independent task R of --world-size N: write only this task's shards "
+                                     "and exit (SLURM job arrays and Kubernetes Indexed Jobs set it themselves)")
+    world_size: int | None = _option(None, "the number of independent tasks (with --rank, or JOB_COMPLETION_INDEX "
+                                           "of a Kubernetes Indexed Job)")
+    finish: bool = _option(False, "after independent tasks: check every shard is finished, then write stats.json, "
+                                  "the grids and the card from the folder alone (other flags are not needed)")
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -228,10 +235,12 @@ class RunOptions:
         problems = []
         if self.demo and (self.bg_dir or self.fg_dir):
             problems.append("--demo generates its own inputs: drop --bg-dir/--fg-dir, or drop --demo")
-        if not self.demo and not (self.bg_dir and self.fg_dir):
+        if not self.demo and not (self.bg_dir and self.fg_dir) and not self.finish:
             problems.append("give both --bg-dir and --fg-dir (or --demo for built-in inputs)")
         if self.demo and self.bg_depth_dir:
             problems.append("--demo brings its own exact depth: drop --bg-depth-dir, or drop --demo")
+        if self.finish and (self.overwrite or self.rank is not None or self.world_size is not None):
+            problems.append("--finish runs once, after every task: drop --overwrite, --rank and --world-size")
         for key, least in (("batch_size", 1), ("workers", 0)):
             value = getattr(self, key)
             if value != "auto" and not (isinstance(value, int) and value >= least):
@@ -278,7 +287,8 @@ class GenerateConfig:
             else:
                 kind = field.metadata.get("parse") or {"int": int, "float": float}.get(
                     field.type.removesuffix(" | None"), str)
-                default = "from --augment" if field.default is None else field.default
+                default = ("from --augment" if field.name in AUGMENT_KEYS
+                           else "none" if field.default is None else field.default)
                 parser.add_argument(flag, type=kind, default=field.default, choices=field.metadata.get("choices"),
                                     help=f"{help_text} (default: {default})")
         return parser
@@ -344,6 +354,12 @@ class Manifest:
     @property
     def fg_names(self) -> list[str]:
         return [f.name for f in self.foregrounds]
+
+    def split_plan(self) -> SplitPlan:
+        """The sample space and splits this manifest's inputs and settings make (no input is read)."""
+        s = self.settings
+        space = SampleSpace(len(self.backgrounds), len(self.foregrounds), s.placements)
+        return SplitPlan.from_counts(space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
 
     def to_json(self) -> dict:
         data = {"format": self.format, "settings": self.settings.to_json(),

@@ -174,8 +174,8 @@ class ShardCheck:
         except Exception as err:  # noqa: BLE001 - a truncated or corrupt stream
             self.report.fail(shard.relative, f"unreadable after {rows} rows ({type(err).__name__}: {err}); "
                                              "the file is truncated or corrupt")
-        if shard.marker is not None and shard.marker.get("rows") != rows:
-            self.report.fail(shard.relative, f"holds {rows} rows, its done marker says {shard.marker.get('rows')}")
+        if shard.marker is not None and shard.marker.rows != rows:
+            self.report.fail(shard.relative, f"holds {rows} rows, its done marker says {shard.marker.rows}")
         tally.rows += rows
 
     def check_batch(self, shard: Shard, split: str, tally: Tally, offset: int, cells: list[dict],

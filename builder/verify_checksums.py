@@ -22,8 +22,8 @@ def recorded_checksums(root: Path, layout: Layout) -> tuple[dict[str, dict], Pro
     if layout.suffix == "arrow":
         recorded, problems = {}, []
         for shard in (s for shards in layout.shards.values() for s in shards if s.marker is not None):
-            if "sha256" in shard.marker:
-                recorded[shard.relative] = {"bytes": shard.marker.get("file_bytes"), "sha256": shard.marker["sha256"]}
+            if shard.marker.sha256 is not None:
+                recorded[shard.relative] = {"bytes": shard.marker.file_bytes, "sha256": shard.marker.sha256}
             else:
                 problems.append((shard.relative, ("its done marker has no sha256 (written by a version that did not "
                                                   "record checksums): regenerate with --overwrite to get one")))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 from pathlib import Path
 
 import yaml
@@ -14,7 +13,7 @@ import yaml
 from builder.plan import ShardName, shard_tasks
 from builder.schema import CONFIG_NAMES
 from builder.settings import Manifest
-from builder.shards import OutputStore
+from builder.shards import DoneMarker, OutputStore
 
 Problems = list[tuple[str, str]]  # (where, what)
 
@@ -25,7 +24,7 @@ class Shard:
     path: Path
     relative: str
     name: ShardName | None  # None if the file name does not follow the shard naming
-    marker: dict | None = None  # Arrow shards: the done marker's content
+    marker: DoneMarker | None = None  # Arrow shards: the done marker
 
 
 @dataclasses.dataclass
@@ -101,23 +100,16 @@ def numbering_problems(name: str, shards: list[Shard], layout: Layout, manifest:
 
 
 def marker_problems(root: Path, layout: Layout) -> Problems:
-    """Arrow shards: each has its done marker with the file's size (which is attached to the shard), and no
-    marker is left without its shard."""
+    """Arrow shards: each finished by the store's one check (its done marker, which is attached to the shard, and
+    the file's size agree), and no marker is left without its shard."""
     store, problems = OutputStore(root), []
     for name, shards in layout.shards.items():
         known = set()
         for shard in (s for s in shards if s.name is not None):
-            marker = store.marker_path(shard.name)
-            known.add(marker.name)
-            if not marker.is_file():
-                problems.append((shard.relative, f"no done marker {marker.relative_to(root)}: the shard was "
-                                                  "never finished; rerun the generation to redo it"))
-                continue
-            shard.marker = json.loads(marker.read_text())
-            size = shard.path.stat().st_size
-            if shard.marker.get("file_bytes") != size:
-                problems.append((shard.relative, f"is {size} bytes, its done marker says "
-                                                  f"{shard.marker.get('file_bytes')}"))
+            known.add(store.marker_path(shard.name).name)
+            shard.marker, problem = store.shard_state(shard.name)
+            if problem is not None:
+                problems.append((shard.relative, problem))
         for marker in sorted(store.done_dir.glob(f"{name}-*.json")) if store.done_dir.is_dir() else []:
             if marker.name not in known:
                 problems.append((marker.relative_to(root).as_posix(), "done marker without its shard file"))

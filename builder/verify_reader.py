@@ -31,8 +31,8 @@ def expected_rows(shard: Shard) -> int:
     """The shard's row count as its done marker (Arrow) or footer (Parquet) states it; counted only if neither."""
     if shard.path.suffix == ".parquet":
         return pq.ParquetFile(str(shard.path)).metadata.num_rows
-    if shard.marker is not None and isinstance(shard.marker.get("rows"), int):
-        return shard.marker["rows"]
+    if shard.marker is not None:
+        return shard.marker.rows
     return sum(batch.num_rows for batch in read_shard_batches(shard.path))
 
 

@@ -1,5 +1,6 @@
-"""--augment: the pure perturbations on hand-checked cases, `none` byte-identical to main, `realistic` rows that
-differ from their background everywhere, re-derivable by verify, and the same on 1 and 2 processes."""
+"""--augment: the pure perturbations on hand-checked cases, `realistic` rows that differ from their background
+everywhere, re-derivable by verify, and the same on 1 and 2 processes. That `none` keeps its bytes, and
+`realistic` too, is tests/test_golden.py's golden hashes."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from builder.settings import ContentSettings
 from tests.conftest import ROOT, column_bytes, env, read_config, run_generate, run_verify
 from tests.test_verify import rewrite_shard
 
-BEFORE = "6ec4a03"  # main just before --augment landed: `--augment none` must write what it wrote
 REALISTIC = ["--demo", "--placements", "2", "--shard-size", "20", "--no-depth", "--augment", "realistic"]
 
 
@@ -154,25 +154,6 @@ def realistic(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("realistic") / "out"
     run_generate(out, *REALISTIC)
     return out
-
-
-def test_none_is_byte_identical_to_before(tmp_path, small_args):
-    """The shards, stats.json and manifest.json of the code at BEFORE (from this repository's history) and ours."""
-    code = tmp_path / "before"
-    code.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE], capture_output=True)
-    if archive.returncode != 0:
-        pytest.skip(f"commit {BEFORE} (the code before --augment) is not in this checkout's history")
-    subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
-    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
-    run_generate(ours, *small_args)
-    subprocess.run([sys.executable, str(code / "scripts" / "generate.py"), "--output-dir", str(theirs), *small_args],
-                   check=True, capture_output=True, env=env(PYTHONPATH=str(code)), cwd=code, timeout=300)
-    files = sorted(p.relative_to(theirs) for p in theirs.rglob("*") if p.suffix == ".arrow" or p.parent == theirs
-                   and p.name in ("stats.json", "manifest.json"))
-    assert len(files) == 7  # 3 + 1 + 1 shards, stats.json, manifest.json
-    for name in files:
-        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
 
 
 def test_realistic_rows_differ_from_background_and_mask_is_thresholded_alpha(realistic):
