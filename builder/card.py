@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from builder import geometry
+from builder.depth_storage import depth_storage
 from builder.license import License, license_for_model
 from builder.plan import TRAIN, ShardName, ShardTask
 from builder.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
@@ -312,51 +313,6 @@ def statistics_tables(stats: dict) -> str:
     return "\n\n".join(parts + ["**all splits**\n\n" + stats_table(stats["kinds"])])
 
 
-DEPTH_READING = """## Reading depth
-
-`depth` is a 16-bit PNG (mode `I;16`): read it as numbers, not as a picture.
-
-```python
-import numpy as np
-
-png = np.asarray(row["depth"])  # uint16, 0..65535
-raw = row["depth_min"] + png / 65535 * (row["depth_max"] - row["depth_min"])  # the model's output
-```
-
-or let datasets decode it as float32 (0.0..65535.0, nothing lost):
-
-```python
-from datasets import Image
-
-samples = samples.cast_column("depth", Image(mode="F"))
-```
-
-A constant prediction (a blank or flat image) has `depth_min == depth_max` and an all-zero PNG; the formula above
-then gives `depth_min` everywhere.
-
-Do not call `.convert("L")` or `.convert("RGB")` on a depth image: Pillow clips 16-bit values at 255 instead of
-scaling them (on a full-range 16-bit ramp, 99.61% of the pixels become 255). For an 8-bit preview shift instead:
-`Image.fromarray((png >> 8).astype(np.uint8))`.
-
-"""
-
-
-DEPTH_READING_8 = """## Reading depth
-
-`depth` is an 8-bit PNG (mode `L`, `--depth-bits 8`): 256 levels per image between `depth_min` and `depth_max`.
-
-```python
-import numpy as np
-
-png = np.asarray(row["depth"])  # uint8, 0..255
-raw = row["depth_min"] + png / 255 * (row["depth_max"] - row["depth_min"])  # the model's output, 8-bit steps
-```
-
-A constant prediction has `depth_min == depth_max` and an all-zero PNG.
-
-"""
-
-
 def license_text(manifest: Manifest, license: License | None) -> str:
     model = manifest.model
     if license is None:
@@ -402,11 +358,12 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
     settings = manifest.settings
     with_depth = settings.with_depth
     n_bg, n_fg = len(manifest.backgrounds), len(manifest.foregrounds)
-    peak, png = (65535, "a 16-bit PNG") if settings.depth_bits == 16 else (255, "an 8-bit PNG (`--depth-bits 8`)")
+    storage = depth_storage(settings.depth_bits)
+    peak = storage.peak
     depth_note = ("`depth` is the model's relative inverse depth (disparity: larger is nearer), resized to R x R "
-                  f"and min-max scaled per image to 0..{peak} in {png}, computed in float32; the raw prediction "
-                  f"is `depth_min + png / {peak} * (depth_max - depth_min)` (see Reading depth)." if with_depth else
-                  "This dataset was generated without depth (`--no-depth`): it has no depth columns.")
+                  f"and min-max scaled per image to 0..{peak} in {storage.description}, computed in float32; the raw "
+                  f"prediction is `depth_min + png / {peak} * (depth_max - depth_min)` (see Reading depth)."
+                  if with_depth else "This dataset was generated without depth (`--no-depth`): it has no depth columns.")
     values = {
         "yaml": card_yaml(manifest, stats, data_files, sizes, license, splits),
         "pretty_name": "fgbg-depth", "n_bg": n_bg, "n_fg": n_fg, "placements": settings.placements,
@@ -420,8 +377,8 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
         "splits": splits_section(manifest, stats),
         "data_size": human_bytes(sum(sizes.values())), "data_bytes": f"{sum(sizes.values()):,}",
         "provenance": provenance(manifest, stats), "repo_id": repo_id,
-        "depth_loading": ', row["depth"]  # PIL images; depth is mode I;16' if with_depth else "",
-        "depth_reading": (DEPTH_READING if settings.depth_bits == 16 else DEPTH_READING_8) if with_depth else "",
+        "depth_loading": f', row["depth"]  # PIL images; depth is mode {storage.mode}' if with_depth else "",
+        "depth_reading": f"## Reading depth\n\n{storage.card_reading()}\n" if with_depth else "",
         "license_text": license_text(manifest, license),
     }
     return string.Template(TEMPLATE.read_text()).substitute(values)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from builder.depth_storage import QUANTISED
 from builder.errors import DepthModelError
 from builder.fallback import warn_fallback
 
@@ -45,7 +46,8 @@ def scale_on_device(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     finite = torch.isfinite(flat).all(dim=1)
     low, high = flat.amin(dim=1), flat.amax(dim=1)
     span = (high - low).clamp_min(torch.finfo(torch.float32).tiny)
-    scaled = ((raw - low[:, None, None]) / span[:, None, None] * 65535).round_().clamp_(0, 65535)
+    peak = QUANTISED.peak
+    scaled = ((raw - low[:, None, None]) / span[:, None, None] * peak).round_().clamp_(0, peak)
     return scaled.to(torch.int32), low, high, finite
 
 

@@ -101,13 +101,6 @@ def image_cell(data: bytes) -> dict:
     return {"bytes": data, "path": None}
 
 
-def depth_levels(depth: np.ndarray, bits: int) -> np.ndarray:
-    """The stored depth of `--depth-bits`: the uint16 map itself, or rounded to 0..255 (uint8) for 8."""
-    if bits == 16:
-        return depth
-    return ((depth.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-
-
 def encode_depth(levels: np.ndarray) -> bytes:
     """A 16-bit PNG (mode I;16) for uint16 levels, an 8-bit PNG L for uint8 ones."""
     return encode_png16(levels) if levels.dtype == np.uint16 else encode_png_l(levels)

@@ -1,7 +1,8 @@
 """The data contract: each config's columns (with how its images are stored, which statistics they feed and
 which sample grid shows them), its key column, and the splits.
 
-A leaf: it imports nothing from the project, so every other module (and `fgbg_depth`) can import it.
+Nearly a leaf: it imports only builder.depth_storage (itself a leaf), so every other module (and `fgbg_depth`)
+can import it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 import datasets
+
+from builder.depth_storage import QUANTISED, depth_storage
 
 
 
@@ -70,11 +73,10 @@ class ConfigSchema:
         return next(c for c in self.columns if c.name == name)
 
     def for_depth_bits(self, bits: int) -> "ConfigSchema":
-        """The schema as stored with `--depth-bits`: 8 stores depth as PNG L (peak 255) instead of I;16."""
-        if bits == 16:
-            return self
+        """The schema as stored with `--depth-bits` (builder.depth_storage): the depth column's PNG mode."""
+        mode = depth_storage(bits).mode
         return dataclasses.replace(self, columns=tuple(
-            dataclasses.replace(c, image=dataclasses.replace(c.image, mode="L")) if c.name == "depth" else c
+            dataclasses.replace(c, image=dataclasses.replace(c.image, mode=mode)) if c.name == "depth" else c
             for c in self.columns))
 
     @property
@@ -88,7 +90,7 @@ class ConfigSchema:
 
 
 def _depth_block(stats_kind: str, grid: str | None) -> tuple[Column, ...]:
-    return (Column("depth", "image", ImageSpec("PNG", "I;16", stats_kind, grid), depth=True),
+    return (Column("depth", "image", ImageSpec("PNG", QUANTISED.mode, stats_kind, grid), depth=True),
             Column("depth_min", "float32", depth=True), Column("depth_max", "float32", depth=True))
 
 

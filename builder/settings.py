@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from builder.cli import StrictParser
+from builder.depth_storage import DEPTH_BITS
 from builder.errors import UsageError
 from builder.plan import SampleSpace, SplitPlan
 
@@ -127,8 +128,8 @@ class ContentSettings:
             problems.append(f"--placement-mode {self.placement_mode!r}: use one of {', '.join(PLACEMENT_MODES)}")
         if self.bg_depth_kind not in ("disparity", "depth"):
             problems.append(f"--bg-depth-kind {self.bg_depth_kind!r}: use disparity or depth")
-        if self.depth_bits not in (8, 16):
-            problems.append(f"--depth-bits {self.depth_bits}: use 16 or 8")
+        if self.depth_bits not in DEPTH_BITS:
+            problems.append(f"--depth-bits {self.depth_bits}: use " + " or ".join(map(str, DEPTH_BITS)))
         return problems + self.augment_problems()
 
     def split_problems(self, n_bg: int, n_fg: int) -> list[str]:

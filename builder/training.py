@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from builder.repo_id import REPO_ID
+from builder.depth_storage import storage_of_mode
 from builder.plan import ShardName
+from builder.repo_id import REPO_ID
 
 DEPTH_MODES = ("unit", "raw")
 IMAGE_OUTPUTS = ("bg", "fg_bg", "mask", "depth", "alpha", "amodal_mask")
@@ -207,7 +208,7 @@ def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tenso
     model's raw disparity."""
     image = Image.open(io.BytesIO(data))
     depth = torch.from_numpy(np.asarray(image, dtype=np.float32)).unsqueeze(0)
-    depth.div_(255 if image.mode == "L" else 65535)
+    depth.div_(storage_of_mode(image.mode).peak)
     return depth if mode == "unit" else depth.mul_(high - low).add_(low)
 
 
@@ -316,8 +317,8 @@ def torch_dataset(path_or_repo: str | os.PathLike, split: str = "train", *, dept
 
     Each row is a dict: `bg`, `fg_bg` (3 x R x R float32, normalised with the train split's per-channel
     mean/std from the dataset's stats.json), `mask` (1 x R x R, 0 or 1), `depth` (1 x R x R: `depth="unit"`
-    gives png / 65535 in [0, 1], `depth="raw"` the model's disparity depth_min + png / 65535 * (max - min);
-    absent without depth), `alpha` when stored, `amodal_mask` (1 x R x R) and `occlusion` (a float32 scalar)
+    gives png / peak in [0, 1] (peak 65535, or 255 with --depth-bits 8), `depth="raw"` the model's disparity
+    depth_min + png / peak * (max - min); absent without depth), `alpha` when stored, `amodal_mask` (1 x R x R) and `occlusion` (a float32 scalar)
     with `--placement-mode ground`, and `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a
     subset. With DataLoader workers and ranks (explicit, else torch.distributed, else RANK / WORLD_SIZE)
     every row is read exactly once per epoch; `shuffle=True` gives a seeded order that changes with

@@ -1,7 +1,7 @@
 """verify --depth N: the manifest's depth model run again on N rows per shard, compared with the stored maps.
 
-The stored map is decoded back to raw depth (`depth_min + png / peak * (depth_max - depth_min)`, peak 65535, or
-255 with --depth-bits 8) and compared with the model's prediction on the stored image the depth was made from (the decoded composite, or the decoded
+The stored map is decoded back to raw depth by its storage (builder.depth_storage: `depth_min + png / peak *
+(depth_max - depth_min)`, peak 65535, or 255 with --depth-bits 8) and compared with the model's prediction on the stored image the depth was made from (the decoded composite, or the decoded
 background). Reruns on the same hardware and dtype differ by at most 1/65535 of the range (a different CPU thread
 count changes float summation order), so the limit below leaves room for other hardware while a map of another
 row (about 60% of the range away with a random model) or of the background alone (about 50%) fails."""
@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from builder.configs import DatasetConfig
+from builder.depth_storage import DepthStorage, depth_storage
 from builder.errors import DepthModelError
 from builder.settings import Manifest
 from builder.verify_layout import Problems, Shard
@@ -51,12 +52,12 @@ def chosen_rows(shard: Shard, count: int, seed: int) -> list[dict]:
     return [row for _, rows, flags in iter_rows(shard, chosen) for row, flag in zip(rows, flags) if flag]
 
 
-def row_depth_problem(row: dict, predicted: np.ndarray, source: str, peak: int) -> str | None:
+def row_depth_problem(row: dict, predicted: np.ndarray, source: str, storage: DepthStorage) -> str | None:
     """Differences as a share of the stored range, or for a constant stored map (depth_min == depth_max) of the
     predicted range; when both are constant, the values must be equal."""
     low, high = float(predicted.min()), float(predicted.max())
     span = float(row["depth_max"]) - float(row["depth_min"])
-    stored = float(row["depth_min"]) + pixels(row["depth"]).astype(np.float64) / peak * span
+    stored = storage.raw(pixels(row["depth"]), row["depth_min"], row["depth_max"])
     scale = span if span > 0 else high - low
     if scale == 0:
         if low == float(row["depth_min"]):
@@ -77,8 +78,8 @@ def shard_depth_problems(config: DatasetConfig, shard: Shard, estimator, count: 
         return []
     images = np.stack([pixels(row[config.schema.depth_source]) for row in rows])
     raw = estimator.predict_raw(images).float().cpu().numpy()
-    problems, peak = [], config.schema.for_depth_bits(depth_bits).column("depth").image.max_value
+    problems, storage = [], depth_storage(depth_bits)
     for row, predicted in zip(rows, raw):
-        if problem := row_depth_problem(row, predicted, config.schema.depth_source, peak):
+        if problem := row_depth_problem(row, predicted, config.schema.depth_source, storage):
             problems.append((f"{shard.relative} {config.key_column} {row[config.key_column]}", problem))
     return problems

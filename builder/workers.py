@@ -19,7 +19,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from builder.encode import depth_levels, encode_depth, image_cell
+from builder.depth_storage import depth_storage
+from builder.encode import encode_depth, image_cell
 from builder.errors import FgbgError
 from builder.render import RenderContext
 from builder.stats import StatsBook
@@ -143,9 +144,10 @@ class Workshop:
 
     def encode_depth(self, config_name: str, slot: int, start: int, stop: int) -> tuple[list[dict], StatsBook]:
         """Image cells of depths[slot, start:stop] as PNGs of `--depth-bits`, with their statistics."""
-        stats, cells, bits = StatsBook(self.recipes[config_name][1]), [], self.ctx.settings.depth_bits
+        stats, cells = StatsBook(self.recipes[config_name][1]), []
+        storage = depth_storage(self.ctx.settings.depth_bits)
         for depth in self.depths.array[slot, start:stop]:
-            levels = depth_levels(depth, bits)
+            levels = storage.levels(depth)
             data = encode_depth(levels)
             stats["depth"].add(levels, len(data))
             cells.append(image_cell(data))

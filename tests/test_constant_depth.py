@@ -75,10 +75,11 @@ def png16(levels: np.ndarray) -> dict:
 
 
 def test_verify_depth_compares_constant_maps_by_value():
+    from builder.depth_storage import depth_storage
     from builder.verify_depth import row_depth_problem
 
     row = {"depth": png16(np.zeros((4, 4))), "depth_min": 0.5, "depth_max": 0.5}
-    assert row_depth_problem(row, np.full((4, 4), 0.5, np.float32), "fg_bg", 65535) is None
-    assert "constant 0.75" in row_depth_problem(row, np.full((4, 4), 0.75, np.float32), "fg_bg", 65535)
+    assert row_depth_problem(row, np.full((4, 4), 0.5, np.float32), "fg_bg", depth_storage(16)) is None
+    assert "constant 0.75" in row_depth_problem(row, np.full((4, 4), 0.75, np.float32), "fg_bg", depth_storage(16))
     ramp = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
-    assert "max difference" in row_depth_problem(row, ramp, "fg_bg", 65535)
+    assert "max difference" in row_depth_problem(row, ramp, "fg_bg", depth_storage(16))
