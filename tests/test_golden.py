@@ -15,14 +15,15 @@ Each run is checked on 1 and 2 processes where listed: both must give the same h
 
 Checked for CPU independence on 2026-11-29 (AMD EPYC with AVX-512): the demo's rows, `--augment none` and
 `realistic`, and a Pillow PNG rendered by the row functions natively and under valgrind (which hides AVX-512,
-so numpy, ISA-L and zlib-ng take their AVX2 code paths) hashed the same.
+so numpy, ISA-L and zlib-ng take their AVX2 code paths) hashed the same. Mask, alpha and depth PNGs have been
+deflated by the standard library's zlib since (ISA-L's stream varied between processes: docs/determinism.md).
 
 Updating the hashes on purpose: when a change alters output bytes by intent (a contract change), run
 
     FGBG_UPDATE_GOLDEN=1 python -m pytest tests/test_golden.py
 
 read `git diff tests/golden`, and commit the new hashes in the same commit as the change, its message saying
-why the bytes changed. An upgrade of Pillow (libjpeg-turbo, zlib-ng), isal or pyarrow may change them too; say
+why the bytes changed. An upgrade of Pillow (libjpeg-turbo, zlib-ng), the system's zlib or pyarrow may change them too; say
 so in that commit's message. Never update them to silence a difference nobody can explain.
 """
 
@@ -48,6 +49,7 @@ RUNS = {  # name: (arguments after BASE, process counts)
     "realistic": (["--no-depth", "--augment", "realistic"], (1,)),
     "splits": (["--no-depth", "--validation-backgrounds", "1", "--validation-foregrounds", "1"], (2,)),
     "depth": (["--depth-input-size", "56", "--batch-size", "8"], (1,)),
+    "ground": (["--no-depth", "--placement-mode", "ground"], (1, 2)),
 }
 
 
