@@ -1,6 +1,6 @@
 """fgbg-depth: the dataset's definition and public Python API.
 
-The schema (configs, features) is defined once, in `builder.schema`, and exposed here. This module also offers
+The schema (configs, features) is defined once, in `builder.contract.schema`, and exposed here. This module also offers
 
 * `FgBgDepth`, a `datasets.GeneratorBasedBuilder` for a single-process local build from Python, and
 * `load_with_background()`, which returns the `default` rows with their background image joined in,
@@ -16,21 +16,21 @@ from typing import Any
 
 import datasets
 
-from builder.assets import load_inputs
-from builder.configs import CONFIG_BY_NAME
-from builder.errors import UsageError
-from builder.plan import shard_tasks
-from builder.render import RenderContext
-from builder.schema import CONFIG_NAMES, SCHEMA_BY_NAME, features
-from builder.settings import DEFAULT_DEPTH_MODEL, GenerateConfig
+from builder.contract.errors import UsageError
+from builder.contract.plan import shard_tasks
+from builder.contract.schema import CONFIG_NAMES, SCHEMA_BY_NAME, features
+from builder.contract.settings import DEFAULT_DEPTH_MODEL, GenerateConfig
+from builder.rows.assets import load_inputs
+from builder.rows.configs import CONFIG_BY_NAME
+from builder.rows.render import RenderContext
 
 __all__ = ["CONFIG_NAMES", "DEFAULT_DEPTH_MODEL", "FgBgDepth", "features", "load_with_background", "torch_dataset"]
 
 
 def __getattr__(name: str):
-    """`torch_dataset` (builder.training) is imported on first use: reading a dataset needs no torch."""
+    """`torch_dataset` (builder.train.loader) is imported on first use: reading a dataset needs no torch."""
     if name == "torch_dataset":
-        from builder.training import torch_dataset
+        from builder.train.loader import torch_dataset
 
         return torch_dataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -104,7 +104,7 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
     def _generate_examples(self, tasks):
         import torch  # imported on use: reading a dataset with this module needs no torch
 
-        from builder.pipeline import iter_rows
+        from builder.run.pipeline import iter_rows
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         key = SCHEMA_BY_NAME[self.config.name].key_column

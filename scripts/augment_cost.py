@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from builder import augment
-from builder.assets import load_inputs
-from builder.cli import StrictParser
-from builder.plan import draw_placement
-from builder.render import RenderContext, render_sample
-from builder.schema import DEFAULT
-from builder.settings import ContentSettings, RunOptions
-from builder.stats import StatsBook
+from builder.contract.cli import StrictParser
+from builder.contract.plan import draw_placement
+from builder.contract.schema import DEFAULT
+from builder.contract.settings import ContentSettings, RunOptions
+from builder.rows import augment
+from builder.rows.assets import load_inputs
+from builder.rows.render import RenderContext, render_sample
+from builder.rows.stats import StatsBook
 
 
 def cpu_ms_per_row(function, rows: int) -> float:

@@ -15,7 +15,7 @@ the same inputs):
              --num_processes 2`, as subprocesses; projection for 400,000 rows; peak RSS per process.
   memory     peak RSS of the no-depth generator at 1x and 4x the rows (many shards): flat or not.
   rank       one rank's CPU side (issue 9) on real photographs: --no-depth and the depth path with a stand-in
-             depth estimator (builder.standin_depth, or a local one), each on 1 core and on all cores (the
+             depth estimator (builder.testing.standin_depth, or a local one), each on 1 core and on all cores (the
              rank's worker processes), rows/s per core, and the 400,000-row --no-depth projection on all cores.
   gpu        only on CUDA (otherwise it says so and the run goes on): estimator maps/s at 518 for batch sizes
              32-256 in bf16 and fp16, compiled and not; pipeline("depth-estimation") per image; end-to-end
@@ -38,11 +38,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import composite, depth, e2e, gpu, memory, rank  # noqa: E402
-from builder.cli import StrictParser  # noqa: E402
-from bench.common import RESOLUTION  # noqa: E402
-from bench.inputs import make_inputs, photo_section_inputs  # noqa: E402
-from bench.report import machine, table  # noqa: E402
+from builder.bench import composite, depth, e2e, gpu, memory, rank  # noqa: E402
+from builder.bench.common import RESOLUTION  # noqa: E402
+from builder.bench.inputs import make_inputs, photo_section_inputs  # noqa: E402
+from builder.bench.report import machine, table  # noqa: E402
+from builder.contract.cli import StrictParser  # noqa: E402
 
 SECTIONS = ("composite", "depth", "e2e", "memory", "rank", "gpu")
 

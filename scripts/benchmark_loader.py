@@ -1,4 +1,4 @@
-"""Training-loader throughput: decoded, normalised tensor rows per second from `builder.training.torch_dataset`.
+"""Training-loader throughput: decoded, normalised tensor rows per second from `builder.train.loader.torch_dataset`.
 
     python scripts/benchmark_loader.py --output loader.json            # 4,008 rows at R = 224 (a few minutes)
     python scripts/benchmark_loader.py --placements 4 --output q.json  # smoke run
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from builder.cli import StrictParser  # noqa: E402
+from builder.contract.cli import StrictParser  # noqa: E402
 
 BATCH = 64
 
@@ -53,7 +53,7 @@ def rows_per_s(path: Path, workers: int) -> dict:
     and per CPU second of every process involved (what the decoding costs, whatever else runs beside it)."""
     import torch
 
-    from builder.training import torch_dataset
+    from builder.train.loader import torch_dataset
 
     dataset = torch_dataset(path, shuffle=True, seed=0)
     loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, num_workers=workers)
@@ -77,7 +77,7 @@ def measure_pinned(path: Path, workers: int, core: int | None) -> dict:
 
 def section_loader(work: Path, placements: int = 167, repeats: int = 3) -> dict:
     """Rows/s of the loader on a no-depth and a with-depth dataset: 1 core in-process, 1 and 2 workers."""
-    from builder.random_model import save_random_depth_model
+    from builder.testing.random_model import save_random_depth_model
 
     work.mkdir(parents=True, exist_ok=True)
     model = work / "tiny_model"

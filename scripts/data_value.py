@@ -1,5 +1,5 @@
 """The data-value table: the same network trained for the same steps on each data option, scored on the same
-held-out validation composites (see builder/data_value.py and docs/training.md).
+held-out validation composites (see builder/train/data_value.py and docs/training.md).
 
     python scripts/data_value.py --work-dir dv/ [--output dv.json]      # CPU-sized: R = 64, minutes
     python scripts/data_value.py --work-dir dv/ --resolution 224 --steps 5000 --batch-size 64 \\
@@ -8,7 +8,7 @@ held-out validation composites (see builder/data_value.py and docs/training.md).
 Options and evaluation sets are NAME=GENERATE_ARGUMENTS; add rows as generate.py learns them, e.g.
 --options 'none=--augment none' 'realistic=--augment realistic' 'ground=--augment realistic --placement-mode ground'.
 Inputs: --photos DIR, else scikit-image's bundled photographs (`pip install scikit-image`), cut as
-bench/inputs.py cuts them into backgrounds and soft-edged cut-outs.
+builder/bench/inputs.py cuts them into backgrounds and soft-edged cut-outs.
 """
 
 import argparse
@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import StrictParser, run_command  # noqa: E402
-from builder.errors import UsageError  # noqa: E402
-from builder.launch import passive_openmp_waits  # noqa: E402
+from builder.contract.cli import StrictParser, run_command  # noqa: E402
+from builder.contract.errors import UsageError  # noqa: E402
+from builder.run.launch import passive_openmp_waits  # noqa: E402
 
 DEFAULT_OPTIONS = ["none=--augment none", "realistic=--augment realistic"]
 DEFAULT_EVAL_SETS = ["realistic=--augment realistic", "none=--augment none"]
@@ -52,10 +52,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def experiment(args: argparse.Namespace):
-    from bench.inputs import photo_dir, photo_inputs
-
-    from builder.data_value import DataOption, Experiment
-    from builder.random_model import save_random_depth_model
+    from builder.bench.inputs import photo_dir, photo_inputs
+    from builder.testing.random_model import save_random_depth_model
+    from builder.train.data_value import DataOption, Experiment
 
     options, eval_sets = tuple(map(DataOption.parse, args.options)), tuple(map(DataOption.parse, args.eval_sets))
     photos = photo_dir(args.photos)
@@ -82,8 +81,9 @@ def main(argv=None) -> int:
 
     def run() -> None:
         passive_openmp_waits()  # before torch loads: spinning OpenMP threads collapse on shared cores
-        from builder.data_value import markdown_table, run as run_experiment
-        from builder.trainer import share_cpu_cores
+        from builder.train.data_value import markdown_table
+        from builder.train.data_value import run as run_experiment
+        from builder.train.trainer import share_cpu_cores
 
         share_cpu_cores()
         report = run_experiment(experiment(args))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import StrictParser, run_command  # noqa: E402
-from builder.errors import UsageError  # noqa: E402
-from builder.launch import passive_openmp_waits  # noqa: E402
+from builder.contract.cli import StrictParser, run_command  # noqa: E402
+from builder.contract.errors import UsageError  # noqa: E402
+from builder.run.launch import passive_openmp_waits  # noqa: E402
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -38,8 +38,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     passive_openmp_waits()  # before torch loads: spinning OpenMP threads collapse on shared cores
     import torch
 
-    from builder.checkpoint import load_network, resolve_model
-    from builder.evaluation import score_labels, score_model
+    from builder.train.checkpoint import load_network, resolve_model
+    from builder.train.evaluation import score_labels, score_model
 
     try:
         if args.labels:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import print_error_once, run_command  # noqa: E402
-from builder.launch import cpu_processes_dropped_by_accelerate, generate, relaunch_cpu_processes  # noqa: E402
-from builder.settings import GenerateConfig  # noqa: E402
+from builder.contract.cli import print_error_once, run_command  # noqa: E402
+from builder.contract.settings import GenerateConfig  # noqa: E402
+from builder.publish import card  # noqa: E402
+from builder.run.launch import cpu_processes_dropped_by_accelerate, generate, relaunch_cpu_processes  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
     dropped = cpu_processes_dropped_by_accelerate()
     if dropped:
         return relaunch_cpu_processes(__file__, argv, dropped)
-    return run_command(lambda: generate(GenerateConfig.from_args(argv)), "generate", report=print_error_once,
+    return run_command(lambda: generate(GenerateConfig.from_args(argv), card), "generate", report=print_error_once,
                        interrupted="interrupted: finished shards are kept; rerun the same command to resume")
 
 

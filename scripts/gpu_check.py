@@ -1,5 +1,5 @@
 """The GPU machine check behind scripts/gpu_check.sh (which first installs the wheels the image lacks): see
-bench/gpu_check.py for its steps. Exit code 0: every step passed; 1: some did not (see OUTDIR/gpu_check.json);
+builder/bench/gpu_check.py for its steps. Exit code 0: every step passed; 1: some did not (see OUTDIR/gpu_check.json);
 2: usage."""
 
 import os
@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gpu_check import GPU_SIZES, SMOKE_SIZES, Paths, run_check  # noqa: E402
-from builder.cli import StrictParser  # noqa: E402
+from builder.bench.gpu_check import GPU_SIZES, SMOKE_SIZES, Paths, run_check  # noqa: E402
+from builder.contract.cli import StrictParser  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The headline path on a machine with one NVIDIA GPU and no network, in under 8 minutes (bench/gpu_check.py):
+# The headline path on a machine with one NVIDIA GPU and no network, in under 8 minutes (builder/bench/gpu_check.py):
 # a random-weight V2-Small model, the CUDA feed against the estimator, a short generation with depth at 518 on
 # scikit-image's photographs, verify --depth 4 on it, bf16 against fp32, a generation at 224, and
 # `scripts/benchmark.py --sections gpu` in the time left. Each step's status and figures: OUTDIR/gpu_check.json;

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from builder import geometry
-from builder.assets import load_inputs
-from builder.bg_depth import attach_bg_depths, decode_depth_map, demo_depth_files, fit_depth
-from builder.cli import StrictParser
-from builder.demo import DEMO_BACKGROUNDS, ground_scene
-from builder.plan import draw_placement
-from builder.render import RenderContext, render_sample
-from builder.schema import DEFAULT
-from builder.settings import ContentSettings, RunOptions
-from builder.stats import StatsBook
+from builder.contract.cli import StrictParser
+from builder.contract.plan import draw_placement
+from builder.contract.schema import DEFAULT
+from builder.contract.settings import ContentSettings, RunOptions
+from builder.rows import geometry
+from builder.rows.assets import load_inputs
+from builder.rows.bg_depth import attach_bg_depths, decode_depth_map, demo_depth_files, fit_depth
+from builder.rows.demo import DEMO_BACKGROUNDS, ground_scene
+from builder.rows.render import RenderContext, render_sample
+from builder.rows.stats import StatsBook
 
 
 def cpu_ms_per_row(ctx: RenderContext, rows: int) -> float:
@@ -101,7 +101,7 @@ def demo_measures(resolution: int, samples: int) -> None:
 
 
 def _sampled(floor: np.ndarray, resolution: int) -> np.ndarray:
-    """The true floor at R, sampled exactly as its map is (builder.bg_depth.fit_depth)."""
+    """The true floor at R, sampled exactly as its map is (builder.rows.bg_depth.fit_depth)."""
     return fit_depth(floor.astype(np.float32), None, resolution) > 0.5
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import StrictParser, run_command  # noqa: E402
-from builder.errors import UsageError  # noqa: E402
+from builder.contract.cli import StrictParser, run_command  # noqa: E402
+from builder.contract.errors import UsageError  # noqa: E402
 
 
 def parse_size(text: str) -> int:
@@ -32,7 +32,7 @@ def parse_size(text: str) -> int:
 
 
 def parser() -> StrictParser:
-    from builder.export import DEFAULT_MAX_FILE_BYTES, DEFAULT_ROW_GROUP_ROWS
+    from builder.publish.export import DEFAULT_MAX_FILE_BYTES, DEFAULT_ROW_GROUP_ROWS
 
     p = StrictParser(description=__doc__.split("\n\n")[0])
     p.add_argument("output_dir", type=Path, help="the --output-dir of scripts/generate.py (a finished dataset)")
@@ -62,8 +62,8 @@ def log(message: str) -> None:
 
 
 def publish(args: argparse.Namespace) -> None:
-    from builder.export import ExportOptions, export, export_summary, staged_export
-    from builder.repo_id import check_repo_id
+    from builder.contract.repo_id import check_repo_id
+    from builder.publish.export import ExportOptions, export, export_summary, staged_export
 
     if args.row_group_rows < 1:
         raise UsageError([f"--row-group-rows {args.row_group_rows}: use at least 1"])
@@ -77,7 +77,7 @@ def publish(args: argparse.Namespace) -> None:
         return
     from huggingface_hub import get_token
 
-    from builder.upload import upload
+    from builder.publish.upload import upload
 
     check_repo_id(args.repo_id)
     token = args.token or get_token()

@@ -13,17 +13,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import print_error_once, run_command  # noqa: E402
-from builder.errors import UsageError  # noqa: E402
-from builder.launch import (cpu_processes_dropped_by_accelerate, passive_openmp_waits,  # noqa: E402
-                            relaunch_cpu_processes)
-from builder.train_config import TrainConfig  # noqa: E402
+from builder.contract.cli import print_error_once, run_command  # noqa: E402
+from builder.contract.errors import UsageError  # noqa: E402
+from builder.run.launch import (cpu_processes_dropped_by_accelerate, passive_openmp_waits,  # noqa: E402
+                                relaunch_cpu_processes)
+from builder.train.config import TrainConfig  # noqa: E402
 
 
 def _train(argv: list[str]) -> None:
     config = TrainConfig.from_args(argv)
     passive_openmp_waits()  # before torch loads: spinning OpenMP threads collapse on shared cores
-    from builder.trainer import share_cpu_cores, train
+    from builder.train.trainer import share_cpu_cores, train
 
     share_cpu_cores()
     try:

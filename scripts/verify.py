@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import StrictParser, run_command  # noqa: E402
-from builder.verify import verify, verify_checksums  # noqa: E402
+from builder.contract.cli import StrictParser, run_command  # noqa: E402
+from builder.verify.runner import verify, verify_checksums  # noqa: E402
 
 
 def main(argv=None) -> int:

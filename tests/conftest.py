@@ -63,7 +63,7 @@ def run_generate(out: Path, *args, processes: int = 1, launcher: str = "torchrun
 
 def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:
     """(inode, mtime_ns, rows) of every shard that has its done marker: a rerun must keep these files as they are."""
-    from builder.plan import ShardName
+    from builder.contract.plan import ShardName
 
     shards = {}
     for marker in (out / ".fgbg" / "done").glob("*.json"):
@@ -170,7 +170,7 @@ def private_datasets_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from builder.random_model import save_random_depth_model
+    from builder.testing.random_model import save_random_depth_model
 
     return save_random_depth_model(tmp_path_factory.mktemp("model") / "tiny")
 

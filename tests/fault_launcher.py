@@ -27,7 +27,8 @@ def die() -> None:
 
 
 def install(fault: str) -> None:
-    from builder import card, shards
+    from builder.publish import card
+    from builder.run import shards
 
     kind, _, arg = fault.partition(":")
     count = {"n": 0}

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder import augment
-from builder.errors import UsageError
-from builder.schema import DEFAULT, features
-from builder.settings import ContentSettings
+from builder.contract.errors import UsageError
+from builder.contract.schema import DEFAULT, features
+from builder.contract.settings import ContentSettings
+from builder.rows import augment
 from tests.conftest import ROOT, column_bytes, env, read_config, run_generate, run_verify
 from tests.test_verify import rewrite_shard
 
@@ -137,7 +137,7 @@ def test_settings_presets_and_problems():
 
 
 def augment_modes() -> tuple[str, ...]:
-    from builder.settings import BLEND_MODES
+    from builder.contract.settings import BLEND_MODES
     return BLEND_MODES
 
 

@@ -1,5 +1,5 @@
-"""scripts/benchmark.py's GPU section (bench/gpu.py) without CUDA (it says so and the run goes on), its error
-recording and time budget, and the photograph inputs of the rank and gpu sections (bench/inputs.py)."""
+"""scripts/benchmark.py's GPU section (builder/bench/gpu.py) without CUDA (it says so and the run goes on), its error
+recording and time budget, and the photograph inputs of the rank and gpu sections (builder/bench/inputs.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import gpu, inputs
+from builder.bench import gpu, inputs
 from tests.conftest import ROOT, env
 
 
@@ -94,8 +94,8 @@ def test_benchmark_options_are_never_abbreviated():
 
 
 def test_a_refused_compile_is_marked_in_the_figures_and_the_table(monkeypatch):
-    """torch.compile falls back to the plain model (builder.feed): its figure must not pass for a compiled one."""
-    from builder.fallback import PlainOnFailure
+    """torch.compile falls back to the plain model (builder.run.feed): its figure must not pass for a compiled one."""
+    from builder.run.fallback import PlainOnFailure
 
     class Estimator:
         model = PlainOnFailure(None, lambda: None, "torch.compile", "plain")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.bg_depth import fit_depth, to_disparity
+from builder.rows.bg_depth import fit_depth, to_disparity
 from tests.conftest import run_generate
 from tests.test_ground_e2e import GROUND, write_scene_inputs
 
@@ -95,7 +95,7 @@ def test_background_without_ground_falls_back_to_uniform(tmp_path, scene):
     placed uniformly, recorded per row, counted in stats.json and the card, and verified."""
     import json
 
-    from builder.verify import verify
+    from builder.verify.runner import verify
     from tests.conftest import read_config
 
     np.save(scene[2] / "demo_ground_01.npy", np.tile(np.linspace(0.1, 1.0, 320), (320, 1)))

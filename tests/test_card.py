@@ -17,10 +17,10 @@ from datasets import load_dataset
 from huggingface_hub import DatasetCardData
 from PIL import Image
 
-from builder.card import License, render_card, size_category
-from builder.errors import UsageError
-from builder.license import license_terms
-from builder.settings import Manifest
+from builder.contract.errors import UsageError
+from builder.contract.settings import Manifest
+from builder.publish.card import License, render_card, size_category
+from builder.publish.license import license_terms
 from fgbg_depth import CONFIG_NAMES
 from tests.conftest import ROOT, SMALL, env, run_generate
 

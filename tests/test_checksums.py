@@ -12,8 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from builder.export import ExportOptions, export as export_dataset
-from builder.verify import verify
+from builder.publish.export import ExportOptions
+from builder.publish.export import export as export_dataset
+from builder.verify.runner import verify
 from tests.conftest import SMALL, run_generate, run_verify
 from tests.fake_hub import FakeHub
 from tests.test_hub import REPO, TOKEN, push

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from builder.cli import StrictParser, run_command
-from builder.errors import DepthModelError, DiskFullError, RemoteError, UsageError
+from builder.contract.cli import StrictParser, run_command
+from builder.contract.errors import DepthModelError, DiskFullError, RemoteError, UsageError
 from tests.conftest import ROOT, env
 
 

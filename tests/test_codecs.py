@@ -10,9 +10,9 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from builder.demo import demo_background, demo_foreground
-from builder.encode import encode_png, encode_png16, image_cell
-from builder.standin_depth import StandinDepthEstimator
+from builder.rows.demo import demo_background, demo_foreground
+from builder.rows.encode import encode_png, encode_png16, image_cell
+from builder.testing.standin_depth import StandinDepthEstimator
 from tests.conftest import ROOT
 
 
@@ -100,7 +100,7 @@ def test_png_bytes_are_the_same_in_fresh_processes(tmp_path):
     maps = np.stack([StandinDepthEstimator().predict(scenes(4, 224, seed=s)).depth for s in range(8)]).reshape(
         -1, 224, 224)
     np.save(tmp_path / "maps.npy", maps)
-    code = ("import hashlib, sys, numpy as np; sys.path.insert(0, sys.argv[1]); from builder.encode import "
+    code = ("import hashlib, sys, numpy as np; sys.path.insert(0, sys.argv[1]); from builder.rows.encode import "
             "encode_png16; print(hashlib.sha256(b''.join(encode_png16(m) for m in np.load(sys.argv[2]))).hexdigest())")
     digests = {subprocess.run([sys.executable, "-c", code, str(ROOT), str(tmp_path / "maps.npy")], check=True,
                               capture_output=True, text=True).stdout for _ in range(6)}

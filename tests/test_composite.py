@@ -1,7 +1,7 @@
 import numpy as np
 
-from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
-from builder.plan import Placement
+from builder.contract.plan import Placement
+from builder.rows.composite import composite, mask_bbox, placed_foreground, placed_mask
 
 
 def test_hand_checked_blend():

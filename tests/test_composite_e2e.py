@@ -1,4 +1,4 @@
-"""Stored composites against an alpha-over written here, independently of builder.composite and verify.
+"""Stored composites against an alpha-over written here, independently of builder.rows.composite and verify.
 
 Reference, in float64: the stored cut-out (`foregrounds` config), flipped for `flip` rows, premultiplied
 (colour * alpha / 255), each premultiplied channel and alpha resized with PIL's bilinear filter in float
@@ -20,9 +20,9 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from builder.composite import placed_foreground
-from builder.plan import Placement, placed_size
-from builder.checks import composite_error
+from builder.contract.plan import Placement, placed_size
+from builder.rows.composite import placed_foreground
+from builder.verify.checks import composite_error
 
 RESOLUTION = 224  # the small settings' (default) resolution
 INSIDE_MEAN, INSIDE_BLOCK = 6.0, 20.0  # about 2.5x the worst measured

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from builder.training import torch_dataset
+from builder.train.loader import torch_dataset
 from tests.conftest import SMALL, read_config, run_generate, run_verify
 
 
@@ -21,7 +21,7 @@ def constant_model(tmp_path_factory):
     """The tiny random model with its last convolution giving -1 everywhere: ReLU makes every map exactly 0."""
     from transformers import AutoModelForDepthEstimation
 
-    from builder.random_model import save_random_depth_model
+    from builder.testing.random_model import save_random_depth_model
 
     folder = save_random_depth_model(tmp_path_factory.mktemp("model") / "constant")
     model = AutoModelForDepthEstimation.from_pretrained(folder)
@@ -75,8 +75,8 @@ def png16(levels: np.ndarray) -> dict:
 
 
 def test_verify_depth_compares_constant_maps_by_value():
-    from builder.depth_storage import depth_storage
-    from builder.verify_depth import row_depth_problem
+    from builder.contract.depth_storage import depth_storage
+    from builder.verify.depth import row_depth_problem
 
     row = {"depth": png16(np.zeros((4, 4))), "depth_min": 0.5, "depth_max": 0.5}
     assert row_depth_problem(row, np.full((4, 4), 0.5, np.float32), "fg_bg", depth_storage(16)) is None

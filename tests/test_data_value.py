@@ -1,4 +1,4 @@
-"""builder.data_value: option parsing, dataset sharing and the table (the full run is scripts/data_value.py,
+"""builder.train.data_value: option parsing, dataset sharing and the table (the full run is scripts/data_value.py,
 measured in docs/training.md)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from builder.data_value import ConstantPrediction, DataOption, markdown_table
-from builder.errors import UsageError
+from builder.contract.errors import UsageError
+from builder.train.data_value import ConstantPrediction, DataOption, markdown_table
 
 
 def test_an_option_is_a_name_and_generate_arguments():

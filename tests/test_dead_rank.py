@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import FgbgError
-from builder.liveness import Heartbeat, RankWatch
-from builder.plan import ShardName, ShardTask
-from builder.verify import verify
+from builder.contract.errors import FgbgError
+from builder.contract.plan import ShardName, ShardTask
+from builder.run.liveness import Heartbeat, RankWatch
+from builder.verify.runner import verify
 from tests.conftest import GENERATE, ROOT, SMALL, env, held_rendezvous, read_config, run_generate
 
 TIMEOUT_S = 5  # FGBG_RANK_TIMEOUT for these runs

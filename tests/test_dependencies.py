@@ -1,5 +1,6 @@
-"""The dependency rules: generating loads no verify code, the training loader loads no export or upload code, and no module
-of builder/ imports (directly or through others) itself. Checked in fresh interpreters, as a user imports them."""
+"""The dependency rules: generating loads no verify code, the training loader loads no export or upload code, and no
+module of builder/ imports (directly or through others) itself. Checked in fresh interpreters, as a user imports
+them."""
 
 from __future__ import annotations
 
@@ -13,21 +14,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _loaded_after(statement: str) -> set[str]:
-    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('builder'))))"
+    code = (f"import json, sys\n{statement}\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('builder'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_generation_loads_no_verify_code():
-    loaded = _loaded_after("import builder.launch, builder.pipeline, builder.workers, fgbg_depth")
-    assert "builder.pipeline" in loaded
-    assert not {m for m in loaded if "verify" in m or m == "builder.checks"}
+    loaded = _loaded_after("import builder.run.launch, builder.run.phases, builder.run.tasks, builder.run.workers, "
+                           "fgbg_depth")
+    assert "builder.run.pipeline" in loaded
+    assert not {m for m in loaded if m.startswith("builder.verify")}
 
 
 def test_training_loader_loads_no_publishing_code():
-    loaded = _loaded_after("import builder.training")
-    assert "builder.training" in loaded
-    assert not loaded & {"builder.export", "builder.upload", "builder.license", "builder.card"}
+    loaded = _loaded_after("import builder.train.loader")
+    assert "builder.train.loader" in loaded
+    assert not {m for m in loaded if m.startswith("builder.publish")}
 
 
 def test_torch_dataset_is_public_and_lazy():
@@ -66,3 +69,25 @@ def test_builder_has_no_import_cycle():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+
+
+WINGS = ("contract", "rows", "run", "verify", "publish", "train", "testing", "bench")  # each imports only those before
+
+
+def test_each_wing_imports_only_the_wings_below_it():
+    upward = []
+    for path in sorted((ROOT / "builder").rglob("*.py")):
+        wing = path.relative_to(ROOT / "builder").parts[0]
+        if wing not in WINGS:
+            continue
+        for target in _imports(path):
+            parts = target.split(".")
+            if len(parts) > 1 and parts[1] in WINGS and WINGS.index(parts[1]) > WINGS.index(wing):
+                upward.append(f"{path.relative_to(ROOT)} imports {target}")
+    assert not upward, "\n".join(sorted(set(upward)))
+
+
+def test_every_module_sits_in_a_wing():
+    assert sorted(p.name for p in (ROOT / "builder").glob("*.py")) == ["__init__.py"]
+    assert sorted(p.name for p in (ROOT / "builder").iterdir() if p.is_dir() and p.name != "__pycache__") == \
+        sorted(WINGS)

@@ -43,7 +43,7 @@ def order_one_model(tmp_path_factory):
     """The tiny random model with its head's last conv scaled so that predictions are of order 1."""
     from transformers import AutoModelForDepthEstimation
 
-    from builder.random_model import save_random_depth_model
+    from builder.testing.random_model import save_random_depth_model
 
     folder = save_random_depth_model(tmp_path_factory.mktemp("model") / "order-one")
     model = AutoModelForDepthEstimation.from_pretrained(folder).eval()

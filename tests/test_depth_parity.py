@@ -15,14 +15,14 @@ import pytest
 import torch
 from PIL import Image
 
-from builder.depth import DepthEstimator
+from builder.run.depth import DepthEstimator
 
 transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from builder.random_model import save_random_depth_model
+    from builder.testing.random_model import save_random_depth_model
 
     return str(save_random_depth_model(tmp_path_factory.mktemp("tiny") / "model", "tiny"))
 
@@ -78,7 +78,7 @@ def test_model_input_and_raw_depth_with_resize(tiny):
 
 
 def test_micro_batches_give_the_same_depth(tiny):
-    from builder import depth
+    from builder.run import depth
 
     images = scenes(depth.CPU_MICRO_BATCH + 3, 56)
     estimator = DepthEstimator.load(tiny, 56, torch.device("cpu"), "float32")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from builder import depth
-from builder.depth import DepthEstimator, NonFiniteDepthError, resolve_dtype
+from builder.run import depth
+from builder.run.depth import DepthEstimator, NonFiniteDepthError, resolve_dtype
 from tests.test_depth_parity import scenes
 
 transformers = pytest.importorskip("transformers")
@@ -21,7 +21,7 @@ SIDE = 518
 def order_one_model(tmp_path_factory) -> str:
     """The tiny random model, its last conv rescaled so that depth is ~3 +- 1 (unscaled: ~1e-7, 79% zeros
     after the ReLU), as a trained model's would be of order 1."""
-    from builder.random_model import save_random_depth_model
+    from builder.testing.random_model import save_random_depth_model
 
     folder = save_random_depth_model(tmp_path_factory.mktemp("tiny") / "model", "tiny")
     model = transformers.AutoModelForDepthEstimation.from_pretrained(folder).eval()

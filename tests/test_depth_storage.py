@@ -1,4 +1,4 @@
-"""builder.depth_storage: the one description of stored depth, and the consumers that must agree with it."""
+"""builder.contract.depth_storage: the one description of stored depth, and the consumers that must agree with it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.depth_storage import DEPTH_BITS, QUANTISED, depth_storage, storage_of_mode
-from builder.encode import encode_depth
-from builder.schema import BACKGROUNDS, DEFAULT
+from builder.contract.depth_storage import DEPTH_BITS, QUANTISED, depth_storage, storage_of_mode
+from builder.contract.schema import BACKGROUNDS, DEFAULT
+from builder.rows.encode import encode_depth
 
 
 def test_sixteen_bits_store_the_quantised_levels_as_they_are():

@@ -13,15 +13,15 @@ gives each process cores // processes threads (2 for one process here, 1 for two
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
-import io
 
-from builder.verify import verify
+from builder.verify.runner import verify
 from fgbg_depth import CONFIG_NAMES
 from tests.conftest import read_config, run_generate, shard_files
 

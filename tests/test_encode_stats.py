@@ -1,9 +1,10 @@
-import numpy as np
-from PIL import Image
 import io
 
-from builder.encode import decode, encode_jpeg, encode_png, encode_png16
-from builder.stats import ImageStats, merge_all
+import numpy as np
+from PIL import Image
+
+from builder.rows.encode import decode, encode_jpeg, encode_png, encode_png16
+from builder.rows.stats import ImageStats, merge_all
 
 
 def test_png16_round_trip_keeps_every_value_and_mode():

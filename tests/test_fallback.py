@@ -1,4 +1,4 @@
-"""Optional speed features the platform refuses: one warning line and the plain path (builder/fallback.py), here
+"""Optional speed features the platform refuses: one warning line and the plain path (builder/run/fallback.py), here
 cuDNN (missing, or its algorithm search failing) with its calls stood in for on CPU. The feed's fallbacks
 (page-locking, copy stream, torch.compile) are in tests/test_feed.py."""
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from builder import depth
-from builder.depth import DepthEstimator
-from builder.fallback import PlainOnFailure, warn_fallback
+from builder.run import depth
+from builder.run.depth import DepthEstimator
+from builder.run.fallback import PlainOnFailure, warn_fallback
 
 
 def warnings_in(captured) -> list[str]:

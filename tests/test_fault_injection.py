@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from builder.verify import verify
+from builder.verify.runner import verify
 from fgbg_depth import CONFIG_NAMES
 from tests.conftest import ROOT, assert_reused, env, finished_shards, generate_cmd, read_config, run_generate
 

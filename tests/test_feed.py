@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from builder.depth import DepthEstimator
-from builder.feed import CUDA_BATCH_SIZE, DepthFeed, check, compile_estimator, resolve_batch_size
-from builder.settings import GenerateConfig
-from builder.errors import UsageError
+from builder.contract.errors import UsageError
+from builder.contract.settings import GenerateConfig
+from builder.run.depth import DepthEstimator
+from builder.run.feed import CUDA_BATCH_SIZE, DepthFeed, check, compile_estimator, resolve_batch_size
 
 RESOLUTION = 32
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import (GENERATE, run_verify, assert_reused, encoded, env, finished_shards, read_config, run_generate,
-                            write_inputs)
 from fgbg_depth import CONFIG_NAMES
+from tests.conftest import (GENERATE, assert_reused, encoded, env, finished_shards, read_config, run_generate,
+                            run_verify, write_inputs)
 
 PLACEMENTS = 3
 COMMON = ["--depth-input-size", 56, "--placements", PLACEMENTS, "--shard-size", 10, "--batch-size", 4,
@@ -60,7 +60,7 @@ def test_row_counts_and_columns(runs):
 
 
 def test_masks_equal_the_alpha_placed_at_the_recorded_position(runs):
-    """Independent of builder.composite: resize the stored cut-out's alpha with PIL and threshold it."""
+    """Independent of builder.rows.composite: resize the stored cut-out's alpha with PIL and threshold it."""
     foregrounds = datasets.load_dataset(str(runs["two"]), "foregrounds", split="train")
     alphas = {row["fg_id"]: np.asarray(row["image"])[..., 3] for row in foregrounds}
     for row in datasets.load_dataset(str(runs["two"]), "default", split="train"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from builder import geometry as g
-from builder.plan import Placement
+from builder.contract.plan import Placement
+from builder.rows import geometry as g
 
 R = 64
 

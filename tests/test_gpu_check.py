@@ -1,6 +1,6 @@
 """scripts/gpu_check.sh's pieces on CPU (its whole --cpu-smoke flow takes minutes here, ~200 s on the loaded 2-core
-machine): the step runner's statuses, skips and time limits (bench/gpu_check.py), the shell's usage errors, and
-the Python-level steps that compare depth maps (bench/gpu_check_steps.py)."""
+machine): the step runner's statuses, skips and time limits (builder/bench/gpu_check.py), the shell's usage errors, and
+the Python-level steps that compare depth maps (builder/bench/gpu_check_steps.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from importlib import metadata
 
 import pytest
 
-from bench import gpu_check, gpu_check_steps
-from bench.gpu_check import RESULT, SMOKE_SIZES, Paths, Step, run_check
+from builder.bench import gpu_check, gpu_check_steps
+from builder.bench.gpu_check import RESULT, SMOKE_SIZES, Paths, Step, run_check
 from tests.conftest import ROOT
 
 

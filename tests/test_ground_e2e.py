@@ -15,11 +15,11 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from builder.bg_depth import decode_depth_map, demo_depth_files, fit_depth
-from builder.demo import DEMO_BACKGROUNDS, demo_files, demo_ground_files, ground_scene
-from builder.geometry import BackgroundGround, nearer_scenery
-from builder.training import torch_dataset
-from builder.verify import verify
+from builder.rows.bg_depth import decode_depth_map, demo_depth_files, fit_depth
+from builder.rows.demo import DEMO_BACKGROUNDS, demo_files, demo_ground_files, ground_scene
+from builder.rows.geometry import BackgroundGround, nearer_scenery
+from builder.train.loader import torch_dataset
+from builder.verify.runner import verify
 from tests.conftest import ROOT, read_config, run_generate, run_verify
 
 R = 64
@@ -186,7 +186,7 @@ def test_model_depth_is_read_back_from_the_stored_backgrounds(tmp_path, small_ar
 def test_with_augment_split_8_bit_depth_and_export(tmp_path):
     """Ground mode with --augment realistic (the shadow laid from the foot), a validation split and --depth-bits 8
     (a tiny random model for the composites' depth; placements from the demo's maps), verified, then exported."""
-    from builder.random_model import save_random_depth_model
+    from builder.testing.random_model import save_random_depth_model
 
     model = save_random_depth_model(tmp_path / "tiny")
     out, export = tmp_path / "out", tmp_path / "export"

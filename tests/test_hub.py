@@ -18,10 +18,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from builder.errors import UsageError
-from builder.export import rebatch, row_group_rows
-from builder.license import resolve_license
-from builder.settings import ModelRecord
+from builder.contract.errors import UsageError
+from builder.contract.settings import ModelRecord
+from builder.publish.export import rebatch, row_group_rows
+from builder.publish.license import resolve_license
 from fgbg_depth import CONFIG_NAMES, features
 from tests.fake_hub import FakeHub
 
@@ -49,7 +49,7 @@ def push(out: Path, *args, hub: FakeHub | None, home: Path, token: str | None = 
 @pytest.fixture(scope="module")
 def depth_out(tmp_path_factory) -> Path:
     """48 samples with depth from a tiny random Depth Anything, in 3 Arrow shards of the default config."""
-    from builder.random_model import save_random_depth_model
+    from builder.testing.random_model import save_random_depth_model
 
     base = tmp_path_factory.mktemp("depth")
     save_random_depth_model(str(base / "tiny"))

@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from builder import launch
+from builder.run import launch
 from tests.conftest import SMALL, env, generate_cmd, run_generate, shard_files
 
 

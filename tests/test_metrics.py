@@ -1,4 +1,4 @@
-"""builder.metrics and builder.losses on hand-made cases."""
+"""builder.train.metrics and builder.train.losses on hand-made cases."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from builder.losses import depth_loss, mask_loss
-from builder.metrics import MetricSums, align_scale_shift, depth_errors, mask_iou
+from builder.train.losses import depth_loss, mask_loss
+from builder.train.metrics import MetricSums, align_scale_shift, depth_errors, mask_iou
 
 
 def test_iou_of_known_masks():

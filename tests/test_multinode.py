@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from builder.cluster import shared_folder_problems
+from builder.run.cluster import shared_folder_problems
 from tests.conftest import GENERATE, SMALL, env, read_config, run_generate
 
 ARGS = [*SMALL, "--no-depth"]

@@ -3,10 +3,10 @@ launchers, so several ranks can run in one process and give the same dataset as 
 
 import pytest
 
-from builder import card
-from builder.pipeline import load_job, run_shards
-from builder.settings import GenerateConfig
-from builder.shards import OutputStore
+from builder.contract.settings import GenerateConfig
+from builder.publish import card
+from builder.run.pipeline import load_job, run_shards
+from builder.run.shards import OutputStore
 from tests.conftest import run_generate
 
 SETTINGS = {"demo": True, "no_depth": True, "placements": 2, "shard_size": 10, "resolution": 64}
@@ -39,11 +39,11 @@ def test_a_non_finite_prediction_names_its_sample_and_writes_nothing(tmp_path):
     """A NaN map is an error naming the sample, never a shard."""
     import torch
 
-    from builder.assets import load_inputs
-    from builder.depth import scale_to_uint16
-    from builder.errors import FgbgError
-    from builder.pipeline import Job
-    from builder.render import RenderContext
+    from builder.contract.errors import FgbgError
+    from builder.rows.assets import load_inputs
+    from builder.rows.render import RenderContext
+    from builder.run.depth import scale_to_uint16
+    from builder.run.pipeline import Job
 
     class NaNAtSecondRow:
         revision, dtype, device = "fake", torch.float32, torch.device("cpu")

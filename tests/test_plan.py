@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from builder.plan import SampleSpace, draw_placement, placed_size, shard_tasks, tasks_for_process
+from builder.contract.plan import SampleSpace, draw_placement, placed_size, shard_tasks, tasks_for_process
 
 
 def test_index_and_decompose_are_inverse_and_background_major():
@@ -18,8 +18,8 @@ def test_index_and_decompose_are_inverse_and_background_major():
 def test_classic_recipe_size():
     space = SampleSpace(100, 100, 20)
     assert len(space) == 400_000
-    from builder.configs import CONFIGS
-    from builder.plan import SplitPlan
+    from builder.contract.plan import SplitPlan
+    from builder.rows.configs import CONFIGS
 
     assert [config.count_rows(SplitPlan(space), "train") for config in CONFIGS] == [400_000, 100, 100]
 
@@ -61,7 +61,7 @@ def test_shards_cover_the_space_and_split_round_robin():
 
 
 def test_shard_names_round_trip_and_carry_the_split():
-    from builder.plan import ShardName
+    from builder.contract.plan import ShardName
 
     name = ShardName("default", "validation", 3, 12)
     assert name.relative_path() == "data/default/validation-00003-of-00012.arrow"

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from builder.errors import UsageError
-from builder.settings import MANIFEST_FORMAT, ContentSettings, GenerateConfig, InputRecord, Manifest, ModelRecord
+from builder.contract.errors import UsageError
+from builder.contract.settings import (MANIFEST_FORMAT, ContentSettings, GenerateConfig, InputRecord, Manifest,
+                                       ModelRecord)
 
 
 def manifest(**settings) -> Manifest:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from builder.configs import dataset_tasks
-from builder.errors import FgbgError, UsageError
 from builder.hub import find_sources
-from builder.pipeline import load_job, run_shards
-from builder.settings import GenerateConfig
-from builder.shards import DoneMarker, MarkerError, OutputStore
+
+from builder.contract.errors import FgbgError, UsageError
+from builder.contract.settings import GenerateConfig
+from builder.rows.configs import dataset_tasks
+from builder.run.pipeline import load_job, run_shards
+from builder.run.shards import DoneMarker, MarkerError, OutputStore
 
 SETTINGS = {"demo": True, "no_depth": True, "placements": 2, "shard_size": 10, "resolution": 64}
 # what the marker held before DoneMarker, key for key (the dict literal shards.py wrote)

@@ -9,8 +9,8 @@ import datasets
 import numpy as np
 import pytest
 
-from builder.plan import SampleSpace, SplitPlan, held_out
-from builder.verify import verify
+from builder.contract.plan import SampleSpace, SplitPlan, held_out
+from builder.verify.runner import verify
 from fgbg_depth import CONFIG_NAMES, load_with_background
 from tests.conftest import read_config, run_generate, run_verify
 from tests.fake_hub import FakeHub

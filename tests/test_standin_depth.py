@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.depth import DepthBatch
-from builder.standin_depth import StandinDepthEstimator
+from builder.run.depth import DepthBatch
+from builder.testing.standin_depth import StandinDepthEstimator
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder.errors import UsageError
-from builder.tasks import TaskSlot, task_slot
+from builder.contract.errors import UsageError
+from builder.run.tasks import TaskSlot, task_slot
 
 SLURM = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0",
          "SLURM_ARRAY_TASK_MAX": "2"}  # sbatch --array=0-2

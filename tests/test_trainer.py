@@ -1,4 +1,4 @@
-"""The reference trainer and evaluator (builder.net, trainer, checkpoint, evaluation; scripts/train.py and
+"""The reference trainer and evaluator (builder.train.model, trainer, checkpoint, evaluation; scripts/train.py and
 scripts/evaluate.py) on a small generated dataset with a validation split."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
 
-from builder.checkpoint import STATE_FILE, checkpoint_dir
-from builder.evaluation import MODEL_INPUTS
-from builder.losses import total_loss
-from builder.net import FgBgNet
-from builder.train_config import TrainConfig
-from builder.trainer import METRICS_FILE, BatchStream, train, train_step
-from builder.training import torch_dataset
+from builder.train.checkpoint import STATE_FILE, checkpoint_dir
+from builder.train.config import TrainConfig
+from builder.train.evaluation import MODEL_INPUTS
+from builder.train.loader import torch_dataset
+from builder.train.losses import total_loss
+from builder.train.model import FgBgNet
+from builder.train.trainer import METRICS_FILE, BatchStream, train, train_step
 from tests.conftest import ROOT, env, run_generate
 
 TRAIN, EVALUATE = ROOT / "scripts" / "train.py", ROOT / "scripts" / "evaluate.py"
@@ -115,7 +115,7 @@ def test_resume_continues_at_the_saved_step_as_an_uninterrupted_run(dataset, tmp
 
 
 def test_resume_refuses_other_settings(dataset, tmp_path):
-    from builder.errors import UsageError
+    from builder.contract.errors import UsageError
 
     train(small_config(dataset, tmp_path / "run", max_steps=1))
     with pytest.raises(UsageError, match="--lr"):

@@ -1,4 +1,4 @@
-"""builder.training: the PyTorch loader, on small generated datasets and their Parquet export."""
+"""builder.train.loader: the PyTorch loader, on small generated datasets and their Parquet export."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from builder.training import assign_units, channel_stats, torch_dataset
+from builder.train.loader import assign_units, channel_stats, torch_dataset
 from tests.conftest import ROOT, env, read_config, run_generate
 from tests.fake_hub import FakeHub
 
@@ -157,7 +157,7 @@ def test_export_folder_gives_the_same_rows(reference_dataset, export):
 
 HUB_READER = """
 import sys, torch
-from builder.training import torch_dataset
+from builder.train.loader import torch_dataset
 dataset = torch_dataset("user/x", depth="raw", shuffle=True)
 loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
 torch.save({"units": len(dataset.units), "files": len(dataset.files.paths), "rows": list(loader)}, sys.argv[1])

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from builder.checks import composite_tolerance
-from builder.verify import VerifyUsageError, verify
+from builder.verify.checks import composite_tolerance
+from builder.verify.runner import VerifyUsageError, verify
 from tests.conftest import read_config, run_verify
 
 SHARD1 = "data/default/train-00001-of-00003.arrow"
@@ -233,14 +233,15 @@ def test_memory_stays_flat_as_rows_grow(tmp_path):
     """
     import tracemalloc
 
-    from builder.launch import generate
-    from builder.settings import GenerateConfig
+    from builder.contract.settings import GenerateConfig
+    from builder.publish import card
+    from builder.run.launch import generate
 
     peaks = {}
     for placements in (2, 40):
         out = tmp_path / f"k{placements}"
         generate(GenerateConfig.from_kwargs(output_dir=out, demo=True, no_depth=True, resolution=32,
-                                            placements=placements, shard_size=10_000, batch_size=16))
+                                            placements=placements, shard_size=10_000, batch_size=16), card)
         tracemalloc.start()
         report = verify(out, workers=1)
         peaks[placements] = tracemalloc.get_traced_memory()[1]

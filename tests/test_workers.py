@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from builder.errors import FgbgError
-from builder.pipeline import load_job, run_shards
-from builder.settings import GenerateConfig
-from builder.shards import OutputStore
-from builder.workers import SHM_PREFIX, WorkerPool, pieces, ring_name, sweep_stale_rings
+from builder.contract.errors import FgbgError
+from builder.contract.settings import GenerateConfig
+from builder.run.pipeline import load_job, run_shards
+from builder.run.shards import OutputStore
+from builder.run.workers import SHM_PREFIX, WorkerPool, pieces, ring_name, sweep_stale_rings
 from tests.conftest import ROOT, env, generate_cmd, shard_files
 
 SETTINGS = {"demo": True, "placements": 2, "shard_size": 20, "batch_size": 8, "depth_input_size": 56}
@@ -139,12 +139,12 @@ def test_ctrl_c_or_sigterm_leaves_no_process_and_no_shared_memory(tmp_path, stop
 
 
 def test_workers_import_no_torch():
-    """What a worker process imports (spawn: a fresh interpreter that imports builder.workers and the
+    """What a worker process imports (spawn: a fresh interpreter that imports builder.run.workers and the
     renderers it is handed) must not load torch: seconds of start-up and hundreds of MB per worker."""
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import builder.workers, builder.render"],
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import builder.run.workers, builder.rows.render"],
                             cwd=ROOT, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=120)
     modules = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
-    assert "builder.workers" in modules
+    assert "builder.run.workers" in modules
     assert not {m for m in modules if m.split(".")[0] in ("torch", "transformers", "datasets")}
 
 

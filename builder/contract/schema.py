@@ -1,0 +1,157 @@
+"""The data contract: each config's columns (with how its images are stored, which statistics they feed and
+which sample grid shows them), its key column, and the splits.
+
+Nearly a leaf: it imports only builder.contract.depth_storage (itself a leaf), so every other module (and `fgbg_depth`)
+can import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import datasets
+
+from builder.contract.depth_storage import QUANTISED, depth_storage
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec:
+    """How an image column is stored, and the statistics kind (and sample grid, if any) it feeds."""
+
+    format: str  # "JPEG" or "PNG"
+    mode: str  # PIL mode as decoded: "RGB", "RGBA", "L", "I;16"
+    stats_kind: str
+    grid: str | None = None
+
+    @property
+    def max_value(self) -> int:
+        """Peak value of the stored pixels: statistics are scaled to [0, 1] by it."""
+        return 65535 if self.mode == "I;16" else 255
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # "image", "int64", "int32", "float32", "bool", "string", "box"
+    image: ImageSpec | None = None
+    depth: bool = False  # part of the depth block, absent with --no-depth
+    augment: bool = False  # an augmentation column, present only with --augment other than none
+    ground: bool = False  # a scene-geometry column, present only with --placement-mode ground
+
+    def feature(self):
+        if self.dtype == "image":
+            return datasets.Image()
+        if self.dtype == "box":
+            return datasets.List(datasets.Value("int32"), length=4)
+        return datasets.Value(self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigSchema:
+    name: str
+    key_column: str
+    columns: tuple[Column, ...]
+    depth_source: str | None = None  # the image column whose depth the `depth` column holds
+
+    def active_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False) -> list[Column]:
+        return [c for c in self.columns if (with_depth or not c.depth) and (with_augment or not c.augment)
+                and (with_ground or not c.ground)]
+
+    def features(self, with_depth: bool = True, with_augment: bool = False,
+                 with_ground: bool = False) -> datasets.Features:
+        """Features of the config; `with_depth=False` is the `--no-depth` layout, `with_augment=True` adds the
+        augmentation columns (`--augment` other than none), `with_ground=True` the scene-geometry columns
+        (`--placement-mode ground`)."""
+        return datasets.Features({c.name: c.feature()
+                                  for c in self.active_columns(with_depth, with_augment, with_ground)})
+
+    def image_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False) -> list[Column]:
+        return [c for c in self.active_columns(with_depth, with_augment, with_ground) if c.image is not None]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    def for_depth_bits(self, bits: int) -> "ConfigSchema":
+        """The schema as stored with `--depth-bits` (builder.contract.depth_storage): the depth column's PNG mode."""
+        mode = depth_storage(bits).mode
+        return dataclasses.replace(self, columns=tuple(
+            dataclasses.replace(c, image=dataclasses.replace(c.image, mode=mode)) if c.name == "depth" else c
+            for c in self.columns))
+
+    @property
+    def peaks(self) -> dict[str, int]:
+        """Image column -> peak value of its stored pixels (statistics are scaled to [0, 1] by it)."""
+        return {c.name: c.image.max_value for c in self.columns if c.image}
+
+    def by_kind(self, column_stats: dict) -> dict:
+        """Per-column statistics renamed to their statistics kinds, the names stats.json uses."""
+        return {self.column(name).image.stats_kind: stats for name, stats in column_stats.items()}
+
+
+def _depth_block(stats_kind: str, grid: str | None) -> tuple[Column, ...]:
+    return (Column("depth", "image", ImageSpec("PNG", QUANTISED.mode, stats_kind, grid), depth=True),
+            Column("depth_min", "float32", depth=True), Column("depth_max", "float32", depth=True))
+
+
+def _augment_block() -> tuple[Column, ...]:
+    """Each sample's drawn augmentation parameters (builder.rows.augment.Augmentation), after the placement columns."""
+    typed = (("bg_brightness", "float32"), ("bg_contrast", "float32"), ("bg_saturation", "float32"),
+             ("bg_hue", "float32"), ("bg_dx", "int32"), ("bg_dy", "int32"), ("bg_blur_radius", "float32"),
+             ("bg_noise_sigma", "float32"), ("noise_seed", "int64"), ("fg_angle", "float32"),
+             ("fg_brightness", "float32"), ("fg_contrast", "float32"), ("fg_saturation", "float32"),
+             ("fg_hue", "float32"), ("harmonize_strength", "float32"), ("blend", "string"),
+             ("feather_sigma", "float32"), ("motion_length", "int32"), ("motion_angle", "float32"),
+             ("shadow_opacity", "float32"), ("shadow_dx", "int32"), ("shadow_dy", "int32"),
+             ("shadow_sigma", "float32"))
+    return tuple(Column(name, dtype, augment=True) for name, dtype in typed)
+
+
+def _ground_block() -> tuple[Column, ...]:
+    """Where the cut-out stands and what hides it (builder.rows.geometry); `mask` is then its visible part."""
+    return (Column("amodal_bbox", "box", ground=True), Column("occlusion", "float32", ground=True),
+            Column("foot_x", "int32", ground=True), Column("foot_y", "int32", ground=True),
+            Column("placement_mode", "string", ground=True))
+
+
+DEFAULT = ConfigSchema("default", "sample_id", (
+    Column("fg_bg", "image", ImageSpec("JPEG", "RGB", "fg_bg", grid="fg_bg")),
+    Column("mask", "image", ImageSpec("PNG", "L", "mask", grid="mask")),
+    Column("amodal_mask", "image", ImageSpec("PNG", "L", "amodal_mask", grid="amodal_mask"), ground=True),
+    Column("alpha", "image", ImageSpec("PNG", "L", "alpha", grid="alpha"), augment=True),
+    *_depth_block("depth", grid="depth"),
+    Column("sample_id", "int64"),
+    Column("bg_id", "int32"),
+    Column("fg_id", "int32"),
+    Column("flip", "bool"),
+    Column("x", "int32"),
+    Column("y", "int32"),
+    Column("scale", "float32"),
+    Column("bbox", "box"),
+    *_ground_block(),
+    *_augment_block(),
+), depth_source="fg_bg")
+BACKGROUNDS = ConfigSchema("backgrounds", "bg_id", (
+    Column("bg_id", "int32"),
+    Column("image", "image", ImageSpec("JPEG", "RGB", "bg", grid="bg")),
+    *_depth_block("bg_depth", grid=None),
+    Column("source", "string"),
+), depth_source="image")
+FOREGROUNDS = ConfigSchema("foregrounds", "fg_id", (
+    Column("fg_id", "int32"),
+    Column("image", "image", ImageSpec("PNG", "RGBA", "fg", grid="fg")),
+    Column("mask", "image", ImageSpec("PNG", "L", "fg_mask")),
+    Column("source", "string"),
+))
+
+SCHEMAS = (DEFAULT, BACKGROUNDS, FOREGROUNDS)
+SCHEMA_BY_NAME = {schema.name: schema for schema in SCHEMAS}
+CONFIG_NAMES = tuple(SCHEMA_BY_NAME)
+# sample grid name -> (config, column), in the order the card shows them
+GRID_COLUMNS = {c.image.grid: (s.name, c.name) for s in SCHEMAS for c in s.columns if c.image and c.image.grid}
+
+
+def features(config_name: str, with_depth: bool = True, with_augment: bool = False,
+             with_ground: bool = False) -> datasets.Features:
+    if config_name not in SCHEMA_BY_NAME:
+        raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
+    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, with_ground)

@@ -1,0 +1,390 @@
+"""The typed settings, validated once: what the data is a function of (`ContentSettings`, recorded in the
+manifest and shared by generate and verify), how one run goes about it (`RunOptions`), and the manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from builder.contract.cli import StrictParser
+from builder.contract.depth_storage import DEPTH_BITS
+from builder.contract.errors import UsageError
+from builder.contract.plan import SampleSpace, SplitPlan
+
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
+DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
+# in the manifest only when not at their defaults, so datasets made before them keep their manifest
+SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits")
+# in the manifest only with --placement-mode ground
+GROUND_KEYS = ("placement_mode", "bg_depth_kind")
+PLACEMENT_MODES = ("uniform", "ground")
+BLEND_MODES = ("alpha", "hard", "feather", "motion")
+# --augment presets: each part's range (0 / "alpha" = off). A part given explicitly overrides its preset value.
+AUGMENT_PRESETS = {
+    "none": {"bg_jitter": 0.0, "bg_noise": 0.0, "bg_shift": 0, "bg_blur": 0.0, "blend_modes": "alpha",
+             "feather": 0.0, "motion": 0, "shadow": 0.0, "fg_rotation": 0.0, "fg_jitter": 0.0, "harmonize": 0.0},
+    "realistic": {"bg_jitter": 0.2, "bg_noise": 4.0, "bg_shift": 4, "bg_blur": 1.0,
+                  "blend_modes": ",".join(BLEND_MODES), "feather": 3.0, "motion": 9, "shadow": 0.6,
+                  "fg_rotation": 15.0, "fg_jitter": 0.15, "harmonize": 0.5},
+}
+AUGMENT_KEYS = tuple(AUGMENT_PRESETS["none"])
+
+
+def _count_or_auto(text: str) -> int | str:
+    """A flag's value: `auto`, or a whole number (left for problems() to judge when it is neither)."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _option(default, help_text, **extra):
+    return dataclasses.field(default=default, metadata={"help": help_text, **extra})
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentSettings:
+    """Everything the rows are a function of, besides the inputs: a rerun must match them to resume."""
+
+    resolution: int = _option(224, "side R of the square backgrounds, composites, masks and depth maps")
+    placements: int = _option(20, "random placements K of every foreground (and its flip) on every background")
+    seed: int = _option(0, "seed of every random choice; sample i draws from default_rng([seed, i])")
+    scale_min: float = _option(0.3, "smallest foreground size: its longer side as a fraction of R")
+    scale_max: float = _option(0.6, "largest foreground size: its longer side as a fraction of R")
+    mask_threshold: int = _option(128, "mask is 255 where the placed alpha >= this (1..255)")
+    jpeg_quality: int = _option(95, "JPEG quality of the composites and backgrounds")
+    shard_size: int = _option(4000, "rows per Arrow shard (the unit of work and of resumption)")
+    no_depth: bool = _option(False, "write composites and masks only, no depth columns")
+    depth_model: str = _option(DEFAULT_DEPTH_MODEL, "transformers depth-estimation model id or local folder")
+    depth_input_size: int = _option(518, "side of the square the depth model sees (a multiple of 14)")
+    depth_dtype: str = _option("auto", "model dtype: auto (bf16 on CUDA, fp32 elsewhere), float32, float16, "
+                                       "bfloat16", choices=("auto", "float32", "float16", "bfloat16"))
+    depth_bits: int = _option(16, "bits per stored depth value: 16 (PNG I;16) or 8 (PNG L, smaller; 256 levels "
+                                  "per image)", choices=(16, 8))
+    validation_backgrounds: int = _option(0, "backgrounds held out for the validation split (chosen by --seed); "
+                                             "train never sees them")
+    validation_foregrounds: int = _option(0, "cut-outs held out for the validation split (chosen by --seed); "
+                                             "train never sees them")
+    augment: str = _option("none", "realistic composites: none (the cut-out pasted on the clean background) or "
+                                   "realistic (every part below on, at its preset range)",
+                           choices=tuple(AUGMENT_PRESETS))
+    bg_jitter: float | None = _option(None, "background colour jitter J: brightness, contrast and saturation "
+                                            "factors uniform in [1-J, 1+J], hue shift in [-J/10, J/10] turns")
+    bg_noise: float | None = _option(None, "background gaussian noise: sigma uniform in [0, this] levels")
+    bg_shift: int | None = _option(None, "background shift: dx, dy uniform integers in [-this, this] px, "
+                                         "border reflected")
+    bg_blur: float | None = _option(None, "background blur: box blur radius uniform in [0, this] px")
+    blend_modes: str | None = _option(None, "edge blends drawn per sample, comma-separated from "
+                                            f"{','.join(BLEND_MODES)} (alpha: the cut-out's own)")
+    feather: float | None = _option(None, "feather blend: alpha blurred by sigma uniform in [0.5, this] px")
+    motion: int | None = _option(None, "motion blend: a linear blur of length uniform in [2, this] px")
+    shadow: float | None = _option(None, "soft shadow opacity uniform in [0, this] (0..1)")
+    fg_rotation: float | None = _option(None, "foreground rotation uniform in [-this, this] degrees")
+    fg_jitter: float | None = _option(None, "foreground colour jitter, as --bg-jitter")
+    harmonize: float | None = _option(None, "luminance harmonisation: strength uniform in [0, this] (0..1) "
+                                            "toward the background's mean luma under the cut-out")
+    placement_mode: str = _option("uniform", "where cut-outs go: uniform (anywhere, any size in the scale range) or "
+                                             "ground (standing on the background's ground, sized by its depth, "
+                                             "hidden by nearer scenery)", choices=PLACEMENT_MODES)
+    bg_depth_kind: str = _option("disparity", "what --bg-depth-dir maps hold: disparity (larger = nearer) or depth "
+                                              "(distance; 0 = unknown)", choices=("disparity", "depth"))
+
+    def __post_init__(self):
+        preset = AUGMENT_PRESETS.get(self.augment, AUGMENT_PRESETS["none"])
+        for key in AUGMENT_KEYS:
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, preset[key])
+        if problems := self.problems():
+            raise UsageError(problems)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.resolution < 32:
+            problems.append(f"--resolution {self.resolution} is too small: use 32 or more (default 224)")
+        if self.placements < 1:
+            problems.append(f"--placements {self.placements}: need at least 1 placement per foreground")
+        if self.seed < 0:
+            problems.append(f"--seed {self.seed}: use a non-negative integer")
+        if not 0 < self.scale_min <= self.scale_max:
+            problems.append(f"--scale-min {self.scale_min} / --scale-max {self.scale_max}: "
+                            "need 0 < scale-min <= scale-max")
+        if self.scale_max > 1:
+            problems.append(f"--scale-max {self.scale_max}: a foreground whose longer side exceeds R "
+                            "cannot fit inside the frame; use at most 1.0")
+        if round(self.scale_min * self.resolution) < 1:
+            problems.append(f"--scale-min {self.scale_min} at --resolution {self.resolution} is below one pixel")
+        if not 1 <= self.mask_threshold <= 255:
+            problems.append(f"--mask-threshold {self.mask_threshold}: use 1..255")
+        if not 1 <= self.jpeg_quality <= 100:
+            problems.append(f"--jpeg-quality {self.jpeg_quality}: use 1..100")
+        if self.depth_input_size < 14 or self.depth_input_size % 14:
+            problems.append(f"--depth-input-size {self.depth_input_size}: use a multiple of 14 (e.g. 518, 224)")
+        if self.shard_size < 1:
+            problems.append(f"--shard-size {self.shard_size}: use at least 1")
+        for key in ("validation_backgrounds", "validation_foregrounds"):
+            if getattr(self, key) < 0:
+                problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use 0 or more")
+        if self.placement_mode not in PLACEMENT_MODES:
+            problems.append(f"--placement-mode {self.placement_mode!r}: use one of {', '.join(PLACEMENT_MODES)}")
+        if self.bg_depth_kind not in ("disparity", "depth"):
+            problems.append(f"--bg-depth-kind {self.bg_depth_kind!r}: use disparity or depth")
+        if self.depth_bits not in DEPTH_BITS:
+            problems.append(f"--depth-bits {self.depth_bits}: use " + " or ".join(map(str, DEPTH_BITS)))
+        return problems + self.augment_problems()
+
+    def split_problems(self, n_bg: int, n_fg: int) -> list[str]:
+        """Held-out counts that leave no input on one side, known once the inputs are counted."""
+        problems = []
+        for key, count, what in (("validation_backgrounds", n_bg, "backgrounds"),
+                                 ("validation_foregrounds", n_fg, "cut-outs")):
+            held = getattr(self, key)
+            if held >= count > 0:
+                problems.append(f"--{key.replace('_', '-')} {held} leaves no {what} for train (there are {count}); "
+                                f"hold out at most {count - 1}")
+        return problems
+
+    def augment_problems(self) -> list[str]:
+        if self.augment not in AUGMENT_PRESETS:
+            return [f"--augment {self.augment!r}: use one of {', '.join(AUGMENT_PRESETS)}"]
+        if not self.with_augment:
+            return [f"--{key.replace('_', '-')} {getattr(self, key)} needs --augment realistic"
+                    for key in AUGMENT_KEYS if getattr(self, key) != AUGMENT_PRESETS["none"][key]]
+        problems = [f"--{key.replace('_', '-')} {getattr(self, key)}: use a value >= 0" for key in AUGMENT_KEYS
+                    if key != "blend_modes" and getattr(self, key) < 0]
+        modes = self.blend_mode_list
+        if not modes or set(modes) - set(BLEND_MODES):
+            problems.append(f"--blend-modes {self.blend_modes!r}: give a comma-separated subset of "
+                            f"{','.join(BLEND_MODES)}")
+        for key, limit in (("bg_jitter", 1.0), ("fg_jitter", 1.0), ("shadow", 1.0), ("harmonize", 1.0),
+                           ("fg_rotation", 180.0)):
+            if getattr(self, key) > limit:
+                problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use at most {limit}")
+        if self.bg_noise > 16:
+            problems.append(f"--bg-noise {self.bg_noise}: use at most 16 levels")
+        if self.bg_shift > self.resolution // 4:
+            problems.append(f"--bg-shift {self.bg_shift}: use at most R/4 = {self.resolution // 4} px")
+        if "feather" in modes and self.feather < 0.5:
+            problems.append(f"--feather {self.feather}: the feather blend needs a sigma of at least 0.5 px")
+        if "motion" in modes and self.motion < 2:
+            problems.append(f"--motion {self.motion}: the motion blend needs a length of at least 2 px")
+        return problems
+
+    @property
+    def with_augment(self) -> bool:
+        return self.augment != "none"
+
+    @property
+    def blend_mode_list(self) -> list[str]:
+        return [mode.strip() for mode in self.blend_modes.split(",") if mode.strip()]
+
+    @property
+    def with_depth(self) -> bool:
+        return not self.no_depth
+
+    @property
+    def with_ground(self) -> bool:
+        return self.placement_mode == "ground"
+
+    def to_json(self) -> dict:
+        """The manifest's `settings`: the depth keys only when there is depth, the split keys only when set, the
+        augmentation parts only when augmenting (so the defaults write the manifest they always did)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if (self.with_depth or f.name not in DEPTH_KEYS)
+                and (f.name not in SPLIT_KEYS or getattr(self, f.name) != f.default)
+                and (self.with_augment or f.name not in ("augment", *AUGMENT_KEYS))
+                and (self.with_ground or f.name not in GROUND_KEYS)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ContentSettings":
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How one run goes about it: none of these change a row."""
+
+    output_dir: Path | None = _option(None, "folder the dataset is written to")
+    bg_dir: Path | None = _option(None, "folder of background images")
+    fg_dir: Path | None = _option(None, "folder of foreground cut-outs with transparency")
+    demo: bool = _option(False, "use small procedural backgrounds and cut-outs generated in code")
+    bg_depth_dir: Path | None = _option(None, "--placement-mode ground: one depth map per background with its file "
+                                              "stem (16-bit PNG or .npy float array); default: the depth model's")
+    batch_size: int | str = _option("auto", "samples per depth-model batch: a number, or auto (256 on CUDA, 32 "
+                                            "elsewhere)", parse=_count_or_auto)
+    workers: int | str = _option("auto", "CPU worker processes per rank (render, encode, statistics): a number, "
+                                         "0 for none (all in the rank's process), or auto (the rank's share of "
+                                         "the cores)", parse=_count_or_auto)
+    compile: bool = _option(False, "torch.compile the depth model for one batch shape (the last batch is padded)")
+    overwrite: bool = _option(False, "delete an existing dataset in --output-dir and start over")
+    summary_json: Path | None = _option(None, "also write the run's summary (rows, seconds, rows/s) as JSON here")
+    rank: int | None = _option(None, "run as independent task R of --world-size N: write only this task's shards "
+                                     "and exit (SLURM job arrays and Kubernetes Indexed Jobs set it themselves)")
+    world_size: int | None = _option(None, "the number of independent tasks (with --rank, or JOB_COMPLETION_INDEX "
+                                           "of a Kubernetes Indexed Job)")
+    finish: bool = _option(False, "after independent tasks: check every shard is finished, then write stats.json, "
+                                  "the grids and the card from the folder alone (other flags are not needed)")
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "Path | None" and value is not None and not isinstance(value, Path):
+                object.__setattr__(self, field.name, Path(value))
+        if problems := self.problems():
+            raise UsageError(problems)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.demo and (self.bg_dir or self.fg_dir):
+            problems.append("--demo generates its own inputs: drop --bg-dir/--fg-dir, or drop --demo")
+        if not self.demo and not (self.bg_dir and self.fg_dir) and not self.finish:
+            problems.append("give both --bg-dir and --fg-dir (or --demo for built-in inputs)")
+        if self.demo and self.bg_depth_dir:
+            problems.append("--demo brings its own exact depth: drop --bg-depth-dir, or drop --demo")
+        if self.finish and (self.overwrite or self.rank is not None or self.world_size is not None):
+            problems.append("--finish runs once, after every task: drop --overwrite, --rank and --world-size")
+        for key, least in (("batch_size", 1), ("workers", 0)):
+            value = getattr(self, key)
+            if value != "auto" and not (isinstance(value, int) and value >= least):
+                problems.append(f"--{key.replace('_', '-')} {value}: use auto or a whole number >= {least}")
+        return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateConfig:
+    """A generation: content settings plus run options, from one flat set of keyword arguments or flags."""
+
+    content: ContentSettings
+    run: RunOptions
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "GenerateConfig":
+        """Every problem of both parts at once (one UsageError), not just the first part's."""
+        unknown = set(kwargs) - {f.name for part in (ContentSettings, RunOptions) for f in dataclasses.fields(part)}
+        if unknown:
+            raise UsageError([f"unknown setting(s): {', '.join(sorted(unknown))}"])
+        parts, problems = [], []
+        for part in (ContentSettings, RunOptions):
+            names = {f.name for f in dataclasses.fields(part)}
+            try:
+                parts.append(part(**{k: v for k, v in kwargs.items() if k in names}))
+            except UsageError as err:
+                problems += err.problems
+        if not problems:
+            problems = ground_problems(*parts)
+        if problems:
+            raise UsageError(problems)
+        return cls(*parts)
+
+    @staticmethod
+    def parser() -> StrictParser:
+        parser = StrictParser(
+            description="Generate the fgbg-depth dataset (composite + mask + depth). "
+                        "Run it with `accelerate launch` to use several processes or GPUs.")
+        for field in (*dataclasses.fields(ContentSettings), *dataclasses.fields(RunOptions)):
+            flag = "--" + field.name.replace("_", "-")
+            help_text = field.metadata["help"]
+            if field.type == "bool":
+                parser.add_argument(flag, action="store_true", help=help_text)
+            else:
+                kind = field.metadata.get("parse") or {"int": int, "float": float}.get(
+                    field.type.removesuffix(" | None"), str)
+                default = ("from --augment" if field.name in AUGMENT_KEYS
+                           else "none" if field.default is None else field.default)
+                parser.add_argument(flag, type=kind, default=field.default, choices=field.metadata.get("choices"),
+                                    help=f"{help_text} (default: {default})")
+        return parser
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> "GenerateConfig":
+        config = cls.from_kwargs(**vars(cls.parser().parse_args(argv)))
+        if config.run.output_dir is None:
+            raise UsageError(["give --output-dir, the folder the dataset is written to"])
+        return config
+
+
+def ground_problems(content: ContentSettings, run: RunOptions) -> list[str]:
+    """Where ground placement gets its depth: --bg-depth-dir, the demo's own, or the run's depth model."""
+    if not content.with_ground:
+        if run.bg_depth_dir is not None or content.bg_depth_kind != "disparity":
+            return ["--bg-depth-dir / --bg-depth-kind are used by --placement-mode ground only: add it, or drop them"]
+        return []
+    if content.no_depth and run.bg_depth_dir is None and not run.demo:
+        return ["--placement-mode ground needs the backgrounds' depth: pass --bg-depth-dir DIR (one map per "
+                "background), or drop --no-depth so the depth model provides it"]
+    if content.bg_depth_kind != "disparity" and run.bg_depth_dir is None:
+        return ["--bg-depth-kind describes the maps of --bg-depth-dir: pass --bg-depth-dir too, or drop it"]
+    return []
+
+
+def library_versions() -> dict:
+    names = ("datasets", "huggingface_hub", "transformers", "torch", "accelerate", "pillow", "numpy", "pyarrow")
+    return {"python": platform.python_version(), **{name: metadata.version(name) for name in names}}
+
+
+@dataclasses.dataclass(frozen=True)
+class InputRecord:
+    name: str
+    sha256: str
+    bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecord:
+    id: str
+    revision: str
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """`manifest.json`: what a dataset folder was made from. A rerun resumes only when this matches."""
+
+    settings: ContentSettings
+    backgrounds: tuple[InputRecord, ...]
+    foregrounds: tuple[InputRecord, ...]
+    model: ModelRecord | None
+    versions: dict
+    format: int = MANIFEST_FORMAT
+    held_out: dict | None = None  # {"backgrounds": [names], "foregrounds": [names]} when a validation split exists
+    bg_depths: tuple[InputRecord, ...] | None = None  # ground placement's depth maps, when not the model's
+
+    @property
+    def bg_names(self) -> list[str]:
+        return [f.name for f in self.backgrounds]
+
+    @property
+    def fg_names(self) -> list[str]:
+        return [f.name for f in self.foregrounds]
+
+    def split_plan(self) -> SplitPlan:
+        """The sample space and splits this manifest's inputs and settings make (no input is read)."""
+        s = self.settings
+        space = SampleSpace(len(self.backgrounds), len(self.foregrounds), s.placements)
+        return SplitPlan.from_counts(space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
+
+    def to_json(self) -> dict:
+        data = {"format": self.format, "settings": self.settings.to_json(),
+                "inputs": {"backgrounds": [dataclasses.asdict(f) for f in self.backgrounds],
+                           "foregrounds": [dataclasses.asdict(f) for f in self.foregrounds],
+                           **({"bg_depths": [dataclasses.asdict(f) for f in self.bg_depths]}
+                              if self.bg_depths is not None else {})},
+                "model": dataclasses.asdict(self.model) if self.model else None, "versions": self.versions}
+        return {**data, "held_out": self.held_out} if self.held_out else data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Manifest":
+        if data.get("format") != MANIFEST_FORMAT:
+            raise UsageError([f"manifest format {data.get('format')} is not this version's ({MANIFEST_FORMAT}); "
+                              "regenerate the dataset with this version, or use the version that made it"])
+        inputs = data["inputs"]
+        return cls(ContentSettings.from_json(data["settings"]),
+                   tuple(InputRecord(**f) for f in inputs["backgrounds"]),
+                   tuple(InputRecord(**f) for f in inputs["foregrounds"]),
+                   ModelRecord(**data["model"]) if data.get("model") else None, data["versions"], data["format"],
+                   data.get("held_out"),
+                   tuple(InputRecord(**f) for f in inputs["bg_depths"]) if "bg_depths" in inputs else None)
+
+    def differences(self, other: "Manifest") -> list[str]:
+        """Top-level parts that differ, library versions aside (a rerun after an upgrade may resume)."""
+        ours, theirs = self.to_json(), other.to_json()
+        return [key for key in sorted(set(ours) | set(theirs)) if key != "versions" and ours.get(key) != theirs.get(key)]

@@ -1,0 +1,365 @@
+"""Realistic composites (`--augment realistic`): each perturbation a pure, deterministic function of uint8 pixels
+and its drawn parameters, used by the renderer and by verify alike.
+
+Per sample, over the full R x R frame: the background is colour-jittered, shifted (reflected border), blurred
+and given gaussian noise; the cut-out is rotated about its box's centre, colour-jittered, harmonised toward the
+local background's luminance, and its edge blended (own alpha, hard, feathered or motion-blurred); a soft
+shadow (its final alpha, offset and blurred) darkens the background; then alpha-over. The final alpha depends
+on the cut-out and the parameters only, never on the background, so verify re-derives it exactly.
+
+Foreground layers are premultiplied RGBa uint8 arrays of the full frame (colour <= alpha).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from builder.contract.plan import Placement
+from builder.contract.settings import ContentSettings
+from builder.rows.composite import composite
+
+LUMA = (0.299, 0.587, 0.114)
+NOISE_SIDE = 1024
+
+
+# --------------------------------------------------------------------------------------------- pixels
+
+def mean_luma(image: Image.Image) -> float:
+    """Mean of PIL's 8-bit luma (ITU-R 601) of an RGB image, from its histogram (no copy to numpy)."""
+    histogram = image.convert("L").histogram()
+    return sum(level * count for level, count in enumerate(histogram)) / max(sum(histogram), 1)
+
+
+def layer_luma(layer: np.ndarray, colour: Image.Image | None = None) -> float:
+    """Alpha-weighted mean luma of a premultiplied layer's colour (`colour`: its RGB as an image, if at hand):
+    luma is linear, so it is the premultiplied colour's luma summed over the alpha summed (no unpremultiplying)."""
+    if colour is None:
+        colour = Image.fromarray(np.ascontiguousarray(layer[..., :3]), "RGB")
+    histogram = colour.convert("L").histogram()
+    grey = sum(level * count for level, count in enumerate(histogram))
+    return grey * 255 / max(int(layer[..., 3].sum(dtype=np.int64)), 1)
+
+
+def hue_matrix(hue: float) -> np.ndarray:
+    """Rotation by `hue` turns about the grey axis (the usual ITU-R 601 hue-rotation matrix; rows sum to 1)."""
+    c, s = np.cos(2 * np.pi * hue), np.sin(2 * np.pi * hue)
+    return np.array([[0.299 + 0.701 * c + 0.168 * s, 0.587 - 0.587 * c + 0.330 * s, 0.114 - 0.114 * c - 0.497 * s],
+                     [0.299 - 0.299 * c - 0.328 * s, 0.587 + 0.413 * c + 0.035 * s, 0.114 - 0.114 * c + 0.292 * s],
+                     [0.299 - 0.300 * c + 1.250 * s, 0.587 - 0.588 * c - 1.050 * s, 0.114 + 0.886 * c - 0.203 * s]])
+
+
+def jitter_matrix(brightness: float, contrast: float, saturation: float, hue: float) -> np.ndarray:
+    """Brightness (scale), contrast (about the mean luma: its offset is added separately), saturation (about each
+    pixel's luma), then a hue rotation in turns, as one 3 x 3 matrix: all four are linear in the colour."""
+    saturate = saturation * np.eye(3) + (1 - saturation) * np.outer(np.ones(3), np.array(LUMA))
+    return contrast * brightness * hue_matrix(hue) @ saturate
+
+
+def jitter_image(image: Image.Image, brightness: float, contrast: float, saturation: float,
+                 hue: float) -> Image.Image:
+    """`jitter_matrix` with the contrast's offset (grey stays grey), identity at (1, 1, 1, 0); applied by PIL in a
+    single pass, rounded and clipped to 0..255."""
+    offset = (1 - contrast) * brightness * mean_luma(image)
+    coefficients = np.hstack([jitter_matrix(brightness, contrast, saturation, hue), np.full((3, 1), offset)])
+    return image.convert("RGB", tuple(float(v) for v in coefficients.ravel()))
+
+
+def color_jitter(rgb: np.ndarray, brightness: float, contrast: float, saturation: float, hue: float) -> np.ndarray:
+    """`jitter_image` on an RGB array."""
+    return np.asarray(jitter_image(Image.fromarray(rgb, "RGB"), brightness, contrast, saturation, hue))
+
+
+def shift_reflect(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Content moved right by dx and down by dy; the uncovered border mirrored from the image (no new colours)."""
+    if dx == 0 and dy == 0:
+        return image.copy()
+    pad = ((abs(dy), abs(dy)), (abs(dx), abs(dx))) + ((0, 0),) * (image.ndim - 2)
+    padded = np.pad(image, pad, mode="reflect")
+    h, w = image.shape[:2]
+    return np.ascontiguousarray(padded[abs(dy) - dy:abs(dy) - dy + h, abs(dx) - dx:abs(dx) - dx + w])
+
+
+def shift_zero(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Content moved right by dx and down by dy; the uncovered border zero (for layers and alphas)."""
+    out = np.zeros_like(image)
+    h, w = image.shape[:2]
+    if abs(dx) >= w or abs(dy) >= h:
+        return out
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = image[max(-dy, 0):h - max(dy, 0),
+                                                                      max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """PIL's gaussian blur (standard deviation `sigma` px) of an L, RGB or RGBa array; identity at 0."""
+    if sigma <= 0:
+        return image.copy()
+    mode = {1: "L", 3: "RGB", 4: "RGBa"}[1 if image.ndim == 2 else image.shape[2]]
+    return np.asarray(Image.fromarray(image, mode).filter(ImageFilter.GaussianBlur(float(sigma))))
+
+
+def box_blur(image: Image.Image, radius: float) -> Image.Image:
+    """PIL's box blur of `radius` px (a light blur at a third of a gaussian's cost); identity at 0."""
+    return image.filter(ImageFilter.BoxBlur(float(radius))) if radius > 0 else image
+
+
+@functools.cache
+def noise_table() -> np.ndarray:
+    """A fixed field of standard normal noise in 1/32 steps (int8, clipped at 3.97): every row's noise is a
+    window of it at offsets drawn from its own seed (reading is 10x cheaper than drawing a new field)."""
+    normal = np.random.default_rng(0).standard_normal((NOISE_SIDE, NOISE_SIDE, 3), dtype=np.float32)
+    return np.clip(np.rint(normal * 32), -127, 127).astype(np.int8)
+
+
+def add_noise(rgb: np.ndarray, sigma: float, noise_seed: int) -> np.ndarray:
+    """Gaussian noise of `sigma` levels (in 1/8 steps): the window of `noise_table` at offsets drawn from
+    `default_rng(noise_seed)`, wrapping around."""
+    steps = int(round(sigma * 8))
+    if steps <= 0:
+        return rgb.copy()
+    h, w = rgb.shape[:2]
+    oy, ox = (int(v) for v in np.random.default_rng(noise_seed).integers(0, NOISE_SIDE, size=2))
+    if oy + h <= NOISE_SIDE and ox + w <= NOISE_SIDE:
+        field = noise_table()[oy:oy + h, ox:ox + w]
+    else:
+        field = np.take(np.take(noise_table(), np.arange(oy, oy + h), axis=0, mode="wrap"),
+                        np.arange(ox, ox + w), axis=1, mode="wrap")
+    noisy = (field.astype(np.int16) * np.int16(steps) + np.int16(128)) >> 8  # 32 per sigma x 8 per level = 256
+    noisy += rgb  # int16: |field| <= 127 and steps <= 128 (sigma <= 16) cannot overflow
+    return np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------- layers
+
+def layer_window(placement: Placement, resolution: int, margin: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the square about the placed box's centre that holds the cut-out at any rotation, plus
+    `margin` px (a motion blur's reach), clipped to the frame. The cut-out's layer is worked on this window
+    only: outside it its alpha is 0 anyway."""
+    half = math.ceil(math.hypot(placement.width, placement.height) / 2) + margin + 1
+    cx, cy = placement.x + placement.width / 2, placement.y + placement.height / 2
+    return (max(0, math.floor(cx - half)), max(0, math.floor(cy - half)),
+            min(resolution, math.ceil(cx + half)), min(resolution, math.ceil(cy + half)))
+
+
+def windowed_layer(placed: np.ndarray, placement: Placement, window: tuple[int, int, int, int]) -> np.ndarray:
+    """The placed premultiplied cut-out on a transparent layer covering `window`."""
+    x0, y0, x1, y1 = window
+    layer = np.zeros((y1 - y0, x1 - x0, 4), dtype=np.uint8)
+    layer[placement.y - y0:placement.y - y0 + placement.height, placement.x - x0:placement.x - x0 + placement.width] \
+        = placed
+    return layer
+
+
+def rotate_layer(layer: np.ndarray, angle: float, center: tuple[float, float]) -> np.ndarray:
+    """Rotated counter-clockwise by `angle` degrees about `center` (x, y), bilinear in premultiplied alpha
+    (no dark fringes); whatever leaves the frame is cut off."""
+    if angle == 0:
+        return layer.copy()
+    image = Image.fromarray(layer, "RGBa")
+    return np.asarray(image.rotate(float(angle), Image.Resampling.BILINEAR, center=center))
+
+
+def with_alpha(layer: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The layer's straight colour under a new alpha (which must be 0 wherever the old one is)."""
+    straight = np.array(Image.fromarray(layer, "RGBa").convert("RGBA"))
+    straight[..., 3] = alpha
+    return np.asarray(Image.fromarray(straight, "RGBA").convert("RGBa"))
+
+
+def hard_edge(layer: np.ndarray, threshold: int) -> np.ndarray:
+    """Alpha thresholded to 0/255 at `threshold`: a cut with scissors, no soft edge."""
+    return with_alpha(layer, np.where(layer[..., 3] >= threshold, 255, 0).astype(np.uint8))
+
+
+def feather_edge(layer: np.ndarray, sigma: float) -> np.ndarray:
+    """Alpha blurred by `sigma` px, kept inside the cut-out (min with the own alpha, so colour stays defined)."""
+    return with_alpha(layer, np.minimum(layer[..., 3], gaussian_blur(layer[..., 3], sigma)))
+
+
+def motion_blur(layer: np.ndarray, length: int, angle: float) -> np.ndarray:
+    """Mean of `length` copies along direction `angle` (degrees, counter-clockwise from +x), centred: a short
+    linear motion of the cut-out, colour and alpha together (integer arithmetic, rounded)."""
+    if length <= 1:
+        return layer.copy()
+    theta = np.deg2rad(angle)
+    total = np.zeros(layer.shape, dtype=np.uint32)
+    for step in range(length):
+        d = step - (length - 1) / 2
+        total += shift_zero(layer, int(round(d * np.cos(theta))), int(round(-d * np.sin(theta))))
+    return ((total + length // 2) // length).astype(np.uint8)
+
+
+def jitter_layer(layer: np.ndarray, brightness: float, contrast: float, saturation: float, hue: float,
+                 gain: float = 1.0) -> np.ndarray:
+    """Colour jitter of the cut-out (contrast about its alpha-weighted mean luma), times `gain`; alpha unchanged.
+    The matrix acts on premultiplied colour directly (a linear map commutes with the alpha scale); the contrast
+    offset is added in proportion to alpha, and colour is kept within [0, alpha]."""
+    brightness = brightness * gain
+    matrix = tuple(float(v) for v in np.hstack([jitter_matrix(brightness, contrast, saturation, hue),
+                                                np.zeros((3, 1))]).ravel())
+    colour = Image.fromarray(np.ascontiguousarray(layer[..., :3]), "RGB")
+    offset = (1 - contrast) * brightness * layer_luma(layer, colour)
+    by_alpha = np.rint(np.arange(256) * (offset / 255)).astype(np.int16)  # the offset at each alpha, premultiplied
+    rgb = np.asarray(colour.convert("RGB", matrix), dtype=np.int16) + by_alpha[layer[..., 3]][..., None]
+    out = layer.copy()
+    out[..., :3] = np.minimum(np.maximum(rgb, 0), layer[..., 3:4])
+    return out
+
+
+def harmonize_gain(layer: np.ndarray, background: np.ndarray, strength: float) -> float:
+    """Brightness gain moving the cut-out's mean luma `strength` of the way toward the mean luma of the
+    background under its box (`background` covers the same pixels as `layer`); within [0.5, 2]."""
+    alpha = layer[..., 3]
+    if strength <= 0 or not alpha.any():
+        return 1.0
+    rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+    local = mean_luma(Image.fromarray(np.ascontiguousarray(background[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])))
+    return float(np.clip(1 + strength * (local / max(layer_luma(layer), 1.0) - 1), 0.5, 2.0))
+
+
+def cast_shadow(background: np.ndarray, alpha: np.ndarray, dx: int, dy: int, sigma: float,
+                opacity: float) -> np.ndarray:
+    """The background darkened by the alpha moved by (dx, dy) and blurred: at most `opacity` of its light.
+    Worked on the alpha's box grown by the shift and the blur's reach (zero beyond, as on the full frame)."""
+    if opacity <= 0 or not alpha.any():
+        return background.copy()
+    rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+    pad = max(abs(dx), abs(dy)) + math.ceil(3 * sigma) + 2
+    h, w = alpha.shape
+    y0, y1 = max(0, rows[0] - pad), min(h, rows[-1] + 1 + pad)
+    x0, x1 = max(0, cols[0] - pad), min(w, cols[-1] + 1 + pad)
+    shade = gaussian_blur(shift_zero(alpha[y0:y1, x0:x1], dx, dy), sigma).astype(np.int32)
+    light = 255 * 255 - shade * int(round(opacity * 255))  # in 1/65025: what the shadow lets through
+    out = background.copy()
+    out[y0:y1, x0:x1] = (out[y0:y1, x0:x1] * light[..., None] + 32512) // 65025
+    return out
+
+
+# --------------------------------------------------------------------------------------------- one sample
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """One sample's drawn parameters; the field names are the `default` config's augmentation columns."""
+
+    bg_brightness: float
+    bg_contrast: float
+    bg_saturation: float
+    bg_hue: float
+    bg_dx: int
+    bg_dy: int
+    bg_blur_radius: float
+    bg_noise_sigma: float
+    noise_seed: int
+    fg_angle: float
+    fg_brightness: float
+    fg_contrast: float
+    fg_saturation: float
+    fg_hue: float
+    harmonize_strength: float
+    blend: str
+    feather_sigma: float
+    motion_length: int
+    motion_angle: float
+    shadow_opacity: float
+    shadow_dx: int
+    shadow_dy: int
+    shadow_sigma: float
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Augmentation":
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+
+    def columns(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _f32(value: float) -> float:
+    """Exactly representable in float32, the columns' type, so a stored row re-derives the same pixels."""
+    return float(np.float32(value))
+
+
+def draw_augmentation(s: ContentSettings, index: int, placement: Placement) -> Augmentation:
+    """Sample `index`'s parameters from its own stream `default_rng([seed, index, 1])`, so placements stay those
+    of `--augment none`. Every part is drawn even when off (its range is then the identity): turning one part
+    off leaves the others' draws unchanged."""
+    rng = np.random.default_rng([s.seed, index, 1])
+
+    def jitter(strength: float) -> list[float]:
+        return [_f32(rng.uniform(1 - strength, 1 + strength)) for _ in range(3)] + \
+            [_f32(rng.uniform(-strength / 10, strength / 10))]
+
+    bg, fg = jitter(s.bg_jitter), jitter(s.fg_jitter)
+    bg_dx, bg_dy = (int(v) for v in rng.integers(-s.bg_shift, s.bg_shift + 1, size=2))
+    bg_blur, bg_noise = _f32(rng.uniform(0, s.bg_blur)), _f32(rng.uniform(0, s.bg_noise))
+    noise_seed = int(rng.integers(0, 2 ** 63 - 1))
+    angle, harmonize = _f32(rng.uniform(-s.fg_rotation, s.fg_rotation)), _f32(rng.uniform(0, s.harmonize))
+    blend = str(rng.choice(s.blend_mode_list))
+    feather = _f32(rng.uniform(0.5, max(s.feather, 0.5)))
+    length, motion_angle = int(rng.integers(2, max(s.motion, 2) + 1)), _f32(rng.uniform(0, 180))
+    longer = max(placement.width, placement.height)
+    reach = max(1, round(0.08 * longer))  # shadow offset and softness follow the cut-out's size
+    opacity = _f32(rng.uniform(0, s.shadow))
+    shadow_dx, shadow_dy = int(rng.integers(-reach, reach + 1)), int(rng.integers(0, reach + 1))
+    shadow_sigma = _f32(rng.uniform(0.5, 0.5 + reach))
+    return Augmentation(*bg, bg_dx, bg_dy, bg_blur, bg_noise, noise_seed, angle, *fg, harmonize, blend,
+                        feather if blend == "feather" else 0.0, length if blend == "motion" else 0,
+                        motion_angle if blend == "motion" else 0.0, opacity, shadow_dx, shadow_dy, shadow_sigma)
+
+
+def perturb_background(background: np.ndarray, p: Augmentation) -> np.ndarray:
+    """The background as the composite shows it (the stored `backgrounds` image stays the clean crop)."""
+    image = Image.fromarray(shift_reflect(background, p.bg_dx, p.bg_dy), "RGB")
+    image = jitter_image(image, p.bg_brightness, p.bg_contrast, p.bg_saturation, p.bg_hue)
+    return add_noise(np.asarray(box_blur(image, p.bg_blur_radius)), p.bg_noise_sigma, p.noise_seed)
+
+
+def blend_edge(layer: np.ndarray, p: Augmentation, threshold: int) -> np.ndarray:
+    if p.blend == "hard":
+        return hard_edge(layer, threshold)
+    if p.blend == "feather":
+        return feather_edge(layer, p.feather_sigma)
+    if p.blend == "motion":
+        return motion_blur(layer, p.motion_length, p.motion_angle)
+    return layer
+
+
+def ground_shadow(alpha: np.ndarray, foot_y: int) -> np.ndarray:
+    """The alpha laid down on the ground behind its foot: squashed to a quarter of its height toward the foot's
+    row (which stays where it is), nothing below the foot."""
+    rows = np.arange(alpha.shape[0])
+    source = foot_y - (foot_y - rows) * 4
+    laid = alpha[np.clip(source, 0, alpha.shape[0] - 1)]
+    laid[(source < 0) | (rows > foot_y)] = 0
+    return laid
+
+
+def augmented_composite(background: np.ndarray, placed: np.ndarray, placement: Placement, p: Augmentation,
+                        threshold: int, hidden: np.ndarray | None = None,
+                        foot: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(composite, final alpha) of one sample. Colour is jittered before the edge blend (a motion blur smears
+    the jittered colour); the final alpha comes from the cut-out, rotation and edge blend alone. Ground mode:
+    `hidden` pixels (nearer scenery) show the background and take no shadow, and the shadow is laid down from
+    the `foot` (x, y); the alpha returned is still the whole (amodal) one."""
+    resolution = background.shape[0]
+    scene = perturb_background(background, p)
+    window = x0, y0, x1, y1 = layer_window(placement, resolution, p.motion_length)
+    centre = (placement.x + placement.width / 2 - x0, placement.y + placement.height / 2 - y0)
+    layer = rotate_layer(windowed_layer(placed, placement, window), p.fg_angle, centre)
+    gain = harmonize_gain(layer, scene[y0:y1, x0:x1], p.harmonize_strength)
+    layer = blend_edge(jitter_layer(layer, p.fg_brightness, p.fg_contrast, p.fg_saturation, p.fg_hue, gain), p,
+                       threshold)
+    alpha = np.zeros((resolution, resolution), dtype=np.uint8)
+    alpha[y0:y1, x0:x1] = layer[..., 3]
+    if foot is None:
+        scene = cast_shadow(scene, alpha, p.shadow_dx, p.shadow_dy, p.shadow_sigma, p.shadow_opacity)
+    else:
+        shaded = cast_shadow(scene, ground_shadow(alpha, foot[1]), p.shadow_dx, 0, p.shadow_sigma, p.shadow_opacity)
+        scene = shaded if hidden is None else np.where(hidden[..., None], scene, shaded)
+    if hidden is not None:
+        layer = np.where(hidden[y0:y1, x0:x1, None], np.uint8(0), layer)
+    return composite(scene, layer, Placement(x0, y0, 1.0, x1 - x0, y1 - y0)), alpha

@@ -1,0 +1,175 @@
+"""Backgrounds' depth maps given by the user (`--bg-depth-dir`) or by the demo: found by file stem, checked,
+converted to disparity (NaN where unknown) and cropped and resized as their background is. Used by generation
+(assets) and by verify alike, so both derive placements from the same numbers."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from builder.contract.errors import UsageError
+from builder.contract.settings import ContentSettings, Manifest, RunOptions
+from builder.rows.assets import InputFile, Inputs
+from builder.rows.demo import demo_ground_files
+
+DEPTH_SUFFIXES = (".png", ".npy")
+MAX_UNKNOWN = 0.5  # a map with more unknown pixels than this share is refused
+ASPECT_TOLERANCE = 0.01  # relative difference of width/height allowed between a map and its background
+EXIF_ORIENTATION, SWAPPING_ORIENTATIONS = 0x0112, (5, 6, 7, 8)
+
+
+def read_depth_folder(folder: Path, bg_files: list[InputFile], problems: list[str], notes: list[str]
+                      ) -> list[InputFile]:
+    """Each background's map (same stem, .png or .npy), in background order; maps of no background are noted."""
+    if not folder.is_dir():
+        problems.append(f"{folder}: depth folder does not exist; check --bg-depth-dir")
+        return []
+    by_stem: dict[str, list[Path]] = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file() and Path(entry.name).suffix.lower() in DEPTH_SUFFIXES:
+            by_stem.setdefault(Path(entry.name).stem, []).append(Path(entry.path))
+    files = []
+    for bg in bg_files:
+        paths = by_stem.pop(Path(bg.name).stem, [])
+        if len(paths) != 1:
+            problems.append(f"{folder / Path(bg.name).stem}.png/.npy: " + (
+                f"no depth map for background {bg.name}; add one (same file stem), or remove the background"
+                if not paths else f"{len(paths)} depth maps for background {bg.name}; keep one"))
+            continue
+        try:
+            files.append(InputFile(paths[0].name, paths[0].read_bytes()))
+        except OSError as err:
+            problems.append(f"{paths[0]}: cannot read ({err.strerror}); fix its permissions")
+    notes += [f"{paths[0]}: a depth map for no background; ignored" for paths in by_stem.values()]
+    return files
+
+
+def demo_depth_files() -> list[InputFile]:
+    return [InputFile(name, data) for name, data in demo_ground_files()[1]]
+
+
+def read_values(file: InputFile) -> np.ndarray:
+    """The map's values as float64 (ValueError when it is not a 2-D 16-bit PNG or numeric .npy array)."""
+    try:
+        if file.name.lower().endswith(".npy"):
+            values = np.load(io.BytesIO(file.data), allow_pickle=False)
+        else:
+            image = Image.open(io.BytesIO(file.data))
+            image.load()
+            if image.mode not in ("I;16", "I;16B", "I;16L", "I", "L", "F"):
+                raise ValueError(f"is a {image.mode} PNG")
+            values = np.asarray(image)
+    except (OSError, ValueError, SyntaxError) as err:
+        raise ValueError(f"unreadable depth map ({err}); save a single-channel 16-bit PNG or a 2-D float .npy") \
+            from None
+    if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"holds a {values.ndim}-D {values.dtype} array; save a 2-D float array (H x W)")
+    return values.astype(np.float64)
+
+
+def to_disparity(values: np.ndarray, kind: str) -> np.ndarray:
+    """Disparity (larger = nearer), NaN where unknown: non-finite values, and 0 in a `depth` map (distance,
+    converted as 1 / distance). ValueError for a negative distance, a map mostly unknown or constant."""
+    known = np.isfinite(values)
+    if kind == "depth":
+        if (values[known] < 0).any():
+            raise ValueError(f"has negative distances (min {values[known].min():g}); a `depth` map holds distances "
+                             ">= 0 (0 = unknown): fix the map, or pass --bg-depth-kind disparity if it is disparity")
+        known &= values != 0
+    if known.mean() <= 1 - MAX_UNKNOWN:
+        raise ValueError(f"is {1 - known.mean():.0%} unknown (non-finite{' or 0' if kind == 'depth' else ''}); "
+                         f"at most {MAX_UNKNOWN:.0%} may be: fill its holes or remove the background")
+    if np.ptp(values[known]) == 0:
+        raise ValueError(f"is constant ({values[known][0]:g}) where known: it has no geometry to place by; "
+                         "give a real depth map or remove the background")
+    with np.errstate(divide="ignore"):
+        disparity = 1.0 / values if kind == "depth" else values
+    return np.where(known, disparity, np.nan)
+
+
+def background_size(file: InputFile) -> tuple[int, int]:
+    """(width, height) of a background as decoded (EXIF orientation applied), without decoding its pixels."""
+    image = Image.open(io.BytesIO(file.data))
+    width, height = image.size
+    return (height, width) if image.getexif().get(EXIF_ORIENTATION) in SWAPPING_ORIENTATIONS else (width, height)
+
+
+def fit_depth(disparity: np.ndarray, bg_size: tuple[int, int] | None, resolution: int) -> np.ndarray:
+    """The map cropped and resized as ImageOps.fit crops and resizes its background (centre crop to a square,
+    then R x R), but nearest-neighbour: depth is never blended across an object's edge and unknown stays
+    unknown. float32, NaN where unknown. ValueError when its aspect is not the background's (`bg_size`; None:
+    not checked, as verify has only the stored crops)."""
+    height, width = disparity.shape
+    bg_width, bg_height = bg_size or (width, height)
+    if abs(width / height - bg_width / bg_height) > ASPECT_TOLERANCE * bg_width / bg_height:
+        raise ValueError(f"is {width}x{height} but its background is {bg_width}x{bg_height}: give a map with the "
+                         "background's aspect ratio (any size)")
+    side = min(width, height)
+    box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
+    image = Image.fromarray(disparity.astype(np.float32), "F")
+    return np.asarray(image.resize((resolution, resolution), Image.Resampling.NEAREST, box=box), dtype=np.float32)
+
+
+def decode_depth_map(file: InputFile, bg_file: InputFile | None, kind: str, resolution: int) -> np.ndarray:
+    """A background's map as ground placement reads it: R x R float32 disparity, NaN where unknown."""
+    return fit_depth(to_disparity(read_values(file), kind), bg_file and background_size(bg_file), resolution)
+
+
+def decode_depth_maps(files: list[InputFile], bg_files: list[InputFile], kind: str, resolution: int,
+                      folder: Path | None, problems: list[str]) -> list[np.ndarray]:
+    """Every map decoded, each problem naming its file (under `folder`, when the maps come from one)."""
+    maps = []
+    for file, bg in zip(files, bg_files):
+        try:
+            maps.append(decode_depth_map(file, bg, kind, resolution))
+        except ValueError as err:
+            problems.append(f"{folder / file.name if folder else file.name} (depth of {bg.name}): {err}")
+    return maps
+
+
+def attach_bg_depths(inputs: Inputs, content: ContentSettings, run: RunOptions) -> Inputs:
+    """Ground placement's maps from --bg-depth-dir or the demo, decoded onto `inputs` (every problem at once);
+    without either, ground placement reads the model's stored background depth later (builder/run/pipeline.py)."""
+    if not content.with_ground or not (run.demo or run.bg_depth_dir):
+        return inputs
+    problems, notes = [], []
+    files = demo_depth_files() if run.demo else read_depth_folder(run.bg_depth_dir, inputs.bg_files, problems, notes)
+    kind = "disparity" if run.demo else content.bg_depth_kind
+    maps = decode_depth_maps(files, inputs.bg_files, kind, content.resolution, run.bg_depth_dir, problems)
+    if problems:
+        raise UsageError(problems, notes)
+    inputs.warnings += notes
+    inputs.bg_depths, inputs.bg_depth_files = maps, files
+    return inputs
+
+
+def recorded_bg_depths(manifest: Manifest, folder: Path | None) -> list[np.ndarray]:
+    """verify: the maps a ground dataset was placed by, as its manifest records them (name and sha256): the
+    demo's own, or the user's from `folder`. UsageError naming the flag or file to fix."""
+    records, settings = manifest.bg_depths, manifest.settings
+    demo = demo_depth_files()
+    if [(f.name, f.sha256) for f in demo] == [(r.name, r.sha256) for r in records]:
+        return [decode_depth_map(f, None, "disparity", settings.resolution) for f in demo]
+    if folder is None:
+        raise UsageError(["this dataset was placed by the depth maps of --bg-depth-dir: pass the same folder to "
+                          "verify with --bg-depth-dir DIR"])
+    maps, problems = [], []
+    for record in records:
+        path = Path(folder) / record.name
+        try:
+            file = InputFile(record.name, path.read_bytes())
+        except OSError as err:
+            problems.append(f"{path}: cannot read ({err.strerror}); pass the --bg-depth-dir the dataset was made with")
+            continue
+        if file.sha256 != record.sha256:
+            problems.append(f"{path}: differs from the map the dataset was made with (sha256 {record.sha256[:12]}...); "
+                            "pass the --bg-depth-dir the dataset was made with")
+            continue
+        maps.append(decode_depth_map(file, None, settings.bg_depth_kind, settings.resolution))
+    if problems:
+        raise UsageError(problems)
+    return maps

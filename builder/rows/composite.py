@@ -1,0 +1,82 @@
+"""Pure compositing: (background, foreground, placement) -> composite, mask, bbox."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from builder.contract.plan import Placement
+
+
+def prepare_foreground(fg_rgba: np.ndarray, flip: bool) -> Image.Image:
+    """The cut-out flipped and premultiplied (RGBa): done once per foreground and flip, not per sample."""
+    return Image.fromarray(np.ascontiguousarray(fg_rgba[:, ::-1]) if flip else fg_rgba, "RGBA").convert("RGBa")
+
+
+def resize_prepared(prepared: Image.Image, placement: Placement) -> np.ndarray:
+    """A prepared foreground at its placed size, premultiplied RGBa uint8 (no dark fringes at soft edges).
+
+    Bilinear (antialiased when shrinking) has no negative lobes, so premultiplied colour never exceeds
+    alpha and the blend below cannot overflow.
+    """
+    return np.asarray(prepared.resize((placement.width, placement.height), Image.Resampling.BILINEAR),
+                      dtype=np.uint8)
+
+
+class ForegroundCache:
+    """Each foreground prepared once per flip, and its resized versions keyed by (fg, flip, width, height).
+
+    Resizing is deterministic, so a cached array is bit-identical to a fresh resize. Sizes are integers
+    (about 0.3 R distinct longer sides at the default scales), so over the classic 100 x 100 x 2 x 20
+    run each (foreground, flip, size) is used ~30 times. The cache only grows until `budget_bytes`
+    and then stops adding (no eviction): background-major order revisits every entry once per
+    background, a cycle that an LRU smaller than the working set would never hit. Memory is bounded
+    by the budget; thread-safe under the GIL (a concurrent miss just resizes twice)."""
+
+    def __init__(self, foregrounds: list[np.ndarray], budget_bytes: int = 512 * 2 ** 20):
+        self.prepared = [(prepare_foreground(fg, False), prepare_foreground(fg, True)) for fg in foregrounds]
+        self.budget_bytes = budget_bytes
+        self.cached_bytes = 0
+        self._resized: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+    def placed(self, fg_id: int, flip: int, placement: Placement) -> np.ndarray:
+        """Read-only premultiplied RGBa array of foreground `fg_id` (flipped or not) at the placed size."""
+        key = (fg_id, int(flip), placement.width, placement.height)
+        array = self._resized.get(key)
+        if array is None:
+            array = resize_prepared(self.prepared[fg_id][int(flip)], placement)
+            array.setflags(write=False)
+            if self.cached_bytes + array.nbytes <= self.budget_bytes:
+                self._resized[key] = array
+                self.cached_bytes += array.nbytes
+        return array
+
+
+def placed_foreground(fg_rgba: np.ndarray, flip: bool, placement: Placement) -> np.ndarray:
+    """The foreground as pasted: flipped, resized, in premultiplied RGBa."""
+    return resize_prepared(prepare_foreground(fg_rgba, flip), placement)
+
+
+def placed_mask(fg_placed: np.ndarray, placement: Placement, resolution: int, threshold: int) -> np.ndarray:
+    mask = np.zeros((resolution, resolution), dtype=np.uint8)
+    region = mask[placement.y:placement.y + placement.height, placement.x:placement.x + placement.width]
+    region[fg_placed[..., 3] >= threshold] = 255
+    return mask
+
+
+def mask_bbox(mask: np.ndarray) -> list[int]:
+    """Tight box (x0, y0, x1, y1) of the non-zero mask, x1/y1 exclusive as in PIL's getbbox; zeros if empty."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if rows.size == 0:
+        return [0, 0, 0, 0]
+    return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+
+
+def composite(bg: np.ndarray, fg_placed: np.ndarray, placement: Placement) -> np.ndarray:
+    """Alpha-over on the pasted region only: out = fg_premultiplied + bg * (255 - a) / 255, rounded."""
+    out = bg.copy()
+    region = out[placement.y:placement.y + placement.height, placement.x:placement.x + placement.width]
+    alpha = fg_placed[..., 3:4].astype(np.uint16)
+    background_part = (region.astype(np.uint16) * (255 - alpha) + 127) // 255
+    region[:] = np.minimum(background_part + fg_placed[..., :3], 255)
+    return out

@@ -1,0 +1,154 @@
+"""Rows as pure functions of their index and the inputs: one renderer per config. Each renderer adds its images'
+exact statistics to a `StatsBook` keyed by column, and returns the image the depth model sees (None where its
+rows have no depth)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from builder.contract.plan import Placement, SampleSpace, SplitPlan, draw_placement
+from builder.contract.settings import ContentSettings
+from builder.rows.assets import Inputs
+from builder.rows.augment import augmented_composite, draw_augmentation
+from builder.rows.composite import ForegroundCache, composite, mask_bbox, placed_mask
+from builder.rows.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
+from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion,
+                                   place_on_ground)
+from builder.rows.stats import StatsBook, binary_mask_moments, moments_from_histogram
+
+Rendered = tuple[dict, "np.ndarray | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderContext:
+    """What every row is a function of: the content settings and the decoded inputs."""
+
+    settings: ContentSettings
+    inputs: Inputs
+    stored_bg_depth: tuple[np.ndarray, ...] | None = None  # the model's background depth as stored (ground mode)
+
+    @functools.cached_property
+    def space(self) -> SampleSpace:
+        return SampleSpace(len(self.inputs.backgrounds), len(self.inputs.foregrounds), self.settings.placements)
+
+    @functools.cached_property
+    def plan(self) -> SplitPlan:
+        s = self.settings
+        return SplitPlan.from_counts(self.space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
+
+    @functools.cached_property
+    def foreground_cache(self) -> ForegroundCache:
+        """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
+        return ForegroundCache(self.inputs.foregrounds)
+
+    @functools.cached_property
+    def _grounds(self) -> dict[int, BackgroundGround]:
+        return {}
+
+    @functools.cached_property
+    def _feet(self) -> dict[tuple[int, int], np.ndarray]:
+        return {}
+
+    def background_ground(self, bg_id: int) -> BackgroundGround:
+        """The background's ground, from --bg-depth-dir (or the demo's maps), else the model's stored depth."""
+        if bg_id not in self._grounds:
+            maps = self.inputs.bg_depths if self.inputs.bg_depths is not None else self.stored_bg_depth
+            if maps is None:
+                raise RuntimeError("ground placement before the backgrounds' stored depth was read")
+            self._grounds[bg_id] = BackgroundGround.of(maps[bg_id])
+        return self._grounds[bg_id]
+
+    def ground_placement(self, index: int) -> GroundPlacement:
+        """Sample `index` standing on its background's ground, or placed uniformly where there is too little."""
+        s = self.settings
+        bg_id, fg_id, flip, _ = self.space.decompose(index)
+        shape = self.inputs.foregrounds[fg_id].shape[:2]
+        ground = self.background_ground(bg_id)
+        if (bg_id, fg_id) not in self._feet:
+            self._feet.clear()  # background-major order: a pair's rows come together
+            self._feet[bg_id, fg_id] = feasible_feet(ground, *shape, s.scale_min, s.scale_max)
+        placed = place_on_ground(ground, self._feet[bg_id, fg_id], s.seed, index, shape, s.scale_min, s.scale_max,
+                                 lambda p: self.foreground_cache.placed(fg_id, flip, p)[..., 3], s.mask_threshold)
+        if placed is None:
+            uniform = draw_placement(s.seed, index, *shape, s.resolution, s.scale_min, s.scale_max)
+            placed = GroundPlacement(uniform, *foot_of(uniform), None, 0)
+        return placed
+
+
+def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
+    settings = ctx.settings
+    bg_id, fg_id, flip, _ = ctx.space.decompose(index)
+    foreground = ctx.inputs.foregrounds[fg_id]
+    geometry = ctx.ground_placement(index) if settings.with_ground else None
+    placement = geometry.placement if geometry else draw_placement(
+        settings.seed, index, *foreground.shape[:2], settings.resolution, settings.scale_min, settings.scale_max)
+    placed = ctx.foreground_cache.placed(fg_id, flip, placement)
+    background = ctx.inputs.backgrounds[bg_id]
+    pixels = settings.resolution * settings.resolution
+    if settings.with_augment:
+        image, mask, amodal, extra = _augmented(settings, index, background, placed, placement, geometry, stats)
+    else:
+        visible = hide(placed, placement, geometry.hidden) if geometry and geometry.hidden is not None else placed
+        image, extra = composite(background, visible, placement), {}
+        mask = placed_mask(visible, placement, settings.resolution, settings.mask_threshold)
+        amodal = placed_mask(placed, placement, settings.resolution, settings.mask_threshold) \
+            if visible is not placed else mask
+    if geometry:
+        extra.update(_ground_columns(geometry, mask, amodal, stats))
+    jpeg = encode_jpeg(image, settings.jpeg_quality)
+    stored = decode_image(jpeg)  # depth and statistics see the composite exactly as users will
+    png = encode_png(mask)
+    row = {"fg_bg": image_cell(jpeg), "mask": image_cell(png), "sample_id": index, "bg_id": bg_id,
+           "fg_id": fg_id, "flip": bool(flip), "x": placement.x, "y": placement.y, "scale": placement.scale,
+           "bbox": mask_bbox(mask), **extra}
+    stats["fg_bg"].add_moments(*moments_from_histogram(stored.histogram(), 3), pixels, len(jpeg))
+    stats["mask"].add_moments(*binary_mask_moments(mask), pixels, len(png))
+    return row, (np.asarray(stored) if settings.with_depth else None)
+
+
+def _ground_columns(geometry: GroundPlacement, mask: np.ndarray, amodal: np.ndarray, stats: StatsBook) -> dict:
+    """The scene-geometry columns of a ground-mode row (a uniform fallback row: its box's bottom centre, nothing
+    hidden)."""
+    png = encode_png(amodal)
+    stats["amodal_mask"].add_moments(*binary_mask_moments(amodal), amodal.size, len(png))
+    return {"amodal_mask": image_cell(png), "amodal_bbox": mask_bbox(amodal), "occlusion": occlusion(amodal, mask),
+            "foot_x": geometry.foot_x, "foot_y": geometry.foot_y, "placement_mode": geometry.mode}
+
+
+def _augmented(settings: ContentSettings, index: int, background: np.ndarray, placed: np.ndarray,
+               placement: Placement, geometry: GroundPlacement | None, stats: StatsBook
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(composite, mask, amodal mask, the `alpha` cell and parameter columns) of an augmented sample; in ground
+    mode the shadow falls from the foot and `alpha` is the visible part."""
+    params = draw_augmentation(settings, index, placement)
+    hidden = geometry.hidden if geometry else None
+    foot = (geometry.foot_x, geometry.foot_y) if geometry else None
+    image, alpha = augmented_composite(background, placed, placement, params, settings.mask_threshold, hidden, foot)
+    amodal = np.where(alpha >= settings.mask_threshold, 255, 0).astype(np.uint8)
+    if hidden is not None:
+        alpha = np.where(hidden, np.uint8(0), alpha)
+    mask = np.where(alpha >= settings.mask_threshold, 255, 0).astype(np.uint8)
+    alpha_png = encode_png(alpha)
+    stats["alpha"].add(alpha, len(alpha_png))
+    return image, mask, amodal, {"alpha": image_cell(alpha_png), **params.columns()}
+
+
+def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rendered:
+    jpeg = encode_jpeg(ctx.inputs.backgrounds[bg_id], ctx.settings.jpeg_quality)
+    stored = decode(jpeg)
+    stats["image"].add(stored, len(jpeg))
+    row = {"bg_id": bg_id, "image": image_cell(jpeg), "source": ctx.inputs.bg_files[bg_id].name}
+    return row, (stored if ctx.settings.with_depth else None)
+
+
+def render_foreground(ctx: RenderContext, fg_id: int, stats: StatsBook) -> Rendered:
+    rgba = ctx.inputs.foregrounds[fg_id]
+    mask = np.where(rgba[..., 3] >= ctx.settings.mask_threshold, 255, 0).astype(np.uint8)
+    image, mask_png = encode_png(rgba), encode_png(mask)
+    stats["image"].add(rgba, len(image))
+    stats["mask"].add(mask, len(mask_png))
+    return {"fg_id": fg_id, "image": image_cell(image), "mask": image_cell(mask_png),
+            "source": ctx.inputs.fg_files[fg_id].name}, None

@@ -1,0 +1,329 @@
+"""A PyTorch training loader: `(bg, fg_bg) -> (mask, depth)` rows as normalised float tensors.
+
+`torch_dataset(path_or_repo)` reads a generator output folder (Arrow IPC stream shards), a `--export-only`
+Parquet folder, or a Hub dataset repo (Parquet streamed through `HfFileSystem`). The unit of parallel work is
+below the file: one record batch of an Arrow shard, or one row group of a Parquet file, so any dataset keeps
+every DataLoader worker on every rank busy. datasets 5.2 can reshard Parquet by row group, but not Arrow
+stream files, and `split_dataset_by_node` falls back to every node reading everything and skipping rows when
+the shards do not divide evenly; hence the small unit distribution below (`assign_units`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+
+from builder.contract.depth_storage import storage_of_mode
+from builder.contract.plan import ShardName
+from builder.contract.repo_id import REPO_ID
+
+DEPTH_MODES = ("unit", "raw")
+IMAGE_OUTPUTS = ("bg", "fg_bg", "mask", "depth", "alpha", "amodal_mask")
+ID_OUTPUTS = ("sample_id", "bg_id", "fg_id")
+TENSOR_OUTPUTS = ("occlusion",)  # --placement-mode ground: a float32 scalar tensor per row
+MIX_UNITS = 8  # units whose rows a worker shuffles together: consecutive rows share a background
+
+
+# -- where rows come from ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Unit:
+    """One independently readable block of rows: a record batch (`offset` = its message's byte offset in an
+    Arrow stream) or a Parquet row group (`offset` = the row group's index)."""
+
+    file: str
+    offset: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class Files:
+    """The files of one config and split, and how to open them: `hub` holds (repo_id, revision) or None."""
+
+    fmt: str  # "arrow" or "parquet"
+    paths: tuple[str, ...]
+    hub: tuple[str, str | None] | None = None
+
+    def open(self, path: str):
+        if self.hub is None:
+            return pa.memory_map(path, "r")
+        from huggingface_hub import HfFileSystem
+
+        return HfFileSystem().open(path, "rb", revision=self.hub[1], block_size=8 * 1024**2)
+
+    def units(self) -> list[Unit]:
+        """Every unit of every file, in file order; reads only Arrow message headers or Parquet footers."""
+        units = []
+        for path in self.paths:
+            with self.open(path) as source:
+                if self.fmt == "parquet":
+                    meta = pq.ParquetFile(source).metadata
+                    units += [Unit(path, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+                else:
+                    units += [Unit(path, offset, rows) for offset, rows in _record_batch_offsets(source)]
+        return units
+
+    def read(self, unit: Unit, columns: list[str]) -> pa.Table:
+        with self.open(unit.file) as source:
+            if self.fmt == "parquet":
+                return pq.ParquetFile(source).read_row_group(unit.offset, columns=columns)
+            schema = pa.ipc.open_stream(source).schema
+            source.seek(unit.offset)
+            batch = pa.ipc.read_record_batch(pa.ipc.read_message(source), schema)
+            return pa.Table.from_batches([batch]).select(columns)
+
+    def schema(self) -> pa.Schema:
+        with self.open(self.paths[0]) as source:
+            return pq.read_schema(source) if self.fmt == "parquet" else pa.ipc.open_stream(source).schema
+
+
+def _record_batch_offsets(source) -> list[tuple[int, int]]:
+    """(byte offset, rows) of each record batch message of an Arrow IPC stream (zero-copy on a memory map)."""
+    reader = pa.ipc.MessageReader.open_stream(source)
+    schema = pa.ipc.read_schema(reader.read_next_message())
+    found = []
+    while True:
+        offset = source.tell()
+        try:
+            message = reader.read_next_message()
+        except StopIteration:
+            return found
+        if message.type == "record batch":
+            found.append((offset, pa.ipc.read_record_batch(message, schema).num_rows))
+
+
+class Location:
+    """A local folder (generated or exported) or a Hub repo: lists a config's files and reads stats.json."""
+
+    def __init__(self, path_or_repo: str | os.PathLike, revision: str | None = None):
+        self.root = Path(path_or_repo)
+        self.repo_id = None
+        if not self.root.is_dir():
+            if not REPO_ID.match(str(path_or_repo)) or self.root.exists():
+                raise FileNotFoundError(f"{path_or_repo} is neither a dataset folder nor a Hub repo id "
+                                        "(NAMESPACE/NAME); give the --output-dir of scripts/generate.py, an "
+                                        "--export-only folder, or a repo id")
+            self.repo_id = str(path_or_repo)
+        self.revision = revision
+
+    def files(self, config: str, split: str) -> Files:
+        if self.repo_id is not None:
+            from huggingface_hub import HfFileSystem
+
+            pattern = f"datasets/{self.repo_id}/{ShardName.data_files(config, split, 'parquet')}"
+            paths = sorted(HfFileSystem().glob(pattern, revision=self.revision))
+            if not paths:
+                raise FileNotFoundError(f"no {pattern} on the Hub (revision {self.revision or 'main'}): is "
+                                        f"{self.repo_id} an fgbg-depth dataset with a {split!r} split?")
+            return Files("parquet", tuple(paths), (self.repo_id, self.revision))
+        for fmt in ("arrow", "parquet"):
+            paths = sorted(str(p) for p in self.root.glob(ShardName.data_files(config, split, fmt)))
+            if paths:
+                return Files(fmt, tuple(paths))
+        raise FileNotFoundError(f"no {self.root / ShardName.data_files(config, split, 'arrow')} (nor .parquet): give "
+                                f"a finished fgbg-depth dataset folder with a {split!r} split")
+
+    def stats(self) -> dict:
+        if self.repo_id is None:
+            path = self.root / "stats.json"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: the dataset is unfinished; rerun scripts/generate.py")
+        else:
+            from huggingface_hub import hf_hub_download
+
+            path = hf_hub_download(self.repo_id, "stats.json", repo_type="dataset", revision=self.revision)
+        return json.loads(Path(path).read_text())
+
+
+def channel_stats(stats: dict, kind: str) -> tuple[list[float], list[float]]:
+    """Per-channel (mean, std) in [0, 1] of the TRAIN split, which every split is normalised with: the
+    per-split table when stats.json has one, else the whole dataset's (which is train-only today)."""
+    kinds = stats.get("splits", {}).get("train", {}).get("kinds") or stats["kinds"]
+    return kinds[kind]["mean"], kinds[kind]["std"]
+
+
+# -- who reads what ---------------------------------------------------------------------------------------
+
+def assign_units(num_units: int, rank: int, world_size: int, worker: int, num_workers: int,
+                 seed: int, epoch: int, shuffle: bool) -> list[int]:
+    """Indices of the units one DataLoader worker of one rank reads in an epoch, in reading order.
+
+    All (rank, worker) slots deal the same (seeded, per-epoch) permutation round-robin, so together they
+    read every unit exactly once and no slot gets more than one unit more than another. Slots are numbered
+    worker-major, so the leftover units go to different ranks and ranks differ by at most one unit."""
+    if not (0 <= rank < world_size and 0 <= worker < num_workers):
+        raise ValueError(f"rank {rank} of {world_size} / worker {worker} of {num_workers} is out of range")
+    order = np.random.default_rng([seed, epoch]).permutation(num_units) if shuffle else np.arange(num_units)
+    slot, slots = worker * world_size + rank, world_size * num_workers
+    return order[slot::slots].tolist()
+
+
+def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit values win; else an initialised torch.distributed group; else RANK / WORLD_SIZE; else 0 of 1."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    if rank is not None or world_size is not None:
+        raise ValueError("give both rank and world_size, or neither (then torch.distributed or RANK/WORLD_SIZE)")
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+# -- rows as tensors --------------------------------------------------------------------------------------
+
+def _pixels(data: bytes, mode: str) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    return np.asarray(image if image.mode == mode else image.convert(mode))
+
+
+class Normaliser:
+    """(x / 255 - mean) / std per channel, as one multiply-add on the uint8 pixels."""
+
+    def __init__(self, mean: list[float], std: list[float]):
+        std_t, mean_t = torch.tensor(std, dtype=torch.float64), torch.tensor(mean, dtype=torch.float64)
+        self.scale = (1 / (255 * std_t)).float().view(-1, 1, 1)
+        self.offset = (-mean_t / std_t).float().view(-1, 1, 1)
+
+    def __call__(self, data: bytes) -> torch.Tensor:
+        chw = np.ascontiguousarray(_pixels(data, "RGB").transpose(2, 0, 1))  # transposing bytes beats floats
+        return torch.from_numpy(chw).to(torch.float32).mul_(self.scale).add_(self.offset)
+
+
+def decode_unit_image(data: bytes) -> torch.Tensor:
+    """An 8-bit single-channel PNG (mask, alpha) as 1 x R x R float32 in [0, 1]."""
+    return torch.from_numpy(_pixels(data, "L").astype(np.float32)).unsqueeze(0).div_(255)
+
+
+def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tensor:
+    """The depth PNG (16-bit, or 8-bit with --depth-bits 8) as 1 x R x R float32: per-image [0, 1], or the
+    model's raw disparity."""
+    image = Image.open(io.BytesIO(data))
+    depth = torch.from_numpy(np.asarray(image, dtype=np.float32)).unsqueeze(0)
+    depth.div_(storage_of_mode(image.mode).peak)
+    return depth if mode == "unit" else depth.mul_(high - low).add_(low)
+
+
+def _image_bytes(table: pa.Table, name: str) -> list[bytes]:
+    return table.column(name).combine_chunks().field("bytes").to_pylist()
+
+
+def _columns_for(outputs: tuple[str, ...]) -> list[str]:
+    """The stored columns that the requested outputs are made from."""
+    needed = {"bg": ["bg_id"], "depth": ["depth", "depth_min", "depth_max"]}
+    return sorted({column for name in outputs for column in needed.get(name, [name])})
+
+
+def choose_outputs(columns, stored: list[str]) -> tuple[str, ...]:
+    """The requested outputs (default: all the dataset has), refusing any it cannot give."""
+    available = [name for name in IMAGE_OUTPUTS + TENSOR_OUTPUTS + ID_OUTPUTS if name == "bg" or name in stored]
+    if columns is None:
+        return tuple(available)
+    missing = [name for name in columns if name not in available]
+    if missing:
+        raise ValueError(f"columns {missing} are not available in this dataset; choose from {available}"
+                         + (" (it was generated with --no-depth)" if "depth" in missing else ""))
+    return tuple(columns)
+
+
+# -- the dataset ------------------------------------------------------------------------------------------
+
+class FgBgDepthDataset(torch.utils.data.IterableDataset):
+    """Rows of the `default` config as dicts of tensors; see `torch_dataset`."""
+
+    def __init__(self, location: Location, split: str, depth: str, shuffle: bool, seed: int, columns,
+                 rank: int | None, world_size: int | None, mix_units: int):
+        if depth not in DEPTH_MODES:
+            raise ValueError(f"depth={depth!r}: choose one of {DEPTH_MODES}")
+        self.files = location.files("default", split)
+        self.units = self.files.units()
+        self.outputs = choose_outputs(columns, self.files.schema().names)
+        stats = location.stats()
+        self.normalisers = {kind: Normaliser(*channel_stats(stats, kind)) for kind in ("bg", "fg_bg")}
+        self.backgrounds = _background_bytes(location, split) if "bg" in self.outputs else {}
+        self.depth, self.shuffle, self.seed, self.mix_units = depth, shuffle, seed, mix_units
+        self.rank, self.world_size = resolve_rank(rank, world_size)
+        self.epoch = 0
+
+    @property
+    def num_rows(self) -> int:
+        return sum(unit.rows for unit in self.units)
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new shuffled order per epoch. DataLoader copies the dataset into its workers when an epoch's
+        iteration starts, so call this before `iter(loader)` and keep persistent_workers=False."""
+        self.epoch = epoch
+
+    def my_units(self) -> list[int]:
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        return assign_units(len(self.units), self.rank, self.world_size, worker, num_workers,
+                            self.seed, self.epoch, self.shuffle)
+
+    def __iter__(self):
+        mine, bg_cache = self.my_units(), {}
+        for start in range(0, len(mine), self.mix_units):
+            group = mine[start:start + self.mix_units]
+            table = pa.concat_tables([self.files.read(self.units[i], _columns_for(self.outputs)) for i in group])
+            order = np.arange(table.num_rows)
+            if self.shuffle:
+                order = np.random.default_rng([self.seed, self.epoch, group[0]]).permutation(order)
+            rows = {name: _image_bytes(table, name) if name in IMAGE_OUTPUTS else table.column(name).to_pylist()
+                    for name in table.column_names}
+            for i in order:
+                yield self._tensors(rows, int(i), bg_cache)
+
+    def _tensors(self, rows: dict, i: int, bg_cache: dict) -> dict:
+        out = {}
+        for name in self.outputs:
+            if name == "bg":
+                bg_id = rows["bg_id"][i]
+                if bg_id not in bg_cache:
+                    bg_cache[bg_id] = self.normalisers["bg"](self.backgrounds[bg_id])
+                out[name] = bg_cache[bg_id].clone()  # callers may modify what they get in place
+            elif name == "fg_bg":
+                out[name] = self.normalisers["fg_bg"](rows[name][i])
+            elif name == "depth":
+                out[name] = decode_depth(rows[name][i], rows["depth_min"][i], rows["depth_max"][i], self.depth)
+            elif name in IMAGE_OUTPUTS:
+                out[name] = decode_unit_image(rows[name][i])
+            elif name in TENSOR_OUTPUTS:
+                out[name] = torch.tensor(rows[name][i], dtype=torch.float32)
+            else:
+                out[name] = rows[name][i]
+        return out
+
+
+def _background_bytes(location: Location, split: str) -> dict[int, bytes]:
+    """bg_id -> encoded background of the `backgrounds` config (one row per background: small)."""
+    files = location.files("backgrounds", split)
+    table = pa.concat_tables([files.read(unit, ["bg_id", "image"]) for unit in files.units()])
+    return dict(zip(table.column("bg_id").to_pylist(), _image_bytes(table, "image")))
+
+
+def torch_dataset(path_or_repo: str | os.PathLike, split: str = "train", *, depth: str = "unit",
+                  shuffle: bool = False, seed: int = 0, columns=None, rank: int | None = None,
+                  world_size: int | None = None, revision: str | None = None,
+                  mix_units: int = MIX_UNITS) -> FgBgDepthDataset:
+    """A `torch.utils.data.IterableDataset` over the `default` rows of an fgbg-depth dataset.
+
+    Each row is a dict: `bg`, `fg_bg` (3 x R x R float32, normalised with the train split's per-channel
+    mean/std from the dataset's stats.json), `mask` (1 x R x R, 0 or 1), `depth` (1 x R x R: `depth="unit"`
+    gives png / peak in [0, 1] (peak 65535, or 255 with --depth-bits 8), `depth="raw"` the model's disparity
+    depth_min + png / peak * (max - min); absent without depth), `alpha` when stored, `amodal_mask` (1 x R x R)
+    and `occlusion` (a float32 scalar)
+    with `--placement-mode ground`, and `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a
+    subset. With DataLoader workers and ranks (explicit, else torch.distributed, else RANK / WORLD_SIZE)
+    every row is read exactly once per epoch; `shuffle=True` gives a seeded order that changes with
+    `set_epoch`. `mix_units` record batches / row groups are shuffled together per worker.
+    """
+    return FgBgDepthDataset(Location(path_or_repo, revision), split, depth, shuffle, seed, columns,
+                            rank, world_size, mix_units)

@@ -1,0 +1,456 @@
+"""Pure row checks: each takes an immutable `Reference` (the manifest's settings and the stored inputs) and one
+row, and returns the problems it found with the statistics of the images it decoded. No shared state, no order.
+
+Every check reuses the generator's pure functions (plan, composite), so verify checks the data against the code's
+definition; tests/test_composite.py checks those functions against hand-computed blends, and
+tests/test_augment_oracles.py checks the augmented rows against oracles that share no code with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+
+import numpy as np
+from PIL import Image
+
+from builder.contract.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
+from builder.contract.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
+from builder.contract.settings import Manifest
+from builder.rows.augment import Augmentation, augmented_composite, draw_augmentation
+from builder.rows.composite import composite, mask_bbox, placed_foreground, placed_mask
+from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale,
+                                   hide, nearer_scenery, occlusion, place_on_ground)
+from builder.rows.stats import StatsBook
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What rows are checked against: the manifest, and the decoded stored inputs by id (read-only arrays)."""
+
+    manifest: Manifest
+    backgrounds: dict[int, np.ndarray]
+    foregrounds: dict[int, np.ndarray]
+    grounds: dict[int, BackgroundGround] = dataclasses.field(default_factory=dict)  # ground mode: from stored depth
+
+    @property
+    def settings(self):
+        return self.manifest.settings
+
+    @property
+    def space(self) -> SampleSpace:
+        return SampleSpace(len(self.manifest.backgrounds), len(self.manifest.foregrounds), self.settings.placements)
+
+    def schema(self, schema: ConfigSchema) -> ConfigSchema:
+        """A config's schema as this dataset stores it (`--depth-bits`)."""
+        return schema.for_depth_bits(self.settings.depth_bits)
+
+    @property
+    def plan(self) -> SplitPlan:
+        s = self.settings
+        return SplitPlan.from_counts(self.space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
+
+
+@dataclasses.dataclass
+class RowResult:
+    problems: list[str]
+    stats: StatsBook  # by column, of the images decoded
+
+
+# --------------------------------------------------------------------------------------------- tolerance
+
+def jpeg_scale(quality: int) -> float:
+    """libjpeg's quantisation-table scale for a quality setting: 1.0 at 50, 0.1 at 95, 0 at 100."""
+    return (200 - 2 * quality) / 100 if quality >= 50 else 50 / quality
+
+
+def composite_tolerance(quality: int) -> tuple[float, float]:
+    """(mean, block) limits on |stored fg_bg - recomposite over the stored background| inside the pasted area.
+
+    The generator composites over the *original* background and JPEG-encodes the result; the verifier can
+    only composite over the *stored* (JPEG) background. The difference is two JPEG round trips, so it grows
+    with the quantisation step. Measured on the demo inputs at R = 64, 100, 224 (worst row of 720 per
+    setting): mean 3.6 / worst 8x8-block mean 11.9 at quality 95, 7.4 / 21.6 at 50, 9.8 / 30.8 at 20; on
+    JPEG's worst cases at R = 224 (uniform noise, 1 px magenta/green stripes): 2.0 / 11.9 at 95, 6.2 / 27.2
+    at 50. Chroma subsampling alone gives 8x8-block errors near 10 at sharp colour edges even at quality 100,
+    hence the constant terms. The limits below are 2 to 4 times the worst case seen at every quality. Outside
+    the pasted area (aligned to the 16 px JPEG MCU grid plus an 8 px margin for chroma upsampling) the
+    encoder saw identical pixels in the background and the composite, so there the check is exact.
+    """
+    s = jpeg_scale(quality)
+    return 6.0 + 12.0 * s, 24.0 + 40.0 * s
+
+
+def paste_window(placement: Placement, resolution: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the pasted box grown to the 16 px MCU grid plus 8 px, clipped to the frame."""
+    x0 = max(0, placement.x // 16 * 16 - 8)
+    y0 = max(0, placement.y // 16 * 16 - 8)
+    x1 = min(resolution, -(-(placement.x + placement.width) // 16) * 16 + 8)
+    y1 = min(resolution, -(-(placement.y + placement.height) // 16) * 16 + 8)
+    return x0, y0, x1, y1
+
+
+def composite_error(stored: np.ndarray, background: np.ndarray, fg_placed: np.ndarray, placement: Placement,
+                    quality: int) -> str | None:
+    """None if the stored composite matches the recomposite, else what is wrong."""
+    resolution = stored.shape[0]
+    expected = composite(background, fg_placed, placement).astype(np.int16)
+    diff = np.abs(stored.astype(np.int16) - expected)
+    x0, y0, x1, y1 = paste_window(placement, resolution)
+    outside = np.ones(stored.shape[:2], dtype=bool)
+    outside[y0:y1, x0:x1] = False
+    if outside.any():
+        wrong = int((diff[outside] != 0).any(axis=-1).sum())
+        if wrong:
+            return (f"{wrong} pixels outside the pasted area differ from the stored background "
+                    f"(must be identical there); max error {int(diff[outside].max())}")
+    inside = diff[y0:y1, x0:x1].astype(np.float64)
+    mean_limit, block_limit = composite_tolerance(quality)
+    mean = float(inside.mean())
+    h, w = inside.shape[0] // 8 * 8, inside.shape[1] // 8 * 8
+    block = float(inside[:h, :w].reshape(h // 8, 8, w // 8, 8, -1).mean(axis=(1, 3, 4)).max()) if h and w else 0.0
+    if mean > mean_limit or block > block_limit:
+        return (f"composite differs from the recomposite inside the pasted area: mean abs error {mean:.2f} "
+                f"(limit {mean_limit:.2f}), worst 8x8 block {block:.2f} (limit {block_limit:.2f})")
+    return None
+
+
+def augmented_tolerance(quality: int) -> tuple[float, float]:
+    """(mean, worst) limits on the 8x8 block-mean error of an augmented row, over the whole frame.
+
+    The generator perturbs the original background and JPEG-encodes; verify perturbs the stored (JPEG)
+    background, so every pixel carries two JPEG round trips, and the added noise is mostly quantised away in
+    the stored image but not in the re-derivation. Comparing 8x8 block means per channel (|mean(stored -
+    expected)| per block) cancels that high-frequency error and keeps the low-frequency content a wrong
+    parameter changes. Measured with `--augment realistic`, 3 placements (worst row): demo inputs R=224 mean
+    0.67 / worst block 14.7 at quality 95; uniform-noise backgrounds R=224 0.73 / 7.8 at 95, 3.0 / 16.6 at
+    50, 5.6 / 30.8 at 20; scikit-image photographs R=224 0.57 / 10.6 at 95, 2.1 / 19.5 at 50; demo R=64 at
+    20 5.0 / 30.4. The limits are 2 to 3 times those. A background brightness off by 0.05 gave a mean of 3.6
+    or more at quality 95 on every demo row; smaller, local errors
+    (angle, shadow) can hide inside the tolerance, which is why verify also compares every stored parameter
+    with the one the seed draws.
+    """
+    s = jpeg_scale(quality)
+    return 1.5 + 6.0 * s, 30.0 + 16.0 * s
+
+
+def augmented_composite_error(stored: np.ndarray, expected: np.ndarray, quality: int) -> str | None:
+    """None if the stored composite matches the re-derived one within `augmented_tolerance`."""
+    diff = stored.astype(np.float64) - expected
+    h, w = diff.shape[0] // 8 * 8, diff.shape[1] // 8 * 8
+    blocks = np.abs(diff[:h, :w].reshape(h // 8, 8, w // 8, 8, -1).mean(axis=(1, 3)))
+    (mean_limit, block_limit), mean, worst = augmented_tolerance(quality), float(blocks.mean()), float(blocks.max())
+    if mean > mean_limit or worst > block_limit:
+        return (f"composite differs from the one re-derived from the stored parameters: mean 8x8-block error "
+                f"{mean:.2f} (limit {mean_limit:.2f}), worst block {worst:.2f} (limit {block_limit:.2f})")
+    return None
+
+
+# --------------------------------------------------------------------------------------------- images
+
+def decode_checked(cell: dict | None, schema: ConfigSchema, column: str, size: tuple[int, int] | None,
+                   stats: StatsBook) -> np.ndarray:
+    """Pixels of an Image cell after checking the column's declared format, mode and size (ValueError naming
+    what is wrong); their statistics go into `stats`."""
+    spec = schema.column(column).image
+    if cell is None or cell.get("bytes") is None:
+        raise ValueError("no image bytes")
+    data = cell["bytes"]
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError... for corrupt data
+        raise ValueError(f"does not decode ({type(err).__name__}: {err})") from None
+    if image.format != spec.format or image.mode != spec.mode:
+        raise ValueError(f"is {image.format} mode {image.mode}, expected {spec.format} mode {spec.mode}")
+    if size is not None and image.size != size:
+        raise ValueError(f"is {image.size[0]}x{image.size[1]}, expected {size[0]}x{size[1]}")
+    pixels = np.asarray(image)
+    stats[column].add(pixels, len(data))
+    return pixels
+
+
+def depth_problems(ref: Reference, schema: ConfigSchema, row: dict, with_images: bool, stats: StatsBook,
+                   prefix: str = "") -> list[str]:
+    if not ref.settings.with_depth:
+        return []
+    problems = []
+    low, high = row["depth_min"], row["depth_max"]
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or not low <= high:
+        problems.append(f"{prefix}depth_min {low} / depth_max {high}: need finite values with depth_min <= depth_max")
+    if with_images:
+        r = ref.settings.resolution
+        try:
+            levels = decode_checked(row["depth"], ref.schema(schema), "depth", (r, r), stats)
+        except ValueError as err:
+            problems.append(f"{prefix}depth {err}")
+        else:
+            if low == high and levels.any():  # a constant prediction is stored as an all-zero map
+                problems.append(f"{prefix}depth_min == depth_max ({low}) but the depth PNG is not all zero")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------- rows
+
+def _id_problem(value, bound: int, column: str) -> str | None:
+    return None if value is not None and 0 <= value < bound else f"{column} {value} outside [0, {bound})"
+
+
+def _membership_problem(key: str, value: int, split: str, members: tuple[int, ...]) -> list[str]:
+    return [] if value in members else [f"{key} {value} is not in split {split!r} (its {key}s: {list(members)[:20]})"]
+
+
+def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
+    """Always decoded: the default config's masks and composites are checked against these pixels."""
+    stats = StatsBook(ref.schema(FOREGROUNDS).peaks)
+    fg_id = row["fg_id"]
+    if problem := _id_problem(fg_id, ref.space.n_fg, "fg_id"):
+        return RowResult([problem], stats)
+    problems = _membership_problem("fg_id", fg_id, split, ref.plan.foregrounds(split))
+    if row["source"] != ref.manifest.fg_names[fg_id]:
+        problems.append(f"source {row['source']!r}, the manifest says {ref.manifest.fg_names[fg_id]!r}")
+    try:
+        rgba = decode_checked(row["image"], FOREGROUNDS, "image", None, stats)
+        alpha = rgba[..., 3]
+        if not (alpha[0].any() and alpha[-1].any() and alpha[:, 0].any() and alpha[:, -1].any()):
+            problems.append("image is not cropped to its alpha box")
+        mask = decode_checked(row["mask"], FOREGROUNDS, "mask", (rgba.shape[1], rgba.shape[0]), stats)
+        expected = np.where(alpha >= ref.settings.mask_threshold, 255, 0).astype(np.uint8)
+        if not np.array_equal(mask, expected):
+            problems.append(f"mask differs from alpha >= {ref.settings.mask_threshold} in "
+                            f"{int((mask != expected).sum())} pixels")
+    except ValueError as err:
+        problems.append(f"image {err}")
+    return RowResult(problems, stats)
+
+
+def check_background_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
+    stats = StatsBook(ref.schema(BACKGROUNDS).peaks)
+    bg_id = row["bg_id"]
+    if problem := _id_problem(bg_id, ref.space.n_bg, "bg_id"):
+        return RowResult([problem], stats)
+    problems = _membership_problem("bg_id", bg_id, split, ref.plan.backgrounds(split))
+    if row["source"] != ref.manifest.bg_names[bg_id]:
+        problems.append(f"source {row['source']!r}, the manifest says {ref.manifest.bg_names[bg_id]!r}")
+    r = ref.settings.resolution
+    try:
+        decode_checked(row["image"], BACKGROUNDS, "image", (r, r), stats)
+    except ValueError as err:
+        problems.append(f"image {err}")
+    problems += depth_problems(ref, BACKGROUNDS, row, with_images, stats)
+    return RowResult(problems, stats)
+
+
+def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
+    stats = StatsBook(ref.schema(DEFAULT).peaks)
+    sample_id = row["sample_id"]
+    if sample_id is None or not 0 <= sample_id < len(ref.space):
+        return RowResult([f"sample_id {sample_id} outside the sample space [0, {len(ref.space)})"], stats)
+    problems = []
+    bg_id, fg_id, flip, _ = ref.space.decompose(sample_id)
+    if (belongs := ref.plan.split_of(bg_id, fg_id)) != split:
+        problems.append(f"sample_id {sample_id} (bg_id {bg_id}, fg_id {fg_id}) belongs to "
+                        + (f"split {belongs!r}" if belongs else "no split (its pair is dropped)") + f", not {split!r}")
+    ids = (row["bg_id"], row["fg_id"], row["flip"])
+    if ids != (bg_id, fg_id, bool(flip)):
+        problems.append(f"sample_id {sample_id} is (bg_id, fg_id, flip) = {(bg_id, fg_id, bool(flip))}, "
+                        f"the row says {ids}")
+    where = f"sample_id {sample_id}"
+    foreground = ref.foregrounds.get(fg_id)
+    if foreground is None:
+        return RowResult(problems + [f"{where}: foreground {fg_id} is unavailable, cannot check placement or "
+                                     "images"], stats)
+    s = ref.settings
+    stored = (row["x"], row["y"], float(np.float32(row["scale"])) if row["scale"] is not None else None)
+    if s.with_ground:
+        if bg_id not in ref.grounds:
+            return RowResult(problems + [f"{where}: background {bg_id}'s depth is unavailable, cannot check its "
+                                         "ground placement"], stats)
+        expected = expected_ground(ref, sample_id, foreground, flip)
+        drawn = expected.placement
+        problems += ground_problems(ref, row, expected, foreground)
+    else:
+        drawn = draw_placement(s.seed, sample_id, *foreground.shape[:2], s.resolution, s.scale_min, s.scale_max)
+    if stored != (drawn.x, drawn.y, drawn.scale):
+        problems.append(f"{where}: (x, y, scale) = {stored}, but seed {s.seed} " + (
+            "and the background's stored depth give " if s.with_ground else "draws ")
+            + f"{(drawn.x, drawn.y, drawn.scale)}")
+    if s.with_augment:
+        problems += augmentation_problems(ref, row, drawn)
+    problems += depth_problems(ref, DEFAULT, row, with_images, stats, prefix=f"{where}: ")
+    if with_images:
+        # The placement as recorded in the row (so a wrong row shows up as a wrong mask too).
+        height, width = placed_size(stored[2] or 0.0, *foreground.shape[:2], s.resolution)
+        placement = Placement(row["x"], row["y"], stored[2], width, height)
+        hidden = row_hidden(ref, row) if s.with_ground else None
+        problems += sample_image_problems(ref, row, placement, (bg_id, fg_id, flip), stats, hidden)
+    return RowResult(problems, stats)
+
+
+def expected_ground(ref: Reference, sample_id: int, foreground: np.ndarray, flip: int) -> GroundPlacement:
+    """The row's placement re-derived from the background's stored depth, as the renderer derives it."""
+    s, (bg_id, *_) = ref.settings, ref.space.decompose(sample_id)
+    ground, shape = ref.grounds[bg_id], foreground.shape[:2]
+    feet = feasible_feet(ground, *shape, s.scale_min, s.scale_max)
+    placed = place_on_ground(ground, feet, s.seed, sample_id, shape, s.scale_min, s.scale_max,
+                             lambda p: placed_foreground(foreground, bool(flip), p)[..., 3], s.mask_threshold)
+    if placed is None:
+        uniform = draw_placement(s.seed, sample_id, *shape, s.resolution, s.scale_min, s.scale_max)
+        placed = GroundPlacement(uniform, *foot_of(uniform), None, 0)
+    return placed
+
+
+def ground_problems(ref: Reference, row: dict, expected: GroundPlacement, foreground: np.ndarray) -> list[str]:
+    """The stored foot and mode against the re-derived ones, and the stored foot against the rules themselves:
+    on ground, the scale its disparity gives, the box standing on it."""
+    s, where = ref.settings, f"sample_id {row['sample_id']}"
+    stored = (row["foot_x"], row["foot_y"], row["placement_mode"])
+    if stored != (expected.foot_x, expected.foot_y, expected.mode):
+        return [f"{where}: (foot_x, foot_y, placement_mode) = {stored}, but seed {s.seed} and the background's "
+                f"stored depth give {(expected.foot_x, expected.foot_y, expected.mode)}"]
+    if expected.mode == "uniform":
+        return []
+    ground, (foot_x, foot_y) = ref.grounds[row["bg_id"]], stored[:2]
+    scale = float(ground_scale(ground.disparity[foot_y, foot_x], ground.low, ground.high, s.scale_min, s.scale_max))
+    height, width = placed_size(scale, *foreground.shape[:2], s.resolution)
+    problems = [] if ground.ground[foot_y, foot_x] else [f"{where}: foot ({foot_x}, {foot_y}) is not on ground"]
+    if row["scale"] is None or float(np.float32(row["scale"])) != scale:
+        problems.append(f"{where}: scale {row['scale']} does not follow the foot's disparity (expected {scale})")
+    if (row["x"], row["y"]) != foot_box(foot_x, foot_y, height, width):
+        problems.append(f"{where}: the box at ({row['x']}, {row['y']}) does not stand on the foot "
+                        f"({foot_x}, {foot_y}); expected {foot_box(foot_x, foot_y, height, width)}")
+    return problems
+
+
+def row_hidden(ref: Reference, row: dict) -> np.ndarray | None:
+    """What hides the row's cut-out: scenery nearer than its stored foot (None for a uniform row)."""
+    ground, r = ref.grounds.get(row["bg_id"]), ref.settings.resolution
+    if row["placement_mode"] != "ground" or ground is None or not (0 <= row["foot_x"] < r and 0 <= row["foot_y"] < r):
+        return None
+    return nearer_scenery(ground, float(ground.disparity[row["foot_y"], row["foot_x"]]))
+
+
+def augmentation_problems(ref: Reference, row: dict, drawn: Placement) -> list[str]:
+    """The stored parameters against those the seed draws for this sample."""
+    expected = draw_augmentation(ref.settings, row["sample_id"], drawn).columns()
+    wrong = [f"{name} = {row[name]!r} (seed {ref.settings.seed} draws {value!r})" for name, value in expected.items()
+             if not _same_value(row[name], value)]
+    return [f"sample_id {row['sample_id']}: augmentation parameter {', '.join(wrong)}"] if wrong else []
+
+
+def _same_value(stored, drawn) -> bool:
+    if isinstance(drawn, float):
+        return stored is not None and float(np.float32(stored)) == drawn
+    return stored == drawn
+
+
+def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: tuple[int, int, int],
+                          stats: StatsBook, hidden: np.ndarray | None = None) -> list[str]:
+    """The mask (and alpha) and bbox against the cut-out placed as the row says; the composite against the
+    recomposite (an augmented row: re-derived from its stored parameters over the stored background). Ground
+    mode: `hidden` pixels are taken out of the mask, and the amodal mask and occlusion checked."""
+    s, (bg_id, fg_id, flip) = ref.settings, ids
+    where, r, problems = f"sample_id {row['sample_id']}", s.resolution, []
+    decoded = {}
+    columns = ("mask", "fg_bg") + (("alpha",) if s.with_augment else ()) + (("amodal_mask",) if s.with_ground else ())
+    for column in columns:
+        try:
+            decoded[column] = decode_checked(row[column], DEFAULT, column, (r, r), stats)
+        except ValueError as err:
+            problems.append(f"{where}: {column} {err}")
+    if not (0 <= placement.x <= r - placement.width and 0 <= placement.y <= r - placement.height):
+        return problems + [f"{where}: the foreground at x={placement.x} y={placement.y} "
+                           f"({placement.width}x{placement.height}) is not inside the frame"]
+    amodal = placed = placed_foreground(ref.foregrounds[fg_id], bool(flip), placement)
+    if hidden is not None:
+        placed = hide(placed, placement, hidden)
+    background = ref.backgrounds.get(bg_id)
+    if s.with_augment:
+        return problems + augmented_image_problems(ref, row, placement, amodal, background, decoded, hidden)
+    if s.with_ground:
+        problems += amodal_problems(row, decoded, placed_mask(amodal, placement, r, s.mask_threshold),
+                                    placed_mask(placed, placement, r, s.mask_threshold))
+    if "mask" in decoded:
+        mask, expected = decoded["mask"], placed_mask(placed, placement, r, s.mask_threshold)
+        if not np.array_equal(mask, expected):
+            problems.append(f"{where}: mask differs in {int((mask != expected).sum())} pixels from foreground "
+                            f"{fg_id}'s alpha >= {s.mask_threshold} placed at flip={bool(flip)} x={placement.x} "
+                            f"y={placement.y} scale={placement.scale}")
+        problems += _bbox_problems(row, mask)
+    if "fg_bg" in decoded and background is None:
+        problems.append(f"{where}: background {bg_id} is unavailable, cannot check the composite")
+    elif "fg_bg" in decoded:
+        partly_hidden = hidden is not None and not np.array_equal(amodal, placed)
+        if error := ground_composite_error(decoded["fg_bg"], background, placed, placement, s.jpeg_quality,
+                                           partly_hidden):
+            problems.append(f"{where}: {error}")
+    return problems
+
+
+def ground_composite_error(stored: np.ndarray, background: np.ndarray, placed: np.ndarray, placement: Placement,
+                           quality: int, partly_hidden: bool) -> str | None:
+    """`composite_error`, except for a partly hidden cut-out: the occlusion's outline is a sharp edge of any
+    shape (with noisy depth, a speckle) that the two JPEG round trips blur differently, so such a row is compared
+    by 8x8 block means as an augmented row is (`augmented_tolerance`); the mask check stays exact."""
+    if not partly_hidden:
+        return composite_error(stored, background, placed, placement, quality)
+    return augmented_composite_error(stored, composite(background, placed, placement), quality)
+
+
+def _bbox_problems(row: dict, mask: np.ndarray) -> list[str]:
+    if list(row["bbox"] or []) != mask_bbox(mask):
+        return [f"sample_id {row['sample_id']}: bbox {row['bbox']} is not the mask's box {mask_bbox(mask)}"]
+    return []
+
+
+def amodal_problems(row: dict, decoded: dict, amodal: np.ndarray, visible: np.ndarray) -> list[str]:
+    """Ground mode: the amodal mask is the whole placed footprint; its box and the occlusion follow."""
+    where, problems = f"sample_id {row['sample_id']}", []
+    if "amodal_mask" in decoded and not np.array_equal(decoded["amodal_mask"], amodal):
+        problems.append(f"{where}: amodal_mask differs in {int((decoded['amodal_mask'] != amodal).sum())} pixels "
+                        "from the whole placed footprint")
+    if list(row["amodal_bbox"] or []) != mask_bbox(amodal):
+        problems.append(f"{where}: amodal_bbox {row['amodal_bbox']} is not the footprint's box {mask_bbox(amodal)}")
+    expected = occlusion(amodal, visible)
+    if row["occlusion"] is None or float(np.float32(row["occlusion"])) != expected:
+        problems.append(f"{where}: occlusion {row['occlusion']}, but the depth test hides {expected} of the footprint")
+    return problems
+
+
+def augmented_image_problems(ref: Reference, row: dict, placement: Placement, placed: np.ndarray,
+                             background: np.ndarray | None, decoded: dict, hidden: np.ndarray | None) -> list[str]:
+    """Alpha exactly, mask = alpha >= threshold, bbox, and the whole frame within the augmented tolerance."""
+    s, where = ref.settings, f"sample_id {row['sample_id']}"
+    if background is None:
+        return [f"{where}: background {row['bg_id']} is unavailable, cannot re-derive the augmented row"]
+    try:
+        params = Augmentation.from_row(row)
+        foot = (row["foot_x"], row["foot_y"]) if s.with_ground else None
+        image, alpha = augmented_composite(background, placed, placement, params, s.mask_threshold, hidden, foot)
+    except (TypeError, ValueError, KeyError) as err:
+        return [f"{where}: cannot re-derive the augmented composite from the stored parameters ({err})"]
+    problems = []
+    if s.with_ground:
+        amodal = np.where(alpha >= s.mask_threshold, 255, 0).astype(np.uint8)
+        alpha = alpha if hidden is None else np.where(hidden, np.uint8(0), alpha)
+        problems += amodal_problems(row, decoded, amodal, np.where(alpha >= s.mask_threshold, 255, 0))
+    if "alpha" in decoded and not np.array_equal(decoded["alpha"], alpha):
+        problems.append(f"{where}: alpha differs in {int((decoded['alpha'] != alpha).sum())} pixels from the "
+                        f"re-derived alpha ({params.blend} blend, angle {params.fg_angle})")
+    if "mask" in decoded:
+        expected = np.where(alpha >= s.mask_threshold, 255, 0).astype(np.uint8)
+        if not np.array_equal(decoded["mask"], expected):
+            problems.append(f"{where}: mask differs in {int((decoded['mask'] != expected).sum())} pixels from "
+                            f"the re-derived alpha >= {s.mask_threshold}")
+        problems += _bbox_problems(row, decoded["mask"])
+    if "fg_bg" in decoded:
+        if error := augmented_composite_error(decoded["fg_bg"], image, s.jpeg_quality):
+            problems.append(f"{where}: {error}")
+    return problems
+
+
+# verify's row check of each config (the registry in builder.rows.configs binds the renderers; generation never
+# loads this module)
+ROW_CHECKS = {DEFAULT.name: check_sample_row, BACKGROUNDS.name: check_background_row,
+              FOREGROUNDS.name: check_foreground_row}
