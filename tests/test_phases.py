@@ -122,3 +122,29 @@ def test_overwrite_and_finish_flags(tmp_path, small_args):
     nothing = run_generate(out, "--finish", check=False)
     assert nothing.returncode == 2 and "has no manifest.json" in nothing.stderr
     assert not out.exists()
+
+
+def test_ground_tasks_started_one_at_a_time_write_the_backgrounds_first(tmp_path, small_args):
+    """Ground placement by the model reads the backgrounds' stored depth. An array throttled to one running task
+    (`--array=0-2%1`) starts the tasks one after another: the first one, whichever shard it owns, writes the
+    backgrounds under the prepare lock instead of waiting for their owner, which has not started. Same bytes as one
+    process."""
+    from builder.contract.plan import SampleSpace, SplitPlan, tasks_for_process
+    from builder.rows.configs import dataset_tasks
+    from tests.test_ground_e2e import R, write_scene_inputs
+
+    bg_dir, fg_dir, _ = write_scene_inputs(tmp_path / "in")
+    args = [*[a for a in small_args if a != "--demo"], "--bg-dir", str(bg_dir), "--fg-dir", str(fg_dir),
+            "--placement-mode", "ground", "--resolution", str(R)]
+    space = SampleSpace(len(list(bg_dir.iterdir())), len(list(fg_dir.iterdir())), 2)
+    tasks = dataset_tasks(SplitPlan.from_counts(space, 0, 0, 0), 20)
+    owner = next(r for r in range(3) if any(t.config_name == "backgrounds" for t in tasks_for_process(tasks, r, 3)))
+    out = tmp_path / "tasks"
+    for rank in [r for r in range(3) if r != owner] + [owner]:  # the owner of the backgrounds last
+        result = subprocess.run(generate_cmd(out, *args, *FLAGS[rank][0]), env=env(), capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert finish(out).returncode == 0
+    reference = tmp_path / "one"
+    run_generate(reference, *args)
+    assert outputs(out) == outputs(reference)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from builder.hub import find_sources
 
 from builder.contract.errors import FgbgError, UsageError
 from builder.contract.settings import GenerateConfig
+from builder.publish.export import find_sources
 from builder.rows.configs import dataset_tasks
 from builder.run.pipeline import load_job, run_shards
 from builder.run.shards import DoneMarker, MarkerError, OutputStore

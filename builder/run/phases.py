@@ -21,7 +21,7 @@ from typing import Protocol
 
 from builder.contract.plan import ShardTask, tasks_for_process
 from builder.contract.settings import GenerateConfig
-from builder.run.pipeline import Job, load_job, run_shards
+from builder.run.pipeline import Job, load_job, run_shards, write_prerequisites
 from builder.run.progress import JobProgress
 from builder.run.shards import OutputStore
 
@@ -49,6 +49,13 @@ class Run:
     def mine(self) -> list[ShardTask]:
         """This process's shards."""
         return tasks_for_process(self.tasks, self.rank, self.world_size)
+
+    def write_prerequisites(self) -> None:
+        """The shards every other shard is derived from (pipeline.write_prerequisites)."""
+        def rows_done(rows: int) -> None:
+            self.rows_written += rows
+
+        write_prerequisites(self.job, self.store, self.threads, on_rows=rows_done)
 
     def write_mine(self, progress: JobProgress, on_shard: Callable[[], None] = lambda: None,
                    on_wait: Callable[[], None] = lambda: None) -> None:

@@ -168,7 +168,7 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
     depth, then writes the rest."""
     tasks = job.tasks()
     mine = [t for t in tasks_for_process(tasks, rank, world_size) if not store.is_done(t)]
-    if job.needs_stored_bg_depth and any(t.config_name != BACKGROUNDS.name for t in mine):
+    if prerequisite_tasks(job) and any(t.config_name != BACKGROUNDS.name for t in mine):
         _write_shards(job, store, [t for t in mine if t.config_name == BACKGROUNDS.name], threads, on_rows, on_shard)
         backgrounds = [t for t in tasks if t.config_name == BACKGROUNDS.name]
         store.wait_for_all(backgrounds, on_poll=on_wait)
@@ -177,6 +177,21 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
         mine = [t for t in mine if t.config_name != BACKGROUNDS.name]
     _write_shards(job, store, mine, threads, on_rows, on_shard)
     return tasks
+
+
+def prerequisite_tasks(job: Job) -> list[ShardTask]:
+    """Shards every other shard is derived from: the backgrounds, whose stored depth ground placement reads."""
+    return [t for t in job.tasks() if t.config_name == BACKGROUNDS.name] if job.needs_stored_bg_depth else []
+
+
+def write_prerequisites(job: Job, store: OutputStore, threads: int,
+                        on_rows: Callable[[int], None] = lambda n: None) -> None:
+    """The unfinished prerequisite shards, all of them, in this process. Independent tasks call it under the
+    folder's prepare lock, so the first task to start writes them while the others queue there: a task never
+    waits for one that a throttled array has not started (torchrun/accelerate ranks, all alive at once, each
+    write their own in run_shards instead)."""
+    _write_shards(job, store, [t for t in prerequisite_tasks(job) if not store.is_done(t)], threads, on_rows,
+                  lambda: None)
 
 
 def _write_shards(job: Job, store: OutputStore, tasks: list[ShardTask], threads: int,

@@ -264,12 +264,14 @@ class OutputStore:
         self._remove_stale_temp_files()
         shutil.rmtree(self.ranks_dir, ignore_errors=True)  # a previous run's heartbeats and failures
 
-    def prepare_task(self, manifest: Manifest, slot: str, tasks: list[ShardTask]) -> None:
+    def prepare_task(self, manifest: Manifest, slot: str, tasks: list[ShardTask],
+                     first: Callable[[], None] = lambda: None) -> None:
         """An independent task's part of preparing, safe when many tasks start at once: the first writes the
         manifest, every other one checks that its own is the same (library versions aside, as on a resume) and is
         refused otherwise. The tasks share the folder lock (a torchrun/accelerate run or a finish takes it alone),
         each holds the lock of its own `slot` (a second copy of one task is refused), and the manifest is read and
-        written under a short prepare lock. Only the temp files of the task's own shards are cleaned up."""
+        written under a short prepare lock, where `first` also runs (it writes the shards every task needs before
+        its own). Only the temp files of the task's own shards are cleaned up."""
         self._check_folder()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock(shared=True)
@@ -281,6 +283,7 @@ class OutputStore:
                                                       "the other tasks' shards), or choose another --output-dir")
             else:
                 atomic_write_json(self.manifest_path, manifest.to_json())
+            first()
         self._remove_stale_temp_files(tasks)
 
     def prepare_finish(self) -> Manifest:

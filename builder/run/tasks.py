@@ -113,7 +113,7 @@ class IndependentTask:
         self.rank, self.world_size = slot.rank, slot.world_size
 
     def prepare(self, run, overwrite: bool) -> None:
-        run.store.prepare_task(run.job.manifest(), self.slot.name, run.mine)
+        run.store.prepare_task(run.job.manifest(), self.slot.name, run.mine, first=run.write_prerequisites)
 
     def work(self, run) -> JobProgress:
         progress = JobProgress(run.store, run.mine, enabled=True)
