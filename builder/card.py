@@ -226,7 +226,8 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
                      "features": features(name, with_depth, manifest.settings.with_augment,
-                                          manifest.settings.with_ground)._to_yaml_list(),
+                                          manifest.settings.with_ground,
+                                          manifest.settings.with_objects)._to_yaml_list(),
                      "splits": splits[name],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
     header = {
@@ -277,7 +278,7 @@ def configs_table(settings, stats: dict) -> str:
     for schema in SCHEMAS:
         columns = ", ".join(f"`{c.name}`" + (f" ({c.image.format} {c.image.mode})" if c.image else "")
                             for c in schema.active_columns(settings.with_depth, settings.with_augment,
-                                                             settings.with_ground))
+                                                             settings.with_ground, settings.with_objects))
         lines.append(f"| `{schema.name}` | {stats['rows'][schema.name]:,} | {columns} |")
     return "\n".join(lines)
 
