@@ -62,11 +62,9 @@ class RenderContext:
         return self._grounds[bg_id]
 
     @functools.cached_property
-    def split_foregrounds(self) -> dict[int, tuple[int, ...]]:
-        """Background -> the cut-outs of its rows' split (a scene's further objects come from these only)."""
-        plan = self.plan
-        by_split = {split: plan.foregrounds(split) for split in plan.splits}
-        return {bg: by_split[split] for split in plan.splits for bg in plan.backgrounds(split)}
+    def split_foregrounds(self) -> dict[str, tuple[int, ...]]:
+        """Split -> its cut-outs (a scene's further objects come from its row's split only)."""
+        return {split: self.plan.foregrounds(split) for split in self.plan.splits}
 
     def ground_placement(self, index: int) -> GroundPlacement:
         """Sample `index` standing on its background's ground, or placed uniformly where there is too little."""
@@ -129,7 +127,7 @@ def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: Groun
     cache = ctx.foreground_cache
     shapes = [fg.shape[:2] for fg in ctx.inputs.foregrounds]
     scene = draw_scene(scene_object(fg_id, flip, placement, geometry, ground), s.seed, index, s.object_range,
-                       ctx.split_foregrounds[bg_id], placer(s, index, shapes, cache.placed, ground),
+                       ctx.split_foregrounds[ctx.plan.split_of(bg_id, fg_id)], placer(s, index, shapes, cache.placed, ground),
                        lambda o: cache.placed(o.fg_id, o.flip, o.placement), s.resolution, s.mask_threshold)
     images = paste_scene(ctx.inputs.backgrounds[bg_id], scene,
                          [cache.placed(o.fg_id, o.flip, o.placement) for o in scene.objects], s.mask_threshold)
