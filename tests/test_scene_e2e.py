@@ -14,9 +14,11 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 from PIL import Image
 
 from builder.composite import mask_bbox
+from builder.training import torch_dataset
 from builder.verify import verify
 from tests.conftest import ROOT, read_config, run_generate, write_inputs
 
@@ -140,3 +142,22 @@ def test_parquet_export_streams_the_objects_list(scene_runs, tmp_path):
     assert 2 <= len(row["objects"]) <= 3 and {"fg_id", "bbox", "occlusion", "foot_x"} <= set(row["objects"][0])
     assert isinstance(streamed.features["objects"], datasets.List)
     assert verify(export).ok
+
+
+def test_card_counts_objects_and_loader_gives_integer_instances(scene_runs):
+    out = scene_runs["ground", 1]
+    samples = read_config(out, "default").to_pylist()
+    counts = json.loads((out / "stats.json").read_text())["objects"]
+    assert counts["objects"] == sum(len(row["objects"]) for row in samples)
+    assert sum(counts["rows_by_objects"].values()) == len(samples)
+    assert (counts["redrawn"], counts["dropped"]) == (sum(r["objects_redrawn"] for r in samples),
+                                                      sum(r["objects_dropped"] for r in samples))
+    visible = np.mean([1 - np.float64(o["occlusion"]) for row in samples for o in row["objects"]])
+    assert counts["mean_visible"] == pytest.approx(visible, abs=1e-6)
+    assert "rows by number of objects" in (out / "README.md").read_text()
+    grid = np.asarray(Image.open(out / "images" / "instances.png"))
+    assert len({tuple(p) for p in grid.reshape(-1, 3)[::7]}) > 10  # composites beside masks in colour
+    first = next(iter(torch_dataset(out, columns=("instance_mask", "sample_id"))))
+    assert first["instance_mask"].dtype == torch.int64 and first["instance_mask"].shape == (1, R, R)
+    stored = next(r for r in samples if r["sample_id"] == first["sample_id"])
+    assert np.array_equal(first["instance_mask"][0].numpy(), pixels(stored["instance_mask"]))
