@@ -15,9 +15,9 @@ from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
 from builder.geometry import BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion, place_on_ground
 from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement
-from builder.scene import draw_scene, object_cells, paste_scene, placer, scene_object
+from builder.scene import binary, draw_scene, object_cells, paste_scene, placer, scene_object
 from builder.settings import ContentSettings
-from builder.stats import StatsBook, binary_mask_moments, moments_from_histogram
+from builder.stats import StatsBook, binary_mask_moments, label_mask_moments, moments_from_histogram
 
 Rendered = tuple[dict, "np.ndarray | None"]
 
@@ -126,14 +126,16 @@ def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: Groun
     ground = ctx.background_ground(bg_id) if geometry else None
     cache = ctx.foreground_cache
     shapes = [fg.shape[:2] for fg in ctx.inputs.foregrounds]
+    split_foregrounds = ctx.split_foregrounds[ctx.plan.split_of(bg_id, fg_id)]
     scene = draw_scene(scene_object(fg_id, flip, placement, geometry, ground), s.seed, index, s.object_range,
-                       ctx.split_foregrounds[ctx.plan.split_of(bg_id, fg_id)], placer(s, index, shapes, cache.placed, ground),
+                       split_foregrounds, placer(s, index, shapes, cache.placed, ground),
                        lambda o: cache.placed(o.fg_id, o.flip, o.placement), s.resolution, s.mask_threshold)
     images = paste_scene(ctx.inputs.backgrounds[bg_id], scene,
                          [cache.placed(o.fg_id, o.flip, o.placement) for o in scene.objects], s.mask_threshold)
     png = encode_png(images.instances)
-    stats["instance_mask"].add(images.instances, len(png))
-    first, amodal = (np.where(layer, np.uint8(255), np.uint8(0)) for layer in (images.visible[0], images.footprints[0]))
+    areas = [int(np.count_nonzero(layer)) for layer in images.visible]
+    stats["instance_mask"].add_moments(*label_mask_moments(areas), images.instances.size, len(png))
+    first, amodal = binary(images.visible[0]), binary(images.footprints[0])
     columns = {"instance_mask": image_cell(png), "objects": object_cells(scene, images, geometry is not None),
                "objects_redrawn": scene.redrawn, "objects_dropped": scene.dropped}
     return images.image, images.mask, amodal, first, columns

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from builder.composite import composite, mask_bbox
+from builder.composite import mask_bbox, paste_over
 from builder.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, GroundPlacement, feasible_feet, foot_of,
                               hide, occlusion, place_on_ground)
 from builder.plan import Placement, draw_placement
@@ -118,6 +118,11 @@ def visible_shares(seen: list[np.ndarray], visible: list[np.ndarray]) -> list[fl
     return [float(v.sum()) / total if (total := int(s.sum())) else 1.0 for s, v in zip(seen, visible)]
 
 
+def binary(layer: np.ndarray) -> np.ndarray:
+    """A bool layer as a mask image: uint8 255 where set, 0 elsewhere."""
+    return layer.view(np.uint8) * np.uint8(255)
+
+
 def instance_mask(visible: list[np.ndarray]) -> np.ndarray:
     """uint8: k on the visible pixels of objects[k - 1], 0 on the background."""
     out = np.zeros(visible[0].shape, dtype=np.uint8)
@@ -175,14 +180,14 @@ def paste_scene(background: np.ndarray, scene: Scene, cutouts: list[np.ndarray],
     objects, resolution = scene.objects, background.shape[0]
     footprints = [footprint(obj, cut, resolution, threshold) for obj, cut in zip(objects, cutouts)]
     order = paste_order(objects)
-    image = background
+    image = background.copy()
     for k in order:
         obj = objects[k]
-        shown = hide(cutouts[k], obj.placement, obj.hidden) if obj.hidden is not None else cutouts[k]
-        image = composite(image, shown, obj.placement)
+        paste_over(image, hide(cutouts[k], obj.placement, obj.hidden) if obj.hidden is not None else cutouts[k],
+                   obj.placement)
     visible = visible_layers([unhidden(obj, f) for obj, f in zip(objects, footprints)], order)
-    mask = np.where(np.logical_or.reduce(visible), np.uint8(255), np.uint8(0))
-    return SceneImages(image, footprints, visible, mask, instance_mask(visible))
+    instances = instance_mask(visible)
+    return SceneImages(image, footprints, visible, binary(instances > 0), instances)
 
 
 def object_cells(scene: Scene, images: SceneImages, with_ground: bool) -> list[dict]:

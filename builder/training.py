@@ -328,8 +328,8 @@ def torch_dataset(path_or_repo: str | os.PathLike, split: str = "train", *, dept
     mean/std from the dataset's stats.json), `mask` (1 x R x R, 0 or 1), `depth` (1 x R x R: `depth="unit"`
     gives png / 65535 in [0, 1], `depth="raw"` the model's disparity depth_min + png / 65535 * (max - min);
     absent without depth), `alpha` when stored, `amodal_mask` (1 x R x R) and `occlusion` (a float32 scalar)
-    with `--placement-mode ground`, `instance_mask` (1 x R x R int64) with `--objects` above 1, and `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a
-    subset. With DataLoader workers and ranks (explicit, else torch.distributed, else RANK / WORLD_SIZE)
+    with `--placement-mode ground`, `instance_mask` (1 x R x R int64 object ids) with `--objects` above 1, and
+    `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a subset. With DataLoader workers and ranks (explicit, else torch.distributed, else RANK / WORLD_SIZE)
     every row is read exactly once per epoch; `shuffle=True` gives a seeded order that changes with
     `set_epoch`. `mix_units` record batches / row groups are shuffled together per worker.
     """
