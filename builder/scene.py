@@ -166,12 +166,18 @@ class SceneImages:
     visible: list[np.ndarray]
     mask: np.ndarray  # uint8 255 on the union of the visible pixels
     instances: np.ndarray
+    boxes: list[tuple[slice, slice]]  # each object's placed box, where all its pixels lie
 
     def bbox(self, k: int) -> list[int]:
-        return mask_bbox(self.visible[k])
+        """The box of object k's visible pixels (searched in its placed box only: the same, faster)."""
+        rows, cols = self.boxes[k]
+        box = mask_bbox(self.visible[k][rows, cols])
+        return [box[0] + cols.start, box[1] + rows.start, box[2] + cols.start, box[3] + rows.start] if any(box) \
+            else box
 
     def occlusion(self, k: int) -> float:
-        return occlusion(self.footprints[k], self.visible[k])
+        rows, cols = self.boxes[k]
+        return occlusion(self.footprints[k][rows, cols], self.visible[k][rows, cols])
 
 
 def paste_scene(background: np.ndarray, scene: Scene, cutouts: list[np.ndarray], threshold: int) -> SceneImages:
@@ -187,7 +193,9 @@ def paste_scene(background: np.ndarray, scene: Scene, cutouts: list[np.ndarray],
                    obj.placement)
     visible = visible_layers([unhidden(obj, f) for obj, f in zip(objects, footprints)], order)
     instances = instance_mask(visible)
-    return SceneImages(image, footprints, visible, binary(instances > 0), instances)
+    boxes = [(slice(o.placement.y, o.placement.y + o.placement.height),
+              slice(o.placement.x, o.placement.x + o.placement.width)) for o in objects]
+    return SceneImages(image, footprints, visible, binary(instances > 0), instances, boxes)
 
 
 def object_cells(scene: Scene, images: SceneImages, with_ground: bool) -> list[dict]:
