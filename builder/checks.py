@@ -19,7 +19,7 @@ from builder.composite import composite, mask_bbox, placed_foreground, placed_ma
 from builder.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale, hide,
                               nearer_scenery, occlusion, place_on_ground)
 from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
-from builder.scene import Scene, SceneImages, draw_scene, paste_scene, placer, scene_object
+from builder.scene import Scene, SceneImages, SceneObject, draw_scene, paste_scene, placer, scene_object
 from builder.scene_checks import objects_problems, scene_mask_problems
 from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 from builder.settings import Manifest
@@ -289,7 +289,7 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
     return RowResult(problems, stats)
 
 
-def expected_scene(ref: Reference, sample_id: int, first, split: str) -> tuple[Scene, SceneImages] | None:
+def expected_scene(ref: Reference, sample_id: int, first: SceneObject, split: str) -> tuple[Scene, SceneImages] | None:
     """The row's objects re-derived from the seed and pasted over the stored background (None: an input is
     unavailable)."""
     s, bg_id = ref.settings, ref.space.decompose(sample_id)[0]
@@ -308,7 +308,8 @@ def expected_scene(ref: Reference, sample_id: int, first, split: str) -> tuple[S
     return scene, paste_scene(ref.backgrounds[bg_id], scene, cutouts, s.mask_threshold)
 
 
-def scene_problems(ref: Reference, row: dict, first, split: str, with_images: bool, stats: StatsBook) -> list[str]:
+def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, with_images: bool,
+                   stats: StatsBook) -> list[str]:
     """A several-object row: every object re-derived (draws, paste order, depth test), then with images the
     union mask, instance mask, object 1's amodal mask and the composite."""
     s, where = ref.settings, f"sample_id {row['sample_id']}"

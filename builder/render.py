@@ -62,6 +62,10 @@ class RenderContext:
         return self._grounds[bg_id]
 
     @functools.cached_property
+    def foreground_shapes(self) -> list[tuple[int, int]]:
+        return [fg.shape[:2] for fg in self.inputs.foregrounds]
+
+    @functools.cached_property
     def split_foregrounds(self) -> dict[str, tuple[int, ...]]:
         """Split -> its cut-outs (a scene's further objects come from its row's split only)."""
         return {split: self.plan.foregrounds(split) for split in self.plan.splits}
@@ -125,10 +129,9 @@ def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: Groun
     s, (bg_id, fg_id, flip, _) = ctx.settings, ctx.space.decompose(index)
     ground = ctx.background_ground(bg_id) if geometry else None
     cache = ctx.foreground_cache
-    shapes = [fg.shape[:2] for fg in ctx.inputs.foregrounds]
     split_foregrounds = ctx.split_foregrounds[ctx.plan.split_of(bg_id, fg_id)]
     scene = draw_scene(scene_object(fg_id, flip, placement, geometry, ground), s.seed, index, s.object_range,
-                       split_foregrounds, placer(s, index, shapes, cache.placed, ground),
+                       split_foregrounds, placer(s, index, ctx.foreground_shapes, cache.placed, ground),
                        lambda o: cache.placed(o.fg_id, o.flip, o.placement), s.resolution, s.mask_threshold)
     images = paste_scene(ctx.inputs.backgrounds[bg_id], scene,
                          [cache.placed(o.fg_id, o.flip, o.placement) for o in scene.objects], s.mask_threshold)

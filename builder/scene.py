@@ -13,7 +13,7 @@ scenery leaves it; otherwise it is redrawn, at most MAX_TRIES draws in all, then
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -63,8 +63,8 @@ def scene_object(fg_id: int, flip: int, placement: Placement, geometry: GroundPl
     return SceneObject(fg_id, flip, placement, foot, geometry.hidden, float(ground.disparity[foot[1], foot[0]]))
 
 
-def placer(settings: ContentSettings, index: int, shapes: list[tuple[int, int]], cutout_at: Callable,
-           ground: BackgroundGround | None) -> Place:
+def placer(settings: ContentSettings, index: int, shapes: Mapping[int, tuple[int, int]] | Sequence[tuple[int, int]],
+           cutout_at: Callable, ground: BackgroundGround | None) -> Place:
     """How row `index` places a further object (`shapes[fg_id]`: the cut-out's (height, width);
     `cutout_at(fg_id, flip, placement)`: it placed): uniformly, or standing on `ground` (ground mode)."""
     s = settings
