@@ -161,3 +161,10 @@ def test_card_counts_objects_and_loader_gives_integer_instances(scene_runs):
     assert first["instance_mask"].dtype == torch.int64 and first["instance_mask"].shape == (1, R, R)
     stored = next(r for r in samples if r["sample_id"] == first["sample_id"])
     assert np.array_equal(first["instance_mask"][0].numpy(), pixels(stored["instance_mask"]))
+
+
+def test_depth_is_estimated_on_the_final_composite(tmp_path, small_args):
+    """The tiny random model: its depth of every stored composite (several objects) re-run by verify."""
+    out = tmp_path / "out"
+    run_generate(out, *small_args, "--resolution", str(R), "--objects", "2-3")
+    assert verify(out, depth_rows=3).ok
