@@ -88,7 +88,7 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
     def _info(self):
         content = self._generate_config().content
         return datasets.DatasetInfo(features=features(self.config.name, content.with_depth, content.with_augment,
-                                                        content.with_ground))
+                                                        content.with_ground, content.with_objects))
 
     def _split_generators(self, dl_manager):
         config = self._generate_config()

@@ -37,13 +37,26 @@ class Column:
     depth: bool = False  # part of the depth block, absent with --no-depth
     augment: bool = False  # an augmentation column, present only with --augment other than none
     ground: bool = False  # a scene-geometry column, present only with --placement-mode ground
+    objects: bool = False  # a several-objects column, present only with --objects above 1
 
-    def feature(self):
+    def feature(self, with_ground: bool = False):
         if self.dtype == "image":
             return datasets.Image()
         if self.dtype == "box":
             return datasets.List(datasets.Value("int32"), length=4)
+        if self.dtype == "objects":
+            return datasets.List(object_struct(with_ground))
         return datasets.Value(self.dtype)
+
+
+def object_struct(with_ground: bool) -> dict:
+    """One entry of `objects` (builder.scene): a cut-out of the composite, where it is and how much is hidden."""
+    fields = {"fg_id": datasets.Value("int32"), "flip": datasets.Value("bool"), "x": datasets.Value("int32"),
+              "y": datasets.Value("int32"), "scale": datasets.Value("float32"),
+              "bbox": datasets.List(datasets.Value("int32"), length=4), "occlusion": datasets.Value("float32")}
+    if with_ground:
+        fields.update(foot_x=datasets.Value("int32"), foot_y=datasets.Value("int32"))
+    return fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +66,23 @@ class ConfigSchema:
     columns: tuple[Column, ...]
     depth_source: str | None = None  # the image column whose depth the `depth` column holds
 
-    def active_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False) -> list[Column]:
+    def active_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False,
+                       with_objects: bool = False) -> list[Column]:
         return [c for c in self.columns if (with_depth or not c.depth) and (with_augment or not c.augment)
-                and (with_ground or not c.ground)]
+                and (with_ground or not c.ground) and (with_objects or not c.objects)]
 
-    def features(self, with_depth: bool = True, with_augment: bool = False,
-                 with_ground: bool = False) -> datasets.Features:
+    def features(self, with_depth: bool = True, with_augment: bool = False, with_ground: bool = False,
+                 with_objects: bool = False) -> datasets.Features:
         """Features of the config; `with_depth=False` is the `--no-depth` layout, `with_augment=True` adds the
         augmentation columns (`--augment` other than none), `with_ground=True` the scene-geometry columns
-        (`--placement-mode ground`)."""
-        return datasets.Features({c.name: c.feature()
-                                  for c in self.active_columns(with_depth, with_augment, with_ground)})
+        (`--placement-mode ground`), `with_objects=True` the instance columns (`--objects` above 1)."""
+        return datasets.Features({c.name: c.feature(with_ground) for c in
+                                  self.active_columns(with_depth, with_augment, with_ground, with_objects)})
 
-    def image_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False) -> list[Column]:
-        return [c for c in self.active_columns(with_depth, with_augment, with_ground) if c.image is not None]
+    def image_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False,
+                      with_objects: bool = False) -> list[Column]:
+        return [c for c in self.active_columns(with_depth, with_augment, with_ground, with_objects)
+                if c.image is not None]
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -113,10 +129,17 @@ def _ground_block() -> tuple[Column, ...]:
             Column("placement_mode", "string", ground=True))
 
 
+def _objects_block() -> tuple[Column, ...]:
+    """Every cut-out of a several-object composite (builder.scene); the columns above describe object 1."""
+    return (Column("objects", "objects", objects=True), Column("objects_redrawn", "int32", objects=True),
+            Column("objects_dropped", "int32", objects=True))
+
+
 DEFAULT = ConfigSchema("default", "sample_id", (
     Column("fg_bg", "image", ImageSpec("JPEG", "RGB", "fg_bg", grid="fg_bg")),
     Column("mask", "image", ImageSpec("PNG", "L", "mask", grid="mask")),
     Column("amodal_mask", "image", ImageSpec("PNG", "L", "amodal_mask", grid="amodal_mask"), ground=True),
+    Column("instance_mask", "image", ImageSpec("PNG", "L", "instance_mask"), objects=True),
     Column("alpha", "image", ImageSpec("PNG", "L", "alpha", grid="alpha"), augment=True),
     *_depth_block("depth", grid="depth"),
     Column("sample_id", "int64"),
@@ -128,6 +151,7 @@ DEFAULT = ConfigSchema("default", "sample_id", (
     Column("scale", "float32"),
     Column("bbox", "box"),
     *_ground_block(),
+    *_objects_block(),
     *_augment_block(),
 ), depth_source="fg_bg")
 BACKGROUNDS = ConfigSchema("backgrounds", "bg_id", (
@@ -151,7 +175,7 @@ GRID_COLUMNS = {c.image.grid: (s.name, c.name) for s in SCHEMAS for c in s.colum
 
 
 def features(config_name: str, with_depth: bool = True, with_augment: bool = False,
-             with_ground: bool = False) -> datasets.Features:
+             with_ground: bool = False, with_objects: bool = False) -> datasets.Features:
     if config_name not in SCHEMA_BY_NAME:
         raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
-    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, with_ground)
+    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, with_ground, with_objects)

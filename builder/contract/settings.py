@@ -17,7 +17,7 @@ DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
 # in the manifest only when not at their defaults, so datasets made before them keep their manifest
-SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits")
+SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits", "objects")
 # in the manifest only with --placement-mode ground
 GROUND_KEYS = ("placement_mode", "bg_depth_kind")
 PLACEMENT_MODES = ("uniform", "ground")
@@ -31,6 +31,7 @@ AUGMENT_PRESETS = {
                   "fg_rotation": 15.0, "fg_jitter": 0.15, "harmonize": 0.5},
 }
 AUGMENT_KEYS = tuple(AUGMENT_PRESETS["none"])
+MAX_OBJECTS = 255  # instance_mask is PNG L: one level per object, 0 for the background
 
 
 def _count_or_auto(text: str) -> int | str:
@@ -88,6 +89,8 @@ class ContentSettings:
                                              "hidden by nearer scenery)", choices=PLACEMENT_MODES)
     bg_depth_kind: str = _option("disparity", "what --bg-depth-dir maps hold: disparity (larger = nearer) or depth "
                                               "(distance; 0 = unknown)", choices=("disparity", "depth"))
+    objects: str = _option("1", "cut-outs per composite: N, or A-B (drawn per row); the row's own cut-out is the "
+                                f"first, the others come from its split's cut-outs (at most {MAX_OBJECTS})")
 
     def __post_init__(self):
         preset = AUGMENT_PRESETS.get(self.augment, AUGMENT_PRESETS["none"])
@@ -130,7 +133,7 @@ class ContentSettings:
             problems.append(f"--bg-depth-kind {self.bg_depth_kind!r}: use disparity or depth")
         if self.depth_bits not in DEPTH_BITS:
             problems.append(f"--depth-bits {self.depth_bits}: use " + " or ".join(map(str, DEPTH_BITS)))
-        return problems + self.augment_problems()
+        return problems + self.augment_problems() + self.objects_problems()
 
     def split_problems(self, n_bg: int, n_fg: int) -> list[str]:
         """Held-out counts that leave no input on one side, known once the inputs are counted."""
@@ -141,7 +144,29 @@ class ContentSettings:
             if held >= count > 0:
                 problems.append(f"--{key.replace('_', '-')} {held} leaves no {what} for train (there are {count}); "
                                 f"hold out at most {count - 1}")
+        held = self.validation_foregrounds
+        fewest = min(n_fg - held, held) if 0 < held < n_fg else n_fg
+        if self.object_range[1] > fewest > 0:
+            problems.append(f"--objects {self.objects}: a composite holds distinct cut-outs of its split, and a split "
+                            f"has only {fewest}; use at most {fewest} objects, or add cut-outs")
         return problems
+
+    def objects_problems(self) -> list[str]:
+        text = f"--objects {self.objects!r}"
+        try:
+            low, high = self.object_range
+        except ValueError:
+            return [f"{text}: give a count N or a range A-B of whole numbers, e.g. --objects 2-3"]
+        if low < 1:
+            return [f"{text}: every composite holds at least its own cut-out; use 1 or more"]
+        if low > high:
+            return [f"{text}: the range runs backwards; write it as {high}-{low}"]
+        if high > MAX_OBJECTS:
+            return [f"{text}: instance_mask has {MAX_OBJECTS} object levels; use at most {MAX_OBJECTS}"]
+        if high > 1 and self.with_augment:
+            return [f"{text} with --augment {self.augment}: several cut-outs per augmented composite are not "
+                    "supported yet; drop --augment or use --objects 1"]
+        return []
 
     def augment_problems(self) -> list[str]:
         if self.augment not in AUGMENT_PRESETS:
@@ -176,6 +201,17 @@ class ContentSettings:
     @property
     def blend_mode_list(self) -> list[str]:
         return [mode.strip() for mode in self.blend_modes.split(",") if mode.strip()]
+
+    @property
+    def object_range(self) -> tuple[int, int]:
+        """(fewest, most) cut-outs per composite; ValueError if --objects is neither N nor A-B."""
+        low, _, high = str(self.objects).strip().partition("-")
+        return int(low), int(high or low)
+
+    @property
+    def with_objects(self) -> bool:
+        """Several cut-outs per composite: the instance columns are present."""
+        return self.object_range[1] > 1
 
     @property
     def with_depth(self) -> bool:

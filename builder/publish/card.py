@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import io
 import string
 from pathlib import Path
@@ -123,11 +124,75 @@ def write_grids(store: OutputStore, tasks, side: int, blend_modes: list[str] | N
     if blend_modes:
         images = _read_blend_examples(store, tasks, blend_modes)
         grids["augment"] = _save_grid(store, "augment", images, side, len(images) // 2)
+    if (instances := _instance_grid(store, tasks, side)) is not None:
+        grids["instances"] = instances
     if "amodal_mask" in grids:  # ground mode: each composite beside its visible and its amodal mask
         default = [t for t in tasks if t.config_name == "default"]
         columns = [_read_spread_images(store, default, column, 4) for column in ("fg_bg", "mask", "amodal_mask")]
         grids["occlusion"] = _save_grid(store, "occlusion", [image for row in zip(*columns) for image in row], side, 3)
     return grids
+
+
+def coloured_instances(image: Image.Image) -> Image.Image:
+    """An instance mask in colour: the background black, object k in the k-th hue of a golden-ratio sequence (so
+    neighbouring ids differ clearly)."""
+    palette = np.array([(0, 0, 0)] + [[round(255 * c) for c in colorsys.hsv_to_rgb((k * 0.618034) % 1, 0.75, 1.0)]
+                                      for k in range(1, 256)], dtype=np.uint8)
+    return Image.fromarray(palette[np.asarray(image)], "RGB")
+
+
+def _instance_grid(store: OutputStore, tasks, side: int) -> str | None:
+    """--objects above 1: composites, each beside its instance mask in colour (None without instance masks)."""
+    default = [t for t in tasks if t.config_name == "default"]
+    try:
+        masks = _read_spread_images(store, default, "instance_mask", 8)
+    except KeyError:
+        return None
+    composites = _read_spread_images(store, default, "fg_bg", 8)
+    return _save_grid(store, "instances", [image for pair in zip(composites, map(coloured_instances, masks))
+                                           for image in pair], side, 4)
+
+
+def object_counts(store: OutputStore, tasks: list[ShardTask]) -> dict:
+    """--objects above 1: rows by their number of objects, redraws, drops and the mean visible fraction of an
+    object. Only the small columns are read (memory-mapped shards)."""
+    per_row: dict[int, int] = {}
+    counts = {"objects": 0, "redrawn": 0, "dropped": 0, "visible_sum": 0.0}
+    for task in (t for t in tasks if t.config_name == "default"):
+        with pa.memory_map(str(store.shard_path(task.name)), "r") as source:
+            for batch in pa.ipc.open_stream(source):
+                objects = batch.column("objects")
+                for n in objects.value_lengths().to_numpy():
+                    per_row[int(n)] = per_row.get(int(n), 0) + 1
+                occlusion = objects.flatten().field("occlusion").to_numpy().astype(np.float64)
+                counts["objects"] += len(occlusion)
+                counts["visible_sum"] += float((1 - occlusion).sum())
+                counts["redrawn"] += int(batch.column("objects_redrawn").to_numpy().sum())
+                counts["dropped"] += int(batch.column("objects_dropped").to_numpy().sum())
+    rows = sum(per_row.values())
+    return {"rows_by_objects": {str(n): per_row[n] for n in sorted(per_row)}, "objects": counts["objects"],
+            "objects_per_row": round(counts["objects"] / rows, 6) if rows else 0.0,
+            "mean_visible": round(counts["visible_sum"] / counts["objects"], 6) if counts["objects"] else 0.0,
+            "redrawn": counts["redrawn"], "dropped": counts["dropped"]}
+
+
+def objects_lines(settings, stats: dict) -> list[str]:
+    """What `--objects` did; nothing with one object per composite (the card stays as it was)."""
+    if not settings.with_objects:
+        return []
+    counts, low_high = stats.get("objects", {}), settings.object_range
+    by_count = ", ".join(f"{n}: {rows:,}" for n, rows in counts.get("rows_by_objects", {}).items())
+    order = "back to front by foot disparity" if settings.with_ground else "in drawing order"
+    return [
+        f"- objects: {low_high[0]} to {low_high[1]} cut-outs per composite; object 1 is the row's own (the "
+        "top-level columns describe it), the others are drawn with `numpy.random.default_rng([seed, i, 3])` from "
+        f"the row's split's cut-outs (distinct) and pasted {order}; `mask` is the union of the visible objects, "
+        "`instance_mask` is k on the visible pixels of the k-th entry of `objects`",
+        f"  - rows by number of objects: {by_count}; {counts.get('objects_per_row', 0):.2f} objects per row, mean "
+        f"visible fraction of an object {counts.get('mean_visible', 0):.3f}; an object leaving another (or itself) "
+        f"less than {geometry.MIN_VISIBLE:.0%} visible is redrawn (at most {geometry.MAX_TRIES} draws), then "
+        f"dropped: {counts.get('redrawn', 0):,} redraws, {counts.get('dropped', 0):,} drops",
+    ]
 
 
 def _tally(markers: list[DoneMarker]) -> dict:
@@ -226,7 +291,8 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
                      "features": features(name, with_depth, manifest.settings.with_augment,
-                                          manifest.settings.with_ground)._to_yaml_list(),
+                                          manifest.settings.with_ground,
+                                          manifest.settings.with_objects)._to_yaml_list(),
                      "splits": splits[name],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
     header = {
@@ -255,6 +321,7 @@ def provenance(manifest: Manifest, stats: dict) -> str:
              f"- shard size: {settings.shard_size} rows"]
     lines += augmentation_lines(settings)
     lines += ground_lines(settings, stats)
+    lines += objects_lines(settings, stats)
     if model:
         lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), input "
                      f"{settings.depth_input_size} x {settings.depth_input_size} (bicubic), prediction resized "
@@ -277,7 +344,7 @@ def configs_table(settings, stats: dict) -> str:
     for schema in SCHEMAS:
         columns = ", ".join(f"`{c.name}`" + (f" ({c.image.format} {c.image.mode})" if c.image else "")
                             for c in schema.active_columns(settings.with_depth, settings.with_augment,
-                                                             settings.with_ground))
+                                                             settings.with_ground, settings.with_objects))
         lines.append(f"| `{schema.name}` | {stats['rows'][schema.name]:,} | {columns} |")
     return "\n".join(lines)
 
@@ -394,6 +461,8 @@ def write_card(store: OutputStore, tasks: list[ShardTask]) -> dict:
     settings = manifest.settings
     if settings.with_ground:
         stats["placement"] = placement_counts(store, tasks)
+    if settings.with_objects:
+        stats["objects"] = object_counts(store, tasks)
     grids = write_grids(store, [t for t in tasks if t.name.split == TRAIN], side=min(settings.resolution, 256),
                         blend_modes=settings.blend_mode_list if settings.with_augment else None)
     splits = list(dict.fromkeys(t.name.split for t in tasks))

@@ -75,8 +75,13 @@ def mask_bbox(mask: np.ndarray) -> list[int]:
 def composite(bg: np.ndarray, fg_placed: np.ndarray, placement: Placement) -> np.ndarray:
     """Alpha-over on the pasted region only: out = fg_premultiplied + bg * (255 - a) / 255, rounded."""
     out = bg.copy()
+    paste_over(out, fg_placed, placement)
+    return out
+
+
+def paste_over(out: np.ndarray, fg_placed: np.ndarray, placement: Placement) -> None:
+    """`composite` in place (a scene pastes several cut-outs into one copy of the background)."""
     region = out[placement.y:placement.y + placement.height, placement.x:placement.x + placement.width]
     alpha = fg_placed[..., 3:4].astype(np.uint16)
     background_part = (region.astype(np.uint16) * (255 - alpha) + 127) // 255
     region[:] = np.minimum(background_part + fg_placed[..., :3], 255)
-    return out

@@ -172,14 +172,15 @@ class GroundPlacement:
 
 def place_on_ground(bg: BackgroundGround, feet: np.ndarray, seed: int, index: int, fg_shape: tuple[int, int],
                     scale_min: float, scale_max: float, alpha_at: Callable[[Placement], np.ndarray],
-                    threshold: int) -> GroundPlacement | None:
+                    threshold: int, rng: np.random.Generator | None = None) -> GroundPlacement | None:
     """Sample `index`'s foot drawn uniformly from `feet` (see `feasible_feet`) with `default_rng([seed, index,
-    2])`, a stream of its own; redrawn while less than MIN_VISIBLE of the mask is visible, at most MAX_TRIES
-    draws, the most visible kept. `alpha_at(placement)` is the placed cut-out's alpha. None: no feasible foot."""
+    2])`, a stream of its own (or `rng`: a scene's further cut-outs); redrawn while less than MIN_VISIBLE of the
+    mask is visible, at most MAX_TRIES draws, the most visible kept. `alpha_at(placement)` is the placed
+    cut-out's alpha. None: no feasible foot."""
     if not bg.usable or feet.size == 0:
         return None
     resolution = bg.disparity.shape[0]
-    rng = np.random.default_rng([seed, index, 2])
+    rng = np.random.default_rng([seed, index, 2]) if rng is None else rng
     best, best_visible = None, -1.0
     for tries in range(1, MAX_TRIES + 1):
         foot_y, foot_x = divmod(int(feet[int(rng.integers(0, feet.size))]), resolution)

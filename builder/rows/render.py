@@ -9,15 +9,15 @@ import functools
 
 import numpy as np
 
-from builder.contract.plan import Placement, SampleSpace, SplitPlan, draw_placement
-from builder.contract.settings import ContentSettings
-from builder.rows.assets import Inputs
-from builder.rows.augment import augmented_composite, draw_augmentation
-from builder.rows.composite import ForegroundCache, composite, mask_bbox, placed_mask
-from builder.rows.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
-from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion,
-                                   place_on_ground)
-from builder.rows.stats import StatsBook, binary_mask_moments, moments_from_histogram
+from builder.assets import Inputs
+from builder.augment import augmented_composite, draw_augmentation
+from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
+from builder.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
+from builder.geometry import BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion, place_on_ground
+from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement
+from builder.scene import binary, draw_scene, object_cells, paste_scene, placer, scene_object
+from builder.settings import ContentSettings
+from builder.stats import StatsBook, binary_mask_moments, label_mask_moments, moments_from_histogram
 
 Rendered = tuple[dict, "np.ndarray | None"]
 
@@ -61,6 +61,15 @@ class RenderContext:
             self._grounds[bg_id] = BackgroundGround.of(maps[bg_id])
         return self._grounds[bg_id]
 
+    @functools.cached_property
+    def foreground_shapes(self) -> list[tuple[int, int]]:
+        return [fg.shape[:2] for fg in self.inputs.foregrounds]
+
+    @functools.cached_property
+    def split_foregrounds(self) -> dict[str, tuple[int, ...]]:
+        """Split -> its cut-outs (a scene's further objects come from its row's split only)."""
+        return {split: self.plan.foregrounds(split) for split in self.plan.splits}
+
     def ground_placement(self, index: int) -> GroundPlacement:
         """Sample `index` standing on its background's ground, or placed uniformly where there is too little."""
         s = self.settings
@@ -88,7 +97,9 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     placed = ctx.foreground_cache.placed(fg_id, flip, placement)
     background = ctx.inputs.backgrounds[bg_id]
     pixels = settings.resolution * settings.resolution
-    if settings.with_augment:
+    if settings.with_objects:
+        image, mask, amodal, first, extra = _scene(ctx, index, placement, geometry, stats)
+    elif settings.with_augment:
         image, mask, amodal, extra = _augmented(settings, index, background, placed, placement, geometry, stats)
     else:
         visible = hide(placed, placement, geometry.hidden) if geometry and geometry.hidden is not None else placed
@@ -96,17 +107,41 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
         mask = placed_mask(visible, placement, settings.resolution, settings.mask_threshold)
         amodal = placed_mask(placed, placement, settings.resolution, settings.mask_threshold) \
             if visible is not placed else mask
+    if not settings.with_objects:
+        first = mask  # object 1's visible pixels: the top-level columns describe it
     if geometry:
-        extra.update(_ground_columns(geometry, mask, amodal, stats))
+        extra.update(_ground_columns(geometry, first, amodal, stats))
     jpeg = encode_jpeg(image, settings.jpeg_quality)
     stored = decode_image(jpeg)  # depth and statistics see the composite exactly as users will
     png = encode_png(mask)
     row = {"fg_bg": image_cell(jpeg), "mask": image_cell(png), "sample_id": index, "bg_id": bg_id,
            "fg_id": fg_id, "flip": bool(flip), "x": placement.x, "y": placement.y, "scale": placement.scale,
-           "bbox": mask_bbox(mask), **extra}
+           "bbox": mask_bbox(first), **extra}
     stats["fg_bg"].add_moments(*moments_from_histogram(stored.histogram(), 3), pixels, len(jpeg))
     stats["mask"].add_moments(*binary_mask_moments(mask), pixels, len(png))
     return row, (np.asarray(stored) if settings.with_depth else None)
+
+
+def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: GroundPlacement | None,
+           stats: StatsBook) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(composite, union mask, object 1's footprint, object 1's visible pixels, the instance columns) of a
+    several-object row: masks as uint8 0/255."""
+    s, (bg_id, fg_id, flip, _) = ctx.settings, ctx.space.decompose(index)
+    ground = ctx.background_ground(bg_id) if geometry else None
+    cache = ctx.foreground_cache
+    split_foregrounds = ctx.split_foregrounds[ctx.plan.split_of(bg_id, fg_id)]
+    scene = draw_scene(scene_object(fg_id, flip, placement, geometry, ground), s.seed, index, s.object_range,
+                       split_foregrounds, placer(s, index, ctx.foreground_shapes, cache.placed, ground),
+                       lambda o: cache.placed(o.fg_id, o.flip, o.placement), s.resolution, s.mask_threshold)
+    images = paste_scene(ctx.inputs.backgrounds[bg_id], scene,
+                         [cache.placed(o.fg_id, o.flip, o.placement) for o in scene.objects], s.mask_threshold)
+    png = encode_png(images.instances)
+    areas = [int(np.count_nonzero(layer)) for layer in images.visible]
+    stats["instance_mask"].add_moments(*label_mask_moments(areas), images.instances.size, len(png))
+    first, amodal = binary(images.visible[0]), binary(images.footprints[0])
+    columns = {"instance_mask": image_cell(png), "objects": object_cells(scene, images, geometry is not None),
+               "objects_redrawn": scene.redrawn, "objects_dropped": scene.dropped}
+    return images.image, images.mask, amodal, first, columns
 
 
 def _ground_columns(geometry: GroundPlacement, mask: np.ndarray, amodal: np.ndarray, stats: StatsBook) -> dict:

@@ -41,6 +41,12 @@ def binary_mask_moments(mask: np.ndarray, value: int = 255) -> tuple[list[int], 
     return [value * on], [value * value * on]
 
 
+def label_mask_moments(areas: list[int]) -> tuple[list[int], list[int]]:
+    """Moments of a single-channel label image that is k on `areas[k - 1]` pixels and 0 elsewhere."""
+    return ([sum(k * a for k, a in enumerate(areas, start=1))],
+            [sum(k * k * a for k, a in enumerate(areas, start=1))])
+
+
 @dataclasses.dataclass
 class ImageStats:
     """Integer sums (Python ints never overflow), so merging shards and processes is exact."""

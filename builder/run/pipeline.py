@@ -61,7 +61,8 @@ class Job:
     def schema(self, config_name: str) -> pa.Schema:
         settings = self.settings
         return CONFIG_BY_NAME[config_name].schema.features(settings.with_depth, settings.with_augment,
-                                                           settings.with_ground).arrow_schema
+                                                           settings.with_ground,
+                                                           settings.with_objects).arrow_schema
 
     def manifest(self) -> Manifest:
         model = (ModelRecord(self.settings.depth_model, self.estimator.revision,

@@ -30,6 +30,7 @@ DEPTH_MODES = ("unit", "raw")
 IMAGE_OUTPUTS = ("bg", "fg_bg", "mask", "depth", "alpha", "amodal_mask")
 ID_OUTPUTS = ("sample_id", "bg_id", "fg_id")
 TENSOR_OUTPUTS = ("occlusion",)  # --placement-mode ground: a float32 scalar tensor per row
+INSTANCE_OUTPUTS = ("instance_mask",)  # --objects above 1: 1 x R x R int64, k on object k, 0 background
 MIX_UNITS = 8  # units whose rows a worker shuffles together: consecutive rows share a background
 
 
@@ -203,6 +204,11 @@ def decode_unit_image(data: bytes) -> torch.Tensor:
     return torch.from_numpy(_pixels(data, "L").astype(np.float32)).unsqueeze(0).div_(255)
 
 
+def decode_instance_mask(data: bytes) -> torch.Tensor:
+    """`instance_mask` (PNG L) as 1 x R x R int64 object ids: usable as indices and class targets as is."""
+    return torch.from_numpy(_pixels(data, "L").astype(np.int64)).unsqueeze(0)
+
+
 def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tensor:
     """The depth PNG (16-bit, or 8-bit with --depth-bits 8) as 1 x R x R float32: per-image [0, 1], or the
     model's raw disparity."""
@@ -224,7 +230,8 @@ def _columns_for(outputs: tuple[str, ...]) -> list[str]:
 
 def choose_outputs(columns, stored: list[str]) -> tuple[str, ...]:
     """The requested outputs (default: all the dataset has), refusing any it cannot give."""
-    available = [name for name in IMAGE_OUTPUTS + TENSOR_OUTPUTS + ID_OUTPUTS if name == "bg" or name in stored]
+    available = [name for name in IMAGE_OUTPUTS + INSTANCE_OUTPUTS + TENSOR_OUTPUTS + ID_OUTPUTS
+                 if name == "bg" or name in stored]
     if columns is None:
         return tuple(available)
     missing = [name for name in columns if name not in available]
@@ -276,7 +283,8 @@ class FgBgDepthDataset(torch.utils.data.IterableDataset):
             order = np.arange(table.num_rows)
             if self.shuffle:
                 order = np.random.default_rng([self.seed, self.epoch, group[0]]).permutation(order)
-            rows = {name: _image_bytes(table, name) if name in IMAGE_OUTPUTS else table.column(name).to_pylist()
+            rows = {name: _image_bytes(table, name) if name in IMAGE_OUTPUTS + INSTANCE_OUTPUTS
+                    else table.column(name).to_pylist()
                     for name in table.column_names}
             for i in order:
                 yield self._tensors(rows, int(i), bg_cache)
@@ -295,6 +303,8 @@ class FgBgDepthDataset(torch.utils.data.IterableDataset):
                 out[name] = decode_depth(rows[name][i], rows["depth_min"][i], rows["depth_max"][i], self.depth)
             elif name in IMAGE_OUTPUTS:
                 out[name] = decode_unit_image(rows[name][i])
+            elif name in INSTANCE_OUTPUTS:
+                out[name] = decode_instance_mask(rows[name][i])
             elif name in TENSOR_OUTPUTS:
                 out[name] = torch.tensor(rows[name][i], dtype=torch.float32)
             else:
@@ -319,9 +329,9 @@ def torch_dataset(path_or_repo: str | os.PathLike, split: str = "train", *, dept
     mean/std from the dataset's stats.json), `mask` (1 x R x R, 0 or 1), `depth` (1 x R x R: `depth="unit"`
     gives png / peak in [0, 1] (peak 65535, or 255 with --depth-bits 8), `depth="raw"` the model's disparity
     depth_min + png / peak * (max - min); absent without depth), `alpha` when stored, `amodal_mask` (1 x R x R)
-    and `occlusion` (a float32 scalar)
-    with `--placement-mode ground`, and `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a
-    subset. With DataLoader workers and ranks (explicit, else torch.distributed, else RANK / WORLD_SIZE)
+    and `occlusion` (a float32 scalar) with `--placement-mode ground`, `instance_mask` (1 x R x R int64 object
+    ids) with `--objects` above 1, and `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a subset. With
+    DataLoader workers and ranks (explicit, else torch.distributed, else RANK / WORLD_SIZE)
     every row is read exactly once per epoch; `shuffle=True` gives a seeded order that changes with
     `set_epoch`. `mix_units` record batches / row groups are shuffled together per worker.
     """

@@ -15,14 +15,16 @@ import math
 import numpy as np
 from PIL import Image
 
-from builder.contract.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
-from builder.contract.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
-from builder.contract.settings import Manifest
-from builder.rows.augment import Augmentation, augmented_composite, draw_augmentation
-from builder.rows.composite import composite, mask_bbox, placed_foreground, placed_mask
-from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale,
-                                   hide, nearer_scenery, occlusion, place_on_ground)
-from builder.rows.stats import StatsBook
+from builder.augment import Augmentation, augmented_composite, draw_augmentation
+from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
+from builder.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale, hide,
+                              nearer_scenery, occlusion, place_on_ground)
+from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
+from builder.scene import Scene, SceneImages, SceneObject, draw_scene, paste_scene, placer, scene_object
+from builder.scene_checks import objects_problems, scene_mask_problems
+from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
+from builder.settings import Manifest
+from builder.stats import StatsBook
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,13 +281,62 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
     if s.with_augment:
         problems += augmentation_problems(ref, row, drawn)
     problems += depth_problems(ref, DEFAULT, row, with_images, stats, prefix=f"{where}: ")
-    if with_images:
+    if s.with_objects:
+        first = scene_object(fg_id, flip, drawn, expected if s.with_ground else None, ref.grounds.get(bg_id))
+        problems += scene_problems(ref, row, first, belongs or split, with_images, stats)
+    elif with_images:
         # The placement as recorded in the row (so a wrong row shows up as a wrong mask too).
         height, width = placed_size(stored[2] or 0.0, *foreground.shape[:2], s.resolution)
         placement = Placement(row["x"], row["y"], stored[2], width, height)
         hidden = row_hidden(ref, row) if s.with_ground else None
         problems += sample_image_problems(ref, row, placement, (bg_id, fg_id, flip), stats, hidden)
     return RowResult(problems, stats)
+
+
+def expected_scene(ref: Reference, sample_id: int, first: SceneObject, split: str) -> tuple[Scene, SceneImages] | None:
+    """The row's objects re-derived from the seed and pasted over the stored background (None: an input is
+    unavailable)."""
+    s, bg_id = ref.settings, ref.space.decompose(sample_id)[0]
+    foregrounds = ref.plan.foregrounds(split)
+    if bg_id not in ref.backgrounds or any(fg not in ref.foregrounds for fg in foregrounds):
+        return None
+    shapes = {fg: ref.foregrounds[fg].shape[:2] for fg in foregrounds}
+
+    def cutout_at(fg_id: int, flip: int, placement: Placement) -> np.ndarray:
+        return placed_foreground(ref.foregrounds[fg_id], bool(flip), placement)
+
+    ground = ref.grounds.get(bg_id) if s.with_ground else None
+    scene = draw_scene(first, s.seed, sample_id, s.object_range, foregrounds, placer(s, sample_id, shapes, cutout_at,
+                       ground), lambda o: cutout_at(o.fg_id, o.flip, o.placement), s.resolution, s.mask_threshold)
+    cutouts = [cutout_at(o.fg_id, o.flip, o.placement) for o in scene.objects]
+    return scene, paste_scene(ref.backgrounds[bg_id], scene, cutouts, s.mask_threshold)
+
+
+def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, with_images: bool,
+                   stats: StatsBook) -> list[str]:
+    """A several-object row: every object re-derived (draws, paste order, depth test), then with images the
+    union mask, instance mask, object 1's amodal mask and the composite."""
+    s, where = ref.settings, f"sample_id {row['sample_id']}"
+    derived = expected_scene(ref, row["sample_id"], first, split)
+    if derived is None:
+        return [f"{where}: an input of its scene is unavailable, cannot re-derive its objects"]
+    scene, images = derived
+    problems = objects_problems(row, scene, images, split, ref.plan.foregrounds(split), s.with_ground)
+    if not with_images:
+        return problems
+    decoded, r = {}, s.resolution
+    for column in ("mask", "instance_mask", "fg_bg") + (("amodal_mask",) if s.with_ground else ()):
+        try:
+            decoded[column] = decode_checked(row[column], DEFAULT, column, (r, r), stats)
+        except ValueError as err:
+            problems.append(f"{where}: {column} {err}")
+    problems += scene_mask_problems(row, decoded, images)
+    if s.with_ground:
+        problems += amodal_problems(row, decoded, np.where(images.footprints[0], 255, 0).astype(np.uint8),
+                                    images.visible[0])
+    if "fg_bg" in decoded and (error := augmented_composite_error(decoded["fg_bg"], images.image, s.jpeg_quality)):
+        problems.append(f"{where}: {error}")
+    return problems
 
 
 def expected_ground(ref: Reference, sample_id: int, foreground: np.ndarray, flip: int) -> GroundPlacement:

@@ -153,7 +153,7 @@ class ShardCheck:
     def run(self, shard: Shard, sample: int | None, seed: int) -> None:
         settings = self.reference.settings
         expected = self.config.schema.features(settings.with_depth, settings.with_augment,
-                                              settings.with_ground).arrow_schema
+                                              settings.with_ground, settings.with_objects).arrow_schema
         try:
             schema = shard_schema(shard)
         except Exception as err:  # noqa: BLE001 - any unreadable file

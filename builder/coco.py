@@ -1,0 +1,91 @@
+"""COCO instance segmentation from a dataset's `default` rows (`scripts/export_coco.py`): one JSON per split with
+an RLE mask per visible object, and the composites as image files. Streams: rows are read one at a time and the
+JSON is assembled from two spooled parts, so memory stays flat however many rows there are.
+
+A row with several objects (`--objects`) gives one annotation per entry k of `objects` with visible pixels
+(`instance_mask == k`); a row with one cut-out gives one, its `mask`. Category = the cut-out's `source` file
+(id fg_id + 1: COCO keeps 0 for the background); image id = `sample_id`; annotation id = sample_id * 256 + k.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from builder.settings import MAX_OBJECTS
+
+
+def rle(mask: np.ndarray) -> dict:
+    """COCO's uncompressed RLE of a bool mask: run lengths in column-major order, starting with a run of 0s."""
+    flat = np.asarray(mask, dtype=bool).ravel(order="F")
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate(([0], edges, [flat.size]))
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0, *counts]
+    return {"counts": counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
+
+
+def _pixels(cell: dict) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(cell["bytes"])))
+
+
+def row_annotations(row: dict) -> list[dict]:
+    """The row's objects as COCO annotations (without a visible pixel: none)."""
+    objects = row.get("objects") or [{"fg_id": row["fg_id"]}]
+    instances = _pixels(row["instance_mask"]) if "instance_mask" in row else (_pixels(row["mask"]) > 0).astype(
+        np.uint8)
+    annotations = []
+    for k, obj in enumerate(objects, start=1):
+        layer = instances == k
+        area = int(layer.sum())
+        if area == 0:
+            continue
+        rows, cols = np.flatnonzero(layer.any(axis=1)), np.flatnonzero(layer.any(axis=0))
+        bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+        annotations.append({"id": row["sample_id"] * (MAX_OBJECTS + 1) + k, "image_id": row["sample_id"],
+                            "category_id": obj["fg_id"] + 1, "segmentation": rle(layer), "area": area,
+                            "bbox": bbox, "iscrowd": 0})
+    return annotations
+
+
+def categories(foregrounds: Iterable[dict]) -> list[dict]:
+    """One category per cut-out, named by its source file."""
+    return sorted(({"id": r["fg_id"] + 1, "name": r["source"], "supercategory": "cutout"} for r in foregrounds),
+                  key=lambda c: c["id"])
+
+
+def write_split(rows: Iterator[dict], split: str, folder: Path, cats: list[dict]) -> int:
+    """`folder/annotations/instances_<split>.json` and `folder/<split>/<sample_id>.jpg`; returns the rows. Image
+    cells come undecoded ({"bytes": ...})."""
+    (folder / split).mkdir(parents=True, exist_ok=True)
+    (folder / "annotations").mkdir(exist_ok=True)
+    count = 0
+    with tempfile.TemporaryFile("w+") as images, tempfile.TemporaryFile("w+") as annotations:
+        for row in rows:
+            name = f"{split}/{row['sample_id']:08d}.jpg"
+            (folder / name).write_bytes(row["fg_bg"]["bytes"])  # the stored JPEG, unchanged
+            height, width = _pixels(row["mask"]).shape[:2]
+            images.write(("," if count else "") + json.dumps(
+                {"id": row["sample_id"], "file_name": name, "width": width, "height": height}))
+            for annotation in row_annotations(row):
+                annotations.write(("," if annotations.tell() else "") + json.dumps(annotation))
+            count += 1
+        target = folder / "annotations" / f"instances_{split}.json"
+        with open(target.with_suffix(".tmp"), "w") as out:
+            out.write('{"info": {"description": "fgbg-depth composites"}, "images": [')
+            images.seek(0)
+            shutil.copyfileobj(images, out)
+            out.write('], "annotations": [')
+            annotations.seek(0)
+            shutil.copyfileobj(annotations, out)
+            out.write(f'], "categories": {json.dumps(cats)}}}')
+        target.with_suffix(".tmp").replace(target)
+    return count

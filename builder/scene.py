@@ -1,0 +1,211 @@
+"""Several cut-outs per composite (`--objects A-B`): which further cut-outs a row holds, where they go, in which
+order they are pasted, and which pixels of each stay visible. Pure functions shared by the renderer and verify.
+
+A scene's object 1 is the row's own cut-out, placed as a one-object row places it. The others are drawn from
+the row's own stream `default_rng([seed, index, 3])` (the existing streams are left untouched): first their
+count, then for each, which cut-out (distinct, from the row's split only), its flip and its placement (by the
+placement mode, from the same stream). Paste order: back to front by foot disparity in ground mode (a cut-out
+placed uniformly because its background has too little ground counts as nearest), drawing order otherwise.
+A drawn object is accepted when every object of the scene keeps at least MIN_VISIBLE of the pixels that nearer
+scenery leaves it; otherwise it is redrawn, at most MAX_TRIES draws in all, then dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from builder.composite import mask_bbox, paste_over
+from builder.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, GroundPlacement, feasible_feet, foot_of,
+                              hide, occlusion, place_on_ground)
+from builder.plan import Placement, draw_placement
+from builder.settings import ContentSettings
+
+SCENE_STREAM = 3  # default_rng([seed, index, 3]): the further objects of row `index`
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneObject:
+    """One pasted cut-out: which, where, and what scenery hides it (None: nothing, e.g. uniform placement)."""
+
+    fg_id: int
+    flip: int
+    placement: Placement
+    foot: tuple[int, int] | None  # ground mode: where it stands
+    hidden: np.ndarray | None  # R x R bool: scenery nearer than its foot
+    depth: float  # paste-order key: larger is nearer (its foot's disparity in ground mode, else 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    objects: tuple[SceneObject, ...]  # drawing order: object 1 first; instance id k is objects[k - 1]
+    redrawn: int  # draws rejected for hiding an object (or being hidden) below MIN_VISIBLE
+    dropped: int  # objects given up after MAX_TRIES draws
+
+
+# (cut-out, flip, rng) -> the object placed by the row's placement mode, drawing from rng
+Place = Callable[[int, int, np.random.Generator], SceneObject]
+# object -> its cut-out flipped, premultiplied and resized to its placement
+Cutout = Callable[[SceneObject], np.ndarray]
+
+
+def scene_object(fg_id: int, flip: int, placement: Placement, geometry: GroundPlacement | None,
+                 ground: BackgroundGround | None) -> SceneObject:
+    """An object from its placement (and, in ground mode, its foot): a cut-out placed uniformly in ground mode
+    (too little ground) is hidden by nothing, so it is pasted nearest."""
+    if geometry is None:
+        return SceneObject(fg_id, flip, placement, None, None, 0.0)
+    foot = (geometry.foot_x, geometry.foot_y)
+    if geometry.hidden is None or ground is None:
+        return SceneObject(fg_id, flip, placement, foot, None, float("inf"))
+    return SceneObject(fg_id, flip, placement, foot, geometry.hidden, float(ground.disparity[foot[1], foot[0]]))
+
+
+def placer(settings: ContentSettings, index: int, shapes: Mapping[int, tuple[int, int]] | Sequence[tuple[int, int]],
+           cutout_at: Callable, ground: BackgroundGround | None) -> Place:
+    """How row `index` places a further object (`shapes[fg_id]`: the cut-out's (height, width);
+    `cutout_at(fg_id, flip, placement)`: it placed): uniformly, or standing on `ground` (ground mode)."""
+    s = settings
+
+    def uniform(fg_id: int, rng: np.random.Generator) -> Placement:
+        return draw_placement(s.seed, index, *shapes[fg_id], s.resolution, s.scale_min, s.scale_max, rng=rng)
+
+    def place(fg_id: int, flip: int, rng: np.random.Generator) -> SceneObject:
+        if ground is None:
+            return scene_object(fg_id, flip, uniform(fg_id, rng), None, None)
+        feet = feasible_feet(ground, *shapes[fg_id], s.scale_min, s.scale_max)
+        geometry = place_on_ground(ground, feet, s.seed, index, shapes[fg_id], s.scale_min, s.scale_max,
+                                   lambda p: cutout_at(fg_id, flip, p)[..., 3], s.mask_threshold, rng=rng)
+        if geometry is None:
+            placement = uniform(fg_id, rng)
+            geometry = GroundPlacement(placement, *foot_of(placement), None, 0)
+        return scene_object(fg_id, flip, geometry.placement, geometry, ground)
+
+    return place
+
+
+def footprint(obj: SceneObject, cutout: np.ndarray, resolution: int, threshold: int) -> np.ndarray:
+    """R x R bool: the whole placed mask (alpha >= threshold), what scenery hides included (amodal)."""
+    p, out = obj.placement, np.zeros((resolution, resolution), dtype=bool)
+    out[p.y:p.y + p.height, p.x:p.x + p.width] = cutout[..., 3] >= threshold
+    return out
+
+
+def unhidden(obj: SceneObject, amodal: np.ndarray) -> np.ndarray:
+    """The footprint less the scenery nearer than the object's foot."""
+    return amodal & ~obj.hidden if obj.hidden is not None else amodal
+
+
+def paste_order(objects: tuple[SceneObject, ...] | list[SceneObject]) -> list[int]:
+    """Indices into `objects`, back to front: ascending depth key, drawing order among equals."""
+    return sorted(range(len(objects)), key=lambda k: objects[k].depth)
+
+
+def visible_layers(seen: list[np.ndarray], order: list[int]) -> list[np.ndarray]:
+    """Each object's visible pixels: what scenery leaves it (`seen`), less what objects pasted after it cover."""
+    visible = [np.zeros(0, dtype=bool)] * len(seen)
+    covered = np.zeros(seen[0].shape, dtype=bool)
+    for k in reversed(order):
+        visible[k] = seen[k] & ~covered
+        covered |= seen[k]
+    return visible
+
+
+def visible_shares(seen: list[np.ndarray], visible: list[np.ndarray]) -> list[float]:
+    """Share of what scenery leaves each object that the other objects leave too (1 for an empty footprint)."""
+    return [float(v.sum()) / total if (total := int(s.sum())) else 1.0 for s, v in zip(seen, visible)]
+
+
+def binary(layer: np.ndarray) -> np.ndarray:
+    """A bool layer as a mask image: uint8 255 where set, 0 elsewhere."""
+    return layer.view(np.uint8) * np.uint8(255)
+
+
+def instance_mask(visible: list[np.ndarray]) -> np.ndarray:
+    """uint8: k on the visible pixels of objects[k - 1], 0 on the background."""
+    out = np.zeros(visible[0].shape, dtype=np.uint8)
+    for k, layer in enumerate(visible, start=1):
+        out[layer] = k
+    return out
+
+
+def draw_scene(first: SceneObject, seed: int, index: int, object_range: tuple[int, int],
+               split_foregrounds: tuple[int, ...], place: Place, cutout: Cutout, resolution: int,
+               threshold: int) -> Scene:
+    """Row `index`'s objects, object 1 being `first` (see the module's docstring)."""
+    def seen_of(obj: SceneObject) -> np.ndarray:
+        return unhidden(obj, footprint(obj, cutout(obj), resolution, threshold))
+
+    rng = np.random.default_rng([seed, index, SCENE_STREAM])
+    count = int(rng.integers(object_range[0], object_range[1] + 1))
+    pool = [fg for fg in split_foregrounds if fg != first.fg_id]
+    objects, seen, redrawn, dropped = [first], [seen_of(first)], 0, 0
+    for _ in range(count - 1):
+        for tries in range(1, MAX_TRIES + 1):
+            fg_id = pool[int(rng.integers(0, len(pool)))]
+            candidate = place(fg_id, int(rng.integers(0, 2)), rng)
+            trial, trial_seen = [*objects, candidate], [*seen, seen_of(candidate)]
+            if min(visible_shares(trial_seen, visible_layers(trial_seen, paste_order(trial)))) >= MIN_VISIBLE:
+                objects, seen = trial, trial_seen
+                pool.remove(fg_id)
+                break
+        else:
+            dropped += 1
+        redrawn += tries - 1
+    return Scene(tuple(objects), redrawn, dropped)
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneImages:
+    """A scene pasted: the composite, each object's footprint and visible pixels, the union and instance masks."""
+
+    image: np.ndarray
+    footprints: list[np.ndarray]  # R x R bool, the whole placed mask (amodal)
+    visible: list[np.ndarray]
+    mask: np.ndarray  # uint8 255 on the union of the visible pixels
+    instances: np.ndarray
+    boxes: list[tuple[slice, slice]]  # each object's placed box, where all its pixels lie
+
+    def bbox(self, k: int) -> list[int]:
+        """The box of object k's visible pixels (searched in its placed box only: the same, faster)."""
+        rows, cols = self.boxes[k]
+        box = mask_bbox(self.visible[k][rows, cols])
+        return [box[0] + cols.start, box[1] + rows.start, box[2] + cols.start, box[3] + rows.start] if any(box) \
+            else box
+
+    def occlusion(self, k: int) -> float:
+        rows, cols = self.boxes[k]
+        return occlusion(self.footprints[k][rows, cols], self.visible[k][rows, cols])
+
+
+def paste_scene(background: np.ndarray, scene: Scene, cutouts: list[np.ndarray], threshold: int) -> SceneImages:
+    """Paste the objects back to front (`cutouts[k]`: objects[k] premultiplied at its size) with what nearer
+    scenery hides taken out, so nearer objects cover farther ones and nearer scenery covers both."""
+    objects, resolution = scene.objects, background.shape[0]
+    footprints = [footprint(obj, cut, resolution, threshold) for obj, cut in zip(objects, cutouts)]
+    order = paste_order(objects)
+    image = background.copy()
+    for k in order:
+        obj = objects[k]
+        paste_over(image, hide(cutouts[k], obj.placement, obj.hidden) if obj.hidden is not None else cutouts[k],
+                   obj.placement)
+    visible = visible_layers([unhidden(obj, f) for obj, f in zip(objects, footprints)], order)
+    instances = instance_mask(visible)
+    boxes = [(slice(o.placement.y, o.placement.y + o.placement.height),
+              slice(o.placement.x, o.placement.x + o.placement.width)) for o in objects]
+    return SceneImages(image, footprints, visible, binary(instances > 0), instances, boxes)
+
+
+def object_cells(scene: Scene, images: SceneImages, with_ground: bool) -> list[dict]:
+    """The `objects` column of a row (builder.schema.object_struct), in drawing order."""
+    cells = []
+    for k, obj in enumerate(scene.objects):
+        p = obj.placement
+        cell = {"fg_id": obj.fg_id, "flip": bool(obj.flip), "x": p.x, "y": p.y, "scale": p.scale,
+                "bbox": images.bbox(k), "occlusion": images.occlusion(k)}
+        if with_ground:
+            cell.update(foot_x=obj.foot[0], foot_y=obj.foot[1])
+        cells.append(cell)
+    return cells

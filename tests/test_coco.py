@@ -1,0 +1,61 @@
+"""builder.coco and scripts/export_coco.py: RLE as the reference reader decodes it, and a dataset with several
+objects per composite round-tripped through pycocotools (skipped only where pycocotools is not installed)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builder.coco import rle
+from tests.conftest import ROOT, env, read_config, run_generate
+
+mask_api = pytest.importorskip("pycocotools.mask")
+COCO = pytest.importorskip("pycocotools.coco").COCO
+EXPORT = ROOT / "scripts" / "export_coco.py"
+
+
+def test_rle_decodes_to_the_mask():
+    rng = np.random.default_rng(0)
+    for shape in ((5, 7), (16, 16), (3, 1)):
+        for mask in (rng.random(shape) > 0.5, np.ones(shape, bool), np.zeros(shape, bool)):
+            coded = mask_api.frPyObjects(rle(mask), *shape)
+            assert np.array_equal(mask_api.decode(coded).astype(bool), mask)
+
+
+def test_export_round_trips_through_pycocotools(tmp_path):
+    out, coco = tmp_path / "out", tmp_path / "coco"
+    run_generate(out, "--demo", "--no-depth", "--placements", "1", "--resolution", "64", "--objects", "2-3",
+                 "--placement-mode", "ground", "--validation-backgrounds", "1")
+    done = subprocess.run([sys.executable, str(EXPORT), str(out), str(coco)], capture_output=True, text=True,
+                          env=env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    sources = {r["fg_id"]: r["source"] for r in read_config(out, "foregrounds").to_pylist()}
+    rows = {r["sample_id"]: r for r in read_config(out, "default").to_pylist()}
+    seen = set()
+    for split in ("train", "validation"):
+        reader = COCO(str(coco / "annotations" / f"instances_{split}.json"))
+        assert {c["name"] for c in reader.loadCats(reader.getCatIds())} == set(sources.values())
+        for image_id, image in reader.imgs.items():
+            row, seen = rows[image_id], seen | {image_id}
+            assert (coco / image["file_name"]).read_bytes() == row["fg_bg"]["bytes"]
+            instances = np.asarray(Image.open(io.BytesIO(row["instance_mask"]["bytes"])))
+            annotations = reader.loadAnns(reader.getAnnIds(imgIds=[image_id]))
+            assert len(annotations) == len(row["objects"])
+            for k, (obj, annotation) in enumerate(zip(row["objects"], annotations), start=1):
+                assert np.array_equal(reader.annToMask(annotation).astype(bool), instances == k)
+                x0, y0, x1, y1 = obj["bbox"]
+                assert annotation["bbox"] == [x0, y0, x1 - x0, y1 - y0] and annotation["iscrowd"] == 0
+                assert annotation["area"] == int((instances == k).sum())
+                assert reader.cats[annotation["category_id"]]["name"] == sources[obj["fg_id"]]
+    assert seen == set(rows)
+
+
+def test_not_a_dataset_exits_2(tmp_path):
+    done = subprocess.run([sys.executable, str(EXPORT), str(tmp_path / "nothing"), str(tmp_path / "coco")],
+                          capture_output=True, text=True, env=env())
+    assert done.returncode == 2 and "not an fgbg-depth dataset" in done.stderr
