@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import datasets  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from builder.cli import run_command  # noqa: E402
-from builder.coco import categories, write_split  # noqa: E402
-from builder.errors import UsageError  # noqa: E402
+from builder.contract.cli import run_command  # noqa: E402
+from builder.contract.errors import UsageError  # noqa: E402
+from builder.publish.coco import categories, write_split  # noqa: E402
 
 UNDECODED = ("fg_bg", "mask", "instance_mask")
 COLUMNS = ("fg_bg", "mask", "instance_mask", "sample_id", "fg_id", "objects")

@@ -4,7 +4,7 @@ statistics), interleaved, on photographs; and the COCO export's time per row, sc
 
     python scripts/objects_cost.py [--photos DIR] [--resolution 224] [--rows 200] [--export-rows 1000]
 
-Photographs: --photos, else scikit-image's bundled ones (bench.inputs.photo_dir); 10 backgrounds, 10 cut-outs.
+Photographs: --photos, else scikit-image's bundled ones (builder.bench.inputs.photo_dir); 10 backgrounds, 10 cut-outs.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.inputs import photo_dir, photo_inputs  # noqa: E402
-from builder.assets import load_inputs  # noqa: E402
-from builder.render import RenderContext, render_sample  # noqa: E402
-from builder.schema import DEFAULT  # noqa: E402
-from builder.settings import ContentSettings, RunOptions  # noqa: E402
-from builder.stats import StatsBook  # noqa: E402
+from builder.bench.inputs import photo_dir, photo_inputs  # noqa: E402
+from builder.contract.schema import DEFAULT  # noqa: E402
+from builder.contract.settings import ContentSettings, RunOptions  # noqa: E402
+from builder.rows.assets import load_inputs  # noqa: E402
+from builder.rows.render import RenderContext, render_sample  # noqa: E402
+from builder.rows.stats import StatsBook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builder.contract.cli import print_error_once, run_command  # noqa: E402
 from builder.contract.errors import UsageError  # noqa: E402
-from builder.run.launch import (cpu_processes_dropped_by_accelerate, passive_openmp_waits,  # noqa: E402
-                                relaunch_cpu_processes)
+from builder.run.launch import cpu_processes_dropped_by_accelerate, passive_openmp_waits, relaunch_cpu_processes  # noqa: E402
 from builder.train.config import TrainConfig  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""builder.coco and scripts/export_coco.py: RLE as the reference reader decodes it, and a dataset with several
+"""builder.publish.coco and scripts/export_coco.py: RLE as the reference reader decodes it, and a dataset with several
 objects per composite round-tripped through pycocotools (skipped only where pycocotools is not installed)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.coco import rle
+from builder.publish.coco import rle
 from tests.conftest import ROOT, env, read_config, run_generate
 
 mask_api = pytest.importorskip("pycocotools.mask")

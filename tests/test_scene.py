@@ -1,14 +1,14 @@
-"""builder.scene on hand-made layers: paste order by disparity, visible pixels, instance ids, the union mask, and
+"""builder.rows.scene on hand-made layers: paste order by disparity, visible pixels, instance ids, the union mask, and
 the redraw and drop of hidden objects."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from builder.geometry import MAX_TRIES
-from builder.plan import Placement
-from builder.scene import (Scene, SceneObject, draw_scene, instance_mask, paste_order, paste_scene, visible_layers,
-                           visible_shares)
+from builder.contract.plan import Placement
+from builder.rows.geometry import MAX_TRIES
+from builder.rows.scene import (Scene, SceneObject, draw_scene, instance_mask, paste_order, paste_scene, visible_layers,
+                                visible_shares)
 
 R = 8
 

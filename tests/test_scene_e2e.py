@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from builder.composite import mask_bbox
-from builder.training import torch_dataset
-from builder.verify import verify
+from builder.rows.composite import mask_bbox
+from builder.train.loader import torch_dataset
+from builder.verify.runner import verify
 from tests.conftest import ROOT, read_config, run_generate, write_inputs
 
 R = 64

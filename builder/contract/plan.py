@@ -130,7 +130,7 @@ def placed_size(scale: float, fg_height: int, fg_width: int, resolution: int) ->
 def draw_placement(seed: int, index: int, fg_height: int, fg_width: int, resolution: int,
                    scale_min: float, scale_max: float, rng: np.random.Generator | None = None) -> Placement:
     """Sample `index`'s scale and position, drawn from a generator seeded by (seed, index) alone (or from `rng`:
-    the further cut-outs of a scene, builder.scene)."""
+    the further cut-outs of a scene, builder.rows.scene)."""
     rng = np.random.default_rng([seed, index]) if rng is None else rng
     scale = float(np.float32(rng.uniform(scale_min, scale_max)))
     height, width = placed_size(scale, fg_height, fg_width, resolution)

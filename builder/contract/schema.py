@@ -50,7 +50,7 @@ class Column:
 
 
 def object_struct(with_ground: bool) -> dict:
-    """One entry of `objects` (builder.scene): a cut-out of the composite, where it is and how much is hidden."""
+    """One entry of `objects` (builder.rows.scene): a cut-out of the composite, where it is and how much is hidden."""
     fields = {"fg_id": datasets.Value("int32"), "flip": datasets.Value("bool"), "x": datasets.Value("int32"),
               "y": datasets.Value("int32"), "scale": datasets.Value("float32"),
               "bbox": datasets.List(datasets.Value("int32"), length=4), "occlusion": datasets.Value("float32")}
@@ -130,7 +130,7 @@ def _ground_block() -> tuple[Column, ...]:
 
 
 def _objects_block() -> tuple[Column, ...]:
-    """Every cut-out of a several-object composite (builder.scene); the columns above describe object 1."""
+    """Every cut-out of a several-object composite (builder.rows.scene); the columns above describe object 1."""
     return (Column("objects", "objects", objects=True), Column("objects_redrawn", "int32", objects=True),
             Column("objects_dropped", "int32", objects=True))
 

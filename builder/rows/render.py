@@ -9,15 +9,16 @@ import functools
 
 import numpy as np
 
-from builder.assets import Inputs
-from builder.augment import augmented_composite, draw_augmentation
-from builder.composite import ForegroundCache, composite, mask_bbox, placed_mask
-from builder.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
-from builder.geometry import BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion, place_on_ground
-from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement
-from builder.scene import binary, draw_scene, object_cells, paste_scene, placer, scene_object
-from builder.settings import ContentSettings
-from builder.stats import StatsBook, binary_mask_moments, label_mask_moments, moments_from_histogram
+from builder.contract.plan import Placement, SampleSpace, SplitPlan, draw_placement
+from builder.contract.settings import ContentSettings
+from builder.rows.assets import Inputs
+from builder.rows.augment import augmented_composite, draw_augmentation
+from builder.rows.composite import ForegroundCache, composite, mask_bbox, placed_mask
+from builder.rows.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
+from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion,
+                                   place_on_ground)
+from builder.rows.scene import binary, draw_scene, object_cells, paste_scene, placer, scene_object
+from builder.rows.stats import StatsBook, binary_mask_moments, label_mask_moments, moments_from_histogram
 
 Rendered = tuple[dict, "np.ndarray | None"]
 

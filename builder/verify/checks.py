@@ -15,16 +15,16 @@ import math
 import numpy as np
 from PIL import Image
 
-from builder.augment import Augmentation, augmented_composite, draw_augmentation
-from builder.composite import composite, mask_bbox, placed_foreground, placed_mask
-from builder.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale, hide,
-                              nearer_scenery, occlusion, place_on_ground)
-from builder.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
-from builder.scene import Scene, SceneImages, SceneObject, draw_scene, paste_scene, placer, scene_object
-from builder.scene_checks import objects_problems, scene_mask_problems
-from builder.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
-from builder.settings import Manifest
-from builder.stats import StatsBook
+from builder.contract.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
+from builder.contract.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
+from builder.contract.settings import Manifest
+from builder.rows.augment import Augmentation, augmented_composite, draw_augmentation
+from builder.rows.composite import composite, mask_bbox, placed_foreground, placed_mask
+from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale,
+                                   hide, nearer_scenery, occlusion, place_on_ground)
+from builder.rows.scene import Scene, SceneImages, SceneObject, draw_scene, paste_scene, placer, scene_object
+from builder.rows.stats import StatsBook
+from builder.verify.scenes import objects_problems, scene_mask_problems
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from builder.settings import MAX_OBJECTS
+from builder.contract.settings import MAX_OBJECTS
 
 
 def rle(mask: np.ndarray) -> dict:

@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from builder.composite import mask_bbox, paste_over
-from builder.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, GroundPlacement, feasible_feet, foot_of,
-                              hide, occlusion, place_on_ground)
-from builder.plan import Placement, draw_placement
-from builder.settings import ContentSettings
+from builder.contract.plan import Placement, draw_placement
+from builder.contract.settings import ContentSettings
+from builder.rows.composite import mask_bbox, paste_over
+from builder.rows.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, GroundPlacement, feasible_feet, foot_of,
+                                   hide, occlusion, place_on_ground)
 
 SCENE_STREAM = 3  # default_rng([seed, index, 3]): the further objects of row `index`
 
@@ -199,7 +199,7 @@ def paste_scene(background: np.ndarray, scene: Scene, cutouts: list[np.ndarray],
 
 
 def object_cells(scene: Scene, images: SceneImages, with_ground: bool) -> list[dict]:
-    """The `objects` column of a row (builder.schema.object_struct), in drawing order."""
+    """The `objects` column of a row (builder.contract.schema.object_struct), in drawing order."""
     cells = []
     for k, obj in enumerate(scene.objects):
         p = obj.placement

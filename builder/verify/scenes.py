@@ -1,11 +1,11 @@
 """verify's comparisons for several-object rows (`--objects` above 1): the stored `objects` list and instance
-columns against the scene re-derived from the seed (builder.scene). Pure: checks.py derives and decodes."""
+columns against the scene re-derived from the seed (builder.rows.scene). Pure: checks.py derives and decodes."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from builder.scene import Scene, SceneImages, object_cells
+from builder.rows.scene import Scene, SceneImages, object_cells
 
 
 def _same(stored, expected) -> bool:
