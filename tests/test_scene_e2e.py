@@ -3,7 +3,6 @@ by 1 and 2 processes, split purity of every object, verify, usage errors and the
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -21,6 +20,7 @@ from builder.rows.composite import mask_bbox
 from builder.train.loader import torch_dataset
 from builder.verify.runner import verify
 from tests.conftest import ROOT, read_config, run_generate, write_inputs
+from tests.test_golden import BASE, GOLDEN, RUNS, full_hashes
 
 R = 64
 SMALL = ["--demo", "--no-depth", "--placements", "2", "--resolution", str(R), "--shard-size", "20"]
@@ -45,17 +45,12 @@ def pixels(cell) -> np.ndarray:
 
 
 def test_one_object_keeps_the_bytes(tmp_path):
-    """sha256 of the shard and stats.json written by the code before --objects existed (commit ca7d112)."""
-    golden = {"uniform": ("ad60fa9eca9fb4151287c8363149b4986cb89b086af19bcbdd967a3ba3c2ea5f",
-                          "39ea294c82d784a2671d16e0ebb67422e006d9227cf85a1e681aeb026d3acf7d"),
-              "ground": ("7f0afc13e9d2d6369827d30bd205ec0bc21d1db7b4ee21a88d0f33790bd38ca1",
-                         "574a2d2d1786e884748cb3eb399b774b0b8629c43cd4be0da71142ea4b224dde")}
-    for mode, expected in golden.items():
-        out = tmp_path / mode
-        run_generate(out, "--demo", "--no-depth", "--placements", "1", "--resolution", "64", "--objects", "1",
-                     "--placement-mode", mode)
-        digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
-        assert (digest(out / "data/default/train-00000-of-00001.arrow"), digest(out / "stats.json")) == expected
+    """`--objects 1` writes exactly the bytes of the golden runs made without the flag (tests/golden), in uniform
+    and in ground mode: shards, stats.json, grids, done markers, manifest."""
+    for name in ("default", "ground"):
+        out = tmp_path / name
+        run_generate(out, *BASE, *RUNS[name][0], "--objects", "1")
+        assert full_hashes(out) == json.loads((GOLDEN / f"{name}.json").read_text())["sha256"], name
 
 
 def test_same_bytes_with_1_and_2_processes(scene_runs):
