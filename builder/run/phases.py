@@ -50,18 +50,18 @@ class Run:
         """This process's shards."""
         return tasks_for_process(self.tasks, self.rank, self.world_size)
 
+    def count_written(self, rows: int) -> None:
+        self.rows_written += rows
+
     def write_prerequisites(self) -> None:
         """The shards every other shard is derived from (pipeline.write_prerequisites)."""
-        def rows_done(rows: int) -> None:
-            self.rows_written += rows
-
-        write_prerequisites(self.job, self.store, self.threads, on_rows=rows_done)
+        write_prerequisites(self.job, self.store, self.threads, on_rows=self.count_written)
 
     def write_mine(self, progress: JobProgress, on_shard: Callable[[], None] = lambda: None,
                    on_wait: Callable[[], None] = lambda: None) -> None:
         """The work: this process's unfinished shards, written through the one work seam."""
         def rows_done(rows: int) -> None:
-            self.rows_written += rows
+            self.count_written(rows)
             progress.advance(rows)
 
         def shard_done() -> None:

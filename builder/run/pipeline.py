@@ -169,13 +169,13 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
     depth, then writes the rest."""
     tasks = job.tasks()
     mine = [t for t in tasks_for_process(tasks, rank, world_size) if not store.is_done(t)]
-    if prerequisite_tasks(job) and any(t.config_name != BACKGROUNDS.name for t in mine):
-        _write_shards(job, store, [t for t in mine if t.config_name == BACKGROUNDS.name], threads, on_rows, on_shard)
-        backgrounds = [t for t in tasks if t.config_name == BACKGROUNDS.name]
-        store.wait_for_all(backgrounds, on_poll=on_wait)
-        job = job.with_stored_bg_depth(row for task in backgrounds for batch in
+    prerequisites = prerequisite_tasks(job)
+    if prerequisites and any(t not in prerequisites for t in mine):
+        _write_shards(job, store, [t for t in mine if t in prerequisites], threads, on_rows, on_shard)
+        store.wait_for_all(prerequisites, on_poll=on_wait)
+        job = job.with_stored_bg_depth(row for task in prerequisites for batch in
                                        read_shard_batches(store.shard_path(task.name)) for row in batch.to_pylist())
-        mine = [t for t in mine if t.config_name != BACKGROUNDS.name]
+        mine = [t for t in mine if t not in prerequisites]
     _write_shards(job, store, mine, threads, on_rows, on_shard)
     return tasks
 
@@ -209,10 +209,10 @@ def _write_shards(job: Job, store: OutputStore, tasks: list[ShardTask], threads:
 def iter_rows(config: GenerateConfig, tasks: list[ShardTask], device) -> Iterator[dict]:
     """Rows of the given shard tasks, rendered in this process (used by fgbg_depth.FgBgDepth)."""
     job = load_job(config, device)
-    if job.needs_stored_bg_depth and any(t.config_name != BACKGROUNDS.name for t in tasks):
+    prerequisites = prerequisite_tasks(job)
+    if prerequisites and any(t.config_name != BACKGROUNDS.name for t in tasks):
         with open_workers(job, 0) as (pool, feed):
-            backgrounds = [t for t in job.tasks() if t.config_name == BACKGROUNDS.name]
-            job = job.with_stored_bg_depth(row for task in backgrounds for batch, _ in job.render(task, pool, feed)
+            job = job.with_stored_bg_depth(row for task in prerequisites for batch, _ in job.render(task, pool, feed)
                                            for row in batch.to_pylist())
     with open_workers(job, 0) as (pool, feed):
         for task in tasks:
