@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,4 +186,16 @@ def reference_dataset(tmp_path_factory, small_args) -> Path:
     """One uninterrupted run of the small settings, shared (read-only) by the tests."""
     out = tmp_path_factory.mktemp("reference") / "out"
     run_generate(out, *small_args)
+    return out
+
+
+def write_tampered_copy(source: Path, out: Path, rows: list[dict], schema: pa.Schema) -> Path:
+    """A copy of a generated folder whose `default` rows are replaced by `rows`, all in its first shard: verify
+    must then name each altered row."""
+    shutil.copytree(source, out, symlinks=True)
+    shards = sorted((out / "data" / "default").glob("*.arrow"))
+    for path in shards:
+        path.unlink()
+    with pa.OSFile(str(shards[0]), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
     return out

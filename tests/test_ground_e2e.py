@@ -11,7 +11,6 @@ import sys
 
 import datasets
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -20,7 +19,7 @@ from builder.rows.demo import DEMO_BACKGROUNDS, demo_files, demo_ground_files, g
 from builder.rows.geometry import BackgroundGround, nearer_scenery
 from builder.train.loader import torch_dataset
 from builder.verify.runner import verify
-from tests.conftest import ROOT, read_config, run_generate, run_verify
+from tests.conftest import ROOT, read_config, run_generate, run_verify, write_tampered_copy
 
 R = 64
 GROUND = ["--placement-mode", "ground", "--placements", "3", "--resolution", str(R), "--shard-size", "25"]
@@ -106,13 +105,7 @@ def test_verify_passes_and_names_altered_rows(demo_runs, tmp_path):
         samples[n][column] = value
     samples[7]["mask"] = {"bytes": buffer.getvalue(), "path": None}
     samples[11]["amodal_mask"] = samples[12]["amodal_mask"]
-    out = tmp_path / "tampered"
-    os.system(f"cp -r {demo_runs[1]} {out}")
-    shards = sorted((out / "data" / "default").glob("*.arrow"))
-    for path in shards:
-        path.unlink()
-    with pa.OSFile(str(shards[0]), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(pa.Table.from_pylist(samples, schema=table.schema))
+    out = write_tampered_copy(demo_runs[1], tmp_path / "tampered", samples, table.schema)
     problems = "\n".join(verify(out).problems)
     assert "sample_id 3: (foot_x, foot_y, placement_mode)" in problems
     assert "sample_id 5: (x, y, scale)" in problems and "sample_id 5: scale" in problems

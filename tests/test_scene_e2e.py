@@ -11,7 +11,6 @@ import sys
 
 import datasets
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 from PIL import Image
@@ -19,7 +18,7 @@ from PIL import Image
 from builder.rows.composite import mask_bbox
 from builder.train.loader import torch_dataset
 from builder.verify.runner import verify
-from tests.conftest import ROOT, read_config, run_generate, write_inputs
+from tests.conftest import ROOT, read_config, run_generate, write_inputs, write_tampered_copy
 from tests.test_golden import BASE, GOLDEN, RUNS, full_hashes
 
 R = 64
@@ -90,13 +89,7 @@ def test_verify_passes_and_names_an_altered_object(scene_runs, tmp_path):
     samples[4]["objects"][1]["x"] += 1
     samples[6]["objects"][-1]["fg_id"] = samples[6]["fg_id"]
     samples[8]["instance_mask"] = samples[9]["instance_mask"]
-    out = tmp_path / "tampered"
-    os.system(f"cp -r {scene_runs['ground', 1]} {out}")
-    shards = sorted((out / "data" / "default").glob("*.arrow"))
-    for path in shards:
-        path.unlink()
-    with pa.OSFile(str(shards[0]), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(pa.Table.from_pylist(samples, schema=table.schema))
+    out = write_tampered_copy(scene_runs["ground", 1], tmp_path / "tampered", samples, table.schema)
     problems = "\n".join(verify(out).problems)
     assert "sample_id 4: object 2: x = " in problems
     assert "sample_id 6: object " in problems and "fg_id" in problems
