@@ -6,7 +6,6 @@ DIR/annotations/instances_<split>.json (RLE masks, bbox, area, iscrowd 0, one ca
 image id = sample_id) and DIR/<split>/<sample_id>.jpg. Rows are streamed. Exit 2: OUT is not a dataset.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import datasets  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from builder.contract.cli import run_command  # noqa: E402
+from builder.contract.cli import StrictParser, run_command  # noqa: E402
 from builder.contract.errors import UsageError  # noqa: E402
 from builder.publish.coco import categories, write_split  # noqa: E402
 
@@ -43,7 +42,7 @@ def export(source: str, folder: Path) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="the dataset: a folder (generate.py's --output-dir or an export) or a repo id")
     parser.add_argument("folder", type=Path, help="where the COCO JSON files and images are written")
     args = parser.parse_args(argv)

@@ -9,7 +9,6 @@ Photographs: --photos, else scikit-image's bundled ones (builder.bench.inputs.ph
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builder.bench.inputs import photo_dir, photo_inputs  # noqa: E402
+from builder.contract.cli import StrictParser  # noqa: E402
 from builder.contract.schema import DEFAULT  # noqa: E402
 from builder.contract.settings import ContentSettings, RunOptions  # noqa: E402
 from builder.rows.assets import load_inputs  # noqa: E402
@@ -70,7 +70,7 @@ def export_time(args, bg_dir: Path, fg_dir: Path, work: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = StrictParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=Path, default=None)
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--rows", type=int, default=200)

@@ -44,13 +44,22 @@ def test_disk_full_is_printed_by_every_process(capsys):
     ("push_to_hub.py", ["out", "user/name", "--export", "dir"]),
     ("augment_cost.py", ["--bg-dir", "b", "--fg-dir", "f", "--row", "3"]),
     ("benchmark_loader.py", ["--repeat", "2"]),
+    ("benchmark.py", ["--quic"]),
+    ("gpu_check.py", ["out", "--cpu-smok"]),
+    ("ground_cost.py", ["--bg-dir", "b", "--fg-dir", "f", "--row", "3"]),
+    ("objects_cost.py", ["--row", "3"]),
+    ("export_coco.py", ["out", "coco", "--hel"]),
+    ("train.py", ["--dataset", "d", "--output-dir", "o", "--max-step", "3"]),
+    ("evaluate.py", ["run", "out", "--out", "x"]),
+    ("data_value.py", ["--work-dir", "w", "--step", "3"]),
 ])
 def test_an_abbreviated_flag_exits_2_and_names_the_flag(script, args, tmp_path):
     """argparse would read `--resol` as `--resolution`: a typo, or a flag of a newer version, would change the
     data without a word."""
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
                             env=env(), timeout=120, cwd=tmp_path)
-    given = next(a for a in args if a.startswith("--") and a not in ("--demo", "--output-dir", "--bg-dir", "--fg-dir"))
+    given = next(a for a in args if a.startswith("--") and a not in ("--demo", "--output-dir", "--bg-dir", "--fg-dir",
+                                                                     "--dataset", "--work-dir"))
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr, result.stderr
     assert f"{given.split('=')[0]}: did you mean --" in result.stderr, result.stderr
 
