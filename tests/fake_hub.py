@@ -54,7 +54,9 @@ class FakeHub:
         self.fail_puts = set(fail_puts)  # 1-based numbers of LFS PUTs that get HTTP 400 (simulated storage error)
         self.lifetime_s = lifetime_s
         self.lock = threading.Lock()
-        self.repos: dict[str, dict] = {}  # repo_id -> {"private": bool, "branches": {name: {path: entry}}}
+        # repo_id -> {"private": bool, "branches": {name: {path: entry}}, "heads": {name: commit oid},
+        #             "snapshots": {commit oid: {path: entry}}}: a revision is a branch name or a commit oid
+        self.repos: dict[str, dict] = {}
         self.lfs: dict[str, bytes] = {}  # sha256 -> content
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.put_attempts = 0
@@ -89,8 +91,8 @@ class FakeHub:
 
     # -- what tests look at ------------------------------------------------------------------------------
     def files(self, repo_id: str, branch: str = "main") -> dict[str, bytes]:
-        """Path -> content of a branch, as a download would give it."""
-        tree = self.repos[repo_id]["branches"][branch]
+        """Path -> content of a branch (or commit), as a download would give it."""
+        tree = self._branch(self.repos[repo_id], branch)
         return {path: self.lfs[e["sha256"]] if e["sha256"] else e["data"] for path, e in tree.items()}
 
     def materialize(self, repo_id: str, dest: Path, branch: str = "main") -> Path:
@@ -123,11 +125,14 @@ class FakeHub:
         repo_id, action, revision, rest = match[1], match[2], unquote(match[3] or "main"), match[4]
         repo = self._repo(repo_id)
         if method == "GET" and action in (None, "revision"):
-            return 200, {"id": repo_id, "private": repo["private"], "sha": "0" * 40, "siblings": []}
+            self._branch(repo, revision)
+            return 200, {"id": repo_id, "private": repo["private"], "sha": self._head(repo, revision),
+                         "siblings": [{"rfilename": p} for p in sorted(self._branch(repo, revision))]}
         if method == "POST" and action == "branch":
             if revision in repo["branches"]:
                 raise HttpError(409, "Branch already exists")
             repo["branches"][revision] = dict(repo["branches"]["main"])
+            repo["heads"][revision] = repo["heads"]["main"]
             return 200, {}
         tree = self._branch(repo, revision)
         if method == "POST" and action == "preupload":
@@ -141,7 +146,7 @@ class FakeHub:
             wanted = set(parse_qs(body.decode()).get("paths", []))
             return 200, [self._entry(p, e) for p, e in sorted(tree.items()) if p in wanted]
         if method == "POST" and action == "commit":
-            return self._commit(repo_id, tree, body)
+            return self._commit(repo_id, revision, body)
         raise HttpError(404, f"no route {method} {path}")
 
     def _entry(self, path: str, entry: dict) -> dict:
@@ -169,7 +174,8 @@ class FakeHub:
             raise HttpError(404, f"Entry not found: {path}", **{"X-Error-Code": "EntryNotFound"})
         data = self.files(repo_id, revision)[path]
         etag = tree[path]["sha256"] or tree[path]["git_oid"]
-        headers = {"ETag": f'"{etag}"', "X-Repo-Commit": "0" * 40, "Accept-Ranges": "bytes",
+        headers = {"ETag": f'"{etag}"', "X-Repo-Commit": self._head(self._repo(repo_id), revision),
+                   "Accept-Ranges": "bytes",
                    "Content-Type": "application/octet-stream"}
         match = _RANGE.match(byte_range or "")
         if not match:
@@ -185,9 +191,16 @@ class FakeHub:
 
     @staticmethod
     def _branch(repo: dict, revision: str) -> dict:
-        if revision not in repo["branches"]:
+        """The files of a branch, or of the commit a commit oid names."""
+        found = repo["branches"].get(revision, repo["snapshots"].get(revision))
+        if found is None:
             raise HttpError(404, f"Revision not found: {revision}")
-        return repo["branches"][revision]
+        return found
+
+    @staticmethod
+    def _head(repo: dict, revision: str) -> str:
+        """The commit oid a revision resolves to (a commit oid is its own)."""
+        return repo["heads"].get(revision, revision)
 
     def _create_repo(self, payload: dict) -> tuple[int, object]:
         if payload.get("type") != "dataset":
@@ -196,7 +209,8 @@ class FakeHub:
         if repo_id in self.repos:
             raise HttpError(409, "You already created this dataset repo",
                             url=f"{self.endpoint}/datasets/{repo_id}")
-        self.repos[repo_id] = {"private": payload.get("visibility") == "private", "branches": {"main": {}}}
+        self.repos[repo_id] = {"private": payload.get("visibility") == "private", "branches": {"main": {}},
+                               "heads": {"main": "0" * 40}, "snapshots": {"0" * 40: {}}}
         return 200, {"url": f"{self.endpoint}/datasets/{repo_id}", "name": repo_id}
 
     @staticmethod
@@ -245,7 +259,11 @@ class FakeHub:
             self.accepted_puts.append(oid)
         return 200, {}
 
-    def _commit(self, repo_id: str, tree: dict, body: bytes) -> tuple[int, object]:
+    def _commit(self, repo_id: str, revision: str, body: bytes) -> tuple[int, object]:
+        repo = self._repo(repo_id)
+        if revision not in repo["branches"]:
+            raise HttpError(400, f"commits go to a branch, not {revision}")
+        tree = repo["branches"][revision]
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
         if not lines or lines[0]["key"] != "header":
             raise HttpError(400, "commit without header")
@@ -280,6 +298,7 @@ class FakeHub:
                     tree[path] = entry
             self.commits.append(record)
             oid = hashlib.sha1(f"{repo_id}-{len(self.commits)}".encode()).hexdigest()
+            repo["heads"][revision], repo["snapshots"][oid] = oid, dict(tree)
         return 200, {"commitUrl": f"{self.endpoint}/datasets/{repo_id}/commit/{oid}", "commitOid": oid,
                      "pullRequestUrl": None}
 

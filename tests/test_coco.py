@@ -1,11 +1,13 @@
-"""builder.publish.coco and scripts/export_coco.py: RLE as the reference reader decodes it, and a dataset with several
-objects per composite round-tripped through pycocotools (skipped only where pycocotools is not installed)."""
+"""builder.publish.coco and scripts/export_coco.py: RLE as the reference reader decodes it, a dataset with several
+objects per composite round-tripped through pycocotools (skipped only where pycocotools is not installed), and the
+same export read from a Hub repo id (the loopback fake Hub of tests/fake_hub.py)."""
 
 from __future__ import annotations
 
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,9 @@ from PIL import Image
 
 from builder.publish.coco import rle
 from tests.conftest import ROOT, env, read_config, run_generate
+from tests.fake_hub import FakeHub
+from tests.test_hub import REPO, TOKEN, tree
+from tests.test_hub import run as hub_run
 
 mask_api = pytest.importorskip("pycocotools.mask")
 COCO = pytest.importorskip("pycocotools.coco").COCO
@@ -27,12 +32,22 @@ def test_rle_decodes_to_the_mask():
             assert np.array_equal(mask_api.decode(coded).astype(bool), mask)
 
 
-def test_export_round_trips_through_pycocotools(tmp_path):
-    out, coco = tmp_path / "out", tmp_path / "coco"
+@pytest.fixture(scope="module")
+def scenes_out(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("coco") / "out"
     run_generate(out, "--demo", "--no-depth", "--placements", "1", "--resolution", "64", "--objects", "2-3",
                  "--placement-mode", "ground", "--validation-backgrounds", "1")
-    done = subprocess.run([sys.executable, str(EXPORT), str(out), str(coco)], capture_output=True, text=True,
-                          env=env())
+    return out
+
+
+def export(source, folder: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXPORT), str(source), str(folder)], capture_output=True, text=True,
+                          **{"env": env(), **kwargs})
+
+
+def test_export_round_trips_through_pycocotools(scenes_out, tmp_path):
+    out, coco = scenes_out, tmp_path / "coco"
+    done = export(out, coco)
     assert done.returncode == 0, done.stderr[-3000:]
     sources = {r["fg_id"]: r["source"] for r in read_config(out, "foregrounds").to_pylist()}
     rows = {r["sample_id"]: r for r in read_config(out, "default").to_pylist()}
@@ -53,6 +68,19 @@ def test_export_round_trips_through_pycocotools(tmp_path):
                 assert annotation["area"] == int((instances == k).sum())
                 assert reader.cats[annotation["category_id"]]["name"] == sources[obj["fg_id"]]
     assert seen == set(rows)
+
+
+def test_export_from_a_hub_repo_id_equals_the_folders(scenes_out, tmp_path):
+    """Pushed to the fake Hub and exported by repo id (datasets streams it over HTTP): the same files, byte for byte,
+    as the export of the folder."""
+    home = tmp_path / "home"
+    with FakeHub(TOKEN) as hub:
+        assert hub_run("push_to_hub.py", scenes_out, REPO, "--license", "apache-2.0", hub=hub, home=home).returncode == 0
+        done = hub_run("export_coco.py", REPO, tmp_path / "from_hub", hub=hub, home=home)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert hub.called("GET", r"/datasets/someone/fgbg-depth/resolve/.+\.parquet$")
+    assert export(scenes_out, tmp_path / "from_folder").returncode == 0
+    assert tree(tmp_path / "from_hub") == tree(tmp_path / "from_folder") != {}
 
 
 def test_not_a_dataset_exits_2(tmp_path):
