@@ -3,6 +3,7 @@
 statistics), interleaved, on photographs; and the COCO export's time per row, scaled to 10,000 rows.
 
     python scripts/objects_cost.py [--photos DIR] [--resolution 224] [--rows 200] [--export-rows 1000]
+                                   [--augment realistic] (--export-rows 0: no export)
 
 Photographs: --photos, else scikit-image's bundled ones (builder.bench.inputs.photo_dir); 10 backgrounds, 10 cut-outs.
 """
@@ -40,7 +41,7 @@ def cpu_ms_per_row(ctx: RenderContext, rows: int) -> float:
 def cost(args, bg_dir: Path, fg_dir: Path) -> None:
     ctxs = {}
     for objects in ("1", "2-3"):
-        settings = ContentSettings(resolution=args.resolution, no_depth=True, objects=objects)
+        settings = ContentSettings(resolution=args.resolution, no_depth=True, objects=objects, augment=args.augment)
         ctxs[objects] = RenderContext(settings, load_inputs(settings, RunOptions(bg_dir=bg_dir, fg_dir=fg_dir)))
     rows = min(args.rows, len(ctxs["1"].space))
     for ctx in ctxs.values():
@@ -50,7 +51,8 @@ def cost(args, bg_dir: Path, fg_dir: Path) -> None:
         for objects, ctx in ctxs.items():
             times[objects].append(cpu_ms_per_row(ctx, rows))
     ratios = [b / a for a, b in zip(times["1"], times["2-3"])]
-    print(f"R={args.resolution}, {rows} rows, CPU ms per row per round (interleaved): {times}")
+    print(f"R={args.resolution}, --augment {args.augment}, {rows} rows, CPU ms per row per round (interleaved): "
+          f"{times}")
     print(f"| --objects 1 | {min(times['1']):.2f} |\n| --objects 2-3 | {min(times['2-3']):.2f} |")
     print(f"ratio 2-3 / 1 per round: {[round(r, 2) for r in ratios]}; median {sorted(ratios)[len(ratios) // 2]:.2f}")
 
@@ -76,6 +78,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--export-rows", type=int, default=1000)
+    parser.add_argument("--augment", default="none", help="measure both object counts with this --augment")
     args = parser.parse_args()
     photos = photo_dir(args.photos)
     if photos is None:
@@ -83,7 +86,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bg_dir, fg_dir = photo_inputs(Path(tmp) / "in", photos, 10, 10)
         cost(args, bg_dir, fg_dir)
-        export_time(args, bg_dir, fg_dir, Path(tmp))
+        if args.export_rows:
+            export_time(args, bg_dir, fg_dir, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""`--objects` end to end: one object keeps today's bytes, several objects with and without ground placement,
-by 1 and 2 processes, split purity of every object, verify, usage errors and the Parquet export streamed."""
+"""`--objects` end to end: one object keeps today's bytes, several objects with and without ground placement and
+with `--augment realistic`, by 1 and 2 processes, split purity of every object, verify, usage errors and the Parquet
+export streamed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from builder.contract.schema import OBJECT_AUGMENT_FIELDS
 from builder.rows.composite import mask_bbox
 from builder.train.loader import torch_dataset
 from builder.verify.runner import verify
@@ -24,18 +26,19 @@ from tests.test_golden import BASE, GOLDEN, RUNS, full_hashes
 R = 64
 SMALL = ["--demo", "--no-depth", "--placements", "2", "--resolution", str(R), "--shard-size", "20"]
 MODES = ("uniform", "ground")
+RUN_ARGS = {"uniform": ["--placement-mode", "uniform"], "ground": ["--placement-mode", "ground"],
+            "realistic": ["--placement-mode", "ground", "--augment", "realistic"]}
 
 
 @pytest.fixture(scope="module")
 def scene_runs(tmp_path_factory) -> dict[tuple[str, int], object]:
-    """`--objects 2-3` on the demo, in both placement modes, by 1 and 2 processes."""
+    """`--objects 2-3` on the demo, in both placement modes and augmented in ground mode, by 1 and 2 processes."""
     base = tmp_path_factory.mktemp("scenes")
     outs = {}
-    for mode in MODES:
+    for name, args in RUN_ARGS.items():
         for processes in (1, 2):
-            outs[mode, processes] = base / f"{mode}-{processes}"
-            run_generate(outs[mode, processes], *SMALL, "--objects", "2-3", "--placement-mode", mode,
-                         processes=processes)
+            outs[name, processes] = base / f"{name}-{processes}"
+            run_generate(outs[name, processes], *SMALL, "--objects", "2-3", *args, processes=processes)
     return outs
 
 
@@ -53,8 +56,8 @@ def test_one_object_keeps_the_bytes(tmp_path):
 
 
 def test_same_bytes_with_1_and_2_processes(scene_runs):
-    for mode in MODES:
-        one, two = scene_runs[mode, 1], scene_runs[mode, 2]
+    for name in RUN_ARGS:
+        one, two = scene_runs[name, 1], scene_runs[name, 2]
         files = [{f.relative_to(out).as_posix(): f.read_bytes() for f in sorted((out / "data").rglob("*.arrow"))}
                  for out in (one, two)]
         assert files[0] and files[0] == files[1]
@@ -82,8 +85,8 @@ def test_instance_mask_union_and_objects(scene_runs, mode):
 
 
 def test_verify_passes_and_names_an_altered_object(scene_runs, tmp_path):
-    for mode in MODES:
-        assert verify(scene_runs[mode, 2]).ok
+    for name in RUN_ARGS:
+        assert verify(scene_runs[name, 2]).ok
     table = read_config(scene_runs["ground", 1], "default")
     samples = table.to_pylist()
     samples[4]["objects"][1]["x"] += 1
@@ -94,6 +97,34 @@ def test_verify_passes_and_names_an_altered_object(scene_runs, tmp_path):
     assert "sample_id 4: object 2: x = " in problems
     assert "sample_id 6: object " in problems and "fg_id" in problems
     assert "sample_id 8: instance_mask differs" in problems
+
+
+def test_augmented_objects_carry_their_parameters_and_alpha_covers_every_object(scene_runs):
+    """`--augment realistic`: each entry of `objects` holds its cut-out's parameters (object 1's are the row's),
+    one background perturbation per row, and `alpha` reaches the threshold on every object's visible pixels."""
+    samples = read_config(scene_runs["realistic", 1], "default").to_pylist()
+    angles = set()
+    for row in samples:
+        first = row["objects"][0]
+        assert all(first[name] == row[name] for name, _ in OBJECT_AUGMENT_FIELDS)
+        angles.update(obj["fg_angle"] for obj in row["objects"][1:])
+        instances, mask, alpha = pixels(row["instance_mask"]), pixels(row["mask"]), pixels(row["alpha"])
+        assert np.array_equal(mask, np.where(instances > 0, 255, 0))
+        assert (alpha[instances > 0] >= 128).all() and not mask[alpha == 0].any()
+        for k, obj in enumerate(row["objects"], start=1):
+            assert obj["bbox"] == mask_bbox(instances == k) and (instances == k).any()
+    assert len(angles) > len(samples)  # further objects draw their own rotation, not object 1's
+
+
+def test_verify_names_an_altered_augmented_object(scene_runs, tmp_path):
+    table = read_config(scene_runs["realistic", 1], "default")
+    samples = table.to_pylist()
+    samples[3]["objects"][1]["fg_angle"] += 5.0
+    samples[5]["alpha"] = samples[7]["alpha"]
+    out = write_tampered_copy(scene_runs["realistic", 1], tmp_path / "tampered", samples, table.schema)
+    problems = "\n".join(verify(out).problems)
+    assert "sample_id 3: object 2: fg_angle = " in problems
+    assert "sample_id 5: alpha differs" in problems
 
 
 def test_every_object_stays_in_its_split(tmp_path):
@@ -111,8 +142,7 @@ def test_every_object_stays_in_its_split(tmp_path):
 
 
 @pytest.mark.parametrize("objects, says", [("0", "use 1 or more"), ("3-2", "write it as 2-3"),
-                                           ("256", "at most 255"), ("4", "use at most 3 objects"),
-                                           ("2-3 --augment realistic", "drop --augment")])
+                                           ("256", "at most 255"), ("4", "use at most 3 objects")])
 def test_bad_objects_exit_2_with_the_fix(tmp_path, objects, says):
     done = run_generate(tmp_path / "out", "--demo", "--no-depth", "--objects", *objects.split(), check=False)
     assert done.returncode == 2 and says in done.stderr
@@ -130,6 +160,32 @@ def test_parquet_export_streams_the_objects_list(scene_runs, tmp_path):
     assert 2 <= len(row["objects"]) <= 3 and {"fg_id", "bbox", "occlusion", "foot_x"} <= set(row["objects"][0])
     assert isinstance(streamed.features["objects"], datasets.List)
     assert verify(export).ok
+
+
+def viewer_problems(feature, where: str) -> list[str]:
+    """The Hub dataset viewer's rules for a feature (huggingface/dataset-viewer, libcommon/viewer_utils/features.py:
+    every type is shown but `Value("binary")`; its Parquet conversion cannot write a struct with no field)."""
+    if isinstance(feature, dict):
+        problems = [] if feature else [f"{where}: a struct with no field"]
+        return problems + [p for key, sub in feature.items() for p in viewer_problems(sub, f"{where}.{key}")]
+    if isinstance(feature, datasets.List):
+        return viewer_problems(feature.feature, f"{where}[]")
+    if isinstance(feature, datasets.Value) and feature.dtype == "binary":
+        return [f"{where}: binary"]
+    return [] if isinstance(feature, (datasets.Value, datasets.Image)) else [f"{where}: {type(feature).__name__}"]
+
+
+def test_objects_follow_the_hub_viewers_rules(scene_runs):
+    """The card's features (what the viewer reads) hold only types the viewer shows, and every `objects` cell is a
+    non-empty list of structs with exactly the card's fields."""
+    for name in RUN_ARGS:
+        out = scene_runs[name, 1]
+        features = datasets.load_dataset_builder(str(out), "default").info.features
+        assert isinstance(features["objects"], datasets.List) and features["objects"].feature
+        assert [p for column, f in features.items() for p in viewer_problems(f, column)] == []
+        fields = set(features["objects"].feature)
+        assert all(row["objects"] and all(set(obj) == fields for obj in row["objects"])
+                   for row in read_config(out, "default").to_pylist())
 
 
 def test_card_counts_objects_and_loader_gives_integer_instances(scene_runs):

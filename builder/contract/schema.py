@@ -39,23 +39,38 @@ class Column:
     ground: bool = False  # a scene-geometry column, present only with --placement-mode ground
     objects: bool = False  # a several-objects column, present only with --objects above 1
 
-    def feature(self, with_ground: bool = False):
+    def feature(self, with_ground: bool = False, with_augment: bool = False):
         if self.dtype == "image":
             return datasets.Image()
         if self.dtype == "box":
             return datasets.List(datasets.Value("int32"), length=4)
         if self.dtype == "objects":
-            return datasets.List(object_struct(with_ground))
+            return datasets.List(object_struct(with_ground, with_augment))
         return datasets.Value(self.dtype)
 
 
-def object_struct(with_ground: bool) -> dict:
-    """One entry of `objects` (builder.rows.scene): a cut-out of the composite, where it is and how much is hidden."""
+# Each sample's drawn augmentation parameters (builder.rows.augment.Augmentation): the background's, once per
+# composite, then the cut-out's, which every entry of `objects` also holds for its own cut-out.
+BACKGROUND_AUGMENT_FIELDS = (("bg_brightness", "float32"), ("bg_contrast", "float32"), ("bg_saturation", "float32"),
+                             ("bg_hue", "float32"), ("bg_dx", "int32"), ("bg_dy", "int32"),
+                             ("bg_blur_radius", "float32"), ("bg_noise_sigma", "float32"), ("noise_seed", "int64"))
+OBJECT_AUGMENT_FIELDS = (("fg_angle", "float32"), ("fg_brightness", "float32"), ("fg_contrast", "float32"),
+                         ("fg_saturation", "float32"), ("fg_hue", "float32"), ("harmonize_strength", "float32"),
+                         ("blend", "string"), ("feather_sigma", "float32"), ("motion_length", "int32"),
+                         ("motion_angle", "float32"), ("shadow_opacity", "float32"), ("shadow_dx", "int32"),
+                         ("shadow_dy", "int32"), ("shadow_sigma", "float32"))
+
+
+def object_struct(with_ground: bool, with_augment: bool = False) -> dict:
+    """One entry of `objects` (builder.rows.scene): a cut-out of the composite, where it is, how much is hidden,
+    and with `--augment` its cut-out's parameters."""
     fields = {"fg_id": datasets.Value("int32"), "flip": datasets.Value("bool"), "x": datasets.Value("int32"),
               "y": datasets.Value("int32"), "scale": datasets.Value("float32"),
               "bbox": datasets.List(datasets.Value("int32"), length=4), "occlusion": datasets.Value("float32")}
     if with_ground:
         fields.update(foot_x=datasets.Value("int32"), foot_y=datasets.Value("int32"))
+    if with_augment:
+        fields.update({name: datasets.Value(dtype) for name, dtype in OBJECT_AUGMENT_FIELDS})
     return fields
 
 
@@ -76,7 +91,7 @@ class ConfigSchema:
         """Features of the config; `with_depth=False` is the `--no-depth` layout, `with_augment=True` adds the
         augmentation columns (`--augment` other than none), `with_ground=True` the scene-geometry columns
         (`--placement-mode ground`), `with_objects=True` the instance columns (`--objects` above 1)."""
-        return datasets.Features({c.name: c.feature(with_ground) for c in
+        return datasets.Features({c.name: c.feature(with_ground, with_augment) for c in
                                   self.active_columns(with_depth, with_augment, with_ground, with_objects)})
 
     def image_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False,
@@ -110,16 +125,8 @@ def _depth_block(stats_kind: str, grid: str | None) -> tuple[Column, ...]:
 
 
 def _augment_block() -> tuple[Column, ...]:
-    """Each sample's drawn augmentation parameters (builder.rows.augment.Augmentation), after the placement columns."""
-    typed = (("bg_brightness", "float32"), ("bg_contrast", "float32"), ("bg_saturation", "float32"),
-             ("bg_hue", "float32"), ("bg_dx", "int32"), ("bg_dy", "int32"), ("bg_blur_radius", "float32"),
-             ("bg_noise_sigma", "float32"), ("noise_seed", "int64"), ("fg_angle", "float32"),
-             ("fg_brightness", "float32"), ("fg_contrast", "float32"), ("fg_saturation", "float32"),
-             ("fg_hue", "float32"), ("harmonize_strength", "float32"), ("blend", "string"),
-             ("feather_sigma", "float32"), ("motion_length", "int32"), ("motion_angle", "float32"),
-             ("shadow_opacity", "float32"), ("shadow_dx", "int32"), ("shadow_dy", "int32"),
-             ("shadow_sigma", "float32"))
-    return tuple(Column(name, dtype, augment=True) for name, dtype in typed)
+    """The augmentation parameters as columns, after the placement columns: they describe object 1."""
+    return tuple(Column(name, dtype, augment=True) for name, dtype in BACKGROUND_AUGMENT_FIELDS + OBJECT_AUGMENT_FIELDS)
 
 
 def _ground_block() -> tuple[Column, ...]:

@@ -163,9 +163,6 @@ class ContentSettings:
             return [f"{text}: the range runs backwards; write it as {high}-{low}"]
         if high > MAX_OBJECTS:
             return [f"{text}: instance_mask has {MAX_OBJECTS} object levels; use at most {MAX_OBJECTS}"]
-        if high > 1 and self.with_augment:
-            return [f"{text} with --augment {self.augment}: several cut-outs per augmented composite are not "
-                    "supported yet; drop --augment or use --objects 1"]
         return []
 
     def augment_problems(self) -> list[str]:

@@ -20,8 +20,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from builder.contract.plan import Placement
+from builder.contract.schema import OBJECT_AUGMENT_FIELDS
 from builder.contract.settings import ContentSettings
-from builder.rows.composite import composite
+from builder.rows.composite import paste_over
 
 LUMA = (0.299, 0.587, 0.114)
 NOISE_SIDE = 1024
@@ -277,6 +278,10 @@ class Augmentation:
     def columns(self) -> dict:
         return dataclasses.asdict(self)
 
+    def object_columns(self) -> dict:
+        """The cut-out's part: what an entry of `objects` holds."""
+        return {name: getattr(self, name) for name, _ in OBJECT_AUGMENT_FIELDS}
+
 
 def _f32(value: float) -> float:
     """Exactly representable in float32, the columns' type, so a stored row re-derives the same pixels."""
@@ -285,10 +290,14 @@ def _f32(value: float) -> float:
 
 def draw_augmentation(s: ContentSettings, index: int, placement: Placement) -> Augmentation:
     """Sample `index`'s parameters from its own stream `default_rng([seed, index, 1])`, so placements stay those
-    of `--augment none`. Every part is drawn even when off (its range is then the identity): turning one part
-    off leaves the others' draws unchanged."""
-    rng = np.random.default_rng([s.seed, index, 1])
+    of `--augment none`."""
+    return draw_parameters(s, np.random.default_rng([s.seed, index, 1]), placement)
 
+
+def draw_parameters(s: ContentSettings, rng: np.random.Generator, placement: Placement) -> Augmentation:
+    """One set of parameters from `rng` (a scene's further objects draw theirs from the scene's stream and use
+    the cut-out's part only). Every part is drawn even when off (its range is then the identity): turning one
+    part off leaves the others' draws unchanged."""
     def jitter(strength: float) -> list[float]:
         return [_f32(rng.uniform(1 - strength, 1 + strength)) for _ in range(3)] + \
             [_f32(rng.uniform(-strength / 10, strength / 10))]
@@ -338,28 +347,60 @@ def ground_shadow(alpha: np.ndarray, foot_y: int) -> np.ndarray:
     return laid
 
 
-def augmented_composite(background: np.ndarray, placed: np.ndarray, placement: Placement, p: Augmentation,
-                        threshold: int, hidden: np.ndarray | None = None,
-                        foot: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(composite, final alpha) of one sample. Colour is jittered before the edge blend (a motion blur smears
-    the jittered colour); the final alpha comes from the cut-out, rotation and edge blend alone. Ground mode:
-    `hidden` pixels (nearer scenery) show the background and take no shadow, and the shadow is laid down from
-    the `foot` (x, y); the alpha returned is still the whole (amodal) one."""
-    resolution = background.shape[0]
-    scene = perturb_background(background, p)
-    window = x0, y0, x1, y1 = layer_window(placement, resolution, p.motion_length)
+@dataclasses.dataclass(frozen=True)
+class ObjectLayer:
+    """A cut-out as the composite shows it: its premultiplied layer on `window` (x0, y0, x1, y1), rotated, colour
+    jittered and edge blended. Its alpha depends on the cut-out and the parameters only."""
+
+    layer: np.ndarray
+    window: tuple[int, int, int, int]
+
+    def alpha(self, resolution: int) -> np.ndarray:
+        """The final alpha on the full R x R frame (whole: what scenery hides included)."""
+        x0, y0, x1, y1 = self.window
+        out = np.zeros((resolution, resolution), dtype=np.uint8)
+        out[y0:y1, x0:x1] = self.layer[..., 3]
+        return out
+
+    def paste(self, image: np.ndarray, hidden: np.ndarray | None) -> None:
+        """Alpha-over into `image` in place, less the `hidden` pixels (nearer scenery shows the background)."""
+        x0, y0, x1, y1 = self.window
+        layer = self.layer if hidden is None else np.where(hidden[y0:y1, x0:x1, None], np.uint8(0), self.layer)
+        paste_over(image, layer, Placement(x0, y0, 1.0, x1 - x0, y1 - y0))
+
+
+def object_layer(placed: np.ndarray, placement: Placement, p: Augmentation, scene: np.ndarray,
+                 threshold: int) -> ObjectLayer:
+    """The cut-out's layer, harmonised toward the perturbed background `scene` under its window. Colour is
+    jittered before the edge blend (a motion blur smears the jittered colour)."""
+    window = x0, y0, x1, y1 = layer_window(placement, scene.shape[0], p.motion_length)
     centre = (placement.x + placement.width / 2 - x0, placement.y + placement.height / 2 - y0)
     layer = rotate_layer(windowed_layer(placed, placement, window), p.fg_angle, centre)
     gain = harmonize_gain(layer, scene[y0:y1, x0:x1], p.harmonize_strength)
     layer = blend_edge(jitter_layer(layer, p.fg_brightness, p.fg_contrast, p.fg_saturation, p.fg_hue, gain), p,
                        threshold)
-    alpha = np.zeros((resolution, resolution), dtype=np.uint8)
-    alpha[y0:y1, x0:x1] = layer[..., 3]
+    return ObjectLayer(layer, window)
+
+
+def shade(scene: np.ndarray, alpha: np.ndarray, p: Augmentation, hidden: np.ndarray | None = None,
+          foot: tuple[int, int] | None = None) -> np.ndarray:
+    """The cut-out's soft shadow on the ground: cast by its whole `alpha`; in ground mode laid down behind its
+    `foot` and falling on no `hidden` pixel (nearer scenery)."""
     if foot is None:
-        scene = cast_shadow(scene, alpha, p.shadow_dx, p.shadow_dy, p.shadow_sigma, p.shadow_opacity)
-    else:
-        shaded = cast_shadow(scene, ground_shadow(alpha, foot[1]), p.shadow_dx, 0, p.shadow_sigma, p.shadow_opacity)
-        scene = shaded if hidden is None else np.where(hidden[..., None], scene, shaded)
-    if hidden is not None:
-        layer = np.where(hidden[y0:y1, x0:x1, None], np.uint8(0), layer)
-    return composite(scene, layer, Placement(x0, y0, 1.0, x1 - x0, y1 - y0)), alpha
+        return cast_shadow(scene, alpha, p.shadow_dx, p.shadow_dy, p.shadow_sigma, p.shadow_opacity)
+    shaded = cast_shadow(scene, ground_shadow(alpha, foot[1]), p.shadow_dx, 0, p.shadow_sigma, p.shadow_opacity)
+    return shaded if hidden is None else np.where(hidden[..., None], scene, shaded)
+
+
+def augmented_composite(background: np.ndarray, placed: np.ndarray, placement: Placement, p: Augmentation,
+                        threshold: int, hidden: np.ndarray | None = None,
+                        foot: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(composite, final alpha) of one sample: the background perturbed, the cut-out's shadow, then the cut-out.
+    Ground mode: `hidden` pixels (nearer scenery) show the background and take no shadow, and the shadow is laid
+    down from the `foot` (x, y); the alpha returned is still the whole (amodal) one."""
+    scene = perturb_background(background, p)
+    cutout = object_layer(placed, placement, p, scene, threshold)
+    alpha = cutout.alpha(background.shape[0])
+    scene = shade(scene, alpha, p, hidden, foot)
+    cutout.paste(scene, hidden)
+    return scene, alpha

@@ -17,7 +17,7 @@ from builder.rows.composite import ForegroundCache, composite, mask_bbox, placed
 from builder.rows.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
 from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion,
                                    place_on_ground)
-from builder.rows.scene import binary, draw_scene, object_cells, paste_scene, placer, scene_object
+from builder.rows.scene import binary, derive_scene, object_cells, scene_object
 from builder.rows.stats import StatsBook, binary_mask_moments, label_mask_moments, moments_from_histogram
 
 Rendered = tuple[dict, "np.ndarray | None"]
@@ -125,23 +125,24 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
 
 def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: GroundPlacement | None,
            stats: StatsBook) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(composite, union mask, object 1's footprint, object 1's visible pixels, the instance columns) of a
-    several-object row: masks as uint8 0/255."""
+    """(composite, union mask, object 1's footprint, object 1's visible pixels, the instance columns, and with
+    `--augment` the composed alpha and object 1's parameters) of a several-object row: masks as uint8 0/255."""
     s, (bg_id, fg_id, flip, _) = ctx.settings, ctx.space.decompose(index)
     ground = ctx.background_ground(bg_id) if geometry else None
-    cache = ctx.foreground_cache
-    split_foregrounds = ctx.split_foregrounds[ctx.plan.split_of(bg_id, fg_id)]
-    scene = draw_scene(scene_object(fg_id, flip, placement, geometry, ground), s.seed, index, s.object_range,
-                       split_foregrounds, placer(s, index, ctx.foreground_shapes, cache.placed, ground),
-                       lambda o: cache.placed(o.fg_id, o.flip, o.placement), s.resolution, s.mask_threshold)
-    images = paste_scene(ctx.inputs.backgrounds[bg_id], scene,
-                         [cache.placed(o.fg_id, o.flip, o.placement) for o in scene.objects], s.mask_threshold)
+    params = draw_augmentation(s, index, placement) if s.with_augment else None
+    scene, images = derive_scene(s, index, scene_object(fg_id, flip, placement, geometry, ground, params),
+                                 ctx.inputs.backgrounds[bg_id], ctx.split_foregrounds[ctx.plan.split_of(bg_id, fg_id)],
+                                 ctx.foreground_shapes, ctx.foreground_cache.placed, ground)
     png = encode_png(images.instances)
     areas = [int(np.count_nonzero(layer)) for layer in images.visible]
     stats["instance_mask"].add_moments(*label_mask_moments(areas), images.instances.size, len(png))
     first, amodal = binary(images.visible[0]), binary(images.footprints[0])
     columns = {"instance_mask": image_cell(png), "objects": object_cells(scene, images, geometry is not None),
                "objects_redrawn": scene.redrawn, "objects_dropped": scene.dropped}
+    if params is not None:
+        alpha_png = encode_png(images.alpha)
+        stats["alpha"].add(images.alpha, len(alpha_png))
+        columns.update(alpha=image_cell(alpha_png), **params.columns())
     return images.image, images.mask, amodal, first, columns
 
 

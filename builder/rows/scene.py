@@ -19,6 +19,7 @@ import numpy as np
 
 from builder.contract.plan import Placement, draw_placement
 from builder.contract.settings import ContentSettings
+from builder.rows.augment import Augmentation, ObjectLayer, draw_parameters, object_layer, perturb_background, shade
 from builder.rows.composite import mask_bbox, paste_over
 from builder.rows.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, GroundPlacement, feasible_feet, foot_of,
                                    hide, occlusion, place_on_ground)
@@ -36,6 +37,7 @@ class SceneObject:
     foot: tuple[int, int] | None  # ground mode: where it stands
     hidden: np.ndarray | None  # R x R bool: scenery nearer than its foot
     depth: float  # paste-order key: larger is nearer (its foot's disparity in ground mode, else 0)
+    augmentation: Augmentation | None = None  # --augment: its parameters (object 1's background part is the row's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,26 +49,29 @@ class Scene:
 
 # (cut-out, flip, rng) -> the object placed by the row's placement mode, drawing from rng
 Place = Callable[[int, int, np.random.Generator], SceneObject]
-# object -> its cut-out flipped, premultiplied and resized to its placement
-Cutout = Callable[[SceneObject], np.ndarray]
+# object -> R x R bool, its whole footprint as pasted (what scenery hides included)
+Footprint = Callable[[SceneObject], np.ndarray]
+# (cut-out, flip, placement) -> it flipped, premultiplied and resized to the placement
+CutoutAt = Callable[[int, int, Placement], np.ndarray]
 
 
 def scene_object(fg_id: int, flip: int, placement: Placement, geometry: GroundPlacement | None,
-                 ground: BackgroundGround | None) -> SceneObject:
+                 ground: BackgroundGround | None, augmentation: Augmentation | None = None) -> SceneObject:
     """An object from its placement (and, in ground mode, its foot): a cut-out placed uniformly in ground mode
     (too little ground) is hidden by nothing, so it is pasted nearest."""
     if geometry is None:
-        return SceneObject(fg_id, flip, placement, None, None, 0.0)
+        return SceneObject(fg_id, flip, placement, None, None, 0.0, augmentation)
     foot = (geometry.foot_x, geometry.foot_y)
     if geometry.hidden is None or ground is None:
-        return SceneObject(fg_id, flip, placement, foot, None, float("inf"))
-    return SceneObject(fg_id, flip, placement, foot, geometry.hidden, float(ground.disparity[foot[1], foot[0]]))
+        return SceneObject(fg_id, flip, placement, foot, None, float("inf"), augmentation)
+    return SceneObject(fg_id, flip, placement, foot, geometry.hidden, float(ground.disparity[foot[1], foot[0]]),
+                       augmentation)
 
 
 def placer(settings: ContentSettings, index: int, shapes: Mapping[int, tuple[int, int]] | Sequence[tuple[int, int]],
-           cutout_at: Callable, ground: BackgroundGround | None) -> Place:
-    """How row `index` places a further object (`shapes[fg_id]`: the cut-out's (height, width);
-    `cutout_at(fg_id, flip, placement)`: it placed): uniformly, or standing on `ground` (ground mode)."""
+           cutout_at: CutoutAt, ground: BackgroundGround | None) -> Place:
+    """How row `index` places a further object (`shapes[fg_id]`: the cut-out's (height, width)): uniformly, or
+    standing on `ground` (ground mode); with `--augment`, its parameters are drawn next from the same stream."""
     s = settings
 
     def uniform(fg_id: int, rng: np.random.Generator) -> Placement:
@@ -83,7 +88,11 @@ def placer(settings: ContentSettings, index: int, shapes: Mapping[int, tuple[int
             geometry = GroundPlacement(placement, *foot_of(placement), None, 0)
         return scene_object(fg_id, flip, geometry.placement, geometry, ground)
 
-    return place
+    def place_augmented(fg_id: int, flip: int, rng: np.random.Generator) -> SceneObject:
+        obj = place(fg_id, flip, rng)
+        return dataclasses.replace(obj, augmentation=draw_parameters(s, rng, obj.placement))
+
+    return place_augmented if s.with_augment else place
 
 
 def footprint(obj: SceneObject, cutout: np.ndarray, resolution: int, threshold: int) -> np.ndarray:
@@ -132,11 +141,10 @@ def instance_mask(visible: list[np.ndarray]) -> np.ndarray:
 
 
 def draw_scene(first: SceneObject, seed: int, index: int, object_range: tuple[int, int],
-               split_foregrounds: tuple[int, ...], place: Place, cutout: Cutout, resolution: int,
-               threshold: int) -> Scene:
+               split_foregrounds: tuple[int, ...], place: Place, footprint_of: Footprint) -> Scene:
     """Row `index`'s objects, object 1 being `first` (see the module's docstring)."""
     def seen_of(obj: SceneObject) -> np.ndarray:
-        return unhidden(obj, footprint(obj, cutout(obj), resolution, threshold))
+        return unhidden(obj, footprint_of(obj))
 
     rng = np.random.default_rng([seed, index, SCENE_STREAM])
     count = int(rng.integers(object_range[0], object_range[1] + 1))
@@ -166,10 +174,11 @@ class SceneImages:
     visible: list[np.ndarray]
     mask: np.ndarray  # uint8 255 on the union of the visible pixels
     instances: np.ndarray
-    boxes: list[tuple[slice, slice]]  # each object's placed box, where all its pixels lie
+    boxes: list[tuple[slice, slice]]  # each object's box, where all its pixels lie
+    alpha: np.ndarray | None = None  # --augment: the objects' final alphas, unhidden parts composed back to front
 
     def bbox(self, k: int) -> list[int]:
-        """The box of object k's visible pixels (searched in its placed box only: the same, faster)."""
+        """The box of object k's visible pixels (searched in its box only: the same, faster)."""
         rows, cols = self.boxes[k]
         box = mask_bbox(self.visible[k][rows, cols])
         return [box[0] + cols.start, box[1] + rows.start, box[2] + cols.start, box[3] + rows.start] if any(box) \
@@ -180,22 +189,84 @@ class SceneImages:
         return occlusion(self.footprints[k][rows, cols], self.visible[k][rows, cols])
 
 
+def scene_images(image: np.ndarray, objects: tuple[SceneObject, ...], footprints: list[np.ndarray],
+                 boxes: list[tuple[slice, slice]], alpha: np.ndarray | None = None) -> SceneImages:
+    """The masks of a pasted scene: each object's visible pixels by the paste order and the depth test."""
+    visible = visible_layers([unhidden(obj, f) for obj, f in zip(objects, footprints)], paste_order(objects))
+    instances = instance_mask(visible)
+    return SceneImages(image, footprints, visible, binary(instances > 0), instances, boxes, alpha)
+
+
 def paste_scene(background: np.ndarray, scene: Scene, cutouts: list[np.ndarray], threshold: int) -> SceneImages:
     """Paste the objects back to front (`cutouts[k]`: objects[k] premultiplied at its size) with what nearer
     scenery hides taken out, so nearer objects cover farther ones and nearer scenery covers both."""
     objects, resolution = scene.objects, background.shape[0]
-    footprints = [footprint(obj, cut, resolution, threshold) for obj, cut in zip(objects, cutouts)]
-    order = paste_order(objects)
     image = background.copy()
-    for k in order:
+    for k in paste_order(objects):
         obj = objects[k]
         paste_over(image, hide(cutouts[k], obj.placement, obj.hidden) if obj.hidden is not None else cutouts[k],
                    obj.placement)
-    visible = visible_layers([unhidden(obj, f) for obj, f in zip(objects, footprints)], order)
-    instances = instance_mask(visible)
     boxes = [(slice(o.placement.y, o.placement.y + o.placement.height),
               slice(o.placement.x, o.placement.x + o.placement.width)) for o in objects]
-    return SceneImages(image, footprints, visible, binary(instances > 0), instances, boxes)
+    return scene_images(image, objects, [footprint(obj, cut, resolution, threshold)
+                                         for obj, cut in zip(objects, cutouts)], boxes)
+
+
+class AugmentedLayers:
+    """`--augment` scenes: the row's perturbed background (object 1's background parameters) and each object's
+    layer on it, made once: the redraw test reads a layer's alpha, the paste its colour."""
+
+    def __init__(self, background: np.ndarray, first: Augmentation, cutout_at: CutoutAt, threshold: int):
+        self.scene = perturb_background(background, first)
+        self.cutout_at, self.threshold = cutout_at, threshold
+        self._layers: dict[tuple, tuple[ObjectLayer, np.ndarray]] = {}
+
+    def of(self, obj: SceneObject) -> tuple[ObjectLayer, np.ndarray]:
+        """(layer, its whole alpha on the frame) of `obj`."""
+        key = (obj.fg_id, obj.flip, obj.placement, obj.augmentation)
+        if key not in self._layers:
+            layer = object_layer(self.cutout_at(obj.fg_id, obj.flip, obj.placement), obj.placement, obj.augmentation,
+                                 self.scene, self.threshold)
+            self._layers[key] = (layer, layer.alpha(self.scene.shape[0]))
+        return self._layers[key]
+
+    def footprint(self, obj: SceneObject) -> np.ndarray:
+        return self.of(obj)[1] >= self.threshold
+
+    def paste(self, scene: Scene) -> SceneImages:
+        """Every object's shadow on the ground (the background: shadows fall on no cut-out), then the objects
+        back to front; `alpha` is their final alphas less what scenery hides, composed back to front."""
+        objects, order = scene.objects, paste_order(scene.objects)
+        layers = [self.of(obj) for obj in objects]
+        image, alpha = self.scene, np.zeros(self.scene.shape[:2], dtype=np.uint8)
+        for k in order:
+            image = shade(image, layers[k][1], objects[k].augmentation, objects[k].hidden, objects[k].foot)
+        for k in order:
+            layers[k][0].paste(image, objects[k].hidden)
+            own = layers[k][1] if objects[k].hidden is None else np.where(objects[k].hidden, np.uint8(0), layers[k][1])
+            alpha = own + ((alpha.astype(np.uint16) * (255 - own) + 127) // 255).astype(np.uint8)
+        boxes = [(slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in (layer.window for layer, _ in layers)]
+        return scene_images(image, objects, [a >= self.threshold for _, a in layers], boxes, alpha)
+
+
+def derive_scene(settings: ContentSettings, index: int, first: SceneObject, background: np.ndarray,
+                 split_foregrounds: tuple[int, ...], shapes: Mapping[int, tuple[int, int]] | Sequence[tuple[int, int]],
+                 cutout_at: CutoutAt, ground: BackgroundGround | None) -> tuple[Scene, SceneImages]:
+    """Row `index`'s scene drawn and pasted: the one definition the renderer and verify share (they differ in
+    where the inputs come from: decoded files, or the dataset's stored copies)."""
+    s = settings
+    place = placer(s, index, shapes, cutout_at, ground)
+    if s.with_augment:
+        layers = AugmentedLayers(background, first.augmentation, cutout_at, s.mask_threshold)
+        scene = draw_scene(first, s.seed, index, s.object_range, split_foregrounds, place, layers.footprint)
+        return scene, layers.paste(scene)
+
+    def placed(obj: SceneObject) -> np.ndarray:
+        return cutout_at(obj.fg_id, obj.flip, obj.placement)
+
+    scene = draw_scene(first, s.seed, index, s.object_range, split_foregrounds, place,
+                       lambda obj: footprint(obj, placed(obj), s.resolution, s.mask_threshold))
+    return scene, paste_scene(background, scene, [placed(obj) for obj in scene.objects], s.mask_threshold)
 
 
 def object_cells(scene: Scene, images: SceneImages, with_ground: bool) -> list[dict]:
@@ -207,5 +278,7 @@ def object_cells(scene: Scene, images: SceneImages, with_ground: bool) -> list[d
                 "bbox": images.bbox(k), "occlusion": images.occlusion(k)}
         if with_ground:
             cell.update(foot_x=obj.foot[0], foot_y=obj.foot[1])
+        if obj.augmentation is not None:
+            cell.update(obj.augmentation.object_columns())
         cells.append(cell)
     return cells

@@ -22,7 +22,7 @@ from builder.rows.augment import Augmentation, augmented_composite, draw_augment
 from builder.rows.composite import composite, mask_bbox, placed_foreground, placed_mask
 from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale,
                                    hide, nearer_scenery, occlusion, place_on_ground)
-from builder.rows.scene import Scene, SceneImages, SceneObject, draw_scene, paste_scene, placer, scene_object
+from builder.rows.scene import Scene, SceneImages, SceneObject, derive_scene, scene_object
 from builder.rows.stats import StatsBook
 from builder.verify.scenes import objects_problems, scene_mask_problems
 
@@ -282,7 +282,8 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
         problems += augmentation_problems(ref, row, drawn)
     problems += depth_problems(ref, DEFAULT, row, with_images, stats, prefix=f"{where}: ")
     if s.with_objects:
-        first = scene_object(fg_id, flip, drawn, expected if s.with_ground else None, ref.grounds.get(bg_id))
+        params = draw_augmentation(s, sample_id, drawn) if s.with_augment else None
+        first = scene_object(fg_id, flip, drawn, expected if s.with_ground else None, ref.grounds.get(bg_id), params)
         problems += scene_problems(ref, row, first, belongs or split, with_images, stats)
     elif with_images:
         # The placement as recorded in the row (so a wrong row shows up as a wrong mask too).
@@ -306,10 +307,7 @@ def expected_scene(ref: Reference, sample_id: int, first: SceneObject, split: st
         return placed_foreground(ref.foregrounds[fg_id], bool(flip), placement)
 
     ground = ref.grounds.get(bg_id) if s.with_ground else None
-    scene = draw_scene(first, s.seed, sample_id, s.object_range, foregrounds, placer(s, sample_id, shapes, cutout_at,
-                       ground), lambda o: cutout_at(o.fg_id, o.flip, o.placement), s.resolution, s.mask_threshold)
-    cutouts = [cutout_at(o.fg_id, o.flip, o.placement) for o in scene.objects]
-    return scene, paste_scene(ref.backgrounds[bg_id], scene, cutouts, s.mask_threshold)
+    return derive_scene(s, sample_id, first, ref.backgrounds[bg_id], foregrounds, shapes, cutout_at, ground)
 
 
 def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, with_images: bool,
@@ -325,7 +323,9 @@ def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, wi
     if not with_images:
         return problems
     decoded, r = {}, s.resolution
-    for column in ("mask", "instance_mask", "fg_bg") + (("amodal_mask",) if s.with_ground else ()):
+    columns = ("mask", "instance_mask", "fg_bg") + (("alpha",) if s.with_augment else ()) + \
+        (("amodal_mask",) if s.with_ground else ())
+    for column in columns:
         try:
             decoded[column] = decode_checked(row[column], DEFAULT, column, (r, r), stats)
         except ValueError as err:

@@ -39,10 +39,10 @@ def objects_problems(row: dict, scene: Scene, images: SceneImages, split: str,
 
 
 def scene_mask_problems(row: dict, decoded: dict, images: SceneImages) -> list[str]:
-    """`mask` is the union of the visible objects, `instance_mask` k on object k's visible pixels, and `bbox`
-    object 1's visible box."""
+    """`mask` is the union of the visible objects, `instance_mask` k on object k's visible pixels, `alpha` (with
+    `--augment`) the objects' alphas composed, and `bbox` object 1's visible box."""
     where, problems = f"sample_id {row['sample_id']}", []
-    for column, expected in (("mask", images.mask), ("instance_mask", images.instances)):
+    for column, expected in (("mask", images.mask), ("instance_mask", images.instances), ("alpha", images.alpha)):
         if column in decoded and not np.array_equal(decoded[column], expected):
             problems.append(f"{where}: {column} differs in {int((decoded[column] != expected).sum())} pixels from "
                             "the objects pasted back to front")
