@@ -114,6 +114,8 @@ def test_augmented_objects_carry_their_parameters_and_alpha_covers_every_object(
         for k, obj in enumerate(row["objects"], start=1):
             assert obj["bbox"] == mask_bbox(instances == k) and (instances == k).any()
     assert len(angles) > len(samples)  # further objects draw their own rotation, not object 1's
+    card = (scene_runs["realistic", 1] / "README.md").read_text()
+    assert "alphas, less what scenery hides, composed back to front" in card and "final placed alpha" not in card
 
 
 def test_verify_names_an_altered_augmented_object(scene_runs, tmp_path):

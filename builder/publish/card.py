@@ -192,7 +192,13 @@ def objects_lines(settings, stats: dict) -> list[str]:
         f"visible fraction of an object {counts.get('mean_visible', 0):.3f}; an object leaving another (or itself) "
         f"less than {geometry.MIN_VISIBLE:.0%} visible is redrawn (at most {geometry.MAX_TRIES} draws), then "
         f"dropped: {counts.get('redrawn', 0):,} redraws, {counts.get('dropped', 0):,} drops",
-    ]
+    ] + ([
+        "  - with `--augment`: the background is perturbed once per composite (the row's parameters, object 1's); "
+        "each further object draws its own cut-out parameters from the same stream right after its placement, and "
+        "its `objects` entry holds them (`fg_angle` ... `shadow_sigma`); visibility follows each object's final "
+        "(rotated, blended) alpha; every shadow falls on the background, none on a cut-out; `alpha` is the "
+        "objects' final alphas, less what scenery hides, composed back to front",
+    ] if settings.with_augment else [])
 
 
 def _tally(markers: list[DoneMarker]) -> dict:
@@ -400,8 +406,9 @@ def augmentation_lines(settings) -> list[str]:
     return [
         f"- augmentation: `--augment {s.augment}`; every sample draws its parameters from "
         "`numpy.random.default_rng([seed, i, 1])` (placements are unchanged) and stores them in its row: "
-        "`bg_brightness` ... `shadow_sigma`; `alpha` (PNG L) is the final placed alpha, `mask` = alpha >= "
-        f"{s.mask_threshold}",
+        "`bg_brightness` ... `shadow_sigma`; " + ("`alpha` (PNG L): see objects below" if s.with_objects else
+                                                 f"`alpha` (PNG L) is the final placed alpha, `mask` = alpha >= "
+                                                 f"{s.mask_threshold}"),
         f"  - background, in the composite only (the `backgrounds` config keeps the clean crop): shift "
         f"`bg_dx`, `bg_dy` in [-{s.bg_shift}, {s.bg_shift}] px with reflected border; brightness, contrast, "
         f"saturation in [{1 - s.bg_jitter:g}, {1 + s.bg_jitter:g}], hue shift in +-{s.bg_jitter / 10:g} turn; "
