@@ -75,7 +75,8 @@ def test_export_from_a_hub_repo_id_equals_the_folders(scenes_out, tmp_path):
     as the export of the folder."""
     home = tmp_path / "home"
     with FakeHub(TOKEN) as hub:
-        assert hub_run("push_to_hub.py", scenes_out, REPO, "--license", "apache-2.0", hub=hub, home=home).returncode == 0
+        pushed = hub_run("push_to_hub.py", scenes_out, REPO, "--license", "apache-2.0", hub=hub, home=home)
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
         done = hub_run("export_coco.py", REPO, tmp_path / "from_hub", hub=hub, home=home)
         assert done.returncode == 0, done.stderr[-3000:]
         assert hub.called("GET", r"/datasets/someone/fgbg-depth/resolve/.+\.parquet$")

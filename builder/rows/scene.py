@@ -7,7 +7,9 @@ count, then for each, which cut-out (distinct, from the row's split only), its f
 placement mode, from the same stream). Paste order: back to front by foot disparity in ground mode (a cut-out
 placed uniformly because its background has too little ground counts as nearest), drawing order otherwise.
 A drawn object is accepted when every object of the scene keeps at least MIN_VISIBLE of the pixels that nearer
-scenery leaves it; otherwise it is redrawn, at most MAX_TRIES draws in all, then dropped.
+scenery leaves it; otherwise it is redrawn, at most MAX_TRIES draws in all, then dropped. With `--augment`, each
+further object's parameters are drawn right after its placement, and its pixels are those of its final (rotated,
+edge-blended) alpha.
 """
 
 from __future__ import annotations
