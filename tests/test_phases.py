@@ -148,3 +148,17 @@ def test_ground_tasks_started_one_at_a_time_write_the_backgrounds_first(tmp_path
     reference = tmp_path / "one"
     run_generate(reference, *args)
     assert outputs(out) == outputs(reference)
+
+
+def test_a_task_of_another_world_size_is_refused_while_that_run_is_running(tmp_path, small_args):
+    """Tasks of one run split the shards by one world size; a mistyped --world-size beside running tasks would
+    write their shards and delete their temp files. Once they have ended, another world size is allowed."""
+    out, args = tmp_path / "out", ["--no-depth", *small_args]
+    with hold(out / ".fgbg" / "tasks" / "task-1-of-3.lock", fcntl.LOCK_EX):  # task 1 of 3 still running
+        other = run_generate(out, *args, "--rank", "0", "--world-size", "2", check=False)
+    assert other.returncode == 2, other.stderr[-2000:]
+    assert "task-1-of-3 of a run with --world-size 3 is running on" in other.stderr
+    assert "give --world-size 3" in other.stderr and not list(out.glob("data/*/*.arrow"))
+    halves = {rank: (["--rank", str(rank), "--world-size", "2"], {}) for rank in range(2)}
+    assert all(result.returncode == 0 for result in run_tasks(out, args, halves, [0, 1]))  # its lock is left, free
+    assert finish(out).returncode == 0

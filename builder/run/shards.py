@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,9 +27,15 @@ CHECKSUMS_NAME = "checksums.json"  # an export's files with their sha256 (builde
 GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", MANIFEST_NAME)
 TMP_SUFFIX = ".tmp"
 RANKS_DIR = "ranks"  # under STATE_DIR: each rank's liveness files (builder/run/liveness.py)
-TASKS_DIR = "tasks"  # under STATE_DIR: each independent task's lock
+TASKS_DIR = "tasks"  # under STATE_DIR: each independent task's lock, TASKS_DIR/<task_lock_name>.lock
+TASK_LOCK_NAME = re.compile(r"task-(\d+)-of-(\d+)")
 HASH_CHUNK = 8 * 1024**2
 MARKER_FORMAT = 1  # the done marker's layout; format 1 files carry no "format" key (they predate the number)
+
+
+def task_lock_name(rank: int, world_size: int) -> str:
+    """An independent task's lock name (TASK_LOCK_NAME reads it back)."""
+    return f"task-{rank}-of-{world_size}"
 
 
 class MarkerError(FgbgError):
@@ -277,6 +284,7 @@ class OutputStore:
         self._lock(shared=True)
         self._lock_task(slot)
         with self._prepare_lock():
+            self._refuse_running_tasks_of_other_world_sizes(slot)
             if self.manifest_path.exists():
                 self._refuse_other_manifest(manifest, "start every task with the same inputs, settings and model; "
                                                       "to start over delete the folder (--overwrite would delete "
@@ -355,6 +363,24 @@ class OutputStore:
             raise UsageError([f"{slot} is already running on {self.root} (another process holds "
                               f"{STATE_DIR}/{TASKS_DIR}/{slot}.lock): wait for it or stop it"]) from None
         self._lock_handles.append(handle)
+
+    def _refuse_running_tasks_of_other_world_sizes(self, slot: str) -> None:
+        """Tasks of one run split the shards by one world size: a task of another, running at the same time,
+        would write shards of theirs and delete their temp files. One whose tasks have all ended (locks left
+        behind, not held) does not count: rerunning with another world size is allowed."""
+        mine = int(TASK_LOCK_NAME.fullmatch(slot)[2])
+        for path in sorted((self.state_dir / TASKS_DIR).glob("*.lock")):
+            other = TASK_LOCK_NAME.fullmatch(path.stem)
+            if other is None or int(other[2]) == mine:
+                continue
+            with open(path, "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise UsageError([f"{path.stem} of a run with --world-size {other[2]} is running on {self.root}, "
+                                      f"and this task says --world-size {mine}: every task of a run takes the same "
+                                      f"world size; give --world-size {other[2]}, or wait until those tasks have "
+                                      "ended"]) from None
 
     @contextlib.contextmanager
     def _prepare_lock(self) -> Iterator[None]:

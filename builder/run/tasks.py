@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 
 from builder.contract.errors import UsageError
 from builder.run.progress import JobProgress
+from builder.run.shards import task_lock_name
 
 SLURM_ID, SLURM_COUNT = "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"
 SLURM_MIN, SLURM_MAX = "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX"
@@ -37,7 +38,7 @@ class TaskSlot:
     @property
     def name(self) -> str:
         """Its lock's name; a second process with the same slot is refused."""
-        return f"task-{self.rank}-of-{self.world_size}"
+        return task_lock_name(self.rank, self.world_size)
 
 
 def _number(environ: Mapping[str, str], key: str) -> int:
