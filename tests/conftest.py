@@ -62,6 +62,7 @@ def run_generate(out: Path, *args, processes: int = 1, launcher: str = "torchrun
     return result
 
 
+
 def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:
     """(inode, mtime_ns, rows) of every shard that has its done marker: a rerun must keep these files as they are."""
     from builder.contract.plan import ShardName
@@ -186,6 +187,15 @@ def reference_dataset(tmp_path_factory, small_args) -> Path:
     """One uninterrupted run of the small settings, shared (read-only) by the tests."""
     out = tmp_path_factory.mktemp("reference") / "out"
     run_generate(out, *small_args)
+    return out
+
+
+@pytest.fixture(scope="session")
+def no_depth_reference(tmp_path_factory) -> Path:
+    """One uninterrupted run of the small settings without depth, shared (read-only) by the tests: copy it
+    before writing into it (a push stages its export inside the dataset folder)."""
+    out = tmp_path_factory.mktemp("no-depth-reference") / "out"
+    run_generate(out, *SMALL, "--no-depth")
     return out
 
 
