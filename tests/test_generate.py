@@ -255,11 +255,10 @@ def test_python_builder_spreads_shards_over_num_proc(tmp_path, inputs):
     assert sorted(built[None]) == list(range(16)) and built[2] == built[None]
 
 
-def test_depth_bits_8_writes_an_8bit_png_that_verifies(tmp_path, small_args):
+def test_depth_bits_8_writes_an_8bit_png_that_verifies(tmp_path, small_args, reference_dataset):
     """--depth-bits 8: PNG L maps (each the 16-bit map rounded to 0..255), card and statistics follow, verify
     passes, and the training loader scales by 255."""
-    sixteen, eight = tmp_path / "16", tmp_path / "8"
-    run_generate(sixteen, *small_args)
+    sixteen, eight = reference_dataset, tmp_path / "8"  # the shared run is this one's 16-bit twin
     run_generate(eight, *small_args, "--depth-bits", 8)
     wide = datasets.load_dataset(str(sixteen), split="train")
     narrow = datasets.load_dataset(str(eight), split="train")
