@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,41 @@ def run_generate(out: Path, *args, processes: int = 1, launcher: str = "torchrun
         raise AssertionError(f"generate failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return result
 
+
+class Generation:
+    """A generation started in the background, for independent runs side by side: most of a small run is
+    single-threaded start-up (imports, model load), so on two cores two runs take little longer than one. Each
+    process's thread count follows its CPU affinity, not the load, so the bytes are those of a run alone. Output
+    goes to temporary files, not pipes: a full pipe would stall a run while the test waits for another."""
+
+    def __init__(self, out: Path, *args, processes: int = 1, launcher: str = "torchrun", **popen):
+        self.stdout, self.stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(generate_cmd(out, *args, processes=processes, launcher=launcher),
+                                        stdout=self.stdout, stderr=self.stderr, text=True, env=env(), **popen)
+
+    def wait(self, timeout: float = 300) -> subprocess.CompletedProcess:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+        outputs = []
+        for file in (self.stdout, self.stderr):
+            file.seek(0)
+            outputs.append(file.read())
+            file.close()
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, *outputs)
+
+
+def run_generate_together(*runs: Generation) -> list[subprocess.CompletedProcess]:
+    """Wait for generations started side by side; each must succeed (all are waited for before any failure is
+    raised, so none is left running)."""
+    results = [run.wait() for run in runs]
+    for result in results:
+        if result.returncode != 0:
+            raise AssertionError(f"generate failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return results
 
 
 def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import env, generate_cmd, run_generate
+from tests.conftest import Generation, env, generate_cmd, run_generate, run_generate_together
 
 FLAGS = {rank: (["--rank", str(rank), "--world-size", "3"], {}) for rank in range(3)}
 SLURM = {rank: ([], {"SLURM_ARRAY_TASK_ID": str(rank), "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "2",
@@ -139,12 +139,15 @@ def test_ground_tasks_started_one_at_a_time_write_the_backgrounds_first(tmp_path
     space = SampleSpace(len(list(bg_dir.iterdir())), len(list(fg_dir.iterdir())), 2)
     tasks = dataset_tasks(SplitPlan.from_counts(space, 0, 0, 0), 20)
     owner = next(r for r in range(3) if any(t.config_name == "backgrounds" for t in tasks_for_process(tasks, r, 3)))
-    out = tmp_path / "tasks"
-    for rank in [r for r in range(3) if r != owner] + [owner]:  # the owner of the backgrounds last
-        result = subprocess.run(generate_cmd(out, *args, *FLAGS[rank][0]), env=env(), capture_output=True,
-                                text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert finish(out).returncode == 0
     reference = tmp_path / "one"
-    run_generate(reference, *args)
+    one_process = Generation(reference, *args)  # in the background, beside the tasks
+    out = tmp_path / "tasks"
+    try:
+        for rank in [r for r in range(3) if r != owner] + [owner]:  # the owner of the backgrounds last
+            result = subprocess.run(generate_cmd(out, *args, *FLAGS[rank][0]), env=env(), capture_output=True,
+                                    text=True, timeout=300)
+            assert result.returncode == 0, result.stderr[-3000:]
+        assert finish(out).returncode == 0
+    finally:
+        run_generate_together(one_process)
     assert outputs(out) == outputs(reference)
