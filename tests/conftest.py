@@ -218,21 +218,51 @@ def small_args(tiny_model) -> list[str]:
     return [*SMALL, "--depth-model", str(tiny_model)]
 
 
-@pytest.fixture(scope="session")
-def reference_dataset(tmp_path_factory, small_args) -> Path:
-    """One uninterrupted run of the small settings, shared (read-only) by the tests."""
-    out = tmp_path_factory.mktemp("reference") / "out"
-    run_generate(out, *small_args)
+def shared_run_args(name: str, request) -> list:
+    """The generate arguments of a shared (session) run, by its fixture's name."""
+    if name == "reference_dataset":
+        return request.getfixturevalue("small_args")
+    return [*SMALL, "--no-depth"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def started_shared_runs(request, tmp_path_factory) -> dict[str, tuple[Path, Generation]]:
+    """The shared runs that the selected tests use, started in the background as the session begins: they run
+    beside the first modules' tests instead of holding up the first test that needs them."""
+    needed = {name for item in request.session.items for name in item.fixturenames}
+    runs = {}
+    for name in ("reference_dataset", "no_depth_reference"):
+        if name in needed:
+            out = tmp_path_factory.mktemp(name) / "out"
+            runs[name] = out, Generation(out, *shared_run_args(name, request))
+    yield runs
+    for _, run in runs.values():  # none left running when no test waited for it
+        run.process.wait()
+
+
+def shared_run(name: str, request, tmp_path_factory, started: dict) -> Path:
+    """The shared run, once it has finished; run here when it was not started early (a test that asks for it
+    by request.getfixturevalue is not seen in advance)."""
+    if name in started:
+        out, run = started[name]
+        run_generate_together(run)
+        return out
+    out = tmp_path_factory.mktemp(name) / "out"
+    run_generate(out, *shared_run_args(name, request))
     return out
 
 
 @pytest.fixture(scope="session")
-def no_depth_reference(tmp_path_factory) -> Path:
+def reference_dataset(request, tmp_path_factory, started_shared_runs) -> Path:
+    """One uninterrupted run of the small settings, shared (read-only) by the tests."""
+    return shared_run("reference_dataset", request, tmp_path_factory, started_shared_runs)
+
+
+@pytest.fixture(scope="session")
+def no_depth_reference(request, tmp_path_factory, started_shared_runs) -> Path:
     """One uninterrupted run of the small settings without depth, shared (read-only) by the tests: copy it
     before writing into it (a push stages its export inside the dataset folder)."""
-    out = tmp_path_factory.mktemp("no-depth-reference") / "out"
-    run_generate(out, *SMALL, "--no-depth")
-    return out
+    return shared_run("no_depth_reference", request, tmp_path_factory, started_shared_runs)
 
 
 def write_tampered_copy(source: Path, out: Path, rows: list[dict], schema: pa.Schema) -> Path:
