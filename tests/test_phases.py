@@ -103,8 +103,7 @@ def test_locks_are_per_task_and_keep_groups_and_finish_apart(tmp_path, small_arg
     assert "task-0-of-3 is already running on" in second_copy.stderr
     assert other_task.returncode == 0, other_task.stderr[-2000:]  # another task runs beside it
     with hold(out / ".fgbg" / "lock", fcntl.LOCK_SH):  # a task still running
-        blocked = finish(out)
-        group = run_generate(out, *args, check=False)
+        blocked, group = [run.wait() for run in (Generation(out, "--finish"), Generation(out, *args))]
     assert blocked.returncode == 2 and group.returncode == 2
     assert f"another generation is writing into {out} right now" in blocked.stderr + group.stderr
     with hold(out / ".fgbg" / "lock", fcntl.LOCK_EX):  # a torchrun/accelerate run, or a finish
