@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,42 @@ def run_generate(out: Path, *args, processes: int = 1, launcher: str = "torchrun
     if check and result.returncode != 0:
         raise AssertionError(f"generate failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return result
+
+
+class Generation:
+    """A generation started in the background, for independent runs side by side: most of a small run is
+    single-threaded start-up (imports, model load), so on two cores two runs take little longer than one. Each
+    process's thread count follows its CPU affinity, not the load, so the bytes are those of a run alone. Output
+    goes to temporary files, not pipes: a full pipe would stall a run while the test waits for another."""
+
+    def __init__(self, out: Path, *args, processes: int = 1, launcher: str = "torchrun", **popen):
+        self.stdout, self.stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(generate_cmd(out, *args, processes=processes, launcher=launcher),
+                                        stdout=self.stdout, stderr=self.stderr, text=True, env=env(), **popen)
+
+    def wait(self, timeout: float = 300) -> subprocess.CompletedProcess:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+        outputs = []
+        for file in (self.stdout, self.stderr):
+            file.seek(0)
+            outputs.append(file.read())
+            file.close()
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, *outputs)
+
+
+def run_generate_together(*runs: Generation) -> list[subprocess.CompletedProcess]:
+    """Wait for generations started side by side; each must succeed (all are waited for before any failure is
+    raised, so none is left running)."""
+    results = [run.wait() for run in runs]
+    for result in results:
+        if result.returncode != 0:
+            raise AssertionError(f"generate failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return results
 
 
 def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:
@@ -181,12 +218,51 @@ def small_args(tiny_model) -> list[str]:
     return [*SMALL, "--depth-model", str(tiny_model)]
 
 
-@pytest.fixture(scope="session")
-def reference_dataset(tmp_path_factory, small_args) -> Path:
-    """One uninterrupted run of the small settings, shared (read-only) by the tests."""
-    out = tmp_path_factory.mktemp("reference") / "out"
-    run_generate(out, *small_args)
+def shared_run_args(name: str, request) -> list:
+    """The generate arguments of a shared (session) run, by its fixture's name."""
+    if name == "reference_dataset":
+        return request.getfixturevalue("small_args")
+    return [*SMALL, "--no-depth"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def started_shared_runs(request, tmp_path_factory) -> dict[str, tuple[Path, Generation]]:
+    """The shared runs that the selected tests use, started in the background as the session begins: they run
+    beside the first modules' tests instead of holding up the first test that needs them."""
+    needed = {name for item in request.session.items for name in item.fixturenames}
+    runs = {}
+    for name in ("reference_dataset", "no_depth_reference"):
+        if name in needed:
+            out = tmp_path_factory.mktemp(name) / "out"
+            runs[name] = out, Generation(out, *shared_run_args(name, request))
+    yield runs
+    for _, run in runs.values():  # none left running when no test waited for it
+        run.process.wait()
+
+
+def shared_run(name: str, request, tmp_path_factory, started: dict) -> Path:
+    """The shared run, once it has finished; run here when it was not started early (a test that asks for it
+    by request.getfixturevalue is not seen in advance)."""
+    if name in started:
+        out, run = started[name]
+        run_generate_together(run)
+        return out
+    out = tmp_path_factory.mktemp(name) / "out"
+    run_generate(out, *shared_run_args(name, request))
     return out
+
+
+@pytest.fixture(scope="session")
+def reference_dataset(request, tmp_path_factory, started_shared_runs) -> Path:
+    """One uninterrupted run of the small settings, shared (read-only) by the tests."""
+    return shared_run("reference_dataset", request, tmp_path_factory, started_shared_runs)
+
+
+@pytest.fixture(scope="session")
+def no_depth_reference(request, tmp_path_factory, started_shared_runs) -> Path:
+    """One uninterrupted run of the small settings without depth, shared (read-only) by the tests: copy it
+    before writing into it (a push stages its export inside the dataset folder)."""
+    return shared_run("no_depth_reference", request, tmp_path_factory, started_shared_runs)
 
 
 def write_tampered_copy(source: Path, out: Path, rows: list[dict], schema: pa.Schema) -> Path:

@@ -22,7 +22,7 @@ from builder.contract.settings import Manifest
 from builder.publish.card import License, render_card, size_category
 from builder.publish.license import license_terms
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import ROOT, SMALL, env, run_generate
+from tests.conftest import ROOT, env
 
 REPO = "someone/fgbg-depth"
 
@@ -42,10 +42,8 @@ def render(out, license: License | None) -> str:
 
 
 @pytest.fixture(scope="module")
-def no_depth_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("plain") / "out"
-    run_generate(out, *SMALL, "--no-depth")
-    return out
+def no_depth_out(no_depth_reference):
+    return no_depth_reference  # read only: the card is rendered from it, and exported elsewhere
 
 
 def hub_size_categories() -> list[str]:

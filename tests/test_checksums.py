@@ -15,7 +15,7 @@ import pytest
 from builder.publish.export import ExportOptions
 from builder.publish.export import export as export_dataset
 from builder.verify.runner import verify
-from tests.conftest import SMALL, run_generate, run_verify
+from tests.conftest import SMALL, run_verify
 from tests.fake_hub import FakeHub
 from tests.test_hub import REPO, TOKEN, push
 
@@ -24,9 +24,10 @@ NO_DEPTH = [*SMALL, "--no-depth"]
 
 
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory) -> Path:
+def plain(tmp_path_factory, no_depth_reference) -> Path:
+    """This module's copy of the shared run (a push stages its export inside the folder)."""
     out = tmp_path_factory.mktemp("plain") / "out"
-    run_generate(out, *NO_DEPTH)
+    shutil.copytree(no_depth_reference, out)
     return out
 
 

@@ -15,7 +15,7 @@ from builder.contract.errors import FgbgError
 from builder.contract.plan import ShardName, ShardTask
 from builder.run.liveness import Heartbeat, RankWatch
 from builder.verify.runner import verify
-from tests.conftest import GENERATE, ROOT, SMALL, env, held_rendezvous, read_config, run_generate
+from tests.conftest import GENERATE, ROOT, SMALL, env, held_rendezvous, read_config
 
 TIMEOUT_S = 5  # FGBG_RANK_TIMEOUT for these runs
 NO_DEPTH = [*SMALL, "--no-depth"]
@@ -44,9 +44,8 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, floa
     return proc.returncode, stderr, time.monotonic()
 
 
-def test_killed_rank_stops_the_main_process_and_the_rerun_completes(tmp_path):
-    reference = tmp_path / "reference"
-    run_generate(reference, *NO_DEPTH)
+def test_killed_rank_stops_the_main_process_and_the_rerun_completes(tmp_path, no_depth_reference):
+    reference = no_depth_reference
     out = tmp_path / "out"
     rank0, rank1 = start_ranks(out, NO_DEPTH, faults={1: "kill-after-batches:1"})
     code1, _, died = finish(rank1)

@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import SMALL, run_generate
+from tests.conftest import SMALL, Generation, run_generate_together
 
 TOLERANCE = 0.06  # of the recomputed prediction's range (max - min)
 # 48 samples in shards of 20 and batches of 8: rows from each batch of shard 0 (rank 0), from shard 1
@@ -56,10 +56,21 @@ def order_one_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def two_process_run(tmp_path_factory, order_one_model):
-    out = tmp_path_factory.mktemp("depth-e2e") / "out"
-    run_generate(out, *SMALL, "--depth-model", order_one_model, processes=2)
-    return out
+def runs(tmp_path_factory, order_one_model) -> dict[str, object]:
+    """Both runs of this module, side by side: a 2-process run, and one process with 2 worker processes and
+    batches of 3 (7 batches per 20-row shard, so the 3 image ring slots and 2 depth slots wrap around twice
+    within a shard, filled by workers at their pieces' offsets)."""
+    outs = {"two-process": tmp_path_factory.mktemp("depth-e2e") / "out",
+            "workers": tmp_path_factory.mktemp("depth-workers") / "out"}
+    run_generate_together(Generation(outs["two-process"], *SMALL, "--depth-model", order_one_model, processes=2),
+                          Generation(outs["workers"], *SMALL, "--depth-model", order_one_model, "--workers", "2",
+                                     "--batch-size", "3"))
+    return outs
+
+
+@pytest.fixture(scope="module")
+def two_process_run(runs):
+    return runs["two-process"]
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +109,8 @@ def assert_depth_matches(pipe, image: Image.Image, row: dict, what: str) -> None
 
 
 @pytest.fixture(scope="module")
-def worker_run(tmp_path_factory, order_one_model):
-    """One process with 2 worker processes and batches of 3: 7 batches per 20-row shard, so the 3 image ring
-    slots and 2 depth slots wrap around twice within a shard, filled by workers at their pieces' offsets."""
-    out = tmp_path_factory.mktemp("depth-workers") / "out"
-    run_generate(out, *SMALL, "--depth-model", order_one_model, "--workers", "2", "--batch-size", "3")
-    return out
+def worker_run(runs):
+    return runs["workers"]
 
 
 def test_depth_through_worker_rings_is_the_models_depth_of_every_row(worker_run, pipe):

@@ -23,7 +23,7 @@ from PIL import Image
 
 from builder.verify.runner import verify
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import read_config, run_generate, shard_files
+from tests.conftest import Generation, read_config, run_generate_together, shard_files
 
 DEPTH_COLUMNS = {"depth", "depth_min", "depth_max"}
 
@@ -40,11 +40,14 @@ def pinned_to(cores: int):
 def runs(tmp_path_factory, small_args, reference_dataset):
     base = tmp_path_factory.mktemp("world-sizes")
     outs = {"1": reference_dataset}
+    runs = []
     for processes in (2, 3):
         outs[str(processes)] = base / f"processes-{processes}"
-        run_generate(outs[str(processes)], *small_args, processes=processes, preexec_fn=pinned_to(processes))
+        runs.append(Generation(outs[str(processes)], *small_args, processes=processes,
+                               preexec_fn=pinned_to(processes)))
     outs["1-one-core"] = base / "processes-1-one-core"
-    run_generate(outs["1-one-core"], *small_args, preexec_fn=pinned_to(1))
+    runs.append(Generation(outs["1-one-core"], *small_args, preexec_fn=pinned_to(1)))
+    run_generate_together(*runs)  # side by side: pinned, each process computes with one thread all the same
     return outs
 
 

@@ -20,7 +20,8 @@ import pytest
 
 from builder.verify.runner import verify
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import ROOT, assert_reused, env, finished_shards, generate_cmd, read_config, run_generate
+from tests.conftest import (ROOT, Generation, assert_reused, env, finished_shards, generate_cmd, read_config,
+                            run_generate)
 
 LAUNCHER = ROOT / "tests" / "fault_launcher.py"
 RANDOM_SEED = 20240607  # the random kill times are reproducible; they are printed on failure
@@ -173,8 +174,8 @@ def test_second_generation_into_the_same_folder_refuses(tmp_path, small_args, re
     try:
         assert "holding the lock" in first.stderr.readline() or "holding the lock" in _wait_line(first)
         before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
-        for extra in ([], ["--overwrite"]):
-            second = run_generate(out, *small_args, *extra, check=False)
+        seconds = [Generation(out, *small_args, *extra) for extra in ([], ["--overwrite"])]  # side by side
+        for second in [run.wait() for run in seconds]:
             assert second.returncode == 2, second.stderr[-3000:]
             assert f"another generation is writing into {out} right now" in second.stderr
         assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before  # --overwrite deleted nothing

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import (GENERATE, assert_reused, encoded, env, finished_shards, read_config, run_generate,
-                            run_verify, write_inputs)
+from tests.conftest import (GENERATE, Generation, assert_reused, encoded, env, finished_shards, read_config,
+                            run_generate, run_generate_together, run_verify, write_inputs)
 
 PLACEMENTS = 3
 COMMON = ["--depth-input-size", 56, "--placements", PLACEMENTS, "--shard-size", 10, "--batch-size", 4,
@@ -24,12 +24,12 @@ COMMON = ["--depth-input-size", 56, "--placements", PLACEMENTS, "--shard-size", 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model):
-    """The same job as 2 accelerate processes and as 1 plain process."""
+    """The same job as 2 accelerate processes and as 1 plain process, side by side."""
     root = tmp_path_factory.mktemp("generate")
     bg_dir, fg_dir = write_inputs(root / "inputs", n_bg=2, n_fg=2)
     args = ["--bg-dir", bg_dir, "--fg-dir", fg_dir, "--depth-model", tiny_model, *COMMON]
-    two = run_generate(root / "two", *args, processes=2, launcher="accelerate")
-    one = run_generate(root / "one", *args)
+    two, one = run_generate_together(Generation(root / "two", *args, processes=2, launcher="accelerate"),
+                                     Generation(root / "one", *args))
     return {"root": root, "args": args, "two": root / "two", "one": root / "one", "two_log": two.stderr,
             "one_log": one.stderr}
 
@@ -255,11 +255,10 @@ def test_python_builder_spreads_shards_over_num_proc(tmp_path, inputs):
     assert sorted(built[None]) == list(range(16)) and built[2] == built[None]
 
 
-def test_depth_bits_8_writes_an_8bit_png_that_verifies(tmp_path, small_args):
+def test_depth_bits_8_writes_an_8bit_png_that_verifies(tmp_path, small_args, reference_dataset):
     """--depth-bits 8: PNG L maps (each the 16-bit map rounded to 0..255), card and statistics follow, verify
     passes, and the training loader scales by 255."""
-    sixteen, eight = tmp_path / "16", tmp_path / "8"
-    run_generate(sixteen, *small_args)
+    sixteen, eight = reference_dataset, tmp_path / "8"  # the shared run is this one's 16-bit twin
     run_generate(eight, *small_args, "--depth-bits", 8)
     wide = datasets.load_dataset(str(sixteen), split="train")
     narrow = datasets.load_dataset(str(eight), split="train")

@@ -38,7 +38,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.conftest import read_config, run_generate
+from tests.conftest import Generation, read_config, run_generate_together
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("FGBG_UPDATE_GOLDEN") == "1"
@@ -102,12 +102,30 @@ def depth_free_hashes(out: Path) -> dict[str, str]:
 CASES = [(name, processes) for name, (_, counts) in RUNS.items() for processes in counts]
 
 
+@pytest.fixture(scope="module")
+def started(request, tmp_path_factory, tiny_model) -> dict[tuple[str, int], tuple[Path, Generation]]:
+    """The selected cases' runs, all started side by side when the first case is checked (most of a small run is
+    single-threaded start-up, and each process's thread count follows its CPU affinity, not the load); each case
+    then waits for its own."""
+    cases = [(item.callspec.params["name"], item.callspec.params["processes"]) for item in request.session.items
+             if item.module is request.module and item.originalname == "test_output_bytes_match_the_golden_hashes"]
+    runs = {}
+    for name, processes in cases:
+        args, _ = RUNS[name]
+        out = tmp_path_factory.mktemp(f"golden-{name}-{processes}") / "out"
+        model = ["--depth-model", tiny_model] if "--no-depth" not in args else []
+        runs[name, processes] = out, Generation(out, *BASE, *args, *model, processes=processes)
+    yield runs
+    for _, run in runs.values():  # none left running when a case failed before waiting for its run
+        run.process.wait()
+
+
 @pytest.mark.parametrize("name, processes", CASES, ids=[f"{name}-{p}" for name, p in CASES])
-def test_output_bytes_match_the_golden_hashes(tmp_path, tiny_model, name, processes):
+def test_output_bytes_match_the_golden_hashes(started, name, processes):
     args, counts = RUNS[name]
-    out = tmp_path / "out"
+    out, run = started[name, processes]
+    run_generate_together(run)
     depth = "--no-depth" not in args
-    run_generate(out, *BASE, *args, *(["--depth-model", tiny_model] if depth else []), processes=processes)
     got = depth_free_hashes(out) if depth else full_hashes(out)
     path = GOLDEN / f"{name}.json"
     if UPDATE and processes == counts[0]:

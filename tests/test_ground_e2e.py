@@ -19,7 +19,8 @@ from builder.rows.demo import DEMO_BACKGROUNDS, demo_files, demo_ground_files, g
 from builder.rows.geometry import BackgroundGround, nearer_scenery
 from builder.train.loader import torch_dataset
 from builder.verify.runner import verify
-from tests.conftest import ROOT, read_config, run_generate, run_verify, write_tampered_copy
+from tests.conftest import (ROOT, Generation, read_config, run_generate, run_generate_together, run_verify,
+                            write_tampered_copy)
 
 R = 64
 GROUND = ["--placement-mode", "ground", "--placements", "3", "--resolution", str(R), "--shard-size", "25"]
@@ -27,12 +28,11 @@ GROUND = ["--placement-mode", "ground", "--placements", "3", "--resolution", str
 
 @pytest.fixture(scope="module")
 def demo_runs(tmp_path_factory) -> dict[int, object]:
-    """The demo in ground mode without any model, by 1, 2 and 3 processes."""
+    """The demo in ground mode without any model, by 1, 2 and 3 processes, side by side."""
     base = tmp_path_factory.mktemp("ground-demo")
-    outs = {}
-    for processes in (1, 2, 3):
-        outs[processes] = base / f"p{processes}"
-        run_generate(outs[processes], "--demo", "--no-depth", *GROUND, processes=processes)
+    outs = {processes: base / f"p{processes}" for processes in (1, 2, 3)}
+    run_generate_together(*[Generation(out, "--demo", "--no-depth", *GROUND, processes=processes)
+                            for processes, out in outs.items()])
     return outs
 
 
@@ -157,12 +157,12 @@ def test_model_depth_is_read_back_from_the_stored_backgrounds(tmp_path, small_ar
     """The tiny random model: every process places by the backgrounds' stored depth, one thread each."""
     bg_dir, fg_dir, _ = write_scene_inputs(tmp_path / "in")
     args = [a for a in small_args if a != "--demo"]
-    outs = {}
-    for processes in (1, 2):
-        outs[processes] = tmp_path / f"model-{processes}"
-        run_generate(outs[processes], "--bg-dir", bg_dir, "--fg-dir", fg_dir, *args, "--placement-mode", "ground",
-                     "--resolution", str(R), processes=processes,
-                     preexec_fn=lambda: os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:processes]))
+    outs = {processes: tmp_path / f"model-{processes}" for processes in (1, 2)}
+    run_generate_together(*[Generation(out, "--bg-dir", bg_dir, "--fg-dir", fg_dir, *args, "--placement-mode",
+                                       "ground", "--resolution", str(R), processes=processes,
+                                       preexec_fn=lambda cores=processes: os.sched_setaffinity(
+                                           0, sorted(os.sched_getaffinity(0))[:cores]))
+                            for processes, out in outs.items()])
     for name in ("default", "backgrounds"):
         assert read_config(outs[1], name).equals(read_config(outs[2], name))
     assert verify(outs[2]).ok

@@ -47,16 +47,13 @@ def push(out: Path, *args, hub: FakeHub | None, home: Path, token: str | None = 
 
 
 @pytest.fixture(scope="module")
-def depth_out(tmp_path_factory) -> Path:
-    """48 samples with depth from a tiny random Depth Anything, in 3 Arrow shards of the default config."""
-    from builder.testing.random_model import save_random_depth_model
-
-    base = tmp_path_factory.mktemp("depth")
-    save_random_depth_model(str(base / "tiny"))
-    done = run("generate.py", "--demo", "--depth-model", base / "tiny", "--depth-input-size", 56, "--placements", 2,
-               "--shard-size", 20, "--output-dir", base / "out", home=base / "home")
-    assert done.returncode == 0, done.stderr
-    return base / "out"
+def depth_out(tmp_path_factory, reference_dataset) -> Path:
+    """48 samples with depth from a tiny random Depth Anything, in 3 Arrow shards of the default config: a copy
+    of the shared run (a push stages its export in the folder's .fgbg/hub; another module's is left out)."""
+    out = tmp_path_factory.mktemp("depth") / "out"
+    shutil.copytree(reference_dataset, out, ignore=lambda folder, names: ["hub", "hub.json"]
+                    if Path(folder) == reference_dataset / ".fgbg" else [])
+    return out
 
 
 @pytest.fixture(scope="module")

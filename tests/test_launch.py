@@ -3,7 +3,7 @@ import subprocess
 import pytest
 
 from builder.run import launch
-from tests.conftest import SMALL, env, generate_cmd, run_generate, shard_files
+from tests.conftest import SMALL, env, generate_cmd, shard_files
 
 
 @pytest.fixture
@@ -50,12 +50,11 @@ def test_num_processes_from_the_launcher_command_line(words, expected):
     assert launch.num_processes_from_argv(words) == expected
 
 
-def test_two_launches_started_together_both_succeed(tmp_path):
+def test_two_launches_started_together_both_succeed(tmp_path, no_depth_reference):
     """Two `accelerate launch --cpu --num_processes 2` at the same moment on one machine: each launcher's
     rendezvous port comes from the OS, so neither dies with EADDRINUSE, and both give the 1-process bytes."""
     args = [*SMALL, "--no-depth"]
-    reference = tmp_path / "one"
-    run_generate(reference, *args)
+    reference = no_depth_reference
     outs = [tmp_path / "a", tmp_path / "b"]
     launches = [subprocess.Popen(generate_cmd(out, *args, processes=2, launcher="accelerate"), env=env(),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs]

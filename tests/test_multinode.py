@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from builder.run.cluster import shared_folder_problems
-from tests.conftest import GENERATE, SMALL, env, read_config, run_generate
+from tests.conftest import GENERATE, SMALL, env, read_config
 
 ARGS = [*SMALL, "--no-depth"]
 
@@ -62,10 +62,9 @@ def start_two_nodes(outs: tuple, procs: tuple[int, int], port: int,
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory):
-    out = tmp_path_factory.mktemp("one") / "out"
-    run_generate(out, *ARGS)
-    return out
+def one_process(no_depth_reference):
+    assert ARGS == [*SMALL, "--no-depth"]  # the shared run's settings
+    return no_depth_reference
 
 
 def test_two_nodes_write_one_dataset_identical_to_one_process(tmp_path, one_process):

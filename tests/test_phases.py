@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import env, generate_cmd, run_generate
+from tests.conftest import Generation, env, generate_cmd, run_generate, run_generate_together
 
 FLAGS = {rank: (["--rank", str(rank), "--world-size", "3"], {}) for rank in range(3)}
 SLURM = {rank: ([], {"SLURM_ARRAY_TASK_ID": str(rank), "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "2",
@@ -103,8 +103,7 @@ def test_locks_are_per_task_and_keep_groups_and_finish_apart(tmp_path, small_arg
     assert "task-0-of-3 is already running on" in second_copy.stderr
     assert other_task.returncode == 0, other_task.stderr[-2000:]  # another task runs beside it
     with hold(out / ".fgbg" / "lock", fcntl.LOCK_SH):  # a task still running
-        blocked = finish(out)
-        group = run_generate(out, *args, check=False)
+        blocked, group = [run.wait() for run in (Generation(out, "--finish"), Generation(out, *args))]
     assert blocked.returncode == 2 and group.returncode == 2
     assert f"another generation is writing into {out} right now" in blocked.stderr + group.stderr
     with hold(out / ".fgbg" / "lock", fcntl.LOCK_EX):  # a torchrun/accelerate run, or a finish
@@ -139,14 +138,17 @@ def test_ground_tasks_started_one_at_a_time_write_the_backgrounds_first(tmp_path
     space = SampleSpace(len(list(bg_dir.iterdir())), len(list(fg_dir.iterdir())), 2)
     tasks = dataset_tasks(SplitPlan.from_counts(space, 0, 0, 0), 20)
     owner = next(r for r in range(3) if any(t.config_name == "backgrounds" for t in tasks_for_process(tasks, r, 3)))
-    out = tmp_path / "tasks"
-    for rank in [r for r in range(3) if r != owner] + [owner]:  # the owner of the backgrounds last
-        result = subprocess.run(generate_cmd(out, *args, *FLAGS[rank][0]), env=env(), capture_output=True,
-                                text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert finish(out).returncode == 0
     reference = tmp_path / "one"
-    run_generate(reference, *args)
+    one_process = Generation(reference, *args)  # in the background, beside the tasks
+    out = tmp_path / "tasks"
+    try:
+        for rank in [r for r in range(3) if r != owner] + [owner]:  # the owner of the backgrounds last
+            result = subprocess.run(generate_cmd(out, *args, *FLAGS[rank][0]), env=env(), capture_output=True,
+                                    text=True, timeout=300)
+            assert result.returncode == 0, result.stderr[-3000:]
+        assert finish(out).returncode == 0
+    finally:
+        run_generate_together(one_process)
     assert outputs(out) == outputs(reference)
 
 

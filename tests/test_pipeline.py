@@ -17,8 +17,16 @@ def files(out):
             for p in sorted([*(out / "data").rglob("*.arrow"), out / "stats.json", *(out / "images").glob("*.png")])}
 
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The same settings run by the generator as a user runs it, once for both world sizes."""
+    out = tmp_path_factory.mktemp("one") / "out"
+    run_generate(out, "--demo", "--no-depth", "--placements", 2, "--shard-size", 10, "--resolution", 64)
+    return out
+
+
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_ranks_driven_in_one_process_equal_a_one_process_run(tmp_path, world_size):
+def test_ranks_driven_in_one_process_equal_a_one_process_run(tmp_path, world_size, one_process):
     config = GenerateConfig.from_kwargs(output_dir=tmp_path / "ranks", **SETTINGS)
     job = load_job(config, device=None)
     store = OutputStore(config.run.output_dir)
@@ -30,9 +38,7 @@ def test_ranks_driven_in_one_process_equal_a_one_process_run(tmp_path, world_siz
     store.wait_for_all(tasks)
     card.finish(store, tasks, elapsed=1.0, resumed_rows=0, processes=world_size, device="cpu")
     assert len(written) == len(tasks)
-    reference = tmp_path / "one"
-    run_generate(reference, "--demo", "--no-depth", "--placements", 2, "--shard-size", 10, "--resolution", 64)
-    assert files(config.run.output_dir) == files(reference)
+    assert files(config.run.output_dir) == files(one_process)
 
 
 def test_a_non_finite_prediction_names_its_sample_and_writes_nothing(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from builder.contract.plan import SampleSpace, SplitPlan, held_out
 from builder.verify.runner import verify
 from fgbg_depth import CONFIG_NAMES, load_with_background
-from tests.conftest import read_config, run_generate, run_verify
+from tests.conftest import Generation, read_config, run_generate, run_generate_together, run_verify
 from tests.fake_hub import FakeHub
 from tests.test_hub import REPO, TOKEN, push
 
@@ -24,9 +24,8 @@ K = 2  # placements
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("splits")
-    run_generate(root / "plain", *ARGS)
-    run_generate(root / "split", *ARGS, *HOLD)
-    run_generate(root / "split2", *ARGS, *HOLD, processes=2)
+    run_generate_together(Generation(root / "plain", *ARGS), Generation(root / "split", *ARGS, *HOLD),
+                          Generation(root / "split2", *ARGS, *HOLD, processes=2))
     return root
 
 

@@ -19,7 +19,7 @@ from builder.train.loader import torch_dataset
 from builder.train.losses import total_loss
 from builder.train.model import FgBgNet
 from builder.train.trainer import METRICS_FILE, BatchStream, train, train_step
-from tests.conftest import ROOT, env, run_generate
+from tests.conftest import ROOT, Generation, env, run_generate, run_generate_together
 
 TRAIN, EVALUATE = ROOT / "scripts" / "train.py", ROOT / "scripts" / "evaluate.py"
 SMALL_NET = {"width": 8, "levels": 2}
@@ -153,11 +153,12 @@ def test_train_then_evaluate_end_to_end(dataset, tmp_path, launcher):
 
 
 def test_evaluate_scores_one_datasets_labels_against_another(dataset, tmp_path):
+    other = tmp_path / "other"
+    making_other = Generation(other, "--demo", "--resolution", "32", "--placements", "1", "--no-depth")
     same = json.loads(run_script(EVALUATE, "--labels", dataset, dataset, "--split", "train").stdout)
+    run_generate_together(making_other)  # it ran beside the evaluation
     assert same["rows"] == TRAIN_ROWS and same["mask_iou"] == 1.0
     assert same["depth_absrel"] < 1e-9 and same["depth_delta1"] == 1.0
-    other = tmp_path / "other"
-    run_generate(other, "--demo", "--resolution", "32", "--placements", "1", "--no-depth")
     refused = subprocess.run([sys.executable, str(EVALUATE), "--labels", other, dataset, "--split", "train"],
                              capture_output=True, text=True, env=env(), timeout=240)
     assert refused.returncode == 2 and "--no-depth" in refused.stderr, refused.stderr[-2000:]

@@ -213,8 +213,7 @@ def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tenso
     """The depth PNG (16-bit, or 8-bit with --depth-bits 8) as 1 x R x R float32: per-image [0, 1], or the
     model's raw disparity."""
     image = Image.open(io.BytesIO(data))
-    depth = torch.from_numpy(np.asarray(image, dtype=np.float32)).unsqueeze(0)
-    depth.div_(storage_of_mode(image.mode).peak)
+    depth = torch.from_numpy(storage_of_mode(image.mode).unit(np.asarray(image))).unsqueeze(0)
     return depth if mode == "unit" else depth.mul_(high - low).add_(low)
 
 
