@@ -20,7 +20,8 @@ from builder.contract.schema import OBJECT_AUGMENT_FIELDS
 from builder.rows.composite import mask_bbox
 from builder.train.loader import torch_dataset
 from builder.verify.runner import verify
-from tests.conftest import ROOT, read_config, run_generate, write_inputs, write_tampered_copy
+from tests.conftest import (ROOT, Generation, read_config, run_generate, run_generate_together, write_inputs,
+                            write_tampered_copy)
 from tests.test_golden import BASE, GOLDEN, RUNS, full_hashes
 
 R = 64
@@ -34,11 +35,9 @@ RUN_ARGS = {"uniform": ["--placement-mode", "uniform"], "ground": ["--placement-
 def scene_runs(tmp_path_factory) -> dict[tuple[str, int], object]:
     """`--objects 2-3` on the demo, in both placement modes and augmented in ground mode, by 1 and 2 processes."""
     base = tmp_path_factory.mktemp("scenes")
-    outs = {}
-    for name, args in RUN_ARGS.items():
-        for processes in (1, 2):
-            outs[name, processes] = base / f"{name}-{processes}"
-            run_generate(outs[name, processes], *SMALL, "--objects", "2-3", *args, processes=processes)
+    outs = {(name, processes): base / f"{name}-{processes}" for name in RUN_ARGS for processes in (1, 2)}
+    run_generate_together(*(Generation(out, *SMALL, "--objects", "2-3", *RUN_ARGS[name], processes=processes)
+                            for (name, processes), out in outs.items()))
     return outs
 
 
