@@ -1,8 +1,8 @@
 """The data contract: each config's columns (with how its images are stored, which statistics they feed and
 which sample grid shows them), its key column, and the splits.
 
-Nearly a leaf: it imports only builder.contract.depth_storage (itself a leaf), so every other module (and `fgbg_depth`)
-can import it.
+Nearly a leaf: it imports only builder.contract.depth_storage and builder.contract.augment_fields (both leaves), so
+every other module (and `fgbg_depth`) can import it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import dataclasses
 
 import datasets
 
+from builder.contract.augment_fields import BACKGROUND_AUGMENT_FIELDS, OBJECT_AUGMENT_FIELDS
 from builder.contract.depth_storage import QUANTISED, depth_storage
 
 
@@ -47,18 +48,6 @@ class Column:
         if self.dtype == "objects":
             return datasets.List(object_struct(with_ground, with_augment))
         return datasets.Value(self.dtype)
-
-
-# Each sample's drawn augmentation parameters (builder.rows.augment.Augmentation): the background's, once per
-# composite, then the cut-out's, which every entry of `objects` also holds for its own cut-out.
-BACKGROUND_AUGMENT_FIELDS = (("bg_brightness", "float32"), ("bg_contrast", "float32"), ("bg_saturation", "float32"),
-                             ("bg_hue", "float32"), ("bg_dx", "int32"), ("bg_dy", "int32"),
-                             ("bg_blur_radius", "float32"), ("bg_noise_sigma", "float32"), ("noise_seed", "int64"))
-OBJECT_AUGMENT_FIELDS = (("fg_angle", "float32"), ("fg_brightness", "float32"), ("fg_contrast", "float32"),
-                         ("fg_saturation", "float32"), ("fg_hue", "float32"), ("harmonize_strength", "float32"),
-                         ("blend", "string"), ("feather_sigma", "float32"), ("motion_length", "int32"),
-                         ("motion_angle", "float32"), ("shadow_opacity", "float32"), ("shadow_dx", "int32"),
-                         ("shadow_dy", "int32"), ("shadow_sigma", "float32"))
 
 
 def object_struct(with_ground: bool, with_augment: bool = False) -> dict:

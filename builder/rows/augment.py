@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from builder.contract.plan import Placement
-from builder.contract.schema import OBJECT_AUGMENT_FIELDS
+from builder.contract.augment_fields import OBJECT_AUGMENT_FIELDS
 from builder.contract.settings import ContentSettings
 from builder.rows.composite import paste_over
 
