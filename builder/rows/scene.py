@@ -126,7 +126,7 @@ def visible_layers(seen: list[np.ndarray], order: list[int]) -> list[np.ndarray]
 
 def visible_shares(seen: list[np.ndarray], visible: list[np.ndarray]) -> list[float]:
     """Share of what scenery leaves each object that the other objects leave too (1 for an empty footprint)."""
-    return [float(v.sum()) / total if (total := int(s.sum())) else 1.0 for s, v in zip(seen, visible)]
+    return [np.count_nonzero(v) / total if (total := np.count_nonzero(s)) else 1.0 for s, v in zip(seen, visible)]
 
 
 def binary(layer: np.ndarray) -> np.ndarray:
