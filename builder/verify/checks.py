@@ -203,15 +203,26 @@ def _membership_problem(key: str, value: int, split: str, members: tuple[int, ..
     return [] if value in members else [f"{key} {value} is not in split {split!r} (its {key}s: {list(members)[:20]})"]
 
 
+def _input_row_problems(row: dict, key: str, bound: int, split: str, members: tuple[int, ...],
+                        names: list[str]) -> tuple[list[str], bool]:
+    """A backgrounds or foregrounds row's id, split and source file name; False when the id is out of range
+    (then nothing else about the row can be checked)."""
+    value = row[key]
+    if problem := _id_problem(value, bound, key):
+        return [problem], False
+    problems = _membership_problem(key, value, split, members)
+    if row["source"] != names[value]:
+        problems.append(f"source {row['source']!r}, the manifest says {names[value]!r}")
+    return problems, True
+
+
 def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     """Always decoded: the default config's masks and composites are checked against these pixels."""
     stats = StatsBook(ref.schema(FOREGROUNDS).peaks)
-    fg_id = row["fg_id"]
-    if problem := _id_problem(fg_id, ref.space.n_fg, "fg_id"):
-        return RowResult([problem], stats)
-    problems = _membership_problem("fg_id", fg_id, split, ref.plan.foregrounds(split))
-    if row["source"] != ref.manifest.fg_names[fg_id]:
-        problems.append(f"source {row['source']!r}, the manifest says {ref.manifest.fg_names[fg_id]!r}")
+    problems, known = _input_row_problems(row, "fg_id", ref.space.n_fg, split, ref.plan.foregrounds(split),
+                                          ref.manifest.fg_names)
+    if not known:
+        return RowResult(problems, stats)
     try:
         rgba = decode_checked(row["image"], FOREGROUNDS, "image", None, stats)
         alpha = rgba[..., 3]
@@ -229,12 +240,10 @@ def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: st
 
 def check_background_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     stats = StatsBook(ref.schema(BACKGROUNDS).peaks)
-    bg_id = row["bg_id"]
-    if problem := _id_problem(bg_id, ref.space.n_bg, "bg_id"):
-        return RowResult([problem], stats)
-    problems = _membership_problem("bg_id", bg_id, split, ref.plan.backgrounds(split))
-    if row["source"] != ref.manifest.bg_names[bg_id]:
-        problems.append(f"source {row['source']!r}, the manifest says {ref.manifest.bg_names[bg_id]!r}")
+    problems, known = _input_row_problems(row, "bg_id", ref.space.n_bg, split, ref.plan.backgrounds(split),
+                                          ref.manifest.bg_names)
+    if not known:
+        return RowResult(problems, stats)
     r = ref.settings.resolution
     try:
         decode_checked(row["image"], BACKGROUNDS, "image", (r, r), stats)
@@ -294,6 +303,19 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
     return RowResult(problems, stats)
 
 
+def decode_sample_images(ref: Reference, row: dict, stats: StatsBook) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every image column this dataset's `default` rows hold but depth (`depth_problems` checks it), decoded and
+    checked for format, mode and size: {column: pixels}, and the problems of those that fail."""
+    s, r = ref.settings, ref.settings.resolution
+    decoded, problems = {}, []
+    for column in DEFAULT.image_columns(False, s.with_augment, s.with_ground, s.with_objects):
+        try:
+            decoded[column.name] = decode_checked(row[column.name], DEFAULT, column.name, (r, r), stats)
+        except ValueError as err:
+            problems.append(f"sample_id {row['sample_id']}: {column.name} {err}")
+    return decoded, problems
+
+
 def expected_scene(ref: Reference, sample_id: int, first: SceneObject, split: str) -> tuple[Scene, SceneImages] | None:
     """The row's objects re-derived from the seed and pasted over the stored background (None: an input is
     unavailable)."""
@@ -322,15 +344,8 @@ def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, wi
     problems = objects_problems(row, scene, images, split, ref.plan.foregrounds(split), s.with_ground)
     if not with_images:
         return problems
-    decoded, r = {}, s.resolution
-    columns = ("mask", "instance_mask", "fg_bg") + (("alpha",) if s.with_augment else ()) + \
-        (("amodal_mask",) if s.with_ground else ())
-    for column in columns:
-        try:
-            decoded[column] = decode_checked(row[column], DEFAULT, column, (r, r), stats)
-        except ValueError as err:
-            problems.append(f"{where}: {column} {err}")
-    problems += scene_mask_problems(row, decoded, images)
+    decoded, decode_problems = decode_sample_images(ref, row, stats)
+    problems += decode_problems + scene_mask_problems(row, decoded, images)
     if s.with_ground:
         problems += amodal_problems(row, decoded, np.where(images.footprints[0], 255, 0).astype(np.uint8),
                                     images.visible[0])
@@ -402,14 +417,8 @@ def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: 
     recomposite (an augmented row: re-derived from its stored parameters over the stored background). Ground
     mode: `hidden` pixels are taken out of the mask, and the amodal mask and occlusion checked."""
     s, (bg_id, fg_id, flip) = ref.settings, ids
-    where, r, problems = f"sample_id {row['sample_id']}", s.resolution, []
-    decoded = {}
-    columns = ("mask", "fg_bg") + (("alpha",) if s.with_augment else ()) + (("amodal_mask",) if s.with_ground else ())
-    for column in columns:
-        try:
-            decoded[column] = decode_checked(row[column], DEFAULT, column, (r, r), stats)
-        except ValueError as err:
-            problems.append(f"{where}: {column} {err}")
+    where, r = f"sample_id {row['sample_id']}", s.resolution
+    decoded, problems = decode_sample_images(ref, row, stats)
     if not (0 <= placement.x <= r - placement.width and 0 <= placement.y <= r - placement.height):
         return problems + [f"{where}: the foreground at x={placement.x} y={placement.y} "
                            f"({placement.width}x{placement.height}) is not inside the frame"]
