@@ -19,8 +19,8 @@ import datasets
 from builder.contract.errors import UsageError
 from builder.contract.plan import shard_tasks
 from builder.contract.schema import CONFIG_NAMES, SCHEMA_BY_NAME, features
-from builder.contract.settings import DEFAULT_DEPTH_MODEL, GenerateConfig
-from builder.rows.assets import load_inputs
+from builder.contract.settings import DEFAULT_DEPTH_MODEL, GenerateConfig, column_groups, from_coco, with_categories
+from builder.rows.assets import list_foregrounds, load_inputs
 from builder.rows.configs import CONFIG_BY_NAME
 from builder.rows.render import RenderContext
 
@@ -86,9 +86,12 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
         return GenerateConfig.from_kwargs(**self.config.generate_kwargs)
 
     def _info(self):
-        content = self._generate_config().content
-        return datasets.DatasetInfo(features=features(self.config.name, content.with_depth, content.with_augment,
-                                                        content.with_ground, content.with_objects))
+        config, problems = self._generate_config(), []
+        listing = list_foregrounds(config.content, config.run, problems, [])  # the cut-outs' categories
+        if problems:
+            raise UsageError(problems)
+        groups = column_groups(config.content, with_categories(listing.cutouts), from_coco(listing.source))
+        return datasets.DatasetInfo(features=features(self.config.name, **groups))
 
     def _split_generators(self, dl_manager):
         config = self._generate_config()

@@ -2,8 +2,9 @@
 
     python scripts/export_coco.py OUT DIR          # OUT: a dataset folder (or export), or a Hub repo id
 
-DIR/annotations/instances_<split>.json (RLE masks, bbox, area, iscrowd 0, one category per cut-out source,
-image id = sample_id) and DIR/<split>/<sample_id>.jpg. Rows are streamed. Exit 2: OUT is not a dataset.
+DIR/annotations/instances_<split>.json (RLE masks, bbox, area, iscrowd 0; the source's categories, or one
+per cut-out source where it has none; image id = sample_id) and DIR/<split>/<sample_id>.jpg. Rows are streamed.
+Exit 2: OUT is not a dataset.
 """
 
 import sys
@@ -22,21 +23,27 @@ UNDECODED = ("fg_bg", "mask", "instance_mask")
 COLUMNS = ("fg_bg", "mask", "instance_mask", "sample_id", "fg_id", "objects")
 
 
+def _small_columns(foregrounds):
+    """The foregrounds rows without their images: ids, source names and, where the dataset has them, categories."""
+    return foregrounds.select_columns([c for c in ("fg_id", "source", "category", "category_id")
+                                       if c in foregrounds.features])
+
+
 def export(source: str, folder: Path) -> int:
     try:
         splits = datasets.get_dataset_split_names(source, "default")
     except Exception as err:  # noqa: BLE001 - datasets raises many kinds for a missing or foreign dataset
         raise UsageError([f"{source}: not an fgbg-depth dataset folder or Hub repo id ({type(err).__name__}: "
                           f"{err}); give the --output-dir of generate.py, an export, or a repo id"]) from None
-    cats = categories(row for split in splits for row in datasets.load_dataset(
-        source, "foregrounds", split=split, streaming=True).select_columns(["fg_id", "source"]))
+    cats, category_ids = categories(row for split in splits for row in _small_columns(datasets.load_dataset(
+        source, "foregrounds", split=split, streaming=True)))
     for split in splits:
         rows = datasets.load_dataset(source, "default", split=split, streaming=True)
         rows = rows.select_columns([c for c in COLUMNS if c in rows.features])
         for column in UNDECODED:
             if column in rows.features:
                 rows = rows.cast_column(column, datasets.Image(decode=False))
-        count = write_split(tqdm(rows, desc=f"coco {split}", unit="row"), split, folder, cats)
+        count = write_split(tqdm(rows, desc=f"coco {split}", unit="row"), split, folder, cats, category_ids)
         print(f"{split}: {count:,} images -> {folder / 'annotations' / f'instances_{split}.json'}")
     return 0
 

@@ -154,7 +154,7 @@ def test_unreadable_directory(tmp_path, capsys, monkeypatch):
     try:
         if os.access(locked, os.R_OK):
             # root (as in CI containers) reads a mode-000 folder anyway: simulate what a user gets instead.
-            import builder.rows.assets
+            import builder.rows.files
 
             real_scandir = os.scandir
 
@@ -163,7 +163,7 @@ def test_unreadable_directory(tmp_path, capsys, monkeypatch):
                     raise PermissionError(13, "Permission denied", str(path))
                 return real_scandir(path)
 
-            monkeypatch.setattr(builder.rows.assets.os, "scandir", scandir)
+            monkeypatch.setattr(builder.rows.files.os, "scandir", scandir)
         refused(tmp_path, args, capsys, f"{locked}: cannot list the background folder (Permission denied)",
                 "fix its permissions")
     finally:

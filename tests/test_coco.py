@@ -1,6 +1,6 @@
 """builder.publish.coco and scripts/export_coco.py: RLE as the reference reader decodes it, a dataset with several
-objects per composite round-tripped through pycocotools (skipped only where pycocotools is not installed), and the
-same export read from a Hub repo id (the loopback fake Hub of tests/fake_hub.py)."""
+objects per composite round-tripped through pycocotools, and the same export read from a Hub repo id (the loopback
+fake Hub of tests/fake_hub.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as mask_api
+from pycocotools.coco import COCO
 
 from builder.publish.coco import rle
 from tests.conftest import ROOT, env, read_config, run_generate
@@ -19,8 +21,6 @@ from tests.fake_hub import FakeHub
 from tests.test_hub import REPO, TOKEN, tree
 from tests.test_hub import run as hub_run
 
-mask_api = pytest.importorskip("pycocotools.mask")
-COCO = pytest.importorskip("pycocotools.coco").COCO
 EXPORT = ROOT / "scripts" / "export_coco.py"
 
 

@@ -95,3 +95,34 @@ def photo_section_inputs(work: Path, given: Path | None, report: dict) -> tuple[
         return make_inputs(work / "demo10", 10, 10)
     report["inputs"]["photos"] = f"{photos}: 10 backgrounds and 10 cut-outs cropped from {', '.join(PHOTOS)}"
     return photo_inputs(work / "photos10", photos, 10, 10)
+
+
+def coco_inputs(folder: Path, images: int, per_image: int) -> tuple[Path, Path]:
+    """A COCO instances file over procedural 640 x 480 JPEG images: `per_image` elliptical polygon instances of
+    100-140 px each, away from the border, in two categories. Returns (the JSON, the image folder)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from builder.rows.demo import demo_background
+
+    image_dir = folder / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    entries, annotations = [], []
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    for i in range(images):
+        demo_background(300 + i).resize((640, 480), Image.Resampling.LANCZOS).save(image_dir / f"{i:05d}.jpg",
+                                                                                    quality=95)
+        entries.append({"id": i + 1, "file_name": f"{i:05d}.jpg", "width": 640, "height": 480})
+        for k in range(per_image):
+            n = len(annotations)
+            cx, cy = 80 + (k * 150) % 480, 100 + (k * 150) // 480 * 160 + 40 * (i % 3)
+            rx, ry = 50 + 4 * (n % 6), 70 - 4 * (n % 5)
+            polygon = np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1).round(1).ravel()
+            annotations.append({"id": n + 1, "image_id": i + 1, "category_id": 1 + n % 2, "iscrowd": 0,
+                                "segmentation": [polygon.tolist()]})
+    path = folder / "instances.json"
+    path.write_text(json.dumps({"images": entries, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
+    return path, image_dir

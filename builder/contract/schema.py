@@ -39,21 +39,25 @@ class Column:
     augment: bool = False  # an augmentation column, present only with --augment other than none
     ground: bool = False  # a scene-geometry column, present only with --placement-mode ground
     objects: bool = False  # a several-objects column, present only with --objects above 1
+    categories: bool = False  # a category column, present only when the cut-outs have categories
+    coco: bool = False  # a COCO source's column, present only with --fg-coco
 
-    def feature(self, with_ground: bool = False, with_augment: bool = False):
+    def feature(self, with_ground: bool = False, with_augment: bool = False, with_categories: bool = False):
         if self.dtype == "image":
             return datasets.Image()
         if self.dtype == "box":
             return datasets.List(datasets.Value("int32"), length=4)
         if self.dtype == "objects":
-            return datasets.List(object_struct(with_ground, with_augment))
+            return datasets.List(object_struct(with_ground, with_augment, with_categories))
         return datasets.Value(self.dtype)
 
 
-def object_struct(with_ground: bool, with_augment: bool = False) -> dict:
-    """One entry of `objects` (builder.rows.scene): a cut-out of the composite, where it is, how much is hidden,
-    and with `--augment` its cut-out's parameters."""
-    fields = {"fg_id": datasets.Value("int32"), "flip": datasets.Value("bool"), "x": datasets.Value("int32"),
+def object_struct(with_ground: bool, with_augment: bool = False, with_categories: bool = False) -> dict:
+    """One entry of `objects` (builder.rows.scene): a cut-out of the composite (and its category, when the
+    cut-outs have categories), where it is, how much is hidden, and with `--augment` its cut-out's parameters."""
+    fields = {"fg_id": datasets.Value("int32"),
+              **({"category": datasets.Value("string")} if with_categories else {}),
+              "flip": datasets.Value("bool"), "x": datasets.Value("int32"),
               "y": datasets.Value("int32"), "scale": datasets.Value("float32"),
               "bbox": datasets.List(datasets.Value("int32"), length=4), "occlusion": datasets.Value("float32")}
     if with_ground:
@@ -71,17 +75,23 @@ class ConfigSchema:
     depth_source: str | None = None  # the image column whose depth the `depth` column holds
 
     def active_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False,
-                       with_objects: bool = False) -> list[Column]:
+                       with_objects: bool = False, with_categories: bool = False, with_coco: bool = False
+                       ) -> list[Column]:
         return [c for c in self.columns if (with_depth or not c.depth) and (with_augment or not c.augment)
-                and (with_ground or not c.ground) and (with_objects or not c.objects)]
+                and (with_ground or not c.ground) and (with_objects or not c.objects)
+                and (with_categories or not c.categories) and (with_coco or not c.coco)]
 
     def features(self, with_depth: bool = True, with_augment: bool = False, with_ground: bool = False,
-                 with_objects: bool = False) -> datasets.Features:
+                 with_objects: bool = False, with_categories: bool = False, with_coco: bool = False
+                 ) -> datasets.Features:
         """Features of the config; `with_depth=False` is the `--no-depth` layout, `with_augment=True` adds the
         augmentation columns (`--augment` other than none), `with_ground=True` the scene-geometry columns
-        (`--placement-mode ground`), `with_objects=True` the instance columns (`--objects` above 1)."""
-        return datasets.Features({c.name: c.feature(with_ground, with_augment) for c in
-                                  self.active_columns(with_depth, with_augment, with_ground, with_objects)})
+        (`--placement-mode ground`), `with_objects=True` the instance columns (`--objects` above 1),
+        `with_categories=True` the category columns (cut-outs with categories), `with_coco=True` the annotation
+        ids (`--fg-coco`)."""
+        return datasets.Features({c.name: c.feature(with_ground, with_augment, with_categories) for c in
+                                  self.active_columns(with_depth, with_augment, with_ground, with_objects,
+                                                      with_categories, with_coco)})
 
     def image_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False,
                       with_objects: bool = False) -> list[Column]:
@@ -141,6 +151,7 @@ DEFAULT = ConfigSchema("default", "sample_id", (
     Column("sample_id", "int64"),
     Column("bg_id", "int32"),
     Column("fg_id", "int32"),
+    Column("category", "string", categories=True),
     Column("flip", "bool"),
     Column("x", "int32"),
     Column("y", "int32"),
@@ -161,6 +172,9 @@ FOREGROUNDS = ConfigSchema("foregrounds", "fg_id", (
     Column("image", "image", ImageSpec("PNG", "RGBA", "fg", grid="fg")),
     Column("mask", "image", ImageSpec("PNG", "L", "fg_mask")),
     Column("source", "string"),
+    Column("category", "string", categories=True),
+    Column("category_id", "int32", categories=True),
+    Column("annotation_id", "int64", coco=True),
 ))
 
 SCHEMAS = (DEFAULT, BACKGROUNDS, FOREGROUNDS)
@@ -170,8 +184,9 @@ CONFIG_NAMES = tuple(SCHEMA_BY_NAME)
 GRID_COLUMNS = {c.image.grid: (s.name, c.name) for s in SCHEMAS for c in s.columns if c.image and c.image.grid}
 
 
-def features(config_name: str, with_depth: bool = True, with_augment: bool = False,
-             with_ground: bool = False, with_objects: bool = False) -> datasets.Features:
+def features(config_name: str, with_depth: bool = True, with_augment: bool = False, with_ground: bool = False,
+             with_objects: bool = False, with_categories: bool = False, with_coco: bool = False) -> datasets.Features:
     if config_name not in SCHEMA_BY_NAME:
         raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
-    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, with_ground, with_objects)
+    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, with_ground, with_objects, with_categories,
+                                                with_coco)

@@ -32,6 +32,7 @@ AUGMENT_PRESETS = {
 }
 AUGMENT_KEYS = tuple(AUGMENT_PRESETS["none"])
 MAX_OBJECTS = 255  # instance_mask is PNG L: one level per object, 0 for the background
+DEFAULT_MIN_AREA = 1024  # --fg-min-area: mask pixels
 
 
 def _count_or_auto(text: str) -> int | str:
@@ -234,11 +235,22 @@ class ContentSettings:
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-    """How one run goes about it: none of these change a row."""
+    """How one run goes about it and where its inputs are: none of these change a row by itself (the inputs they
+    select go into the manifest with their hashes, a COCO file's filters with them)."""
 
     output_dir: Path | None = _option(None, "folder the dataset is written to")
     bg_dir: Path | None = _option(None, "folder of background images")
-    fg_dir: Path | None = _option(None, "folder of foreground cut-outs with transparency")
+    fg_dir: Path | None = _option(None, "folder of foreground cut-outs with transparency (or, with --fg-mask-dir, "
+                                        "of plain photos); a sub-folder's name is its files' category")
+    fg_mask_dir: Path | None = _option(None, "a mask per photo of --fg-dir, same path and file stem (PNG L, "
+                                             "0..255 is the alpha); the cut-out is cropped to the mask's box")
+    fg_coco: Path | None = _option(None, "COCO instances JSON: every annotation with iscrowd 0 that the filters "
+                                         "keep becomes a cut-out (instead of --fg-dir; needs --fg-images)")
+    fg_images: Path | None = _option(None, "--fg-coco: the folder its images' file_name paths are relative to")
+    fg_min_area: int = _option(DEFAULT_MIN_AREA, "--fg-coco: leave out instances with fewer mask pixels")
+    fg_categories: str | None = _option(None, "--fg-coco: keep only these categories (comma-separated names)")
+    fg_keep_truncated: bool = _option(False, "--fg-coco: keep instances whose mask touches the image border "
+                                             "(left out by default: truncated objects)")
     demo: bool = _option(False, "use small procedural backgrounds and cut-outs generated in code")
     bg_depth_dir: Path | None = _option(None, "--placement-mode ground: one depth map per background with its file "
                                               "stem (16-bit PNG or .npy float array); default: the depth model's")
@@ -267,10 +279,13 @@ class RunOptions:
 
     def problems(self) -> list[str]:
         problems = []
-        if self.demo and (self.bg_dir or self.fg_dir):
-            problems.append("--demo generates its own inputs: drop --bg-dir/--fg-dir, or drop --demo")
-        if not self.demo and not (self.bg_dir and self.fg_dir) and not self.finish:
-            problems.append("give both --bg-dir and --fg-dir (or --demo for built-in inputs)")
+        if self.demo and (self.bg_dir or self.fg_dir or self.fg_coco or self.fg_mask_dir):
+            problems.append("--demo generates its own inputs: drop --bg-dir/--fg-dir/--fg-mask-dir/--fg-coco, or drop "
+                            "--demo")
+        if not self.demo and not (self.bg_dir and (self.fg_dir or self.fg_coco)) and not self.finish:
+            problems.append("give both --bg-dir and --fg-dir (or --fg-coco with --fg-images for the cut-outs; or "
+                            "--demo for built-in inputs)")
+        problems += self.source_problems()
         if self.demo and self.bg_depth_dir:
             problems.append("--demo brings its own exact depth: drop --bg-depth-dir, or drop --demo")
         if self.finish and (self.overwrite or self.rank is not None or self.world_size is not None):
@@ -280,6 +295,35 @@ class RunOptions:
             if value != "auto" and not (isinstance(value, int) and value >= least):
                 problems.append(f"--{key.replace('_', '-')} {value}: use auto or a whole number >= {least}")
         return problems
+
+    def source_problems(self) -> list[str]:
+        """One source of cut-outs per run, each with the flags it needs."""
+        if self.fg_coco is not None and (self.fg_dir or self.fg_mask_dir):
+            return ["one source of cut-outs per run: --fg-coco (with --fg-images), or --fg-dir (with --fg-mask-dir "
+                    "for photos and masks); drop the other"]
+        problems = []
+        if (self.fg_coco is None) != (self.fg_images is None):
+            problems.append("--fg-coco FILE and --fg-images DIR go together (the folder its file_name paths are "
+                            "relative to)")
+        if self.fg_mask_dir is not None and self.fg_dir is None:
+            problems.append("--fg-mask-dir holds the masks of the photos of --fg-dir: give --fg-dir too")
+        filters = [f for f, on in (("--fg-min-area", self.fg_min_area != DEFAULT_MIN_AREA),
+                                   ("--fg-categories", self.fg_categories is not None),
+                                   ("--fg-keep-truncated", self.fg_keep_truncated)) if on]
+        if filters and self.fg_coco is None:
+            problems.append(f"{' / '.join(filters)} filter the instances of --fg-coco: add it, or drop them")
+        if self.fg_min_area < 0:
+            problems.append(f"--fg-min-area {self.fg_min_area}: use 0 or more mask pixels")
+        if self.fg_categories is not None and not self.fg_category_names:
+            problems.append(f"--fg-categories {self.fg_categories!r}: give comma-separated category names")
+        return problems
+
+    @property
+    def fg_category_names(self) -> tuple[str, ...] | None:
+        """--fg-categories as names, None when not given."""
+        if self.fg_categories is None:
+            return None
+        return tuple(name.strip() for name in self.fg_categories.split(",") if name.strip())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,9 +400,45 @@ def library_versions() -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class InputRecord:
+    """An input as the manifest records it: name, content hash and size; a cut-out also its category (and a COCO
+    instance its annotation id, a photo its mask's record). Unset parts are left out of the JSON."""
+
     name: str
     sha256: str
     bytes: int
+    category: str | None = None
+    category_id: int | None = None
+    annotation_id: int | None = None
+    mask: "InputRecord | None" = None
+
+    def to_json(self) -> dict:
+        data = {"name": self.name, "sha256": self.sha256, "bytes": self.bytes}
+        for key in ("category", "category_id", "annotation_id"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return {**data, "mask": self.mask.to_json()} if self.mask else data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "InputRecord":
+        mask = cls.from_json(data["mask"]) if "mask" in data else None
+        return cls(**{**data, "mask": mask})
+
+
+def with_categories(cutouts) -> bool:
+    """A run has categories when any of its cut-outs has one (the category columns are then present)."""
+    return any(cutout.category is not None for cutout in cutouts)
+
+
+def from_coco(source: dict | None) -> bool:
+    """Cut-outs from a COCO file (a manifest's `source`): the `foregrounds` config has their annotation ids."""
+    return (source or {}).get("kind") == "coco"
+
+
+def column_groups(settings: ContentSettings, categories: bool = False, coco: bool = False) -> dict[str, bool]:
+    """Which optional column groups a dataset has, as the schema's keyword arguments (`features(**groups)`)."""
+    return {"with_depth": settings.with_depth, "with_augment": settings.with_augment,
+            "with_ground": settings.with_ground, "with_objects": settings.with_objects,
+            "with_categories": categories, "with_coco": coco}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,6 +460,7 @@ class Manifest:
     format: int = MANIFEST_FORMAT
     held_out: dict | None = None  # {"backgrounds": [names], "foregrounds": [names]} when a validation split exists
     bg_depths: tuple[InputRecord, ...] | None = None  # ground placement's depth maps, when not the model's
+    source: dict | None = None  # where the cut-outs came from, when not an RGBA folder (builder.rows.sources)
 
     @property
     def bg_names(self) -> list[str]:
@@ -389,6 +470,14 @@ class Manifest:
     def fg_names(self) -> list[str]:
         return [f.name for f in self.foregrounds]
 
+    @property
+    def with_categories(self) -> bool:
+        return with_categories(self.foregrounds)
+
+    @property
+    def column_groups(self) -> dict[str, bool]:
+        return column_groups(self.settings, self.with_categories, from_coco(self.source))
+
     def split_plan(self) -> SplitPlan:
         """The sample space and splits this manifest's inputs and settings make (no input is read)."""
         s = self.settings
@@ -397,12 +486,13 @@ class Manifest:
 
     def to_json(self) -> dict:
         data = {"format": self.format, "settings": self.settings.to_json(),
-                "inputs": {"backgrounds": [dataclasses.asdict(f) for f in self.backgrounds],
-                           "foregrounds": [dataclasses.asdict(f) for f in self.foregrounds],
-                           **({"bg_depths": [dataclasses.asdict(f) for f in self.bg_depths]}
+                "inputs": {"backgrounds": [f.to_json() for f in self.backgrounds],
+                           "foregrounds": [f.to_json() for f in self.foregrounds],
+                           **({"bg_depths": [f.to_json() for f in self.bg_depths]}
                               if self.bg_depths is not None else {})},
                 "model": dataclasses.asdict(self.model) if self.model else None, "versions": self.versions}
-        return {**data, "held_out": self.held_out} if self.held_out else data
+        data = {**data, "held_out": self.held_out} if self.held_out else data
+        return {**data, "source": self.source} if self.source else data
 
     @classmethod
     def from_json(cls, data: dict) -> "Manifest":
@@ -411,11 +501,12 @@ class Manifest:
                               "regenerate the dataset with this version, or use the version that made it"])
         inputs = data["inputs"]
         return cls(ContentSettings.from_json(data["settings"]),
-                   tuple(InputRecord(**f) for f in inputs["backgrounds"]),
-                   tuple(InputRecord(**f) for f in inputs["foregrounds"]),
+                   tuple(InputRecord.from_json(f) for f in inputs["backgrounds"]),
+                   tuple(InputRecord.from_json(f) for f in inputs["foregrounds"]),
                    ModelRecord(**data["model"]) if data.get("model") else None, data["versions"], data["format"],
                    data.get("held_out"),
-                   tuple(InputRecord(**f) for f in inputs["bg_depths"]) if "bg_depths" in inputs else None)
+                   tuple(InputRecord.from_json(f) for f in inputs["bg_depths"]) if "bg_depths" in inputs else None,
+                   data.get("source"))
 
     def differences(self, other: "Manifest") -> list[str]:
         """Top-level parts that differ, library versions aside (a rerun after an upgrade may resume)."""

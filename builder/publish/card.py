@@ -17,6 +17,7 @@ from builder.contract.plan import TRAIN, ShardName, ShardTask
 from builder.contract.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
 from builder.contract.settings import Manifest
 from builder.publish.license import License, license_for_model
+from builder.publish.source_card import source_lines, source_stats
 from builder.rows import geometry
 from builder.rows.stats import merge_all
 from builder.run.shards import DoneMarker, OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
@@ -296,9 +297,7 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
     info = []
     for name in CONFIG_NAMES:
         info.append({"config_name": name,
-                     "features": features(name, with_depth, manifest.settings.with_augment,
-                                          manifest.settings.with_ground,
-                                          manifest.settings.with_objects)._to_yaml_list(),
+                     "features": features(name, **manifest.column_groups)._to_yaml_list(),
                      "splits": splits[name],
                      "download_size": sizes[name], "dataset_size": stats["num_bytes"][name]})
     header = {
@@ -328,6 +327,7 @@ def provenance(manifest: Manifest, stats: dict) -> str:
     lines += augmentation_lines(settings)
     lines += ground_lines(settings, stats)
     lines += objects_lines(settings, stats)
+    lines += source_lines(manifest, stats)
     if model:
         lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), input "
                      f"{settings.depth_input_size} x {settings.depth_input_size} (bicubic), prediction resized "
@@ -344,13 +344,12 @@ def provenance(manifest: Manifest, stats: dict) -> str:
     return "\n".join(lines)
 
 
-def configs_table(settings, stats: dict) -> str:
+def configs_table(manifest: Manifest, stats: dict) -> str:
     """Each config's rows and columns, from the schema (a new column shows up here by itself)."""
     lines = ["| config | rows | columns |", "| --- | ---: | --- |"]
     for schema in SCHEMAS:
         columns = ", ".join(f"`{c.name}`" + (f" ({c.image.format} {c.image.mode})" if c.image else "")
-                            for c in schema.active_columns(settings.with_depth, settings.with_augment,
-                                                             settings.with_ground, settings.with_objects))
+                            for c in schema.active_columns(**manifest.column_groups))
         lines.append(f"| `{schema.name}` | {stats['rows'][schema.name]:,} | {columns} |")
     return "\n".join(lines)
 
@@ -445,7 +444,7 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
         "kinds": "composite + mask + depth" if with_depth else "composite + mask",
         "targets": "the pasted foreground's mask and a depth map" if with_depth else "the pasted foreground's mask",
         "n_samples": f"{stats['rows']['default']:,}", "resolution": settings.resolution,
-        "configs_table": configs_table(settings, stats),
+        "configs_table": configs_table(manifest, stats),
         "depth_note": depth_note,
         "grids": "\n\n".join(f"**{kind}**\n\n![{kind}]({path})" for kind, path in grids.items()),
         "stats_table": statistics_tables(stats),
@@ -470,6 +469,7 @@ def write_card(store: OutputStore, tasks: list[ShardTask]) -> dict:
         stats["placement"] = placement_counts(store, tasks)
     if settings.with_objects:
         stats["objects"] = object_counts(store, tasks)
+    stats.update(source_stats(store, tasks, manifest))
     grids = write_grids(store, [t for t in tasks if t.name.split == TRAIN], side=min(settings.resolution, 256),
                         blend_modes=settings.blend_mode_list if settings.with_augment else None)
     splits = list(dict.fromkeys(t.name.split for t in tasks))

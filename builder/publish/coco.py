@@ -3,8 +3,11 @@ an RLE mask per visible object, and the composites as image files. Streams: rows
 JSON is assembled from two spooled parts, so memory stays flat however many rows there are.
 
 A row with several objects (`--objects`) gives one annotation per entry k of `objects` with visible pixels
-(`instance_mask == k`); a row with one cut-out gives one, its `mask`. Category = the cut-out's `source` file
-(id fg_id + 1: COCO keeps 0 for the background); image id = `sample_id`; annotation id = sample_id * 256 + k.
+(`instance_mask == k`); a row with one cut-out gives one, its `mask`. Categories: the source's (a COCO file's ids
+and names, or the `--fg-dir` sub-folders', as the `foregrounds` config's `category_id` and `category` hold them;
+cut-outs without one share an "uncategorised" category after the others), else one per cut-out named by its
+`source` file (id fg_id + 1: COCO keeps 0 for the background); image id = `sample_id`; annotation id =
+sample_id * 256 + k.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ def _pixels(cell: dict) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(cell["bytes"])))
 
 
-def row_annotations(row: dict) -> list[dict]:
-    """The row's objects as COCO annotations (without a visible pixel: none)."""
+def row_annotations(row: dict, category_ids: dict[int, int]) -> list[dict]:
+    """The row's objects as COCO annotations (without a visible pixel: none); `category_ids`: fg_id -> its
+    category id."""
     objects = row.get("objects") or [{"fg_id": row["fg_id"]}]
     instances = _pixels(row["instance_mask"]) if "instance_mask" in row else (_pixels(row["mask"]) > 0).astype(
         np.uint8)
@@ -51,20 +55,31 @@ def row_annotations(row: dict) -> list[dict]:
         rows, cols = np.flatnonzero(layer.any(axis=1)), np.flatnonzero(layer.any(axis=0))
         bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
         annotations.append({"id": row["sample_id"] * (MAX_OBJECTS + 1) + k, "image_id": row["sample_id"],
-                            "category_id": obj["fg_id"] + 1, "segmentation": rle(layer), "area": area,
+                            "category_id": category_ids[obj["fg_id"]], "segmentation": rle(layer), "area": area,
                             "bbox": bbox, "iscrowd": 0})
     return annotations
 
 
-def categories(foregrounds: Iterable[dict]) -> list[dict]:
-    """One category per cut-out, named by its source file."""
-    return sorted(({"id": r["fg_id"] + 1, "name": r["source"], "supercategory": "cutout"} for r in foregrounds),
-                  key=lambda c: c["id"])
+def categories(foregrounds: Iterable[dict]) -> tuple[list[dict], dict[int, int]]:
+    """(the COCO categories, each cut-out's category id by fg_id), from the `foregrounds` rows: the source's
+    categories where the dataset has them, else one per cut-out named by its source file."""
+    rows = list(foregrounds)
+    if not rows or "category" not in rows[0]:
+        return (sorted(({"id": r["fg_id"] + 1, "name": r["source"], "supercategory": "cutout"} for r in rows),
+                       key=lambda c: c["id"]), {r["fg_id"]: r["fg_id"] + 1 for r in rows})
+    named = {r["category_id"]: r["category"] for r in rows if r["category"] is not None}
+    none_id = max(named, default=0) + 1
+    ids = {r["fg_id"]: none_id if r["category"] is None else r["category_id"] for r in rows}
+    cats = [{"id": ident, "name": name, "supercategory": "object"} for ident, name in sorted(named.items())]
+    if none_id in ids.values():
+        cats.append({"id": none_id, "name": "uncategorised", "supercategory": "object"})
+    return cats, ids
 
 
-def write_split(rows: Iterator[dict], split: str, folder: Path, cats: list[dict]) -> int:
+def write_split(rows: Iterator[dict], split: str, folder: Path, cats: list[dict], category_ids: dict[int, int]
+                ) -> int:
     """`folder/annotations/instances_<split>.json` and `folder/<split>/<sample_id>.jpg`; returns the rows. Image
-    cells come undecoded ({"bytes": ...})."""
+    cells come undecoded ({"bytes": ...}); `cats` and `category_ids` come from `categories`."""
     (folder / split).mkdir(parents=True, exist_ok=True)
     (folder / "annotations").mkdir(exist_ok=True)
     count = 0
@@ -75,7 +90,7 @@ def write_split(rows: Iterator[dict], split: str, folder: Path, cats: list[dict]
             height, width = _pixels(row["mask"]).shape[:2]
             images.write(("," if count else "") + json.dumps(
                 {"id": row["sample_id"], "file_name": name, "width": width, "height": height}))
-            for annotation in row_annotations(row):
+            for annotation in row_annotations(row, category_ids):
                 annotations.write(("," if annotations.tell() else "") + json.dumps(annotation))
             count += 1
         target = folder / "annotations" / f"instances_{split}.json"

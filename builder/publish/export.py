@@ -129,7 +129,8 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     schema = read_shard_schema(source.paths[0])
     with_depth, with_augment = "depth" in schema.names, "alpha" in schema.names
     options = get_parquet_column_options(features(source.config_name, with_depth, with_augment,
-                                                  "amodal_mask" in schema.names, "objects" in schema.names),
+                                                  "amodal_mask" in schema.names, "objects" in schema.names,
+                                                  "category" in schema.names, "annotation_id" in schema.names),
                                           schema)
     parts: list[dict] = []
     writer = sink = None

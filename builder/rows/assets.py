@@ -3,44 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import os
-import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from builder.contract.errors import UsageError
-from builder.contract.settings import ContentSettings, InputRecord, RunOptions
+from builder.contract.settings import ContentSettings, InputRecord, RunOptions, with_categories
 from builder.rows.demo import demo_files, demo_ground_files
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-# Pillow's default bomb limit (~89 Mpx) warns; we refuse above it rather than decode gigabytes per file.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS
-MIN_OPAQUE_PIXELS = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class InputFile:
-    name: str
-    data: bytes
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+from builder.rows.files import InputFile, open_image, read_folder, to_8bit
+from builder.rows.sources import Cutout, Listing, decode_cutouts, list_cutouts
 
 
 @dataclasses.dataclass
 class Inputs:
-    """Decoded inputs: backgrounds R x R x 3 uint8, foregrounds h x w x 4 uint8 cropped to their alpha box."""
+    """Decoded inputs: backgrounds R x R x 3 uint8, foregrounds h x w x 4 uint8 cropped to their alpha box, and
+    the cut-outs as their source listed them (`source`: the manifest's account of that source, if any)."""
 
     backgrounds: list[np.ndarray]
     foregrounds: list[np.ndarray]
     bg_files: list[InputFile]
-    fg_files: list[InputFile]
+    cutouts: list[Cutout]
     warnings: list[str]
+    source: dict | None = None
     bg_depths: list[np.ndarray] | None = None  # ground placement's disparity maps (R x R float32, NaN unknown)
     bg_depth_files: list[InputFile] | None = None  # the files they came from (their hashes go into the manifest)
 
@@ -49,64 +33,14 @@ class Inputs:
         """The manifest's record of each input file: name, content hash, size."""
         return [InputRecord(f.name, f.sha256, len(f.data)) for f in files]
 
-
-def read_folder(folder: Path, role: str, problems: list[str], notes: list[str]) -> list[InputFile]:
-    """Image files of a folder, sorted by name; other files are skipped with a note."""
-    flag = "--bg-dir" if role == "background" else "--fg-dir"
-    if not folder.is_dir():
-        problems.append(f"{folder}: {role} folder does not exist; check {flag}")
-        return []
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as err:
-        problems.append(f"{folder}: cannot list the {role} folder ({err.strerror}); fix its permissions")
-        return []
-    files, unreadable = [], 0
-    for entry in entries:
-        if not entry.is_file():
-            continue
-        if Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
-            notes.append(f"{entry.path}: not an image file name, skipped")
-            continue
-        try:
-            files.append(InputFile(entry.name, Path(entry.path).read_bytes()))
-        except OSError as err:
-            unreadable += 1
-            problems.append(f"{entry.path}: cannot read ({err.strerror}); fix its permissions or remove it")
-    if not files and not unreadable:
-        problems.append(f"{folder}: no {role} images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
-
-
-def open_image(file: InputFile) -> Image.Image:
-    """Decode fully (so truncation shows now), refuse decompression bombs, apply EXIF orientation."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(file.data))
-            if image.width * image.height > MAX_PIXELS:
-                raise ValueError(f"{image.width}x{image.height} pixels is over the {MAX_PIXELS:,}-pixel limit; "
-                                 "downscale it first")
-            image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise ValueError(f"too large to decode safely ({err}); downscale it first") from None
-        except (OSError, SyntaxError) as err:
-            raise ValueError(f"unreadable or truncated image ({err}); re-export or remove it") from None
-    return ImageOps.exif_transpose(image)
-
-
-def _to_8bit(image: Image.Image) -> Image.Image:
-    """Pillow clips 16/32-bit grayscale to 255 on convert(); scale it down instead."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        return Image.fromarray(np.clip(array * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8), "L")
-    return image
+    @property
+    def with_categories(self) -> bool:
+        return with_categories(self.cutouts)
 
 
 def decode_background(file: InputFile, resolution: int, notes: list[str]) -> np.ndarray:
     """Center-crop to square and resize to R x R RGB."""
-    image = _to_8bit(open_image(file)).convert("RGB")
+    image = to_8bit(open_image(file)).convert("RGB")
     side = min(image.size)
     if side < resolution:
         notes.append(f"{file.name}: {image.width}x{image.height} is smaller than --resolution {resolution}; upscaled")
@@ -114,36 +48,13 @@ def decode_background(file: InputFile, resolution: int, notes: list[str]) -> np.
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def decode_foreground(file: InputFile, mask_threshold: int, notes: list[str]) -> np.ndarray:
-    """RGBA cut-out cropped to the bounding box of its non-zero alpha."""
-    image = _to_8bit(open_image(file))
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if not has_alpha:
-        raise ValueError(f"has no transparency (mode {image.mode}); save the cut-out as an RGBA PNG "
-                         "with a transparent background")
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.uint8)
-    alpha = rgba[..., 3]
-    if alpha.min() == 255:
-        raise ValueError("has an alpha channel but no transparent pixel; cut the foreground out first")
-    rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
-    if rows.size == 0:
-        raise ValueError("is fully transparent; there is no foreground to paste")
-    opaque = int((alpha >= mask_threshold).sum())
-    if opaque == 0:
-        raise ValueError(f"has no pixel with alpha >= --mask-threshold {mask_threshold}; its masks would be empty")
-    if opaque < MIN_OPAQUE_PIXELS:
-        notes.append(f"{file.name}: only {opaque} pixels with alpha >= {mask_threshold}; "
-                     "its masks will be tiny or empty at small scales")
-    return rgba[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()
-
-
-def _decode_all(files, decode, role, problems):
+def _decode_backgrounds(files: list[InputFile], resolution: int, problems: list[str], notes: list[str]):
     arrays = []
     for file in files:
         try:
-            arrays.append(decode(file))
+            arrays.append(decode_background(file, resolution, notes))
         except ValueError as err:
-            problems.append(f"{file.name} ({role}): {err}")
+            problems.append(f"{file.name} (background): {err}")
     return arrays
 
 
@@ -155,22 +66,27 @@ def _note_duplicates(files: list[InputFile], role: str, notes: list[str]) -> Non
         first_name.setdefault(file.sha256, file.name)
 
 
+def list_foregrounds(content: ContentSettings, run: RunOptions, problems: list[str], notes: list[str]) -> Listing:
+    """The run's cut-outs as listed, nothing decoded: the demo's, or its source's (builder.rows.sources)."""
+    if run.demo:
+        return Listing([Cutout(name, InputFile(name, data)) for name, data in demo_files()[1]])
+    return list_cutouts(content, run, problems, notes)
+
+
 def load_inputs(content: ContentSettings, run: RunOptions) -> Inputs:
     """Read, decode and validate every input; raise UsageError listing all problems."""
     problems, notes = [], []
-    if run.demo:
-        bg_files, fg_files = ([InputFile(name, data) for name, data in files] for files in demo_files())
-        if content.with_ground:  # scenes with exact depth (builder.rows.bg_depth reads their maps)
-            bg_files = [InputFile(name, data) for name, data in demo_ground_files()[0]]
+    if run.demo:  # ground mode: scenes with exact depth (builder.rows.bg_depth reads their maps)
+        bg_files = [InputFile(name, data) for name, data in (demo_ground_files() if content.with_ground
+                                                             else demo_files())[0]]
     else:
-        bg_files = read_folder(run.bg_dir, "background", problems, notes)
-        fg_files = read_folder(run.fg_dir, "foreground", problems, notes)
-    backgrounds = _decode_all(bg_files, lambda f: decode_background(f, content.resolution, notes), "background",
-                              problems)
-    foregrounds = _decode_all(fg_files, lambda f: decode_foreground(f, content.mask_threshold, notes), "foreground",
-                              problems)
+        bg_files = read_folder(run.bg_dir, "background", "--bg-dir", problems, notes)
+    listing = list_foregrounds(content, run, problems, notes)
+    backgrounds = _decode_backgrounds(bg_files, content.resolution, problems, notes)
+    foregrounds = decode_cutouts(listing.cutouts, content.mask_threshold, problems, notes)
     _note_duplicates(bg_files, "background", notes)
-    _note_duplicates(fg_files, "foreground", notes)
+    if listing.source is None or listing.source["kind"] != "coco":  # a COCO image holds many instances
+        _note_duplicates([c.file for c in listing.cutouts], "foreground", notes)
     if problems:
         raise UsageError(problems, notes)
-    return Inputs(backgrounds, foregrounds, bg_files, fg_files, notes)
+    return Inputs(backgrounds, foregrounds, bg_files, listing.cutouts, notes, listing.source)

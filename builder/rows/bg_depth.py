@@ -13,13 +13,13 @@ from PIL import Image
 
 from builder.contract.errors import UsageError
 from builder.contract.settings import ContentSettings, Manifest, RunOptions
-from builder.rows.assets import InputFile, Inputs
+from builder.rows.assets import Inputs
 from builder.rows.demo import demo_ground_files
+from builder.rows.files import InputFile, oriented_size
 
 DEPTH_SUFFIXES = (".png", ".npy")
 MAX_UNKNOWN = 0.5  # a map with more unknown pixels than this share is refused
 ASPECT_TOLERANCE = 0.01  # relative difference of width/height allowed between a map and its background
-EXIF_ORIENTATION, SWAPPING_ORIENTATIONS = 0x0112, (5, 6, 7, 8)
 
 
 def read_depth_folder(folder: Path, bg_files: list[InputFile], problems: list[str], notes: list[str]
@@ -91,13 +91,6 @@ def to_disparity(values: np.ndarray, kind: str) -> np.ndarray:
     return np.where(known, disparity, np.nan)
 
 
-def background_size(file: InputFile) -> tuple[int, int]:
-    """(width, height) of a background as decoded (EXIF orientation applied), without decoding its pixels."""
-    image = Image.open(io.BytesIO(file.data))
-    width, height = image.size
-    return (height, width) if image.getexif().get(EXIF_ORIENTATION) in SWAPPING_ORIENTATIONS else (width, height)
-
-
 def fit_depth(disparity: np.ndarray, bg_size: tuple[int, int] | None, resolution: int) -> np.ndarray:
     """The map cropped and resized as ImageOps.fit crops and resizes its background (centre crop to a square,
     then R x R), but nearest-neighbour: depth is never blended across an object's edge and unknown stays
@@ -116,7 +109,7 @@ def fit_depth(disparity: np.ndarray, bg_size: tuple[int, int] | None, resolution
 
 def decode_depth_map(file: InputFile, bg_file: InputFile | None, kind: str, resolution: int) -> np.ndarray:
     """A background's map as ground placement reads it: R x R float32 disparity, NaN where unknown."""
-    return fit_depth(to_disparity(read_values(file), kind), bg_file and background_size(bg_file), resolution)
+    return fit_depth(to_disparity(read_values(file), kind), bg_file and oriented_size(bg_file), resolution)
 
 
 def decode_depth_maps(files: list[InputFile], bg_files: list[InputFile], kind: str, resolution: int,

@@ -41,6 +41,11 @@ class RenderContext:
         return SplitPlan.from_counts(self.space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
 
     @functools.cached_property
+    def categories(self) -> list[str | None] | None:
+        """Each cut-out's category, by fg_id; None when the run has no categories (no category columns)."""
+        return [c.category for c in self.inputs.cutouts] if self.inputs.with_categories else None
+
+    @functools.cached_property
     def foreground_cache(self) -> ForegroundCache:
         """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
         return ForegroundCache(self.inputs.foregrounds)
@@ -118,6 +123,8 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     row = {"fg_bg": image_cell(jpeg), "mask": image_cell(png), "sample_id": index, "bg_id": bg_id,
            "fg_id": fg_id, "flip": bool(flip), "x": placement.x, "y": placement.y, "scale": placement.scale,
            "bbox": mask_bbox(first), **extra}
+    if ctx.categories is not None:
+        row["category"] = ctx.categories[fg_id]
     stats["fg_bg"].add_moments(*moments_from_histogram(stored.histogram(), 3), pixels, len(jpeg))
     stats["mask"].add_moments(*binary_mask_moments(mask), pixels, len(png))
     return row, (np.asarray(stored) if settings.with_depth else None)
@@ -137,7 +144,8 @@ def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: Groun
     areas = [int(np.count_nonzero(layer)) for layer in images.visible]
     stats["instance_mask"].add_moments(*label_mask_moments(areas), images.instances.size, len(png))
     first, amodal = binary(images.visible[0]), binary(images.footprints[0])
-    columns = {"instance_mask": image_cell(png), "objects": object_cells(scene, images, geometry is not None),
+    columns = {"instance_mask": image_cell(png), "objects": object_cells(scene, images, geometry is not None,
+                                                                        ctx.categories),
                "objects_redrawn": scene.redrawn, "objects_dropped": scene.dropped}
     if params is not None:
         alpha_png = encode_png(images.alpha)
@@ -182,10 +190,14 @@ def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rende
 
 
 def render_foreground(ctx: RenderContext, fg_id: int, stats: StatsBook) -> Rendered:
-    rgba = ctx.inputs.foregrounds[fg_id]
+    rgba, cutout = ctx.inputs.foregrounds[fg_id], ctx.inputs.cutouts[fg_id]
     mask = np.where(rgba[..., 3] >= ctx.settings.mask_threshold, 255, 0).astype(np.uint8)
     image, mask_png = encode_png(rgba), encode_png(mask)
     stats["image"].add(rgba, len(image))
     stats["mask"].add(mask, len(mask_png))
-    return {"fg_id": fg_id, "image": image_cell(image), "mask": image_cell(mask_png),
-            "source": ctx.inputs.fg_files[fg_id].name}, None
+    row = {"fg_id": fg_id, "image": image_cell(image), "mask": image_cell(mask_png), "source": cutout.name}
+    if ctx.categories is not None:
+        row.update(category=cutout.category, category_id=cutout.category_id)
+    if cutout.annotation_id is not None:
+        row["annotation_id"] = cutout.annotation_id
+    return row, None

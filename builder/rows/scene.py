@@ -271,13 +271,17 @@ def derive_scene(settings: ContentSettings, index: int, first: SceneObject, back
     return scene, paste_scene(background, scene, [placed(obj) for obj in scene.objects], s.mask_threshold)
 
 
-def object_cells(scene: Scene, images: SceneImages, with_ground: bool) -> list[dict]:
-    """The `objects` column of a row (builder.contract.schema.object_struct), in drawing order."""
+def object_cells(scene: Scene, images: SceneImages, with_ground: bool,
+                 categories: Sequence[str | None] | None = None) -> list[dict]:
+    """The `objects` column of a row (builder.contract.schema.object_struct), in drawing order (`categories`: each
+    cut-out's, by fg_id, when the run has categories)."""
     cells = []
     for k, obj in enumerate(scene.objects):
         p = obj.placement
         cell = {"fg_id": obj.fg_id, "flip": bool(obj.flip), "x": p.x, "y": p.y, "scale": p.scale,
                 "bbox": images.bbox(k), "occlusion": images.occlusion(k)}
+        if categories is not None:
+            cell["category"] = categories[obj.fg_id]
         if with_ground:
             cell.update(foot_x=obj.foot[0], foot_y=obj.foot[1])
         if obj.augmentation is not None:

@@ -14,7 +14,8 @@ import pyarrow as pa
 from builder.contract.errors import FgbgError, UsageError
 from builder.contract.plan import ShardTask, tasks_for_process
 from builder.contract.schema import BACKGROUNDS
-from builder.contract.settings import ContentSettings, GenerateConfig, Manifest, ModelRecord, library_versions
+from builder.contract.settings import (ContentSettings, GenerateConfig, Manifest, ModelRecord, column_groups, from_coco,
+                                       library_versions)
 from builder.rows.assets import load_inputs
 from builder.rows.bg_depth import attach_bg_depths
 from builder.rows.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig, dataset_tasks
@@ -59,21 +60,21 @@ class Job:
         return dataclasses.replace(self, ctx=ctx)
 
     def schema(self, config_name: str) -> pa.Schema:
-        settings = self.settings
-        return CONFIG_BY_NAME[config_name].schema.features(settings.with_depth, settings.with_augment,
-                                                           settings.with_ground,
-                                                           settings.with_objects).arrow_schema
+        inputs = self.ctx.inputs
+        groups = column_groups(self.settings, inputs.with_categories, from_coco(inputs.source))
+        return CONFIG_BY_NAME[config_name].schema.features(**groups).arrow_schema
 
     def manifest(self) -> Manifest:
         model = (ModelRecord(self.settings.depth_model, self.estimator.revision,
                              str(self.estimator.dtype).removeprefix("torch.")) if self.estimator else None)
         inputs, plan = self.ctx.inputs, self.ctx.plan
         held = ({"backgrounds": [inputs.bg_files[i].name for i in sorted(plan.held_bg)],
-                 "foregrounds": [inputs.fg_files[i].name for i in sorted(plan.held_fg)]}
+                 "foregrounds": [inputs.cutouts[i].name for i in sorted(plan.held_fg)]}
                 if len(plan.splits) > 1 else None)
         depths = tuple(inputs.records(inputs.bg_depth_files)) if inputs.bg_depth_files is not None else None
-        return Manifest(self.settings, tuple(inputs.records(inputs.bg_files)), tuple(inputs.records(inputs.fg_files)),
-                        model, library_versions(), held_out=held, bg_depths=depths)
+        return Manifest(self.settings, tuple(inputs.records(inputs.bg_files)),
+                        tuple(cutout.record() for cutout in inputs.cutouts), model, library_versions(), held_out=held,
+                        bg_depths=depths, source=inputs.source)
 
     def render(self, task: ShardTask, pool: WorkerPool, feed: DepthFeed | None = None
                ) -> Iterator[tuple[pa.RecordBatch, dict[str, ImageStats]]]:

@@ -216,6 +216,27 @@ def _input_row_problems(row: dict, key: str, bound: int, split: str, members: tu
     return problems, True
 
 
+def cutout_identity_problems(ref: Reference, row: dict) -> list[str]:
+    """A foregrounds row's category and annotation id, where the dataset has them, against the manifest's record
+    of its cut-out."""
+    record, groups = ref.manifest.foregrounds[row["fg_id"]], ref.manifest.column_groups
+    keys = [key for key, present in (("category", groups["with_categories"]),
+                                     ("category_id", groups["with_categories"]),
+                                     ("annotation_id", groups["with_coco"])) if present]
+    return [f"{key} {row[key]!r}, the manifest says {getattr(record, key)!r}" for key in keys
+            if row[key] != getattr(record, key)]
+
+
+def category_problems(ref: Reference, row: dict, fg_id: int) -> list[str]:
+    """A default row's `category`: its cut-out's (object 1's), where the dataset has categories."""
+    if not ref.manifest.with_categories:
+        return []
+    expected = ref.manifest.foregrounds[fg_id].category
+    if row["category"] != expected:
+        return [f"sample_id {row['sample_id']}: category {row['category']!r}, but cut-out {fg_id}'s is {expected!r}"]
+    return []
+
+
 def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     """Always decoded: the default config's masks and composites are checked against these pixels."""
     stats = StatsBook(ref.schema(FOREGROUNDS).peaks)
@@ -223,6 +244,7 @@ def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: st
                                           ref.manifest.fg_names)
     if not known:
         return RowResult(problems, stats)
+    problems += cutout_identity_problems(ref, row)
     try:
         rgba = decode_checked(row["image"], FOREGROUNDS, "image", None, stats)
         alpha = rgba[..., 3]
@@ -268,6 +290,7 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
         problems.append(f"sample_id {sample_id} is (bg_id, fg_id, flip) = {(bg_id, fg_id, bool(flip))}, "
                         f"the row says {ids}")
     where = f"sample_id {sample_id}"
+    problems += category_problems(ref, row, fg_id)
     foreground = ref.foregrounds.get(fg_id)
     if foreground is None:
         return RowResult(problems + [f"{where}: foreground {fg_id} is unavailable, cannot check placement or "
@@ -341,7 +364,8 @@ def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, wi
     if derived is None:
         return [f"{where}: an input of its scene is unavailable, cannot re-derive its objects"]
     scene, images = derived
-    problems = objects_problems(row, scene, images, split, ref.plan.foregrounds(split), s.with_ground)
+    categories = [f.category for f in ref.manifest.foregrounds] if ref.manifest.with_categories else None
+    problems = objects_problems(row, scene, images, split, ref.plan.foregrounds(split), s.with_ground, categories)
     if not with_images:
         return problems
     decoded, decode_problems = decode_sample_images(ref, row, stats)

@@ -151,9 +151,7 @@ class ShardCheck:
     tallies: dict[str, Tally] = dataclasses.field(default_factory=dict)
 
     def run(self, shard: Shard, sample: int | None, seed: int) -> None:
-        settings = self.reference.settings
-        expected = self.config.schema.features(settings.with_depth, settings.with_augment,
-                                              settings.with_ground, settings.with_objects).arrow_schema
+        expected = self.config.schema.features(**self.reference.manifest.column_groups).arrow_schema
         try:
             schema = shard_schema(shard)
         except Exception as err:  # noqa: BLE001 - any unreadable file
