@@ -72,6 +72,8 @@ def write_coco(root: Path, anns: list[dict] | None = None, images: list[dict] | 
     (root / "images" / "sub" / "b.png").write_bytes(encode(Image.fromarray(rng.integers(0, 256, (80, 100),
                                                                                         np.uint8), "L")))
     (root / "bg" / "bg.jpg").write_bytes(encode(background(), "JPEG"))
+    (root / "outside.jpg").write_bytes((root / "images" / "a.jpg").read_bytes())  # what `..` would reach
+    images = [{**image, "file_name": image["file_name"].format(root=root)} for image in images or []]
     coco = {"images": images or [{"id": 1, "file_name": "a.jpg", "width": 120, "height": 90},
                                  {"id": 2, "file_name": "sub/b.png", "width": 100, "height": 80}],
             "annotations": annotations() if anns is None else anns, "categories": CATEGORIES}
@@ -263,8 +265,10 @@ def images_with(file_name: str) -> list[dict]:
     (broken_compressed_rle(), None, ["instances.json annotation 3: RLE counts are not a well-formed"]),
     (None, images_with("gone.jpg"), ["instances.json annotations 3, 5: image 1 'gone.jpg' is missing from "
                                      "--fg-images"]),
-    (None, images_with("../a.jpg"), ["annotations 3, 5: image 1 file_name '../a.jpg' reaches outside --fg-images"]),
-    (None, images_with("/etc/a.jpg"), ["annotations 3, 5: image 1 file_name '/etc/a.jpg' reaches outside"]),
+    (None, images_with("../outside.jpg"), ["annotations 3, 5: image 1 file_name '../outside.jpg' reaches outside "
+                                           "--fg-images"]),
+    (None, images_with("{root}/outside.jpg"), ["annotations 3, 5: image 1 file_name '/", "outside.jpg' reaches "
+                                                                                       "outside --fg-images"]),
     (None, [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 90},
             {"id": 2, "file_name": "sub/b.png", "width": 100, "height": 80}],
      ["annotation 3: RLE size [90, 120] differs from its image's [height, width] [90, 100]",
