@@ -22,6 +22,9 @@ GENERATE = ROOT / "scripts" / "generate.py"
 VERIFY = ROOT / "scripts" / "verify.py"
 # Small and fast, but with depth from a real (random) model: 4 bg x 3 fg x 2 x 2 = 48 samples, 3 default shards.
 SMALL = ["--demo", "--placements", "2", "--depth-input-size", "56", "--shard-size", "20", "--batch-size", "8"]
+# For the exports: 2-3 objects per composite (instance_mask, objects), some in pieces, a held-out background; 24 rows.
+SCENES = ["--demo", "--no-depth", "--placements", "1", "--resolution", "64", "--objects", "2-3", "--placement-mode",
+          "ground", "--validation-backgrounds", "1"]
 
 
 def env(**extra) -> dict:
@@ -222,6 +225,8 @@ def shared_run_args(name: str, request) -> list:
     """The generate arguments of a shared (session) run, by its fixture's name."""
     if name == "reference_dataset":
         return request.getfixturevalue("small_args")
+    if name == "scenes_reference":
+        return SCENES
     return [*SMALL, "--no-depth"]
 
 
@@ -231,7 +236,7 @@ def started_shared_runs(request, tmp_path_factory) -> dict[str, tuple[Path, Gene
     beside the first modules' tests instead of holding up the first test that needs them."""
     needed = {name for item in request.session.items for name in item.fixturenames}
     runs = {}
-    for name in ("reference_dataset", "no_depth_reference"):
+    for name in ("reference_dataset", "no_depth_reference", "scenes_reference"):
         if name in needed:
             out = tmp_path_factory.mktemp(name) / "out"
             runs[name] = out, Generation(out, *shared_run_args(name, request))
@@ -263,6 +268,12 @@ def no_depth_reference(request, tmp_path_factory, started_shared_runs) -> Path:
     """One uninterrupted run of the small settings without depth, shared (read-only) by the tests: copy it
     before writing into it (a push stages its export inside the dataset folder)."""
     return shared_run("no_depth_reference", request, tmp_path_factory, started_shared_runs)
+
+
+@pytest.fixture(scope="session")
+def scenes_reference(request, tmp_path_factory, started_shared_runs) -> Path:
+    """One run of SCENES, shared (read-only) by the export tests: copy it before writing into it."""
+    return shared_run("scenes_reference", request, tmp_path_factory, started_shared_runs)
 
 
 def write_tampered_copy(source: Path, out: Path, rows: list[dict], schema: pa.Schema) -> Path:

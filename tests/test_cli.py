@@ -49,6 +49,7 @@ def test_disk_full_is_printed_by_every_process(capsys):
     ("ground_cost.py", ["--bg-dir", "b", "--fg-dir", "f", "--row", "3"]),
     ("objects_cost.py", ["--row", "3"]),
     ("export_coco.py", ["out", "coco", "--hel"]),
+    ("export_yolo.py", ["out", "yolo", "--hel"]),
     ("train.py", ["--dataset", "d", "--output-dir", "o", "--max-step", "3"]),
     ("evaluate.py", ["run", "out", "--out", "x"]),
     ("data_value.py", ["--work-dir", "w", "--step", "3"]),

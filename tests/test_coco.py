@@ -5,6 +5,7 @@ fake Hub of tests/fake_hub.py)."""
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from pycocotools import mask as mask_api
 from pycocotools.coco import COCO
 
 from builder.publish.coco import rle
-from tests.conftest import ROOT, env, read_config, run_generate
+from tests.conftest import ROOT, env, read_config
 from tests.fake_hub import FakeHub
 from tests.test_hub import REPO, TOKEN, tree
 from tests.test_hub import run as hub_run
@@ -32,21 +33,13 @@ def test_rle_decodes_to_the_mask():
             assert np.array_equal(mask_api.decode(coded).astype(bool), mask)
 
 
-@pytest.fixture(scope="module")
-def scenes_out(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("coco") / "out"
-    run_generate(out, "--demo", "--no-depth", "--placements", "1", "--resolution", "64", "--objects", "2-3",
-                 "--placement-mode", "ground", "--validation-backgrounds", "1")
-    return out
-
-
 def export(source, folder: Path, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(EXPORT), str(source), str(folder)], capture_output=True, text=True,
                           **{"env": env(), **kwargs})
 
 
-def test_export_round_trips_through_pycocotools(scenes_out, tmp_path):
-    out, coco = scenes_out, tmp_path / "coco"
+def test_export_round_trips_through_pycocotools(scenes_reference, tmp_path):
+    out, coco = scenes_reference, tmp_path / "coco"
     done = export(out, coco)
     assert done.returncode == 0, done.stderr[-3000:]
     sources = {r["fg_id"]: r["source"] for r in read_config(out, "foregrounds").to_pylist()}
@@ -70,10 +63,11 @@ def test_export_round_trips_through_pycocotools(scenes_out, tmp_path):
     assert seen == set(rows)
 
 
-def test_export_from_a_hub_repo_id_equals_the_folders(scenes_out, tmp_path):
+def test_export_from_a_hub_repo_id_equals_the_folders(scenes_reference, tmp_path):
     """Pushed to the fake Hub and exported by repo id (datasets streams it over HTTP): the same files, byte for byte,
     as the export of the folder."""
-    home = tmp_path / "home"
+    home, scenes_out = tmp_path / "home", tmp_path / "out"
+    shutil.copytree(scenes_reference, scenes_out)  # the push stages its export inside the folder
     with FakeHub(TOKEN) as hub:
         pushed = hub_run("push_to_hub.py", scenes_out, REPO, "--license", "apache-2.0", hub=hub, home=home)
         assert pushed.returncode == 0, pushed.stderr[-3000:]

@@ -17,6 +17,8 @@ from builder.verify.runner import verify
 from tests.conftest import read_config
 from tests.test_bad_inputs import background, encode, foreground, refused
 from tests.test_coco_source import FAST, export_coco, run
+from tests.test_yolo import MIN_IOU, check_export
+from tests.test_yolo import export as export_yolo
 
 PHOTOS = {  # path under --fg-dir: (mode, width, height)
     "cat/a.jpg": ("RGB", 60, 50), "cat/b.png": ("L", 40, 44), "dog/c.png": ("RGBA", 52, 48), "d.jpg": ("RGB", 50, 50)}
@@ -102,6 +104,10 @@ def test_folder_categories_reach_rows_card_and_export(photos_out, tmp_path):
     for annotation in exported["annotations"]:
         obj = rows[annotation["image_id"]]["objects"][annotation["id"] % 256 - 1]
         assert names[annotation["category_id"]] == (obj["category"] or "uncategorised")
+    done = export_yolo(out, tmp_path / "yolo")
+    assert done.returncode == 0, done.stderr[-3000:]
+    class_name = {fg_id: category or "uncategorised" for fg_id, category in categories.items()}
+    assert min(check_export(out, tmp_path / "yolo", class_name)) >= MIN_IOU
 
 
 def test_rgba_subfolders_are_categories_and_a_flat_folder_has_none(tmp_path):

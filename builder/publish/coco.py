@@ -12,7 +12,6 @@ sample_id * 256 + k.
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import tempfile
@@ -20,9 +19,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from builder.contract.settings import MAX_OBJECTS
+from builder.publish.stream import UNCATEGORISED, image_name, pixels, row_instances
 
 
 def rle(mask: np.ndarray) -> dict:
@@ -36,16 +35,10 @@ def rle(mask: np.ndarray) -> dict:
     return {"counts": counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
-def _pixels(cell: dict) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(cell["bytes"])))
-
-
 def row_annotations(row: dict, category_ids: dict[int, int]) -> list[dict]:
     """The row's objects as COCO annotations (without a visible pixel: none); `category_ids`: fg_id -> its
     category id."""
-    objects = row.get("objects") or [{"fg_id": row["fg_id"]}]
-    instances = _pixels(row["instance_mask"]) if "instance_mask" in row else (_pixels(row["mask"]) > 0).astype(
-        np.uint8)
+    objects, instances = row_instances(row)
     annotations = []
     for k, obj in enumerate(objects, start=1):
         layer = instances == k
@@ -62,8 +55,9 @@ def row_annotations(row: dict, category_ids: dict[int, int]) -> list[dict]:
 
 def categories(foregrounds: Iterable[dict]) -> tuple[list[dict], dict[int, int]]:
     """(the COCO categories, each cut-out's category id by fg_id), from the `foregrounds` rows: the source's
-    categories where the dataset has them, else one per cut-out named by its source file."""
-    rows = list(foregrounds)
+    categories where the dataset has them, else one per cut-out named by its source file. A cut-out in several
+    splits (held-out backgrounds only) counts once."""
+    rows = sorted({r["fg_id"]: r for r in foregrounds}.values(), key=lambda r: r["fg_id"])
     if not rows or "category" not in rows[0]:
         return (sorted(({"id": r["fg_id"] + 1, "name": r["source"], "supercategory": "cutout"} for r in rows),
                        key=lambda c: c["id"]), {r["fg_id"]: r["fg_id"] + 1 for r in rows})
@@ -72,7 +66,7 @@ def categories(foregrounds: Iterable[dict]) -> tuple[list[dict], dict[int, int]]
     ids = {r["fg_id"]: none_id if r["category"] is None else r["category_id"] for r in rows}
     cats = [{"id": ident, "name": name, "supercategory": "object"} for ident, name in sorted(named.items())]
     if none_id in ids.values():
-        cats.append({"id": none_id, "name": "uncategorised", "supercategory": "object"})
+        cats.append({"id": none_id, "name": UNCATEGORISED, "supercategory": "object"})
     return cats, ids
 
 
@@ -85,9 +79,9 @@ def write_split(rows: Iterator[dict], split: str, folder: Path, cats: list[dict]
     count = 0
     with tempfile.TemporaryFile("w+") as images, tempfile.TemporaryFile("w+") as annotations:
         for row in rows:
-            name = f"{split}/{row['sample_id']:08d}.jpg"
+            name = f"{split}/{image_name(row['sample_id'])}"
             (folder / name).write_bytes(row["fg_bg"]["bytes"])  # the stored JPEG, unchanged
-            height, width = _pixels(row["mask"]).shape[:2]
+            height, width = pixels(row["mask"]).shape[:2]
             images.write(("," if count else "") + json.dumps(
                 {"id": row["sample_id"], "file_name": name, "width": width, "height": height}))
             for annotation in row_annotations(row, category_ids):
