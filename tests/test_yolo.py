@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pytest
 import yaml
 from PIL import Image, ImageDraw
 
