@@ -11,6 +11,7 @@ import torch
 
 from builder.run import depth
 from builder.run.depth import DepthEstimator, NonFiniteDepthError, resolve_dtype
+from builder.run.depth_families import InputRules
 from tests.test_depth_parity import scenes
 
 transformers = pytest.importorskip("transformers")
@@ -27,8 +28,8 @@ def order_one_model(tmp_path_factory) -> str:
     model = transformers.AutoModelForDepthEstimation.from_pretrained(folder).eval()
     outputs = []
     model.head.conv3.register_forward_hook(lambda module, args, out: outputs.append(out))
-    DepthEstimator(model, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], SIDE, torch.device("cpu"), torch.float32,
-                   "local").predict_raw(scenes(1, SIDE))
+    rules = InputRules("depth_anything", SIDE, "bicubic", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    DepthEstimator(model, rules, torch.device("cpu"), torch.float32, "local").predict_raw(scenes(1, SIDE))
     std, mean = outputs[0].std(), outputs[0].mean()
     with torch.no_grad():
         model.head.conv3.weight /= std

@@ -10,6 +10,7 @@ import torch
 
 from builder.run import depth
 from builder.run.depth import DepthEstimator
+from builder.run.depth_families import InputRules
 from builder.run.fallback import PlainOnFailure, warn_fallback
 
 
@@ -81,10 +82,13 @@ class AutotuneRefusingModel:
         return Output(pixel_values.mean(dim=1))
 
 
+RULES = InputRules("depth_anything", 16, "bicubic", (0.5,) * 3, (0.25,) * 3)
+
+
 def test_failed_cudnn_autotuning_runs_again_without_it(cudnn_flags, capsys):
     torch.backends.cudnn.benchmark = True
     model = AutotuneRefusingModel()
-    estimator = DepthEstimator(model, [0.5] * 3, [0.25] * 3, 16, torch.device("cpu"), torch.float32, "test")
+    estimator = DepthEstimator(model, RULES, torch.device("cpu"), torch.float32, "test")
     images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     first, second = estimator.predict_raw(images), estimator.predict_raw(images)
     torch.testing.assert_close(first, second)
@@ -99,7 +103,7 @@ def test_other_model_errors_are_not_taken_for_cudnn(cudnn_flags):
     def broken(pixel_values):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    estimator = DepthEstimator(broken, [0.5] * 3, [0.25] * 3, 16, torch.device("cpu"), torch.float32, "test")
+    estimator = DepthEstimator(broken, RULES, torch.device("cpu"), torch.float32, "test")
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         estimator.predict_raw(np.zeros((1, 16, 16, 3), np.uint8))
     assert torch.backends.cudnn.benchmark

@@ -9,13 +9,14 @@ from importlib import metadata
 from pathlib import Path
 
 from builder.contract.cli import StrictParser
+from builder.contract.depth_kinds import DEPTH_KINDS, METRIC, DepthKind, depth_kind
 from builder.contract.depth_storage import DEPTH_BITS
 from builder.contract.errors import UsageError
 from builder.contract.plan import SampleSpace, SplitPlan
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
-DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype")
+DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype", "depth_kind")
 # in the manifest only when not at their defaults, so datasets made before them keep their manifest
 SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits", "objects")
 # in the manifest only with --placement-mode ground
@@ -58,9 +59,14 @@ class ContentSettings:
     shard_size: int = _option(4000, "rows per Arrow shard (the unit of work and of resumption)")
     no_depth: bool = _option(False, "write composites and masks only, no depth columns")
     depth_model: str = _option(DEFAULT_DEPTH_MODEL, "transformers depth-estimation model id or local folder")
-    depth_input_size: int = _option(518, "side of the square the depth model sees (a multiple of 14)")
+    depth_input_size: int | None = _option(None, "side of the square the depth model sees, a multiple of its patch "
+                                                  "size or stride (default: the model's own, e.g. 518 for Depth "
+                                                  "Anything, 384 for DPT)")
     depth_dtype: str = _option("auto", "model dtype: auto (bf16 on CUDA, fp32 elsewhere), float32, float16, "
                                        "bfloat16", choices=("auto", "float32", "float16", "bfloat16"))
+    depth_kind: str | None = _option(None, "what the depth model outputs: relative (inverse depth, larger = nearer) "
+                                           "or metric (metres); needed only for a model of a family not listed in "
+                                           "the README (default: from the model's config)", choices=tuple(DEPTH_KINDS))
     depth_bits: int = _option(16, "bits per stored depth value: 16 (PNG I;16) or 8 (PNG L, smaller; 256 levels "
                                   "per image)", choices=(16, 8))
     validation_backgrounds: int = _option(0, "backgrounds held out for the validation split (chosen by --seed); "
@@ -121,8 +127,11 @@ class ContentSettings:
             problems.append(f"--mask-threshold {self.mask_threshold}: use 1..255")
         if not 1 <= self.jpeg_quality <= 100:
             problems.append(f"--jpeg-quality {self.jpeg_quality}: use 1..100")
-        if self.depth_input_size < 14 or self.depth_input_size % 14:
-            problems.append(f"--depth-input-size {self.depth_input_size}: use a multiple of 14 (e.g. 518, 224)")
+        if self.depth_input_size is not None and self.depth_input_size < 1:
+            problems.append(f"--depth-input-size {self.depth_input_size}: use a positive multiple of the model's patch "
+                            "size (e.g. 518 for Depth Anything), or leave it out for the model's own")
+        if self.depth_kind not in (None, *DEPTH_KINDS):
+            problems.append(f"--depth-kind {self.depth_kind!r}: use {' or '.join(DEPTH_KINDS)}")
         if self.shard_size < 1:
             problems.append(f"--shard-size {self.shard_size}: use at least 1")
         for key in ("validation_backgrounds", "validation_foregrounds"):
@@ -219,11 +228,18 @@ class ContentSettings:
     def with_ground(self) -> bool:
         return self.placement_mode == "ground"
 
+    @property
+    def kind(self) -> DepthKind:
+        """What the stored depth means (set from the model's config before anything is written)."""
+        return depth_kind(self.depth_kind)
+
     def to_json(self) -> dict:
         """The manifest's `settings`: the depth keys only when there is depth, the split keys only when set, the
-        augmentation parts only when augmenting (so the defaults write the manifest they always did)."""
+        augmentation parts only when augmenting, the depth kind only when metric (so the defaults, and every
+        relative model, write the manifest they always did)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if (self.with_depth or f.name not in DEPTH_KEYS)
+                and (f.name != "depth_kind" or self.depth_kind == METRIC.name)
                 and (f.name not in SPLIT_KEYS or getattr(self, f.name) != f.default)
                 and (self.with_augment or f.name not in ("augment", *AUGMENT_KEYS))
                 and (self.with_ground or f.name not in GROUND_KEYS)}

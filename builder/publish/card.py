@@ -307,6 +307,7 @@ def card_yaml(manifest: Manifest, stats: dict, data_files: dict[str, list[dict]]
         "size_categories": [size_category(stats["rows"]["default"])],
         "tags": ["synthetic", "compositing", *(["depth"] if with_depth else []), "mask", "foreground-background",
                  "fgbg-depth"],
+        **({"depth_kind": manifest.settings.kind.label} if with_depth else {}),
         "configs": [{"config_name": name, "data_files": data_files[name], **({"default": True} if name == "default"
                                                                                else {})} for name in CONFIG_NAMES],
         "dataset_info": info,
@@ -329,9 +330,11 @@ def provenance(manifest: Manifest, stats: dict) -> str:
     lines += objects_lines(settings, stats)
     lines += source_lines(manifest, stats)
     if model:
-        lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), input "
-                     f"{settings.depth_input_size} x {settings.depth_input_size} (bicubic), prediction resized "
-                     f"back bicubic, then min-max scaled per image to a {settings.depth_bits}-bit PNG")
+        lines.append(f"- depth: `{model.id}` (revision `{model.revision}`, dtype {model.dtype}), "
+                     f"{settings.kind.label} ({settings.kind.meaning}); input {settings.depth_input_size} x "
+                     f"{settings.depth_input_size} (resized, padded and normalised as its image processor does), "
+                     "prediction brought back to R x R as its post-processing does, then min-max scaled per image to "
+                     f"a {settings.depth_bits}-bit PNG")
     else:
         lines.append("- depth: none (generated with `--no-depth`)")
     versions = ", ".join(f"{k} {v}" for k, v in manifest.versions.items())
@@ -433,9 +436,11 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
     n_bg, n_fg = len(manifest.backgrounds), len(manifest.foregrounds)
     storage = depth_storage(settings.depth_bits)
     peak = storage.peak
-    depth_note = ("`depth` is the model's relative inverse depth (disparity: larger is nearer), resized to R x R "
-                  f"and min-max scaled per image to 0..{peak} in {storage.description}, computed in float32; the raw "
-                  f"prediction is `depth_min + png / {peak} * (depth_max - depth_min)` (see Reading depth)."
+    kind = settings.kind
+    depth_note = (f"`depth` is {kind.meaning} (`depth_kind: {kind.label}`), resized to R x R and min-max scaled per "
+                  f"image to 0..{peak} in {storage.description}, computed in float32; the raw prediction"
+                  f"{' in metres' if kind.metric else ''} is `depth_min + png / {peak} * (depth_max - depth_min)` "
+                  f"(see Reading depth){'; `depth_min` and `depth_max` are in metres' if kind.metric else ''}."
                   if with_depth else
                   "This dataset was generated without depth (`--no-depth`): it has no depth columns.")
     values = {

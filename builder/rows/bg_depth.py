@@ -1,6 +1,7 @@
 """Backgrounds' depth maps given by the user (`--bg-depth-dir`) or by the demo: found by file stem, checked,
-converted to disparity (NaN where unknown) and cropped and resized as their background is. Used by generation
-(assets) and by verify alike, so both derive placements from the same numbers."""
+converted to disparity (NaN where unknown) and cropped and resized as their background is; and the model's map as
+stored in a `backgrounds` row, read as disparity by its kind. Used by generation and by verify alike, so both
+derive placements from the same numbers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from builder.contract.depth_storage import depth_storage
 from builder.contract.errors import UsageError
 from builder.contract.settings import ContentSettings, Manifest, RunOptions
 from builder.rows.assets import Inputs
 from builder.rows.demo import demo_ground_files
+from builder.rows.encode import decode
 from builder.rows.files import InputFile, oriented_size
 
 DEPTH_SUFFIXES = (".png", ".npy")
@@ -46,6 +49,13 @@ def read_depth_folder(folder: Path, bg_files: list[InputFile], problems: list[st
             problems.append(f"{paths[0]}: cannot read ({err.strerror}); fix its permissions")
     notes += [f"{paths[0]}: a depth map for no background; ignored" for paths in by_stem.values()]
     return files
+
+
+def stored_disparity(row: dict, settings: ContentSettings) -> np.ndarray:
+    """A `backgrounds` row's stored model depth as ground placement reads it: the levels of a relative map, 1 / metres
+    of a metric one (builder.contract.depth_kinds)."""
+    return settings.kind.disparity(decode(row["depth"]["bytes"]), row["depth_min"], row["depth_max"],
+                                   depth_storage(settings.depth_bits))
 
 
 def demo_depth_files() -> list[InputFile]:

@@ -29,7 +29,7 @@ class RenderContext:
 
     settings: ContentSettings
     inputs: Inputs
-    stored_bg_depth: tuple[np.ndarray, ...] | None = None  # the model's background depth as stored (ground mode)
+    stored_bg_depth: tuple[np.ndarray, ...] | None = None  # disparity of the model's stored background depth (ground)
 
     @functools.cached_property
     def space(self) -> SampleSpace:

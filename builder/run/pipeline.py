@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 
-import numpy as np
 import pyarrow as pa
 
 from builder.contract.errors import FgbgError, UsageError
@@ -17,9 +16,8 @@ from builder.contract.schema import BACKGROUNDS
 from builder.contract.settings import (ContentSettings, GenerateConfig, Manifest, ModelRecord, column_groups, from_coco,
                                        library_versions)
 from builder.rows.assets import load_inputs
-from builder.rows.bg_depth import attach_bg_depths
+from builder.rows.bg_depth import attach_bg_depths, stored_disparity
 from builder.rows.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig, dataset_tasks
-from builder.rows.encode import decode
 from builder.rows.render import RenderContext
 from builder.rows.stats import ImageStats, merge_all
 from builder.run.depth import DepthEstimator, NonFiniteDepthError
@@ -54,9 +52,10 @@ class Job:
         return self.settings.with_ground and self.ctx.inputs.bg_depths is None and self.ctx.stored_bg_depth is None
 
     def with_stored_bg_depth(self, rows: Iterator[dict]) -> "Job":
-        """The job with the backgrounds' depth levels of these `backgrounds` rows (as stored) for ground mode."""
-        levels = {row["bg_id"]: decode(row["depth"]["bytes"]).astype(np.float32) for row in rows}
-        ctx = dataclasses.replace(self.ctx, stored_bg_depth=tuple(levels[i] for i in range(len(levels))))
+        """The job with the backgrounds' disparity from the depth of these `backgrounds` rows (as stored), for ground
+        mode."""
+        maps = {row["bg_id"]: stored_disparity(row, self.settings) for row in rows}
+        ctx = dataclasses.replace(self.ctx, stored_bg_depth=tuple(maps[i] for i in range(len(maps))))
         return dataclasses.replace(self, ctx=ctx)
 
     def schema(self, config_name: str) -> pa.Schema:
@@ -136,7 +135,10 @@ def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print)
     content, run = config.content, config.run
     batch_size = resolve_batch_size(run.batch_size, device)
     if content.with_depth:
-        estimator = DepthEstimator.load(content.depth_model, content.depth_input_size, device, content.depth_dtype)
+        estimator = DepthEstimator.load(content.depth_model, content.depth_input_size, device, content.depth_dtype,
+                                        content.resolution, content.depth_kind)
+        # the model's own input size and output kind, decided from its config: recorded in the manifest
+        content = dataclasses.replace(content, depth_input_size=estimator.input_size, depth_kind=estimator.kind.name)
         if run.compile:
             estimator = compile_estimator(estimator)
     workers = None if run.workers == "auto" else int(run.workers)

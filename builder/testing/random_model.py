@@ -1,5 +1,5 @@
 """Random-weight Depth Anything models saved as a local folder, for tests and CPU benchmarks where no
-weights can be downloaded. They load through the same `from_pretrained` path as real models; the
+weights can be downloaded (builder/testing/random_families.py: the other families). They load through the same `from_pretrained` path as real models; the
 generator never creates one on its own."""
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ TINY = {"backbone": {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_h
 ARCHITECTURES = {"tiny": TINY, "v2-small": V2_SMALL}
 
 
-def save_random_depth_model(folder: str | Path, architecture: str = "tiny", seed: int = 0) -> Path:
-    """Write config, random weights and the V2 preprocessor config (ImageNet mean/std, 518, bicubic)."""
+def save_random_depth_model(folder: str | Path, architecture: str = "tiny", seed: int = 0, **config) -> Path:
+    """Write config, random weights and the V2 preprocessor config (ImageNet mean/std, 518, bicubic); `config`
+    overrides the config's head settings (e.g. depth_estimation_type="metric", max_depth=20)."""
     import torch
     from transformers import AutoModelForDepthEstimation, DepthAnythingConfig, Dinov2Config
     from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
@@ -31,10 +32,10 @@ def save_random_depth_model(folder: str | Path, architecture: str = "tiny", seed
                             out_features=[f"stage{i}" for i in shapes["backbone"]["out_indices"]],
                             **{k: v for k, v in shapes["backbone"].items() if k != "out_indices"})
     assert len(backbone.out_features) == 4 and max(shapes["backbone"]["out_indices"]) <= layers
-    config = DepthAnythingConfig(backbone_config=backbone, depth_estimation_type="relative",
-                                 reassemble_factors=[4, 2, 1, 0.5], patch_size=14, **shapes["head"])
+    head = {"depth_estimation_type": "relative", **shapes["head"], **config}
     torch.manual_seed(seed)
-    model = AutoModelForDepthEstimation.from_config(config)
+    model = AutoModelForDepthEstimation.from_config(
+        DepthAnythingConfig(backbone_config=backbone, reassemble_factors=[4, 2, 1, 0.5], patch_size=14, **head))
     folder = Path(folder)
     model.save_pretrained(folder)
     DPTImageProcessorPil(do_resize=True, size={"height": 518, "width": 518}, keep_aspect_ratio=True,
@@ -44,20 +45,31 @@ def save_random_depth_model(folder: str | Path, architecture: str = "tiny", seed
     return folder
 
 
-def scale_output_to_order_one(folder: str | Path, side: int = 224) -> Path:
-    """Rescale the head's last convolution so that predictions are ~3 +- 1, as a trained model's are of order one
-    (random weights predict ~1e-7, mostly zeros after the ReLU): precision checks need a spread of values."""
+def spread_output(model, path: tuple, centre: float, side: int) -> None:
+    """Rescale the convolution at `path` (attribute names, or indices of a Sequential) so that its output on a random
+    image is `centre` +- 1: a ReLU after it then passes a spread of values, a sigmoid spans much of its range."""
     import torch
-    from transformers import AutoModelForDepthEstimation
 
-    model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
+    layer = model
+    for step in path:
+        layer = layer[step] if isinstance(step, int) else getattr(layer, step)
     outputs = []
-    hook = model.head.conv3.register_forward_hook(lambda module, args, out: outputs.append(out))
+    hook = layer.register_forward_hook(lambda module, args, out: outputs.append(out))
     with torch.no_grad():
         model(pixel_values=torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)))
         hook.remove()
-        std, mean = outputs[0].std(), outputs[0].mean()
-        model.head.conv3.weight /= std
-        model.head.conv3.bias.copy_((model.head.conv3.bias - mean) / std + 3)
+        mean = outputs[0].mean()
+        std = outputs[0].std() if outputs[0].numel() > 1 else torch.ones(())  # a scalar output is only shifted
+        layer.weight /= std
+        layer.bias.copy_((layer.bias - mean) / std + centre)
+
+
+def scale_output_to_order_one(folder: str | Path, side: int = 224) -> Path:
+    """Rescale the head's last convolution so that predictions are ~3 +- 1, as a trained model's are of order one
+    (random weights predict ~1e-7, mostly zeros after the ReLU): precision checks need a spread of values."""
+    from transformers import AutoModelForDepthEstimation
+
+    model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
+    spread_output(model, ("head", "conv3"), 3.0, side)
     model.save_pretrained(folder)
     return Path(folder)

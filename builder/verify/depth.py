@@ -25,8 +25,8 @@ DEPTH_TOLERANCE = 0.02  # of the stored map's range: max abs difference, and dep
 
 
 def load_estimator(manifest: Manifest):
-    """The manifest's model, as the generator loaded it; DepthModelError (exit 2) saying so when it is not
-    available here."""
+    """The manifest's model, as the generator loaded it (its input size, and the kind of depth the dataset records);
+    DepthModelError (exit 2) saying so when it is not available here or no longer outputs that kind."""
     import torch
 
     from builder.run.depth import DepthEstimator
@@ -36,12 +36,18 @@ def load_estimator(manifest: Manifest):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     settings = manifest.settings
     try:
-        return DepthEstimator.load(settings.depth_model, settings.depth_input_size, device, manifest.model.dtype)
+        estimator = DepthEstimator.load(settings.depth_model, settings.depth_input_size, device, manifest.model.dtype,
+                                        settings.resolution, settings.depth_kind)
     except DepthModelError as err:
         raise DepthModelError(
             f"verify --depth: the dataset's depth model {manifest.model.id!r} (revision {manifest.model.revision}) "
-            f"is not available here ({err.__cause__}); make it available (the HF cache, the network, or the local "
+            f"is not available here ({err.__cause__ or err}); make it available (the HF cache, the network, or the local "
             "folder manifest.json names) or drop --depth") from err
+    if estimator.kind != settings.kind:
+        raise DepthModelError(f"verify --depth: the dataset holds {settings.kind.label} depth, but its model "
+                              f"{manifest.model.id!r} outputs {estimator.kind.label} depth (from its config): it is "
+                              "not the model the dataset was made with; drop --depth")
+    return estimator
 
 
 def pixels(cell: dict) -> np.ndarray:

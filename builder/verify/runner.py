@@ -20,9 +20,8 @@ from builder.contract.errors import UsageError
 from builder.contract.plan import TRAIN, SplitPlan
 from builder.contract.schema import BACKGROUNDS, CONFIG_NAMES, FOREGROUNDS
 from builder.contract.settings import Manifest
-from builder.rows.bg_depth import recorded_bg_depths
+from builder.rows.bg_depth import recorded_bg_depths, stored_disparity
 from builder.rows.configs import CONFIGS, DatasetConfig
-from builder.rows.encode import decode
 from builder.rows.geometry import BackgroundGround
 from builder.rows.stats import ImageStats, StatsBook, merge_all
 from builder.verify.checks import ROW_CHECKS, Reference, decode_checked
@@ -120,7 +119,7 @@ def load_reference(manifest: Manifest, layout: Layout, bg_depth_dir: Path | None
                         array.setflags(write=False)
                         arrays[row[schema.key_column]] = array
                         if schema is BACKGROUNDS and manifest.settings.with_ground and row.get("depth"):
-                            stored_depth[row["bg_id"]] = decode(row["depth"]["bytes"]).astype(np.float32)
+                            stored_depth[row["bg_id"]] = stored_disparity(row, manifest.settings)
             except Exception:  # noqa: BLE001 - an unreadable shard is reported when it is checked
                 continue
     if manifest.settings.with_ground and manifest.bg_depths is not None:
