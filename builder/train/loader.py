@@ -211,7 +211,7 @@ def decode_instance_mask(data: bytes) -> torch.Tensor:
 
 def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tensor:
     """The depth PNG (16-bit, or 8-bit with --depth-bits 8) as 1 x R x R float32: per-image [0, 1], or the
-    model's raw disparity."""
+    model's raw output (disparity, or metres)."""
     image = Image.open(io.BytesIO(data))
     depth = torch.from_numpy(storage_of_mode(image.mode).unit(np.asarray(image))).unsqueeze(0)
     return depth if mode == "unit" else depth.mul_(high - low).add_(low)
@@ -326,8 +326,9 @@ def torch_dataset(path_or_repo: str | os.PathLike, split: str = "train", *, dept
 
     Each row is a dict: `bg`, `fg_bg` (3 x R x R float32, normalised with the train split's per-channel
     mean/std from the dataset's stats.json), `mask` (1 x R x R, 0 or 1), `depth` (1 x R x R: `depth="unit"`
-    gives png / peak in [0, 1] (peak 65535, or 255 with --depth-bits 8), `depth="raw"` the model's disparity
-    depth_min + png / peak * (max - min); absent without depth), `alpha` when stored, `amodal_mask` (1 x R x R)
+    gives png / peak in [0, 1] (peak 65535, or 255 with --depth-bits 8), `depth="raw"` the model's output
+    depth_min + png / peak * (max - min): relative disparity, or metres for a metric model (the card's
+    `depth_kind`); absent without depth), `alpha` when stored, `amodal_mask` (1 x R x R)
     and `occlusion` (a float32 scalar) with `--placement-mode ground`, `instance_mask` (1 x R x R int64 object
     ids) with `--objects` above 1, and `sample_id`, `bg_id`, `fg_id` (ints). `columns` picks a subset. With
     DataLoader workers and ranks (explicit, else torch.distributed, else RANK / WORLD_SIZE)
