@@ -81,7 +81,7 @@ def _depth_pro():
                             intermediate_feature_dims=[16, 16], scaled_images_feature_dims=[16, 16, 16],
                             image_model_config=vit, patch_model_config=vit, fov_model_config=vit)
     # inverse depth of order one, and a field of view of 50 degrees
-    return Recipe(config, processor, ((("head", "layers", -2), 6.0), (("fov_model", "head", "layers", -1), 50.0)),
+    return Recipe(config, processor, ((("head", "layers", -2), 10.0), (("fov_model", "head", "layers", -1), 50.0)),
                   side=112)
 
 
