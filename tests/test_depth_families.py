@@ -19,6 +19,7 @@ import types
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from builder.contract.errors import DepthModelError
@@ -205,9 +206,15 @@ def test_a_family_generates_with_its_kind_in_the_card(tmp_path, family_model, fa
                                         batch_size=8, workers=0, depth_model=family_model(family)), card)
     kind = "relative" if family == "dpt" else "metric"
     text = (out / "README.md").read_text()
-    assert f"depth_kind: {'relative-inverse' if kind == 'relative' else 'metric-m'}" in text
+    assert yaml.safe_load(text.split("---")[1])["depth_kind"] == ("relative-inverse" if kind == "relative" else "metric-m")
     assert ("metric depth in metres" in text) == (kind == "metric")
     settings = json.loads((out / "manifest.json").read_text())["settings"]
     assert settings.get("depth_kind") == (None if kind == "relative" else "metric")
     report = verify(out, depth_rows=2)
     assert report.ok, report.summary()
+    if kind == "metric":  # a manifest that says relative: verify --depth refuses the metric model up front
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["settings"].pop("depth_kind")
+        (tmp_path / "relative.json").write_text(json.dumps(manifest))
+        with pytest.raises(DepthModelError, match="holds relative-inverse depth, but its model .* outputs metric-m"):
+            verify(out, manifest=tmp_path / "relative.json", depth_rows=1)
