@@ -34,7 +34,8 @@ class DepthKind:
 
 RELATIVE = DepthKind("relative", "relative-inverse", "the model's relative inverse depth (disparity: larger is nearer; "
                      "unknown scale and shift)", metric=False)
-METRIC = DepthKind("metric", "metric-m", "the model's metric depth in metres (distance: larger is farther)", metric=True)
+METRIC = DepthKind("metric", "metric-m", "the model's metric depth in metres (distance: larger is farther)",
+                   metric=True)
 DEPTH_KINDS = {kind.name: kind for kind in (RELATIVE, METRIC)}
 
 
