@@ -28,7 +28,7 @@ def order_one_model(tmp_path_factory) -> str:
     model = transformers.AutoModelForDepthEstimation.from_pretrained(folder).eval()
     outputs = []
     model.head.conv3.register_forward_hook(lambda module, args, out: outputs.append(out))
-    rules = InputRules("depth_anything", SIDE, "bicubic", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    rules = InputRules(SIDE, "bicubic", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     DepthEstimator(model, rules, torch.device("cpu"), torch.float32, "local").predict_raw(scenes(1, SIDE))
     std, mean = outputs[0].std(), outputs[0].mean()
     with torch.no_grad():

@@ -82,7 +82,7 @@ class AutotuneRefusingModel:
         return Output(pixel_values.mean(dim=1))
 
 
-RULES = InputRules("depth_anything", 16, "bicubic", (0.5,) * 3, (0.25,) * 3)
+RULES = InputRules(16, "bicubic", (0.5,) * 3, (0.25,) * 3)
 
 
 def test_failed_cudnn_autotuning_runs_again_without_it(cudnn_flags, capsys):

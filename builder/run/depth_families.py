@@ -21,7 +21,6 @@ class InputRules:
     """How the estimator turns R x R uint8 images into the model's S x S input and the prediction into an R x R map,
     as the family's image processor and its `post_process_depth_estimation` do."""
 
-    family: str  # the config's model_type
     size: int  # S
     resample: str  # the image's resize to S: "bicubic" or "bilinear"
     mean: tuple[float, ...] | None  # normalisation; None where the processor does not normalise (GLPN, TIPSv2)
@@ -41,9 +40,8 @@ class InputRules:
 
 @dataclasses.dataclass(frozen=True)
 class DepthModelSpec:
-    """Everything decided from a depth model's config and processor: its family, output kind and input rules."""
+    """Everything decided from a depth model's config and processor: its output kind and input rules."""
 
-    family: str
     kind: DepthKind
     rules: InputRules
     output_conv: bool  # the head's last convolution makes the map (see Family.output_conv)
@@ -123,8 +121,8 @@ def _dpt_like(config, processor, size, resolution) -> InputRules:
         multiple = math.lcm(multiple, int(processor.size_divisor))
     own = _own_size(processor, resolution, max(1, int(getattr(processor, "ensure_multiple_of", 1) or 1)))
     mean, std = _normalisation(processor)
-    return InputRules(config.model_type, _checked_size(size, own, multiple, config.model_type),
-                      _resample(processor), mean, std)
+    title = FAMILIES[config.model_type].title if config.model_type in FAMILIES else config.model_type
+    return InputRules(_checked_size(size, own, multiple, title), _resample(processor), mean, std)
 
 
 def _glpn(config, processor, size, resolution) -> InputRules:
@@ -132,13 +130,13 @@ def _glpn(config, processor, size, resolution) -> InputRules:
     divisor = int(getattr(processor, "size_divisor", 32))
     own = resolution // divisor * divisor
     mean, std = _normalisation(processor)
-    return InputRules("glpn", _checked_size(size, own, divisor, "GLPN"), _resample(processor), mean, std)
+    return InputRules(_checked_size(size, own, divisor, "GLPN"), _resample(processor), mean, std)
 
 
 def _zoedepth(config, processor, size, resolution) -> InputRules:
     """ZoeDepth: rescale, reflect padding, bilinear resize with align_corners=True, normalise; the prediction resized
     bicubic to the padded size and the padding cut off."""
-    rules = InputRules("zoedepth", 0, _resample(processor), *_normalisation(processor), rescale_first=True,
+    rules = InputRules(0, _resample(processor), *_normalisation(processor), rescale_first=True,
                        antialias=False, align_corners=True, reflect_pad=True)
     padded = resolution + 2 * rules.pad(resolution)
     own = _own_size(processor, padded, float(getattr(processor, "ensure_multiple_of", 1) or 1))
@@ -156,7 +154,7 @@ def _depth_pro(config, processor, size, resolution) -> InputRules:
         raise DepthModelError(f"--depth-input-size {size}: a Depth Pro model takes exactly {own} x {own}; drop "
                               "--depth-input-size")
     mean, std = _normalisation(processor)
-    return InputRules("depth_pro", own, _resample(processor), mean, std, rescale_first=True, normalise_first=True,
+    return InputRules(own, _resample(processor), mean, std, rescale_first=True, normalise_first=True,
                       antialias=False, output_resample="bilinear", field_of_view=True)
 
 
@@ -164,8 +162,8 @@ def _tipsv2(config, processor, size, resolution) -> InputRules:
     """TIPSv2 DPT: a bilinear resize (torchvision, uint8), not normalised; the prediction resized bilinear."""
     own = _own_size(processor, resolution, 1)
     mean, std = _normalisation(processor)
-    return InputRules("tipsv2_dpt", _checked_size(size, own, patch_size(config), "TIPSv2 DPT"),
-                      _resample(processor), mean, std, output_resample="bilinear")
+    return InputRules(_checked_size(size, own, patch_size(config), "TIPSv2 DPT"), _resample(processor), mean, std,
+                      output_resample="bilinear")
 
 
 def _stated_kind(config) -> DepthKind:
@@ -226,4 +224,4 @@ def depth_model_spec(model_id: str, config, load_processor: Callable[[], object]
         rules = (family.rules if family is not None else _dpt_like)(config, processor, size, resolution)
     except DepthModelError as err:
         raise DepthModelError(f"--depth-model {model_id!r}: {err}") from None
-    return DepthModelSpec(model_type, kind, rules, family is not None and family.output_conv)
+    return DepthModelSpec(kind, rules, family is not None and family.output_conv)
