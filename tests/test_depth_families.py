@@ -205,7 +205,8 @@ def test_a_family_generates_with_its_kind_in_the_card(tmp_path, family_model, fa
                                         batch_size=8, workers=0, depth_model=family_model(family)), card)
     kind = "relative" if family == "dpt" else "metric"
     text = (out / "README.md").read_text()
-    assert yaml.safe_load(text.split("---")[1])["depth_kind"] == ("relative-inverse" if kind == "relative" else "metric-m")
+    label = "relative-inverse" if kind == "relative" else "metric-m"
+    assert yaml.safe_load(text.split("---")[1])["depth_kind"] == label
     assert ("metric depth in metres" in text) == (kind == "metric")
     settings = json.loads((out / "manifest.json").read_text())["settings"]
     assert settings.get("depth_kind") == (None if kind == "relative" else "metric")

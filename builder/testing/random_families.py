@@ -11,10 +11,12 @@ from pathlib import Path
 
 from builder.testing.random_model import save_random_depth_model, spread_output
 
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     config: object
-    processor: Callable[[], object] | None  # makes the image processor (Depth Pro's and TIPSv2's need torchvision)
+    processor: Callable[[], object] | None  # makes the image processor (Depth Pro's and TIPSv2's need torchvision;
+    #                                         none for the refused families, refused before it is read)
     spreads: tuple = ()  # (path of a last convolution, its output's mean after spread_output): 3 before a ReLU,
     #                      0 before a sigmoid or softplus
     side: int = 64  # an input side the model takes
@@ -102,11 +104,10 @@ def _tipsv2():
 
 def _prompt_depth_anything():
     from transformers import PromptDepthAnythingConfig
-    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
 
     config = PromptDepthAnythingConfig(backbone_config=_dinov2(), depth_estimation_type="metric", patch_size=14,
                                        head_hidden_size=8, reassemble_hidden_size=32, **TINY_HEAD)
-    return Recipe(config, lambda: DPTImageProcessorPil(size={"height": 56, "width": 56}, ensure_multiple_of=14))
+    return Recipe(config, None)  # refused before its processor is read
 
 
 def _chmv2():
@@ -135,8 +136,8 @@ def save_random_family_model(folder: str | Path, family: str, seed: int = 0, pro
     if family == "depth_anything":
         save_random_depth_model(folder, "tiny", seed, **config)
         model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
-        recipe = Recipe(None, None, ((("head", "conv3"), 0.0 if model.config.depth_estimation_type == "metric" else 3.0),),
-                        side=56)
+        centre = 0.0 if model.config.depth_estimation_type == "metric" else 3.0  # before its sigmoid / ReLU
+        recipe = Recipe(None, None, ((("head", "conv3"), centre),), side=56)
     else:
         recipe = BUILDERS[family]()
         for key, value in config.items():
@@ -149,7 +150,6 @@ def save_random_family_model(folder: str | Path, family: str, seed: int = 0, pro
     if processor and recipe.processor is not None:
         recipe.processor().save_pretrained(folder)
     return folder
-
 
 
 def save_metric_twin(relative: str | Path, folder: str | Path, max_depth: int = 10) -> Path:

@@ -1,6 +1,6 @@
 """Random-weight Depth Anything models saved as a local folder, for tests and CPU benchmarks where no
-weights can be downloaded (builder/testing/random_families.py: the other families). They load through the same `from_pretrained` path as real models; the
-generator never creates one on its own."""
+weights can be downloaded (builder/testing/random_families.py: the other families). They load through the same
+`from_pretrained` path as real models; the generator never creates one on its own."""
 
 from __future__ import annotations
 

@@ -41,8 +41,8 @@ def load_estimator(manifest: Manifest):
     except DepthModelError as err:
         raise DepthModelError(
             f"verify --depth: the dataset's depth model {manifest.model.id!r} (revision {manifest.model.revision}) "
-            f"is not available here ({err.__cause__ or err}); make it available (the HF cache, the network, or the local "
-            "folder manifest.json names) or drop --depth") from err
+            f"is not available here ({err.__cause__ or err}); make it available (the HF cache, the network, or the "
+            "local folder manifest.json names) or drop --depth") from err
     if estimator.kind != settings.kind:
         raise DepthModelError(f"verify --depth: the dataset holds {settings.kind.label} depth, but its model "
                               f"{manifest.model.id!r} outputs {estimator.kind.label} depth (from its config): it is "
