@@ -35,7 +35,7 @@ def part_costs(ctx: RenderContext, rows: int) -> dict[str, float]:
     s, r = ctx.settings, ctx.settings.resolution
     cases = []
     for index in range(rows):
-        bg_id, fg_id, flip, _ = ctx.space.decompose(index)
+        bg_id, fg_id, flip = ctx.plan.inputs_of(index)
         fg = ctx.inputs.foregrounds[fg_id]
         placement = draw_placement(s.seed, index, *fg.shape[:2], r, s.scale_min, s.scale_max)
         params = augment.draw_augmentation(s, index, placement)
@@ -73,7 +73,7 @@ def main() -> None:
     for preset in ("none", "realistic"):
         settings = ContentSettings(resolution=args.resolution, no_depth=True, augment=preset)
         ctx = RenderContext(settings, load_inputs(settings, RunOptions(bg_dir=args.bg_dir, fg_dir=args.fg_dir)))
-        rows = min(args.rows, len(ctx.space))
+        rows = min(args.rows, ctx.plan.sample_count)
         render_sample(ctx, 0, StatsBook(DEFAULT.peaks))  # warm the foreground cache like a long run
         totals[preset] = min(cpu_ms_per_row(lambda i: render_sample(ctx, i, StatsBook(DEFAULT.peaks)), rows)
                              for _ in range(3))

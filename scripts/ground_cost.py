@@ -58,7 +58,7 @@ def contexts(args, depth_dir: Path) -> dict[str, RenderContext]:
 def cost(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ctxs = contexts(args, args.bg_depth_dir or plane_prior_maps(args.bg_dir, Path(tmp)))
-        rows = min(args.rows, len(ctxs["uniform"].space))
+        rows = min(args.rows, ctxs["uniform"].plan.sample_count)
         times = {mode: [] for mode in ctxs}
         for mode, ctx in ctxs.items():
             render_sample(ctx, 0, StatsBook(DEFAULT.peaks))  # warm caches like a long run
@@ -81,9 +81,9 @@ def demo_measures(resolution: int, samples: int) -> None:
     run = RunOptions(demo=True)
     ctx = RenderContext(settings, attach_bg_depths(load_inputs(settings, run), settings, run))
     floors = [_sampled(ground_scene(i)[2], resolution) for i in range(DEMO_BACKGROUNDS)]
-    on_floor, uniform_on_floor, redrawn, occluded, n = 0, 0, 0, [], len(ctx.space)
+    on_floor, uniform_on_floor, redrawn, occluded, n = 0, 0, 0, [], ctx.plan.sample_count
     for index in range(n):
-        bg_id, fg_id, _, _ = ctx.space.decompose(index)
+        bg_id, fg_id, _ = ctx.plan.inputs_of(index)
         placed = ctx.ground_placement(index)
         on_floor += bool(floors[bg_id][placed.foot_y, placed.foot_x])
         redrawn += placed.tries > 1

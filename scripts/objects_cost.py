@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def cpu_ms_per_row(ctx: RenderContext, rows: int) -> float:
     """Over `rows` rows spread evenly over the sample space (every background and cut-out)."""
-    indices = range(0, len(ctx.space), len(ctx.space) // rows)[:rows]
+    indices = range(0, ctx.plan.sample_count, ctx.plan.sample_count // rows)[:rows]
     start = time.process_time()
     for index in indices:
         render_sample(ctx, index, StatsBook(DEFAULT.peaks))
@@ -43,7 +43,7 @@ def cost(args, bg_dir: Path, fg_dir: Path) -> None:
     for objects in ("1", "2-3"):
         settings = ContentSettings(resolution=args.resolution, no_depth=True, objects=objects, augment=args.augment)
         ctxs[objects] = RenderContext(settings, load_inputs(settings, RunOptions(bg_dir=bg_dir, fg_dir=fg_dir)))
-    rows = min(args.rows, len(ctxs["1"].space))
+    rows = min(args.rows, ctxs["1"].plan.sample_count)
     for ctx in ctxs.values():
         cpu_ms_per_row(ctx, rows)  # warm the cut-out cache like a long run
     times = {objects: [] for objects in ctxs}

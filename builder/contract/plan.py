@@ -1,11 +1,17 @@
-"""The sample space: index <-> (bg, fg, flip, k), each sample's placement, and shards: their names and ranges."""
+"""The sample space: index <-> (bg, fg, flip, k) of the full product, or rows drawn (`--rows`); each sample's
+placement; and shards: their names and ranges."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
+
+DRAW_STREAM = 4  # default_rng([seed, i, 4]): the background, cut-out and flip of drawn row i (--rows)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,7 +20,7 @@ class SampleSpace:
 
     n_bg: int
     n_fg: int
-    placements: int
+    placements: int | None  # None when rows are drawn (--rows): there is no product to index
 
     def __len__(self) -> int:
         return self.n_bg * self.n_fg * 2 * self.placements
@@ -32,6 +38,40 @@ class SampleSpace:
 
 
 TRAIN, VALIDATION = "train", "validation"
+
+
+class SampleInputs(NamedTuple):
+    """What a sample is made of: its background, its cut-out, and whether the cut-out is flipped (0 or 1)."""
+
+    bg: int
+    fg: int
+    flip: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DrawnRows:
+    """`--rows N` (and `--validation-rows M`): sample ids 0..N-1 are the train rows, N..N+M-1 the validation rows.
+    Row i draws its background, cut-out and flip, in that order, uniformly among its split's inputs from
+    `default_rng([seed, i, DRAW_STREAM])`; its placement still comes from `default_rng([seed, i])`."""
+
+    seed: int
+    train: int
+    validation: int = 0
+
+    def __len__(self) -> int:
+        return self.train + self.validation
+
+    def ids(self, split: str) -> range:
+        return range(self.train) if split == TRAIN else range(self.train, len(self))
+
+    def split_of(self, sample_id: int) -> str:
+        return TRAIN if sample_id < self.train else VALIDATION
+
+    def draw(self, sample_id: int, backgrounds: Sequence[int], foregrounds: Sequence[int]) -> SampleInputs:
+        rng = np.random.default_rng([self.seed, sample_id, DRAW_STREAM])
+        bg = backgrounds[int(rng.integers(len(backgrounds)))]
+        fg = foregrounds[int(rng.integers(len(foregrounds)))]
+        return SampleInputs(bg, fg, int(rng.integers(2)))
 
 
 def held_out(seed: int, count: int, held: int, stream: int) -> frozenset[int]:
@@ -63,39 +103,76 @@ class SampleRows:
 
 @dataclasses.dataclass(frozen=True)
 class SplitPlan:
-    """Which split every sample, background and cut-out belongs to. With held-out sets Bv and Fv:
-    train is bg not in Bv and fg not in Fv; validation is (bg in Bv, or Bv empty) and (fg in Fv, or Fv empty);
-    every other pair is dropped (never generated). Nothing held out: one train split of everything."""
+    """Which split every sample, background and cut-out belongs to, and which inputs every sample uses. With
+    held-out sets Bv and Fv: train is bg not in Bv and fg not in Fv; validation is (bg in Bv, or Bv empty) and (fg
+    in Fv, or Fv empty). The full product keeps every pair of a split and drops the others (never generated);
+    drawn rows (`drawn`) each draw one pair among their split's inputs. Nothing held out: one train split."""
 
-    space: SampleSpace
+    space: SampleSpace  # the inputs' counts; its placements are None when rows are drawn
     held_bg: frozenset[int] = frozenset()
     held_fg: frozenset[int] = frozenset()
+    drawn: DrawnRows | None = None
 
     @classmethod
     def from_counts(cls, space: SampleSpace, seed: int, validation_backgrounds: int,
-                    validation_foregrounds: int) -> "SplitPlan":
+                    validation_foregrounds: int, drawn: DrawnRows | None = None) -> "SplitPlan":
         return cls(space, held_out(seed, space.n_bg, validation_backgrounds, 0),
-                   held_out(seed, space.n_fg, validation_foregrounds, 1))
+                   held_out(seed, space.n_fg, validation_foregrounds, 1), drawn)
 
     @property
     def splits(self) -> tuple[str, ...]:
         return (TRAIN, VALIDATION) if self.held_bg or self.held_fg else (TRAIN,)
 
     def backgrounds(self, split: str) -> tuple[int, ...]:
-        return self._members(split, self.space.n_bg, self.held_bg)
+        self._check_split(split)
+        return self._split_inputs[split][0]
 
     def foregrounds(self, split: str) -> tuple[int, ...]:
-        return self._members(split, self.space.n_fg, self.held_fg)
+        self._check_split(split)
+        return self._split_inputs[split][1]
 
-    def _members(self, split: str, count: int, held: frozenset[int]) -> tuple[int, ...]:
+    @functools.cached_property
+    def _split_inputs(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+        """Split -> (its backgrounds, its cut-outs), computed once."""
+        return {split: (self._members(split, self.space.n_bg, self.held_bg),
+                        self._members(split, self.space.n_fg, self.held_fg)) for split in self.splits}
+
+    @staticmethod
+    def _members(split: str, count: int, held: frozenset[int]) -> tuple[int, ...]:
         if split == TRAIN:
             return tuple(i for i in range(count) if i not in held)
-        if split == VALIDATION and split in self.splits:
-            return tuple(sorted(held)) if held else tuple(range(count))
-        raise ValueError(f"no split {split!r} here; the splits are {self.splits}")
+        return tuple(sorted(held)) if held else tuple(range(count))
 
-    def samples(self, split: str) -> SampleRows:
+    def _check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ValueError(f"no split {split!r} here; the splits are {self.splits}")
+
+    def samples(self, split: str) -> Sequence[int]:
+        """The sample ids of a split, in increasing order."""
+        if self.drawn is not None:
+            self._check_split(split)
+            return self.drawn.ids(split)
         return SampleRows(self.space, self.backgrounds(split), self.foregrounds(split))
+
+    @property
+    def sample_count(self) -> int:
+        """Sample ids run over [0, sample_count): every split's, and (full product) the dropped pairs'."""
+        return len(self.drawn) if self.drawn is not None else len(self.space)
+
+    def inputs_of(self, sample_id: int) -> SampleInputs:
+        """The one definition of a sample's inputs, for the renderer and verify alike: decomposed from its index in
+        the full product, or drawn among its split's inputs (`DrawnRows`)."""
+        if not 0 <= sample_id < self.sample_count:
+            raise IndexError(f"sample index {sample_id} outside [0, {self.sample_count})")
+        if self.drawn is None:
+            return SampleInputs(*self.space.decompose(sample_id)[:3])
+        return self.drawn.draw(sample_id, *self._split_inputs[self.drawn.split_of(sample_id)])
+
+    def sample_split(self, sample_id: int) -> str | None:
+        """The split of a sample: a drawn row's by its id, a product sample's by its pair (None: dropped)."""
+        if self.drawn is not None:
+            return self.drawn.split_of(sample_id)
+        return self.split_of(*self.inputs_of(sample_id)[:2])
 
     def split_of(self, bg: int, fg: int) -> str | None:
         """The split of a (background, cut-out) pair, or None where the pair is dropped: the rule, as stated."""
@@ -107,7 +184,8 @@ class SplitPlan:
 
     @property
     def dropped(self) -> int:
-        return len(self.space) - sum(len(self.samples(split)) for split in self.splits)
+        """Samples of the full product that no split holds (none when rows are drawn)."""
+        return self.sample_count - sum(len(self.samples(split)) for split in self.splits)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,13 +12,16 @@ from builder.contract.cli import StrictParser
 from builder.contract.depth_kinds import DEPTH_KINDS, METRIC, DepthKind, depth_kind
 from builder.contract.depth_storage import DEPTH_BITS
 from builder.contract.errors import UsageError
-from builder.contract.plan import SampleSpace, SplitPlan
+from builder.contract.plan import DrawnRows, SampleSpace, SplitPlan
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
 DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype", "depth_kind")
-# in the manifest only when not at their defaults, so datasets made before them keep their manifest
-SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits", "objects")
+# in the manifest only when not at their defaults, so datasets made before them keep their manifest (placements:
+# only under --rows is it None, its default; the full product resolves it to DEFAULT_PLACEMENTS)
+SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits", "objects", "placements", "rows",
+              "validation_rows")
+DEFAULT_PLACEMENTS = 20
 # in the manifest only with --placement-mode ground
 GROUND_KEYS = ("placement_mode", "bg_depth_kind")
 PLACEMENT_MODES = ("uniform", "ground")
@@ -50,7 +53,13 @@ class ContentSettings:
     """Everything the rows are a function of, besides the inputs: a rerun must match them to resume."""
 
     resolution: int = _option(224, "side R of the square backgrounds, composites, masks and depth maps")
-    placements: int = _option(20, "random placements K of every foreground (and its flip) on every background")
+    placements: int | None = _option(None, "random placements K of every foreground (and its flip) on every "
+                                           "background, the full product; not with --rows",
+                                     shown_default=DEFAULT_PLACEMENTS)
+    rows: int | None = _option(None, "draw N train rows instead of the full product: row i draws its background, "
+                                     "cut-out and flip from default_rng([seed, i, 4]) among the train inputs")
+    validation_rows: int | None = _option(None, "with --rows and held-out inputs: draw M validation rows among the "
+                                                "held-out inputs")
     seed: int = _option(0, "seed of every random choice; sample i draws from default_rng([seed, i])")
     scale_min: float = _option(0.3, "smallest foreground size: its longer side as a fraction of R")
     scale_max: float = _option(0.6, "largest foreground size: its longer side as a fraction of R")
@@ -100,6 +109,8 @@ class ContentSettings:
                                 f"first, the others come from its split's cut-outs (at most {MAX_OBJECTS})")
 
     def __post_init__(self):
+        if self.placements is None and self.rows is None:
+            object.__setattr__(self, "placements", DEFAULT_PLACEMENTS)
         preset = AUGMENT_PRESETS.get(self.augment, AUGMENT_PRESETS["none"])
         for key in AUGMENT_KEYS:
             if getattr(self, key) is None:
@@ -111,7 +122,7 @@ class ContentSettings:
         problems = []
         if self.resolution < 32:
             problems.append(f"--resolution {self.resolution} is too small: use 32 or more (default 224)")
-        if self.placements < 1:
+        if self.placements is not None and self.placements < 1:
             problems.append(f"--placements {self.placements}: need at least 1 placement per foreground")
         if self.seed < 0:
             problems.append(f"--seed {self.seed}: use a non-negative integer")
@@ -143,7 +154,39 @@ class ContentSettings:
             problems.append(f"--bg-depth-kind {self.bg_depth_kind!r}: use disparity or depth")
         if self.depth_bits not in DEPTH_BITS:
             problems.append(f"--depth-bits {self.depth_bits}: use " + " or ".join(map(str, DEPTH_BITS)))
-        return problems + self.augment_problems() + self.objects_problems()
+        return problems + self.augment_problems() + self.objects_problems() + self.rows_problems()
+
+    def rows_problems(self) -> list[str]:
+        """--rows and --validation-rows: given together with held-out inputs, never with --placements."""
+        problems = [f"--{key.replace('_', '-')} {getattr(self, key)}: draw at least 1 row"
+                    for key in ("rows", "validation_rows") if getattr(self, key) is not None and getattr(self, key) < 1]
+        held = self.validation_backgrounds or self.validation_foregrounds
+        if self.rows is None:
+            if self.validation_rows is not None:
+                problems.append(f"--validation-rows {self.validation_rows} needs --rows N, the train rows to draw "
+                                "(without --rows every split holds the full product)")
+            return problems
+        if self.placements is not None:
+            problems.append(f"--placements {self.placements} does not apply with --rows: each drawn row gets its own "
+                            "placement; drop --placements")
+        if held and self.validation_rows is None:
+            problems.append(f"--rows {self.rows} with held-out inputs (--validation-backgrounds/"
+                            "--validation-foregrounds): give --validation-rows M, the rows to draw among them")
+        if not held and self.validation_rows is not None:
+            problems.append(f"--validation-rows {self.validation_rows} draws among held-out inputs: add "
+                            "--validation-backgrounds and/or --validation-foregrounds, or drop --validation-rows")
+        return problems
+
+    def split_plan(self, n_bg: int, n_fg: int) -> SplitPlan:
+        """The sample space and splits these settings make of n_bg backgrounds and n_fg cut-outs: the full
+        product, or drawn rows (--rows)."""
+        drawn = DrawnRows(self.seed, self.rows, self.validation_rows or 0) if self.rows is not None else None
+        return SplitPlan.from_counts(SampleSpace(n_bg, n_fg, self.placements), self.seed,
+                                     self.validation_backgrounds, self.validation_foregrounds, drawn)
+
+    @property
+    def with_drawn_rows(self) -> bool:
+        return self.rows is not None
 
     def split_problems(self, n_bg: int, n_fg: int) -> list[str]:
         """Held-out counts that leave no input on one side, known once the inputs are counted."""
@@ -381,8 +424,8 @@ class GenerateConfig:
             else:
                 kind = field.metadata.get("parse") or {"int": int, "float": float}.get(
                     field.type.removesuffix(" | None"), str)
-                default = ("from --augment" if field.name in AUGMENT_KEYS
-                           else "none" if field.default is None else field.default)
+                default = ("from --augment" if field.name in AUGMENT_KEYS else field.metadata.get("shown_default")
+                           or ("none" if field.default is None else field.default))
                 parser.add_argument(flag, type=kind, default=field.default, choices=field.metadata.get("choices"),
                                     help=f"{help_text} (default: {default})")
         return parser
@@ -496,9 +539,7 @@ class Manifest:
 
     def split_plan(self) -> SplitPlan:
         """The sample space and splits this manifest's inputs and settings make (no input is read)."""
-        s = self.settings
-        space = SampleSpace(len(self.backgrounds), len(self.foregrounds), s.placements)
-        return SplitPlan.from_counts(space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
+        return self.settings.split_plan(len(self.backgrounds), len(self.foregrounds))
 
     def to_json(self) -> dict:
         data = {"format": self.format, "settings": self.settings.to_json(),

@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 
 from builder.contract.depth_storage import depth_storage
-from builder.contract.plan import TRAIN, ShardName, ShardTask
+from builder.contract.plan import DRAW_STREAM, TRAIN, ShardName, ShardTask
 from builder.contract.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
 from builder.contract.settings import Manifest
 from builder.publish.license import License, license_for_model
@@ -319,8 +319,7 @@ def provenance(manifest: Manifest, stats: dict) -> str:
     settings, model = manifest.settings, manifest.model
     lines = [f"- resolution: {settings.resolution} x {settings.resolution} (backgrounds center-cropped "
              "and resized with Lanczos)",
-             f"- placements per foreground and flip: {settings.placements}; seed: {settings.seed} "
-             "(sample i draws its scale and position from `numpy.random.default_rng([seed, i])`)",
+             sampling_line(settings),
              f"- foreground scale (longer side / R): uniform in [{settings.scale_min}, {settings.scale_max}],"
              " resized bilinear in premultiplied alpha, flipped horizontally for `flip=True`, placed fully inside",
              f"- mask threshold: alpha >= {settings.mask_threshold}; JPEG quality {settings.jpeg_quality}",
@@ -347,6 +346,27 @@ def provenance(manifest: Manifest, stats: dict) -> str:
     return "\n".join(lines)
 
 
+def sampling_line(settings) -> str:
+    """How the samples were chosen: the full product's placements, or rows drawn (--rows)."""
+    if settings.rows is None:
+        return (f"- placements per foreground and flip: {settings.placements}; seed: {settings.seed} "
+                "(sample i draws its scale and position from `numpy.random.default_rng([seed, i])`)")
+    return (f"- rows drawn: {settings.rows:,} train" + (f", {settings.validation_rows:,} validation"
+                                                     if settings.validation_rows else "")
+            + f" (`--rows`); seed: {settings.seed} (sample i draws its background, cut-out and flip uniformly among "
+            f"its split's inputs from `numpy.random.default_rng([seed, i, {DRAW_STREAM}])`, and its scale and "
+            "position from `numpy.random.default_rng([seed, i])`)")
+
+
+def sampling_summary(manifest: Manifest) -> str:
+    """The card's first line on how many samples: the product's factors, or the rows drawn."""
+    settings, n_bg, n_fg = manifest.settings, len(manifest.backgrounds), len(manifest.foregrounds)
+    if settings.rows is None:
+        return f"{n_bg} x {n_fg} x 2 (flip) x {settings.placements} placements"
+    return f"rows drawn at random, each one background, one cut-out and a flip (`--rows {settings.rows}`" + (
+        f", `--validation-rows {settings.validation_rows}`)" if settings.validation_rows else ")")
+
+
 def configs_table(manifest: Manifest, stats: dict) -> str:
     """Each config's rows and columns, from the schema (a new column shows up here by itself)."""
     lines = ["| config | rows | columns |", "| --- | ---: | --- |"]
@@ -364,17 +384,25 @@ def splits_section(manifest: Manifest, stats: dict) -> str:
     if len(plan.splits) == 1:
         return ("One `train` split with every sample. A validation split that shares no background or cut-out "
                 "with train is made with `--validation-backgrounds N` / `--validation-foregrounds M`.")
+    membership = ("`train` has the pairs of a kept background and a kept cut-out; `validation` the pairs of a "
+                  "held-out background (or any background, if none is held out) and a held-out cut-out (or any, if "
+                  "none is held out); every other pair is dropped, never generated." if plan.drawn is None else
+                  "each `train` row draws a kept background and a kept cut-out; each `validation` row a held-out "
+                  "background (or any background, if none is held out) and a held-out cut-out (or any, if none is "
+                  "held out).")
     lines = ["`validation` holds out whole backgrounds and cut-outs, so validation scores measure generalisation, "
-             "not memorisation: `train` has the pairs of a kept background and a kept cut-out; `validation` the "
-             "pairs of a held-out background (or any background, if none is held out) and a held-out cut-out (or "
-             "any, if none is held out); every other pair is dropped, never generated. The held-out inputs were "
-             f"chosen from seed {settings.seed} by a seeded permutation, not by file order. The `backgrounds` and "
-             "`foregrounds` configs split the same way.", "",
+             f"not memorisation: {membership} The held-out inputs were chosen from seed {settings.seed} by a seeded "
+             "permutation, not by file order. The `backgrounds` and `foregrounds` configs split the same way.", "",
              "| split | samples | backgrounds | cut-outs |", "| --- | ---: | ---: | ---: |"]
     for split in plan.splits:
         rows = stats["splits"][split]["rows"]
         lines.append(f"| {split} | {rows['default']:,} | {rows['backgrounds']:,} | {rows['foregrounds']:,} |")
-    lines += ["", f"Dropped pairs: {plan.dropped:,} samples of the full {len(plan.space):,} were not generated.", ""]
+    if plan.drawn is None:
+        lines += ["", f"Dropped pairs: {plan.dropped:,} samples of the full {len(plan.space):,} were not generated.",
+                  ""]
+    else:
+        lines += ["", f"Drawn rows: `sample_id` 0 to {plan.drawn.train - 1:,} are train, {plan.drawn.train:,} to "
+                      f"{len(plan.drawn) - 1:,} validation.", ""]
     for role, names in (manifest.held_out or {}).items():
         lines.append(f"Held-out {role}: " + (", ".join(f"`{n}`" for n in names) or "none") + ".")
     return "\n".join(lines)
@@ -445,7 +473,7 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
                   "This dataset was generated without depth (`--no-depth`): it has no depth columns.")
     values = {
         "yaml": card_yaml(manifest, stats, data_files, sizes, license, splits),
-        "pretty_name": "fgbg-depth", "n_bg": n_bg, "n_fg": n_fg, "placements": settings.placements,
+        "pretty_name": "fgbg-depth", "n_bg": n_bg, "n_fg": n_fg, "sampling": sampling_summary(manifest),
         "kinds": "composite + mask + depth" if with_depth else "composite + mask",
         "targets": "the pasted foreground's mask and a depth map" if with_depth else "the pasted foreground's mask",
         "n_samples": f"{stats['rows']['default']:,}", "resolution": settings.resolution,

@@ -17,6 +17,7 @@ from builder.rows import render
 class DatasetConfig:
     schema: ConfigSchema
     keys: Callable[[SplitPlan, str], Sequence[int]]  # the key of each row of a split, in row order
+    key_count: Callable[[SplitPlan], int]  # keys of every split (and dropped ones) lie in [0, key_count)
     render_row: Callable  # (RenderContext, key, StatsBook) -> (row, depth input or None)
 
     @property
@@ -32,9 +33,9 @@ class DatasetConfig:
 
 
 CONFIGS = (
-    DatasetConfig(DEFAULT, SplitPlan.samples, render.render_sample),
-    DatasetConfig(BACKGROUNDS, SplitPlan.backgrounds, render.render_background),
-    DatasetConfig(FOREGROUNDS, SplitPlan.foregrounds, render.render_foreground),
+    DatasetConfig(DEFAULT, SplitPlan.samples, lambda plan: plan.sample_count, render.render_sample),
+    DatasetConfig(BACKGROUNDS, SplitPlan.backgrounds, lambda plan: plan.space.n_bg, render.render_background),
+    DatasetConfig(FOREGROUNDS, SplitPlan.foregrounds, lambda plan: plan.space.n_fg, render.render_foreground),
 )
 CONFIG_BY_NAME = {config.name: config for config in CONFIGS}
 

@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-from builder.contract.plan import Placement, SampleSpace, SplitPlan, draw_placement
+from builder.contract.plan import Placement, SplitPlan, draw_placement
 from builder.contract.settings import ContentSettings
 from builder.rows.assets import Inputs
 from builder.rows.augment import augmented_composite, draw_augmentation
@@ -32,13 +32,9 @@ class RenderContext:
     stored_bg_depth: tuple[np.ndarray, ...] | None = None  # disparity of the model's stored background depth (ground)
 
     @functools.cached_property
-    def space(self) -> SampleSpace:
-        return SampleSpace(len(self.inputs.backgrounds), len(self.inputs.foregrounds), self.settings.placements)
-
-    @functools.cached_property
     def plan(self) -> SplitPlan:
-        s = self.settings
-        return SplitPlan.from_counts(self.space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
+        """Which inputs every sample uses (`SplitPlan.inputs_of`) and which split it is in."""
+        return self.settings.split_plan(len(self.inputs.backgrounds), len(self.inputs.foregrounds))
 
     @functools.cached_property
     def categories(self) -> list[str | None] | None:
@@ -79,11 +75,11 @@ class RenderContext:
     def ground_placement(self, index: int) -> GroundPlacement:
         """Sample `index` standing on its background's ground, or placed uniformly where there is too little."""
         s = self.settings
-        bg_id, fg_id, flip, _ = self.space.decompose(index)
+        bg_id, fg_id, flip = self.plan.inputs_of(index)
         shape = self.inputs.foregrounds[fg_id].shape[:2]
         ground = self.background_ground(bg_id)
         if (bg_id, fg_id) not in self._feet:
-            self._feet.clear()  # background-major order: a pair's rows come together
+            self._feet.clear()  # background-major order: a pair's rows come together (drawn rows: rarely)
             self._feet[bg_id, fg_id] = feasible_feet(ground, *shape, s.scale_min, s.scale_max)
         placed = place_on_ground(ground, self._feet[bg_id, fg_id], s.seed, index, shape, s.scale_min, s.scale_max,
                                  lambda p: self.foreground_cache.placed(fg_id, flip, p)[..., 3], s.mask_threshold)
@@ -95,7 +91,7 @@ class RenderContext:
 
 def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     settings = ctx.settings
-    bg_id, fg_id, flip, _ = ctx.space.decompose(index)
+    bg_id, fg_id, flip = ctx.plan.inputs_of(index)
     foreground = ctx.inputs.foregrounds[fg_id]
     geometry = ctx.ground_placement(index) if settings.with_ground else None
     placement = geometry.placement if geometry else draw_placement(
@@ -134,11 +130,11 @@ def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: Groun
            stats: StatsBook) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """(composite, union mask, object 1's footprint, object 1's visible pixels, the instance columns, and with
     `--augment` the composed alpha and object 1's parameters) of a several-object row: masks as uint8 0/255."""
-    s, (bg_id, fg_id, flip, _) = ctx.settings, ctx.space.decompose(index)
+    s, (bg_id, fg_id, flip) = ctx.settings, ctx.plan.inputs_of(index)
     ground = ctx.background_ground(bg_id) if geometry else None
     params = draw_augmentation(s, index, placement) if s.with_augment else None
     scene, images = derive_scene(s, index, scene_object(fg_id, flip, placement, geometry, ground, params),
-                                 ctx.inputs.backgrounds[bg_id], ctx.split_foregrounds[ctx.plan.split_of(bg_id, fg_id)],
+                                 ctx.inputs.backgrounds[bg_id], ctx.split_foregrounds[ctx.plan.sample_split(index)],
                                  ctx.foreground_shapes, ctx.foreground_cache.placed, ground)
     png = encode_png(images.instances)
     areas = [int(np.count_nonzero(layer)) for layer in images.visible]

@@ -9,13 +9,14 @@ tests/test_augment_oracles.py checks the augmented rows against oracles that sha
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import math
 
 import numpy as np
 from PIL import Image
 
-from builder.contract.plan import Placement, SampleSpace, SplitPlan, draw_placement, placed_size
+from builder.contract.plan import Placement, SplitPlan, draw_placement, placed_size
 from builder.contract.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 from builder.contract.settings import Manifest
 from builder.rows.augment import Augmentation, augmented_composite, draw_augmentation
@@ -40,18 +41,14 @@ class Reference:
     def settings(self):
         return self.manifest.settings
 
-    @property
-    def space(self) -> SampleSpace:
-        return SampleSpace(len(self.manifest.backgrounds), len(self.manifest.foregrounds), self.settings.placements)
-
     def schema(self, schema: ConfigSchema) -> ConfigSchema:
         """A config's schema as this dataset stores it (`--depth-bits`)."""
         return schema.for_depth_bits(self.settings.depth_bits)
 
-    @property
+    @functools.cached_property
     def plan(self) -> SplitPlan:
-        s = self.settings
-        return SplitPlan.from_counts(self.space, s.seed, s.validation_backgrounds, s.validation_foregrounds)
+        """The manifest's sample space and splits: which inputs every sample uses and which split it is in."""
+        return self.manifest.split_plan()
 
 
 @dataclasses.dataclass
@@ -240,7 +237,7 @@ def category_problems(ref: Reference, row: dict, fg_id: int) -> list[str]:
 def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     """Always decoded: the default config's masks and composites are checked against these pixels."""
     stats = StatsBook(ref.schema(FOREGROUNDS).peaks)
-    problems, known = _input_row_problems(row, "fg_id", ref.space.n_fg, split, ref.plan.foregrounds(split),
+    problems, known = _input_row_problems(row, "fg_id", ref.plan.space.n_fg, split, ref.plan.foregrounds(split),
                                           ref.manifest.fg_names)
     if not known:
         return RowResult(problems, stats)
@@ -262,7 +259,7 @@ def check_foreground_row(ref: Reference, row: dict, with_images: bool, split: st
 
 def check_background_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     stats = StatsBook(ref.schema(BACKGROUNDS).peaks)
-    problems, known = _input_row_problems(row, "bg_id", ref.space.n_bg, split, ref.plan.backgrounds(split),
+    problems, known = _input_row_problems(row, "bg_id", ref.plan.space.n_bg, split, ref.plan.backgrounds(split),
                                           ref.manifest.bg_names)
     if not known:
         return RowResult(problems, stats)
@@ -277,12 +274,12 @@ def check_background_row(ref: Reference, row: dict, with_images: bool, split: st
 
 def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:
     stats = StatsBook(ref.schema(DEFAULT).peaks)
-    sample_id = row["sample_id"]
-    if sample_id is None or not 0 <= sample_id < len(ref.space):
-        return RowResult([f"sample_id {sample_id} outside the sample space [0, {len(ref.space)})"], stats)
+    sample_id, plan = row["sample_id"], ref.plan
+    if sample_id is None or not 0 <= sample_id < plan.sample_count:
+        return RowResult([f"sample_id {sample_id} outside the sample space [0, {plan.sample_count})"], stats)
     problems = []
-    bg_id, fg_id, flip, _ = ref.space.decompose(sample_id)
-    if (belongs := ref.plan.split_of(bg_id, fg_id)) != split:
+    bg_id, fg_id, flip = plan.inputs_of(sample_id)
+    if (belongs := plan.sample_split(sample_id)) != split:
         problems.append(f"sample_id {sample_id} (bg_id {bg_id}, fg_id {fg_id}) belongs to "
                         + (f"split {belongs!r}" if belongs else "no split (its pair is dropped)") + f", not {split!r}")
     ids = (row["bg_id"], row["fg_id"], row["flip"])
@@ -342,7 +339,7 @@ def decode_sample_images(ref: Reference, row: dict, stats: StatsBook) -> tuple[d
 def expected_scene(ref: Reference, sample_id: int, first: SceneObject, split: str) -> tuple[Scene, SceneImages] | None:
     """The row's objects re-derived from the seed and pasted over the stored background (None: an input is
     unavailable)."""
-    s, bg_id = ref.settings, ref.space.decompose(sample_id)[0]
+    s, bg_id = ref.settings, ref.plan.inputs_of(sample_id).bg
     foregrounds = ref.plan.foregrounds(split)
     if bg_id not in ref.backgrounds or any(fg not in ref.foregrounds for fg in foregrounds):
         return None
@@ -380,7 +377,7 @@ def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, wi
 
 def expected_ground(ref: Reference, sample_id: int, foreground: np.ndarray, flip: int) -> GroundPlacement:
     """The row's placement re-derived from the background's stored depth, as the renderer derives it."""
-    s, (bg_id, *_) = ref.settings, ref.space.decompose(sample_id)
+    s, bg_id = ref.settings, ref.plan.inputs_of(sample_id).bg
     ground, shape = ref.grounds[bg_id], foreground.shape[:2]
     feet = feasible_feet(ground, *shape, s.scale_min, s.scale_max)
     placed = place_on_ground(ground, feet, s.seed, sample_id, shape, s.scale_min, s.scale_max,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.contract.errors import UsageError
-from builder.contract.plan import TRAIN, SplitPlan
+from builder.contract.plan import SplitPlan
 from builder.contract.schema import BACKGROUNDS, CONFIG_NAMES, FOREGROUNDS
 from builder.contract.settings import Manifest
 from builder.rows.bg_depth import recorded_bg_depths, stored_disparity
@@ -242,7 +242,7 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
     estimator = load_estimator(loaded) if depth_rows else None  # before the long part: fail fast if missing
     report, (layout, problems) = Report(), find_layout(root)
     reference = load_reference(loaded, layout, bg_depth_dir)
-    plan, space = reference.plan, reference.space
+    plan = reference.plan
     split_rows = {c.name: {split: c.count_rows(plan, split) for split in plan.splits} for c in CONFIGS}
     report.layout = layout.description
     report.extend(problems + layout_problems(root, layout, loaded, split_rows))
@@ -250,8 +250,7 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
     stats: dict[str, list] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for config in CONFIGS:
-            key_space = config.count_rows(SplitPlan(space), TRAIN)  # every key, nothing held out
-            check = ShardCheck(config, reference, report, pool, key_space)
+            check = ShardCheck(config, reference, report, pool, config.key_count(plan))
             for shard in layout.shards[config.name]:
                 check.run(shard, sample, seed)
             report.shards[config.name] = len(layout.shards[config.name])
