@@ -21,7 +21,7 @@ from typing import Protocol
 
 from builder.contract.plan import ShardTask, tasks_for_process
 from builder.contract.settings import GenerateConfig
-from builder.run.pipeline import Job, load_job, run_shards, write_prerequisites
+from builder.run.pipeline import Job, load_job, prerequisite_tasks, run_shards
 from builder.run.progress import JobProgress
 from builder.run.shards import OutputStore
 
@@ -53,9 +53,11 @@ class Run:
     def count_written(self, rows: int) -> None:
         self.rows_written += rows
 
-    def write_prerequisites(self) -> None:
-        """The shards every other shard is derived from (pipeline.write_prerequisites)."""
-        write_prerequisites(self.job, self.store, self.threads, on_rows=self.count_written)
+    @property
+    def mine_unclaimed(self) -> list[ShardTask]:
+        """This process's shards that no other process writes (prerequisites are written under claims)."""
+        prerequisites = prerequisite_tasks(self.job)
+        return [task for task in self.mine if task not in prerequisites]
 
     def write_mine(self, progress: JobProgress, on_shard: Callable[[], None] = lambda: None,
                    on_wait: Callable[[], None] = lambda: None) -> None:

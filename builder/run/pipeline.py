@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 
 import pyarrow as pa
@@ -167,18 +168,21 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
     that share is one core: a single worker only adds the copies to and from it; measured on 2 cores with 2
     ranks, 725-791 rows/s with one worker each against 814-842 in-process).
 
-    Ground placement by the model's depth goes in two steps: every rank writes its `backgrounds` shards, waits
-    (calling `on_wait`, e.g. a dead-rank check, at each poll) until all of them are done, reads their stored
-    depth, then writes the rest."""
+    Ground placement by the model's depth goes in two steps: every rank writes its `backgrounds` shards, then
+    the others' it finds unclaimed, and waits (calling `on_wait`, e.g. a dead-rank check, at each poll) for those
+    another rank is writing (`write_prerequisites`); it reads their stored depth, then writes the rest."""
     tasks = job.tasks()
     mine = [t for t in tasks_for_process(tasks, rank, world_size) if not store.is_done(t)]
     prerequisites = prerequisite_tasks(job)
-    if prerequisites and any(t not in prerequisites for t in mine):
-        _write_shards(job, store, [t for t in mine if t in prerequisites], threads, on_rows, on_shard)
-        store.wait_for_all(prerequisites, on_poll=on_wait)
-        job = job.with_stored_bg_depth(row for task in prerequisites for batch in
-                                       read_shard_batches(store.shard_path(task.name)) for row in batch.to_pylist())
-        mine = [t for t in mine if t not in prerequisites]
+    if prerequisites:
+        rest = [t for t in mine if t not in prerequisites]
+        write_prerequisites(job, store, [t for t in mine if t in prerequisites], threads, on_rows, on_shard,
+                            on_wait, every=bool(rest))
+        if rest:
+            job = job.with_stored_bg_depth(row for task in prerequisites for batch in
+                                           read_shard_batches(store.shard_path(task.name))
+                                           for row in batch.to_pylist())
+        mine = rest
     _write_shards(job, store, mine, threads, on_rows, on_shard)
     return tasks
 
@@ -188,25 +192,41 @@ def prerequisite_tasks(job: Job) -> list[ShardTask]:
     return [t for t in job.tasks() if t.config_name == BACKGROUNDS.name] if job.needs_stored_bg_depth else []
 
 
-def write_prerequisites(job: Job, store: OutputStore, threads: int,
-                        on_rows: Callable[[int], None] = lambda n: None) -> None:
-    """The unfinished prerequisite shards, all of them, in this process. Independent tasks call it under the
-    folder's prepare lock, so the first task to start writes them while the others queue there: a task never
-    waits for one that a throttled array has not started (torchrun/accelerate ranks, all alive at once, each
-    write their own in run_shards instead)."""
-    _write_shards(job, store, [t for t in prerequisite_tasks(job) if not store.is_done(t)], threads, on_rows,
-                  lambda: None)
+def write_prerequisites(job: Job, store: OutputStore, own: list[ShardTask], threads: int,
+                        on_rows: Callable[[int], None], on_shard: Callable[[], None], on_wait: Callable[[], None],
+                        every: bool) -> None:
+    """This process's own prerequisite shards and, with `every` (it reads them all back), the others too, until
+    all of them are done. Each is written under its claim (`OutputStore.claim`): processes running at once split
+    them, and none waits for a process that has not started (an array throttled to one task at a time: the first
+    task writes them all). A shard another process is writing is waited for (a claim is only ever held by a
+    running process), calling `on_wait` at each poll, and written here if that process ends without finishing it."""
+    pending = own + ([t for t in prerequisite_tasks(job) if t not in own] if every else [])
+    while pending := _write_shards(job, store, [t for t in pending if not store.is_done(t)], threads, on_rows,
+                                   on_shard, claimed=True):
+        on_wait()
+        time.sleep(store.POLL_SECONDS)
 
 
 def _write_shards(job: Job, store: OutputStore, tasks: list[ShardTask], threads: int,
-                  on_rows: Callable[[int], None], on_shard: Callable[[], None]) -> None:
-    if not tasks:
-        return
+                  on_rows: Callable[[int], None], on_shard: Callable[[], None],
+                  claimed: bool = False) -> list[ShardTask]:
+    """Write the tasks' shards, each under its claim when `claimed` (skipping one done meanwhile); returns those
+    whose claim another process holds. The worker pool starts with the first shard this process writes."""
     workers = job.workers if job.workers is not None else (threads if threads > 1 else 0)
-    with open_workers(job, workers) as (pool, feed):
+    taken = []
+    with contextlib.ExitStack() as stack:
+        opened = None
         for task in tasks:
-            store.write_shard(task, job.schema(task.config_name), job.render(task, pool, feed), on_rows=on_rows)
-            on_shard()
+            with store.claim(task.name) if claimed else contextlib.nullcontext(True) as ours:
+                if not ours:
+                    taken.append(task)
+                    continue
+                if claimed and store.is_done(task):
+                    continue
+                opened = opened or stack.enter_context(open_workers(job, workers))
+                store.write_shard(task, job.schema(task.config_name), job.render(task, *opened), on_rows=on_rows)
+                on_shard()
+    return taken
 
 
 def iter_rows(config: GenerateConfig, tasks: list[ShardTask], device) -> Iterator[dict]:

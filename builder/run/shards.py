@@ -28,6 +28,7 @@ GENERATED_NAMES = ("data", STATE_DIR, "images", "README.md", "stats.json", MANIF
 TMP_SUFFIX = ".tmp"
 RANKS_DIR = "ranks"  # under STATE_DIR: each rank's liveness files (builder/run/liveness.py)
 TASKS_DIR = "tasks"  # under STATE_DIR: each independent task's lock, TASKS_DIR/<task_lock_name>.lock
+CLAIMS_DIR = "claims"  # under STATE_DIR: the claim of a shard any process may write (OutputStore.claim)
 TASK_LOCK_NAME = re.compile(r"task-(\d+)-of-(\d+)")
 HASH_CHUNK = 8 * 1024**2
 MARKER_FORMAT = 1  # the done marker's layout; format 1 files carry no "format" key (they predate the number)
@@ -256,6 +257,22 @@ class OutputStore:
         """Where a shard is written before its rename: one name per shard (config, split, index) and process."""
         return self.tmp_dir / f"{name.config_name}-{name.file_name()}.{os.getpid()}{TMP_SUFFIX}"
 
+    @contextlib.contextmanager
+    def claim(self, name: ShardName) -> Iterator[bool]:
+        """Whether this process holds the shard's claim, a lock kept while it writes the shard (released when it
+        ends, finished or dead), for shards that several processes may write (pipeline.write_prerequisites). The
+        holder first removes the temp files a dead writer left."""
+        folder = self.state_dir / CLAIMS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{name.config_name}-{name.file_name()}.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            self._remove_temp_files_of(name)
+            yield True
+
     def prepare(self, manifest: Manifest, overwrite: bool) -> None:
         """Create the folder, take the lock, and refuse to mix runs made from different inputs or settings."""
         self._check_folder()
@@ -271,14 +288,13 @@ class OutputStore:
         self._remove_stale_temp_files()
         shutil.rmtree(self.ranks_dir, ignore_errors=True)  # a previous run's heartbeats and failures
 
-    def prepare_task(self, manifest: Manifest, slot: str, tasks: list[ShardTask],
-                     first: Callable[[], None] = lambda: None) -> None:
+    def prepare_task(self, manifest: Manifest, slot: str, tasks: list[ShardTask]) -> None:
         """An independent task's part of preparing, safe when many tasks start at once: the first writes the
         manifest, every other one checks that its own is the same (library versions aside, as on a resume) and is
         refused otherwise. The tasks share the folder lock (a torchrun/accelerate run or a finish takes it alone),
         each holds the lock of its own `slot` (a second copy of one task is refused), and the manifest is read and
-        written under a short prepare lock, where `first` also runs (it writes the shards every task needs before
-        its own). Only the temp files of the task's own shards are cleaned up."""
+        written under a short prepare lock. Only the temp files of `tasks` are cleaned up: the task's own shards
+        that no other process writes (a claimed shard's are cleaned under its claim)."""
         self._check_folder()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock(shared=True)
@@ -291,7 +307,6 @@ class OutputStore:
                                                       "the other tasks' shards), or choose another --output-dir")
             else:
                 atomic_write_json(self.manifest_path, manifest.to_json())
-            first()
         self._remove_stale_temp_files(tasks)
 
     def prepare_finish(self) -> Manifest:
@@ -328,16 +343,20 @@ class OutputStore:
         the card step a hidden `.name.PID.tmp` beside README.md or in images/ (which an upload would publish).
         """
         if tasks is not None:
-            for name in (task.name for task in tasks):
-                for path in [*self.tmp_dir.glob(f"{name.config_name}-{name.file_name()}.*{TMP_SUFFIX}"),
-                             *self.done_dir.glob(f".{name.marker_name}.*{TMP_SUFFIX}")]:
-                    path.unlink(missing_ok=True)
+            for task in tasks:
+                self._remove_temp_files_of(task.name)
             return
         for folder in (self.tmp_dir, self.root, self.root / "images", self.done_dir):
             if folder.is_dir():
                 for path in folder.glob(f"*{TMP_SUFFIX}" if folder == self.tmp_dir else f".*{TMP_SUFFIX}"):
                     if path.is_file():
                         path.unlink(missing_ok=True)
+
+    def _remove_temp_files_of(self, name: ShardName) -> None:
+        """The shard's temp file and its done marker's, of any process."""
+        for path in [*self.tmp_dir.glob(f"{name.config_name}-{name.file_name()}.*{TMP_SUFFIX}"),
+                     *self.done_dir.glob(f".{name.marker_name}.*{TMP_SUFFIX}")]:
+            path.unlink(missing_ok=True)
 
     def _lock(self, shared: bool = False) -> None:
         """The folder lock: taken alone by a torchrun/accelerate run and by a finish, shared by independent tasks.

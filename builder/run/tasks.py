@@ -114,7 +114,7 @@ class IndependentTask:
         self.rank, self.world_size = slot.rank, slot.world_size
 
     def prepare(self, run, overwrite: bool) -> None:
-        run.store.prepare_task(run.job.manifest(), self.slot.name, run.mine, first=run.write_prerequisites)
+        run.store.prepare_task(run.job.manifest(), self.slot.name, run.mine_unclaimed)
 
     def work(self, run) -> JobProgress:
         progress = JobProgress(run.store, run.mine, enabled=True)
