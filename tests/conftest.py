@@ -7,9 +7,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +114,23 @@ def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:
         path = out / ShardName(data["config_name"], data["split"], data["shard_index"], data["num_shards"]).relative_path()
         shards[path] = (path.stat().st_ino, path.stat().st_mtime_ns, data["rows"])
     return shards
+
+
+def killed_after_first_shard(out: Path, *args) -> dict[Path, tuple[int, int, int]]:
+    """A one-process run into `out`, SIGKILLed as soon as its first `default` shard is finished: its finished
+    shards (see `finished_shards`), to resume from."""
+    command = [sys.executable, str(GENERATE), *map(str, args), "--output-dir", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    deadline = time.monotonic() + 120
+    while not list((out / ".fgbg" / "done").glob("default-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "stats.json").exists(), "the run finished before it could be killed"
+    assert not list((out / "data").rglob("*.tmp"))
+    before = finished_shards(out)
+    assert before, "no finished shard to resume from"
+    return before
 
 
 def assert_reused(out: Path, before: dict[Path, tuple[int, int, int]], rerun_log: str) -> None:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import datasets
 import numpy as np
@@ -14,8 +10,8 @@ import pytest
 from PIL import Image
 
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import (GENERATE, Generation, assert_reused, encoded, env, finished_shards, read_config,
-                            run_generate, run_generate_together, run_verify, write_inputs)
+from tests.conftest import (Generation, assert_reused, encoded, killed_after_first_shard, read_config, run_generate,
+                            run_generate_together, run_verify, write_inputs)
 
 PLACEMENTS = 3
 COMMON = ["--depth-input-size", 56, "--placements", PLACEMENTS, "--shard-size", 10, "--batch-size", 4,
@@ -134,17 +130,7 @@ def test_rerun_is_a_no_op_and_different_settings_are_refused(runs):
 
 def test_killed_run_resumes_to_the_same_dataset(runs, tmp_path):
     out = tmp_path / "killed"
-    command = [sys.executable, str(GENERATE), *map(str, runs["args"]), "--output-dir", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
-    deadline = time.monotonic() + 120
-    while not list((out / ".fgbg" / "done").glob("default-*.json")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (out / "stats.json").exists(), "the run finished before it could be killed"
-    assert not list((out / "data").rglob("*.tmp"))
-    before = finished_shards(out)
-    assert before, "no finished shard to resume from"
+    before = killed_after_first_shard(out, *runs["args"])
     rerun = run_generate(out, *runs["args"])
     assert_reused(out, before, rerun.stderr)
     for config_name in CONFIG_NAMES:

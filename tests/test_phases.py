@@ -125,9 +125,8 @@ def test_overwrite_and_finish_flags(tmp_path, small_args):
 
 def test_ground_tasks_started_one_at_a_time_write_the_backgrounds_first(tmp_path, small_args):
     """Ground placement by the model reads the backgrounds' stored depth. An array throttled to one running task
-    (`--array=0-2%1`) starts the tasks one after another: the first one, whichever shard it owns, writes the
-    backgrounds under the prepare lock instead of waiting for their owner, which has not started. Same bytes as one
-    process."""
+    (`--array=0-2%1`) starts the tasks one after another: the first one, whichever shard it owns, claims and writes
+    the backgrounds instead of waiting for their owner, which has not started. Same bytes as one process."""
     from builder.contract.plan import SampleSpace, SplitPlan, tasks_for_process
     from builder.rows.configs import dataset_tasks
     from tests.test_ground_e2e import R, write_scene_inputs

@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 
 import datasets
@@ -24,7 +21,7 @@ from builder.contract.settings import GenerateConfig
 from builder.rows.configs import dataset_tasks
 from builder.run.shards import OutputStore
 from builder.verify.runner import verify
-from tests.conftest import (GENERATE, Generation, assert_reused, env, finished_shards, read_config, run_generate,
+from tests.conftest import (Generation, assert_reused, killed_after_first_shard, read_config, run_generate,
                             run_generate_together, write_tampered_copy)
 from tests.test_phases import finish, outputs
 
@@ -152,16 +149,7 @@ def test_verify_passes_and_names_a_tampered_drawn_row(runs, tmp_path):
 
 def test_killed_run_resumes_to_the_same_bytes(runs, tmp_path):
     out = tmp_path / "killed"
-    command = [sys.executable, str(GENERATE), *map(str, ARGS), "--output-dir", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
-    deadline = time.monotonic() + 120
-    while not list((out / ".fgbg" / "done").glob("default-*.json")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (out / "stats.json").exists(), "the run finished before it could be killed"
-    before = finished_shards(out)
-    assert before, "no finished shard to resume from"
+    before = killed_after_first_shard(out, *ARGS)
     rerun = run_generate(out, *ARGS)
     assert_reused(out, before, rerun.stderr)
     assert outputs(out) == outputs(runs["root"] / "one")

@@ -12,7 +12,7 @@ from builder.contract.cli import StrictParser
 from builder.contract.depth_kinds import DEPTH_KINDS, METRIC, DepthKind, depth_kind
 from builder.contract.depth_storage import DEPTH_BITS
 from builder.contract.errors import UsageError
-from builder.contract.plan import DrawnRows, SampleSpace, SplitPlan
+from builder.contract.plan import DRAW_STREAM, DrawnRows, SampleSpace, SplitPlan
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
@@ -57,7 +57,8 @@ class ContentSettings:
                                            "background, the full product; not with --rows",
                                      shown_default=DEFAULT_PLACEMENTS)
     rows: int | None = _option(None, "draw N train rows instead of the full product: row i draws its background, "
-                                     "cut-out and flip from default_rng([seed, i, 4]) among the train inputs")
+                                     f"cut-out and flip from default_rng([seed, i, {DRAW_STREAM}]) among the train "
+                                     "inputs")
     validation_rows: int | None = _option(None, "with --rows and held-out inputs: draw M validation rows among the "
                                                 "held-out inputs")
     seed: int = _option(0, "seed of every random choice; sample i draws from default_rng([seed, i])")
@@ -158,8 +159,8 @@ class ContentSettings:
 
     def rows_problems(self) -> list[str]:
         """--rows and --validation-rows: given together with held-out inputs, never with --placements."""
-        problems = [f"--{key.replace('_', '-')} {getattr(self, key)}: draw at least 1 row"
-                    for key in ("rows", "validation_rows") if getattr(self, key) is not None and getattr(self, key) < 1]
+        problems = [f"--{key.replace('_', '-')} {count}: draw at least 1 row" for key in ("rows", "validation_rows")
+                    if (count := getattr(self, key)) is not None and count < 1]
         held = self.validation_backgrounds or self.validation_foregrounds
         if self.rows is None:
             if self.validation_rows is not None:
@@ -183,10 +184,6 @@ class ContentSettings:
         drawn = DrawnRows(self.seed, self.rows, self.validation_rows or 0) if self.rows is not None else None
         return SplitPlan.from_counts(SampleSpace(n_bg, n_fg, self.placements), self.seed,
                                      self.validation_backgrounds, self.validation_foregrounds, drawn)
-
-    @property
-    def with_drawn_rows(self) -> bool:
-        return self.rows is not None
 
     def split_problems(self, n_bg: int, n_fg: int) -> list[str]:
         """Held-out counts that leave no input on one side, known once the inputs are counted."""

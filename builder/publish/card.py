@@ -351,11 +351,11 @@ def sampling_line(settings) -> str:
     if settings.rows is None:
         return (f"- placements per foreground and flip: {settings.placements}; seed: {settings.seed} "
                 "(sample i draws its scale and position from `numpy.random.default_rng([seed, i])`)")
-    return (f"- rows drawn: {settings.rows:,} train" + (f", {settings.validation_rows:,} validation"
-                                                     if settings.validation_rows else "")
-            + f" (`--rows`); seed: {settings.seed} (sample i draws its background, cut-out and flip uniformly among "
-            f"its split's inputs from `numpy.random.default_rng([seed, i, {DRAW_STREAM}])`, and its scale and "
-            "position from `numpy.random.default_rng([seed, i])`)")
+    validation = f", {settings.validation_rows:,} validation" if settings.validation_rows else ""
+    return (f"- rows drawn: {settings.rows:,} train{validation} (`--rows`); seed: {settings.seed} (sample i draws "
+            "its background, cut-out and flip uniformly among its split's inputs from "
+            f"`numpy.random.default_rng([seed, i, {DRAW_STREAM}])`, and its scale and position from "
+            "`numpy.random.default_rng([seed, i])`)")
 
 
 def sampling_summary(manifest: Manifest) -> str:
@@ -363,8 +363,8 @@ def sampling_summary(manifest: Manifest) -> str:
     settings, n_bg, n_fg = manifest.settings, len(manifest.backgrounds), len(manifest.foregrounds)
     if settings.rows is None:
         return f"{n_bg} x {n_fg} x 2 (flip) x {settings.placements} placements"
-    return f"rows drawn at random, each one background, one cut-out and a flip (`--rows {settings.rows}`" + (
-        f", `--validation-rows {settings.validation_rows}`)" if settings.validation_rows else ")")
+    validation = f", `--validation-rows {settings.validation_rows}`" if settings.validation_rows else ""
+    return f"rows drawn at random, each one background, one cut-out and a flip (`--rows {settings.rows}`{validation})"
 
 
 def configs_table(manifest: Manifest, stats: dict) -> str:
