@@ -21,6 +21,17 @@ the same inputs):
              32-256 in bf16 and fp16, compiled and not; pipeline("depth-estimation") per image; end-to-end
              rows/s on 1 GPU and on all GPUs (torchrun); GPU utilisation and peak memory. Bounded to ~8 minutes
              (--gpu-budget-s: when it stops starting new measurements).
+  rows       CPU ms per `default` row of each option (none, realistic, ground, realistic + ground, objects 2-3,
+             realistic + ground + objects 2-3) without depth and with 16-bit depth storage of a fixed map, the
+             training loader's decode of a row, and the seed-style loop as reference: one process pinned to one
+             core, CPU time, interleaved rounds (a few minutes); checked against benchmarks/budget.json.
+             Needs photographs.
+  augment    each `--augment realistic` part alone, CPU ms per row (photographs).
+  ground     `--placement-mode ground` on the demo's scenes with exact depth: feet on the true floor, redraws,
+             occlusion; the ground rule's precision and recall on noisy and 8-bit maps.
+  coco       the COCO export of an `--objects 2-3` dataset, seconds per 10,000 rows (photographs).
+  loader     the training loader: rows/s in-process on 1 core, with 1 and 2 DataLoader workers, with and without
+             16-bit depth (demo inputs; a few minutes).
 
 Photographs: --photos DIR, else the ones scikit-image ships in its package (`pip install scikit-image`; only
 its data files are read): backgrounds are square crops of them, cut-outs elliptical soft-edged crops.
@@ -38,13 +49,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.bench import composite, depth, e2e, gpu, memory, rank  # noqa: E402
-from builder.bench.common import RESOLUTION  # noqa: E402
-from builder.bench.inputs import make_inputs, photo_section_inputs  # noqa: E402
+from builder.bench import (augment_parts, coco_export, composite, depth, e2e, gpu, ground, loader,  # noqa: E402
+                           memory, rank, rows)
+from builder.bench.common import RESOLUTION, ROOT  # noqa: E402
+from builder.bench.inputs import make_inputs, photo_dir, photo_inputs, photo_section_inputs  # noqa: E402
 from builder.bench.report import machine, table  # noqa: E402
 from builder.contract.cli import StrictParser  # noqa: E402
 
-SECTIONS = ("composite", "depth", "e2e", "memory", "rank", "gpu")
+BUDGET = ROOT / "benchmarks" / "budget.json"
+SECTIONS = ("composite", "depth", "e2e", "memory", "rank", "gpu", "rows", "augment", "ground", "coco", "loader")
+PHOTO_SECTIONS = {"rows", "augment", "coco"}  # refused without photographs (the others fall back to the demo inputs)
 
 
 def parse_args(argv) -> argparse.Namespace:
@@ -52,20 +66,60 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=Path("benchmark.json"), help="where the JSON report goes")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per figure (default 3; 1 with --quick)")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--sections", default=None,
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all; without photographs all "
+                             f"but {','.join(sorted(PHOTO_SECTIONS))})")
     parser.add_argument("--photos", type=Path, default=None,
-                        help="folder of photographs for the rank and gpu sections (default: scikit-image's)")
+                        help="folder of photographs for the rank, gpu, rows, augment and coco sections (default: "
+                             "scikit-image's)")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="rows section: rows per variant and round (default 200; 40 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rows section: interleaved rounds, the median is reported (default 5; 1 with --quick)")
+    parser.add_argument("--core", type=int, default=None,
+                        help="rows section: the core it is pinned to (default: the last one this process may use)")
+    parser.add_argument("--budget", type=Path, default=BUDGET,
+                        help=f"rows section: accepted ms per row per variant (default {BUDGET.relative_to(ROOT)})")
     parser.add_argument("--workdir", type=Path, default=None, help="keep inputs and outputs here (default: temp)")
     parser.add_argument("--gpu-budget-s", type=float, default=gpu.GPU_BUDGET_S,
                         help="the gpu section starts no new measurement after this many seconds "
                              f"(default {gpu.GPU_BUDGET_S:g})")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.sections is None:
+        args.sections = [name for name in SECTIONS if name not in PHOTO_SECTIONS or photo_dir(args.photos)]
+        return args
+    args.sections = args.sections.split(",")
+    if unknown := [name for name in args.sections if name not in SECTIONS]:
+        parser.error(f"--sections: unknown section(s) {', '.join(unknown)}; choose from {','.join(SECTIONS)}")
+    if PHOTO_SECTIONS.intersection(args.sections) and photo_dir(args.photos) is None:
+        parser.error(f"sections {','.join(sorted(PHOTO_SECTIONS))} measure on photographs and none were found: pass "
+                     "--photos DIR (JPEG or PNG files), or pip install scikit-image (its bundled photographs are read)")
+    return args
+
+
+def run_row_sections(args, sections: set[str], work: Path, report: dict, cores: list[int], repeats: int) -> None:
+    """The sections that measure rows and their parts (rows, augment, coco on photographs), ground placement and
+    the training loader."""
+    if PHOTO_SECTIONS & sections:
+        photo_bg, photo_fg = photo_inputs(work / "photos10", photo_dir(args.photos), 10, 10)
+        report["inputs"]["photos"] = f"{photo_dir(args.photos)}: 10 backgrounds and 10 cut-outs cropped"
+    if "rows" in sections:
+        report["rows"] = rows.run(photo_bg, photo_fg, cores[-1] if args.core is None else args.core,
+                                  args.rows or (40 if args.quick else 200), args.rounds or (1 if args.quick else 5),
+                                  args.budget if args.budget.is_file() else None)
+    if "augment" in sections:
+        report["augment"] = augment_parts.run(photo_bg, photo_fg, RESOLUTION, 40 if args.quick else 300, repeats)
+    if "ground" in sections:
+        report["ground"] = ground.run(RESOLUTION, 2 if args.quick else 20)
+    if "coco" in sections:
+        report["coco"] = coco_export.run(work, photo_bg, photo_fg, RESOLUTION, 200 if args.quick else 1000)
+    if "loader" in sections:
+        report["loader"] = loader.run(work / "loader", 2 if args.quick else 167, repeats)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sections = set(args.sections.split(","))
+    sections = set(args.sections)
     repeats = args.repeats or (1 if args.quick else 3)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     # sizes: classic 100 x 100 x 2 x 20 scaled down
@@ -100,6 +154,7 @@ def main(argv=None) -> int:
         if "gpu" in sections:
             report["gpu"] = gpu.run(work, lambda: photo_section_inputs(work, args.photos, report),
                                     2 if args.quick else 40, args.gpu_budget_s)
+        run_row_sections(args, sections, work, report, cores, repeats)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

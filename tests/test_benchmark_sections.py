@@ -110,3 +110,52 @@ def test_a_refused_compile_is_marked_in_the_figures_and_the_table(monkeypatch):
     assert "compile refused: the plain model ran" in row
     Estimator.model.fast = print
     assert gpu.timed_compile(Estimator(), None)["compiled"] is True
+
+
+def test_an_unknown_section_exits_2_before_measuring(tmp_path):
+    output = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--sections", "rows,rowz",
+                             "--output", str(output)], capture_output=True, text=True, env=env(), timeout=120)
+    assert result.returncode == 2 and "unknown section(s) rowz" in result.stderr, result.stderr
+    assert not output.exists()
+
+
+def _photos(folder):
+    """Two stand-in photographs: smooth gradients with texture, as a JPEG and a PNG."""
+    folder.mkdir()
+    yy, xx = np.mgrid[:300, :400]
+    for name, phase in (("astronaut.png", 0), ("rocket.jpg", 1)):
+        rgb = np.dstack([(xx + 40 * np.sin(yy / 17 + phase)) % 256, yy % 256, (xx * yy // 97) % 256])
+        Image.fromarray(rgb.astype(np.uint8)).save(folder / name)
+    return folder
+
+
+def test_rows_section_times_every_variant_on_whole_pairs_of_rows(tmp_path):
+    from builder.bench import rows
+
+    bg_dir, fg_dir = inputs.photo_inputs(tmp_path / "inputs", _photos(tmp_path / "photos"), 3, 3)
+    indices = rows.row_indices(2 * rows.PAIR_ROWS, 3, 3)
+    assert indices[:rows.PAIR_ROWS] == list(range(rows.PAIR_ROWS))  # the first pair's both flips, in order
+    assert indices[rows.PAIR_ROWS] // rows.PAIR_ROWS == 1 * 3 + 1  # then background 1 with cut-out 1
+    measured = rows.measure(str(bg_dir), str(fg_dir), 64, 3, 2)
+    result = rows.summarise(measured)
+    assert list(result["ms_per_row"]) == rows.variant_names()
+    assert all(len(v) == 2 and min(v) > 0 for v in measured["ms_per_row_per_round"].values())
+    assert result["x_none"]["none"] == 1.0
+    table = "\n".join(rows.lines(result))
+    for name in rows.OPTIONS:
+        assert f"| {name} |" in table
+    assert "| loader decode |" in table and "rows/s" in table
+
+
+def test_rows_section_reports_variants_over_budget_relative_to_the_reference():
+    from builder.bench import rows
+
+    result = {"ms_per_row": {rows.REFERENCE: 4.0, "none": 2.3, "realistic": 4.3, "realistic + depth": 9.0}}
+    budget = {"reference_ms_per_row": 2.0, "ms_per_row": {"none": 1.0, "realistic": 2.0, "absent": 1.0}}
+    # twice as slow a machine: allowed 2.0 and 4.0 ms; none is 15% over, realistic 7.5% (within 10%)
+    [over] = rows.over_budget(result, budget)
+    assert over["variant"] == "none" and over["allowed_ms_per_row"] == 2.0 and round(over["over_by"], 2) == 0.15
+    lines = rows.lines({**rows.summarise({"rows": 1, "rounds": 1, "resolution": 64, "ms_per_row_per_round": {
+        name: [1.0] for name in rows.variant_names()}}), "budget": {"file": "b.json", "over": [over]}})
+    assert any(line.startswith("  OVER BUDGET none: 2.30 ms per row, allowed 2.00") for line in lines)

@@ -14,11 +14,33 @@ from pathlib import Path
 from builder.bench.common import CLASSIC_ROWS, RESOLUTION, in_child, median, peak_rss_mb, run_generator
 
 
-def seed_style(bg_dir: str, fg_dir: str, out_zip: str, placements: int, seed: int = 0) -> dict:
-    """The classic notebook loop, one thread: every sample re-opens its inputs, pastes with PIL and saves
-    composite and mask as optimised JPEGs into a stored zip."""
+def seed_style_sample(bg_path: Path, fg_path: Path, flip: bool, rng: random.Random) -> list[bytes]:
+    """One sample the classic notebook way: re-open both inputs, paste with PIL, a black L image pasted with the
+    alpha as mask, both saved as optimised JPEGs (composite, mask)."""
     from PIL import Image
 
+    bg = Image.open(bg_path).convert("RGB")
+    fg = Image.open(fg_path).convert("RGBA")
+    if flip:
+        fg = fg.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    longer = round(rng.uniform(0.3, 0.6) * RESOLUTION)
+    w, h = fg.size
+    size = (longer, max(1, round(h * longer / w))) if w >= h else (max(1, round(w * longer / h)), longer)
+    fg = fg.resize(size, Image.Resampling.BILINEAR)
+    x, y = rng.randint(0, RESOLUTION - size[0]), rng.randint(0, RESOLUTION - size[1])
+    bg.paste(fg, (x, y), fg)
+    mask = Image.new("L", bg.size, 0)
+    mask.paste(255, (x, y, x + size[0], y + size[1]), fg.getchannel("A"))
+    encoded = []
+    for image in (bg, mask):
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=95, optimize=True)
+        encoded.append(buffer.getvalue())
+    return encoded
+
+
+def seed_style(bg_dir: str, fg_dir: str, out_zip: str, placements: int, seed: int = 0) -> dict:
+    """The classic notebook loop, one thread: every sample (`seed_style_sample`) into a stored zip."""
     rng = random.Random(seed)
     bgs, fgs = sorted(Path(bg_dir).iterdir()), sorted(Path(fg_dir).iterdir())
     started, cpu_started, count = time.perf_counter(), time.process_time(), 0
@@ -27,23 +49,9 @@ def seed_style(bg_dir: str, fg_dir: str, out_zip: str, placements: int, seed: in
             for fg_path in fgs:
                 for flip in (False, True):
                     for k in range(placements):
-                        bg = Image.open(bg_path).convert("RGB")
-                        fg = Image.open(fg_path).convert("RGBA")
-                        if flip:
-                            fg = fg.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                        longer = round(rng.uniform(0.3, 0.6) * RESOLUTION)
-                        w, h = fg.size
-                        size = ((longer, max(1, round(h * longer / w))) if w >= h
-                                else (max(1, round(w * longer / h)), longer))
-                        fg = fg.resize(size, Image.Resampling.BILINEAR)
-                        x, y = rng.randint(0, RESOLUTION - size[0]), rng.randint(0, RESOLUTION - size[1])
-                        bg.paste(fg, (x, y), fg)
-                        mask = Image.new("L", bg.size, 0)
-                        mask.paste(255, (x, y, x + size[0], y + size[1]), fg.getchannel("A"))
-                        for name, image in ((f"fg_bg/{count}.jpg", bg), (f"mask/{count}.jpg", mask)):
-                            buffer = io.BytesIO()
-                            image.save(buffer, format="JPEG", quality=95, optimize=True)
-                            archive.writestr(name, buffer.getvalue())
+                        composite_jpeg, mask_jpeg = seed_style_sample(bg_path, fg_path, flip, rng)
+                        archive.writestr(f"fg_bg/{count}.jpg", composite_jpeg)
+                        archive.writestr(f"mask/{count}.jpg", mask_jpeg)
                         count += 1
     elapsed = time.perf_counter() - started
     return {"rows": count, "seconds": elapsed, "cpu_s": time.process_time() - cpu_started,

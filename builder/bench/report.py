@@ -22,11 +22,17 @@ def machine() -> dict:
 
 
 def table(report: dict) -> str:
-    """The report as one markdown table: the sections' lines in a fixed order."""
-    from builder.bench import composite, depth, e2e, gpu, memory, rank
+    """The report as markdown: one table of the sections' lines in a fixed order, then the sections that print a
+    table of their own."""
+    from builder.bench import (augment_parts, coco_export, composite, depth, e2e, gpu, ground, loader, memory, rank,
+                               rows)
 
-    lines = ["| measurement | ours | seed-style / pipeline | ratio |", "| --- | --- | --- | --- |"]
-    lines += composite.lines(report.get("composite"), report["machine"]["cores"])
+    lines = composite.lines(report.get("composite"), report["machine"]["cores"])
     lines += depth.lines(report.get("depth")) + e2e.lines(report.get("e2e")) + rank.lines(report.get("rank"))
     lines += gpu.lines(report.get("gpu")) + memory.lines(report.get("memory"))
-    return "\n".join(lines)
+    header = ["| measurement | ours | seed-style / pipeline | ratio |", "| --- | --- | --- | --- |"] if lines else []
+    own = [section.lines(report.get(name)) for name, section in (("rows", rows), ("augment", augment_parts),
+                                                                  ("ground", ground), ("coco", coco_export),
+                                                                  ("loader", loader))]
+    tables = [header + lines, *own]
+    return "\n\n".join("\n".join(block) for block in tables if block)

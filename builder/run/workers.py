@@ -19,7 +19,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from builder.contract.depth_storage import depth_storage
+from builder.contract.depth_storage import DepthStorage, depth_storage
 from builder.contract.errors import FgbgError
 from builder.rows.encode import encode_depth, image_cell
 from builder.rows.render import RenderContext
@@ -147,11 +147,16 @@ class Workshop:
         stats, cells = StatsBook(self.recipes[config_name][1]), []
         storage = depth_storage(self.ctx.settings.depth_bits)
         for depth in self.depths.array[slot, start:stop]:
-            levels = storage.levels(depth)
-            data = encode_depth(levels)
-            stats["depth"].add(levels, len(data))
-            cells.append(image_cell(data))
+            cells.append(depth_cell(storage, depth, stats))
         return cells, stats
+
+
+def depth_cell(storage: DepthStorage, depth: np.ndarray, stats: StatsBook) -> dict:
+    """The `depth` image cell of one map of the estimator's 16-bit levels, its statistics added to `stats`."""
+    levels = storage.levels(depth)
+    data = encode_depth(levels)
+    stats["depth"].add(levels, len(data))
+    return image_cell(data)
 
 
 _WORKSHOP: Workshop | None = None  # set once in each worker process by _start_worker

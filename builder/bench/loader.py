@@ -1,7 +1,5 @@
-"""Training-loader throughput: decoded, normalised tensor rows per second from `builder.train.loader.torch_dataset`.
-
-    python scripts/benchmark_loader.py --output loader.json            # 4,008 rows at R = 224 (a few minutes)
-    python scripts/benchmark_loader.py --placements 4 --output q.json  # smoke run
+"""Section loader: training-loader throughput, decoded and normalised tensor rows per second from
+`builder.train.loader.torch_dataset`.
 
 Two datasets are generated first (demo inputs, 4 bg x 3 fg x 2 flips x placements rows): one `--no-depth`,
 one with the tiny random depth model at `--depth-input-size 14` (its 16-bit depth PNGs are full R x R, so
@@ -9,7 +7,8 @@ decoding costs what real depth costs; random depth compresses worse than real de
 side). For each: one process reading with no DataLoader workers, pinned to one core (the per-core decode
 rate), then `DataLoader(num_workers=1)` and `(num_workers=2)`, batch 64, shuffled, a whole epoch each,
 wall time from `iter(loader)` to the last batch (worker start-up included), and rows per CPU-second of all
-the processes (the cost of decoding, independent of other load on the machine). Median of --repeats.
+the processes (the cost of decoding, independent of other load on the machine). Median of the repeats.
+The loader's decode per row of the rows section's own rows is in that section.
 """
 
 from __future__ import annotations
@@ -19,14 +18,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from builder.contract.cli import StrictParser  # noqa: E402
+from builder.bench.common import ROOT
 
 BATCH = 64
 
@@ -69,13 +64,13 @@ def measure_pinned(path: Path, workers: int, core: int | None) -> dict:
     code = (f"import sys, os; sys.path.insert(0, {str(ROOT)!r}); "
             + (f"os.sched_setaffinity(0, {{{core}}}); " if core is not None else "")
             + "import torch; torch.set_num_threads(1); "
-            + "import json; from scripts.benchmark_loader import rows_per_s; "
+            + "import json; from builder.bench.loader import rows_per_s; "
             + f"print(json.dumps(rows_per_s({str(path)!r}, {workers})))")
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def section_loader(work: Path, placements: int = 167, repeats: int = 3) -> dict:
+def run(work: Path, placements: int = 167, repeats: int = 3) -> dict:
     """Rows/s of the loader on a no-depth and a with-depth dataset: 1 core in-process, 1 and 2 workers."""
     from builder.testing.random_model import save_random_depth_model
 
@@ -97,34 +92,17 @@ def section_loader(work: Path, placements: int = 167, repeats: int = 3) -> dict:
                                    "median_rows_per_cpu_s": per_cpu,
                                    "scaling_2_over_1": medians["2 workers"] / medians["1 worker"]}
     report["load_average_after"] = os.getloadavg()[0]
-    report["table_markdown"] = table(report)
     return report
 
 
-def table(report: dict) -> str:
-    lines = ["| dataset | in-process, 1 core | 1 worker | 2 workers | 2 / 1 workers "
-             "| rows per CPU-second (1 core / 1 w / 2 w) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+def lines(report: dict | None) -> list[str]:
+    if not report:
+        return []
+    out = ["| dataset | in-process, 1 core | 1 worker | 2 workers | 2 / 1 workers "
+           "| rows per CPU-second (1 core / 1 w / 2 w) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, result in report["results"].items():
         m, c = result["median_rows_per_s"], result["median_rows_per_cpu_s"]
-        lines.append(f"| {name} | {m['in-process, 1 core']:,.0f} | {m['1 worker']:,.0f} | {m['2 workers']:,.0f} "
-                     f"| {result['scaling_2_over_1']:.2f}x | {' / '.join(f'{v:,.0f}' for v in c.values())} |")
-    return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    parser = StrictParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("loader.json"), help="where the JSON report goes")
-    parser.add_argument("--placements", type=int, default=167, help="rows = 24 x placements (167: 4,008)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the generated datasets here (default: temp)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as temp:
-        report = section_loader(args.workdir or Path(temp), args.placements, args.repeats)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{report['rows']:,} rows at R = 224, batch {BATCH}, rows/s (median of {args.repeats}):\n")
-    print(report["table_markdown"])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        out.append(f"| {name} | {m['in-process, 1 core']:,.0f} | {m['1 worker']:,.0f} | {m['2 workers']:,.0f} "
+                   f"| {result['scaling_2_over_1']:.2f}x | {' / '.join(f'{v:,.0f}' for v in c.values())} |")
+    return [f"training loader, {report['rows']:,} rows at R = 224, batch {BATCH}, rows/s (median of "
+            f"{report['repeats']})", "", *out]
