@@ -7,11 +7,12 @@ import sys
 import zlib
 
 import datasets
+import deflate
 import numpy as np
 from PIL import Image
 
 from builder.rows.demo import demo_background, demo_foreground
-from builder.rows.encode import encode_png, encode_png16, image_cell
+from builder.rows.encode import encode_depth, encode_png, encode_png16, image_cell
 from builder.testing.standin_depth import StandinDepthEstimator
 from tests.conftest import ROOT
 
@@ -78,14 +79,17 @@ def idat(png: bytes) -> bytes:
     return png[41:41 + length]
 
 
-def test_the_deflate_stream_is_stdlib_zlibs_of_the_scanlines():
-    """The PNG's compressed data is exactly zlib.compress(scanlines, 1): a stream that depends on the pixels
-    alone. ISA-L's stream for the same scanlines differed between processes (docs/determinism.md), and a
-    process-dependent byte breaks byte-identical reruns. Also smaller than Pillow's PNG at level 1."""
+def test_the_deflate_stream_is_libdeflates_for_depth_and_stdlib_zlibs_for_masks():
+    """A depth PNG's compressed data is exactly libdeflate's zlib_compress(scanlines, 1), a mask's zlib.compress
+    (scanlines, 1): streams that depend on the pixels alone. ISA-L's stream for the same scanlines differed
+    between processes (docs/determinism.md), and a process-dependent byte breaks byte-identical reruns. Also
+    smaller than Pillow's PNG at level 1."""
     depth = StandinDepthEstimator().predict(scenes(1, 224)).depth[0]
     blob = encode_png16(depth)
     scanlines = zlib.decompress(idat(blob))
-    assert idat(blob) == zlib.compress(scanlines, 1)
+    assert idat(blob) == deflate.zlib_compress(scanlines, 1)
+    levels8 = (depth >> 8).astype(np.uint8)
+    assert idat(encode_depth(levels8)) == deflate.zlib_compress(b"".join(b"\x00" + r.tobytes() for r in levels8), 1)
     big_endian = depth.astype(">u2").view(np.uint8)
     assert scanlines[:1] == b"\x01" and scanlines[1:3] == big_endian[0, :2].tobytes()  # Sub filter, first row
     mask = masks()[0]
@@ -95,13 +99,67 @@ def test_the_deflate_stream_is_stdlib_zlibs_of_the_scanlines():
     assert len(blob) < len(pillow.getvalue())
 
 
+def test_depth_deflate_is_the_same_at_every_buffer_alignment():
+    """ISA-L's stream depended on where its input lay in memory: libdeflate's must not (16 offsets of one map's
+    scanlines, 16 bytes covering every SIMD load alignment up to 128 bits)."""
+    depth = StandinDepthEstimator().predict(scenes(1, 224, seed=3)).depth[0]
+    scanlines = zlib.decompress(idat(encode_png16(depth)))
+    streams = set()
+    for offset in range(16):
+        buffer = bytearray(offset + len(scanlines))
+        buffer[offset:] = scanlines
+        streams.add(bytes(deflate.zlib_compress(memoryview(buffer)[offset:], 1)))
+    assert streams == {idat(encode_png16(depth))}
+
+
 def test_png_bytes_are_the_same_in_fresh_processes(tmp_path):
     """Each process has its own address layout: the bytes must not depend on it."""
     maps = np.stack([StandinDepthEstimator().predict(scenes(4, 224, seed=s)).depth for s in range(8)]).reshape(
         -1, 224, 224)
     np.save(tmp_path / "maps.npy", maps)
     code = ("import hashlib, sys, numpy as np; sys.path.insert(0, sys.argv[1]); from builder.rows.encode import "
-            "encode_png16; print(hashlib.sha256(b''.join(encode_png16(m) for m in np.load(sys.argv[2]))).hexdigest())")
+            "encode_depth; print(hashlib.sha256(b''.join(encode_depth(m) + encode_depth((m >> 8).astype(np.uint8)) "
+            "for m in np.load(sys.argv[2]))).hexdigest())")
     digests = {subprocess.run([sys.executable, "-c", code, str(ROOT), str(tmp_path / "maps.npy")], check=True,
                               capture_output=True, text=True).stdout for _ in range(6)}
     assert len(digests) == 1
+
+
+def test_our_depth_pngs_decode_without_pillow_to_pillows_levels():
+    """builder.rows.encode.decode_png16 (the training loader's fast path) gives exactly Pillow's levels for every
+    map we write, and None for a 16-bit PNG it does not know (Pillow's own, other filters), an 8-bit one or a
+    JPEG; a broken chunk raises like Pillow."""
+    from builder.rows.encode import decode_png16
+
+    for depth in depth_maps():
+        levels = decode_png16(encode_png16(depth))
+        assert levels.dtype.itemsize == 2 and levels.shape == depth.shape
+        assert np.array_equal(levels, np.asarray(Image.open(io.BytesIO(encode_png16(depth)))))
+    pillow = io.BytesIO()
+    Image.fromarray(depth_maps()[0]).save(pillow, format="PNG", compress_level=6)
+    assert decode_png16(pillow.getvalue()) is None
+    assert decode_png16(encode_png(masks()[0])) is None
+    assert decode_png16(encode_depth((depth_maps()[0] >> 8).astype(np.uint8))) is None
+    broken = bytearray(encode_png16(depth_maps()[0]))
+    broken[60] ^= 1  # inside IDAT
+    try:
+        decode_png16(bytes(broken))
+    except SyntaxError as err:
+        assert "bad CRC in its IDAT chunk" in str(err)
+    else:
+        raise AssertionError("a broken IDAT decoded")
+
+
+def test_the_loaders_depth_tensors_are_pillows_bit_for_bit():
+    """The loader's depth tensors from the fast decode equal those of Pillow's decode, in both depth modes."""
+    import torch
+
+    from builder.contract.depth_storage import STORAGES
+    from builder.train.loader import decode_depth
+
+    for depth in depth_maps():
+        blob = encode_png16(depth)
+        pillow = torch.from_numpy(STORAGES[16].unit(np.asarray(Image.open(io.BytesIO(blob))))).unsqueeze(0)
+        assert torch.equal(decode_depth(blob, 0.0, 1.0, "unit"), pillow)
+        low, high = 0.37, 12.5
+        assert torch.equal(decode_depth(blob, low, high, "raw"), pillow.clone().mul_(high - low).add_(low))

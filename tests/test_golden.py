@@ -16,7 +16,9 @@ Each run is checked on 1 and 2 processes where listed: both must give the same h
 Checked for CPU independence on 2026-11-29 (AMD EPYC with AVX-512): the demo's rows, `--augment none` and
 `realistic`, and a Pillow PNG rendered by the row functions natively and under valgrind (which hides AVX-512,
 so numpy, ISA-L and zlib-ng take their AVX2 code paths) hashed the same. Mask, alpha and depth PNGs have been
-deflated by the standard library's zlib since (ISA-L's stream varied between processes: docs/determinism.md).
+deflated by the standard library's zlib since (ISA-L's stream varied between processes: docs/determinism.md), and
+depth PNGs by libdeflate (the pinned `deflate` package) since 2026-12-06: the run with depth's stats.json hash
+changed then (the backgrounds' depth byte count), its pixels did not.
 
 Updating the hashes on purpose: when a change alters output bytes by intent (a contract change), run
 

@@ -450,7 +450,8 @@ def ground_problems(content: ContentSettings, run: RunOptions) -> list[str]:
 
 
 def library_versions() -> dict:
-    names = ("datasets", "huggingface_hub", "transformers", "torch", "accelerate", "pillow", "numpy", "pyarrow")
+    names = ("datasets", "huggingface_hub", "transformers", "torch", "accelerate", "pillow", "numpy", "pyarrow",
+             "deflate")
     return {"python": platform.python_version(), **{name: metadata.version(name) for name in names}}
 
 

@@ -22,9 +22,10 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from builder.contract.depth_storage import storage_of_mode
+from builder.contract.depth_storage import STORAGES, storage_of_mode
 from builder.contract.plan import ShardName
 from builder.contract.repo_id import REPO_ID
+from builder.rows.encode import decode_png16
 
 DEPTH_MODES = ("unit", "raw")
 IMAGE_OUTPUTS = ("bg", "fg_bg", "mask", "depth", "alpha", "amodal_mask")
@@ -211,9 +212,14 @@ def decode_instance_mask(data: bytes) -> torch.Tensor:
 
 def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tensor:
     """The depth PNG (16-bit, or 8-bit with --depth-bits 8) as 1 x R x R float32: per-image [0, 1], or the
-    model's raw output (disparity, or metres)."""
-    image = Image.open(io.BytesIO(data))
-    depth = torch.from_numpy(storage_of_mode(image.mode).unit(np.asarray(image))).unsqueeze(0)
+    model's raw output (disparity, or metres). Our own 16-bit PNGs skip Pillow (`decode_png16`: the same levels, 3x
+    faster)."""
+    levels = decode_png16(data)
+    if levels is not None:
+        depth = torch.from_numpy(STORAGES[16].unit(levels)).unsqueeze(0)
+    else:
+        image = Image.open(io.BytesIO(data))
+        depth = torch.from_numpy(storage_of_mode(image.mode).unit(np.asarray(image))).unsqueeze(0)
     return depth if mode == "unit" else depth.mul_(high - low).add_(low)
 
 
