@@ -26,14 +26,15 @@ from builder.rows.composite import paste_over
 
 LUMA = (0.299, 0.587, 0.114)
 NOISE_SIDE = 1024
+_LEVELS = np.arange(256, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------------------------- pixels
 
 def mean_luma(image: Image.Image) -> float:
     """Mean of PIL's 8-bit luma (ITU-R 601) of an RGB image, from its histogram (no copy to numpy)."""
-    histogram = image.convert("L").histogram()
-    return sum(level * count for level, count in enumerate(histogram)) / max(sum(histogram), 1)
+    histogram = np.asarray(image.convert("L").histogram(), dtype=np.int64)
+    return int(histogram @ _LEVELS) / max(int(histogram.sum()), 1)
 
 
 def layer_luma(layer: np.ndarray, colour: Image.Image | None = None) -> float:
@@ -41,8 +42,7 @@ def layer_luma(layer: np.ndarray, colour: Image.Image | None = None) -> float:
     luma is linear, so it is the premultiplied colour's luma summed over the alpha summed (no unpremultiplying)."""
     if colour is None:
         colour = Image.fromarray(np.ascontiguousarray(layer[..., :3]), "RGB")
-    histogram = colour.convert("L").histogram()
-    grey = sum(level * count for level, count in enumerate(histogram))
+    grey = int(np.asarray(colour.convert("L").histogram(), dtype=np.int64) @ _LEVELS)
     return grey * 255 / max(int(layer[..., 3].sum(dtype=np.int64)), 1)
 
 
@@ -117,6 +117,19 @@ def noise_table() -> np.ndarray:
     return np.clip(np.rint(normal * 32), -127, 127).astype(np.int8)
 
 
+@functools.cache
+def _wrapped_noise_table(height: int, width: int) -> np.ndarray:
+    """`noise_table` extended by its own first rows and columns, so a window that wraps around is a plain slice."""
+    return np.pad(noise_table(), ((0, height), (0, width), (0, 0)), mode="wrap")
+
+
+@functools.cache
+def _noise_levels(steps: int) -> np.ndarray:
+    """Noise value (int8, read as its uint8 byte) -> levels added at `steps`: (value * steps + 128) >> 8."""
+    values = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int16)
+    return (values * np.int16(steps) + np.int16(128)) >> 8
+
+
 def add_noise(rgb: np.ndarray, sigma: float, noise_seed: int) -> np.ndarray:
     """Gaussian noise of `sigma` levels (in 1/8 steps): the window of `noise_table` at offsets drawn from
     `default_rng(noise_seed)`, wrapping around."""
@@ -128,9 +141,8 @@ def add_noise(rgb: np.ndarray, sigma: float, noise_seed: int) -> np.ndarray:
     if oy + h <= NOISE_SIDE and ox + w <= NOISE_SIDE:
         field = noise_table()[oy:oy + h, ox:ox + w]
     else:
-        field = np.take(np.take(noise_table(), np.arange(oy, oy + h), axis=0, mode="wrap"),
-                        np.arange(ox, ox + w), axis=1, mode="wrap")
-    noisy = (field.astype(np.int16) * np.int16(steps) + np.int16(128)) >> 8  # 32 per sigma x 8 per level = 256
+        field = _wrapped_noise_table(h, w)[oy:oy + h, ox:ox + w]
+    noisy = _noise_levels(steps).take(field.view(np.uint8))  # 32 per sigma x 8 per level = 256
     noisy += rgb  # int16: |field| <= 127 and steps <= 128 (sigma <= 16) cannot overflow
     return np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
 
@@ -196,15 +208,15 @@ def motion_blur(layer: np.ndarray, length: int, angle: float) -> np.ndarray:
 
 
 def jitter_layer(layer: np.ndarray, brightness: float, contrast: float, saturation: float, hue: float,
-                 gain: float = 1.0) -> np.ndarray:
-    """Colour jitter of the cut-out (contrast about its alpha-weighted mean luma), times `gain`; alpha unchanged.
-    The matrix acts on premultiplied colour directly (a linear map commutes with the alpha scale); the contrast
-    offset is added in proportion to alpha, and colour is kept within [0, alpha]."""
+                 gain: float = 1.0, luma: float | None = None) -> np.ndarray:
+    """Colour jitter of the cut-out (contrast about its alpha-weighted mean luma, `layer_luma`, given or computed),
+    times `gain`; alpha unchanged. The matrix acts on premultiplied colour directly (a linear map commutes with the
+    alpha scale); the contrast offset is added in proportion to alpha, and colour is kept within [0, alpha]."""
     brightness = brightness * gain
     matrix = tuple(float(v) for v in np.hstack([jitter_matrix(brightness, contrast, saturation, hue),
                                                 np.zeros((3, 1))]).ravel())
     colour = Image.fromarray(np.ascontiguousarray(layer[..., :3]), "RGB")
-    offset = (1 - contrast) * brightness * layer_luma(layer, colour)
+    offset = (1 - contrast) * brightness * (layer_luma(layer, colour) if luma is None else luma)
     by_alpha = np.rint(np.arange(256) * (offset / 255)).astype(np.int16)  # the offset at each alpha, premultiplied
     rgb = np.asarray(colour.convert("RGB", matrix), dtype=np.int16) + by_alpha[layer[..., 3]][..., None]
     out = layer.copy()
@@ -212,15 +224,17 @@ def jitter_layer(layer: np.ndarray, brightness: float, contrast: float, saturati
     return out
 
 
-def harmonize_gain(layer: np.ndarray, background: np.ndarray, strength: float) -> float:
-    """Brightness gain moving the cut-out's mean luma `strength` of the way toward the mean luma of the
-    background under its box (`background` covers the same pixels as `layer`); within [0.5, 2]."""
+def harmonize_gain(layer: np.ndarray, background: np.ndarray, strength: float, luma: float | None = None) -> float:
+    """Brightness gain moving the cut-out's mean luma (`layer_luma`, given or computed) `strength` of the way toward
+    the mean luma of the background under its box (`background` covers the same pixels as `layer`); within
+    [0.5, 2]."""
     alpha = layer[..., 3]
     if strength <= 0 or not alpha.any():
         return 1.0
     rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
     local = mean_luma(Image.fromarray(np.ascontiguousarray(background[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])))
-    return float(np.clip(1 + strength * (local / max(layer_luma(layer), 1.0) - 1), 0.5, 2.0))
+    own = layer_luma(layer) if luma is None else luma
+    return float(np.clip(1 + strength * (local / max(own, 1.0) - 1), 0.5, 2.0))
 
 
 def cast_shadow(background: np.ndarray, alpha: np.ndarray, dx: int, dy: int, sigma: float,
@@ -276,7 +290,8 @@ class Augmentation:
         return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
 
     def columns(self) -> dict:
-        return dataclasses.asdict(self)
+        """Field name -> value (plain floats, ints and a string: no deep copy needed, unlike dataclasses.asdict)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def object_columns(self) -> dict:
         """The cut-out's part: what an entry of `objects` holds."""
@@ -376,9 +391,10 @@ def object_layer(placed: np.ndarray, placement: Placement, p: Augmentation, scen
     window = x0, y0, x1, y1 = layer_window(placement, scene.shape[0], p.motion_length)
     centre = (placement.x + placement.width / 2 - x0, placement.y + placement.height / 2 - y0)
     layer = rotate_layer(windowed_layer(placed, placement, window), p.fg_angle, centre)
-    gain = harmonize_gain(layer, scene[y0:y1, x0:x1], p.harmonize_strength)
-    layer = blend_edge(jitter_layer(layer, p.fg_brightness, p.fg_contrast, p.fg_saturation, p.fg_hue, gain), p,
-                       threshold)
+    luma = layer_luma(layer)  # the harmonisation's and the jitter's: one pass over the layer, not two
+    gain = harmonize_gain(layer, scene[y0:y1, x0:x1], p.harmonize_strength, luma)
+    layer = blend_edge(jitter_layer(layer, p.fg_brightness, p.fg_contrast, p.fg_saturation, p.fg_hue, gain, luma),
+                       p, threshold)
     return ObjectLayer(layer, window)
 
 
