@@ -168,10 +168,10 @@ def _augmented(settings: ContentSettings, index: int, background: np.ndarray, pl
     hidden = geometry.hidden if geometry else None
     foot = (geometry.foot_x, geometry.foot_y) if geometry else None
     image, alpha = augmented_composite(background, placed, placement, params, settings.mask_threshold, hidden, foot)
-    amodal = np.where(alpha >= settings.mask_threshold, 255, 0).astype(np.uint8)
+    amodal = binary(alpha >= settings.mask_threshold)
     if hidden is not None:
-        alpha = np.where(hidden, np.uint8(0), alpha)
-    mask = np.where(alpha >= settings.mask_threshold, 255, 0).astype(np.uint8)
+        alpha = alpha * ~hidden
+    mask = binary(alpha >= settings.mask_threshold)
     alpha_png = encode_png(alpha)
     stats["alpha"].add(alpha, len(alpha_png))
     return image, mask, amodal, {"alpha": image_cell(alpha_png), **params.columns()}
