@@ -238,9 +238,10 @@ def harmonize_gain(layer: np.ndarray, background: np.ndarray, strength: float, l
 
 
 def cast_shadow(background: np.ndarray, alpha: np.ndarray, dx: int, dy: int, sigma: float,
-                opacity: float) -> np.ndarray:
-    """The background darkened by the alpha moved by (dx, dy) and blurred: at most `opacity` of its light.
-    Worked on the alpha's box grown by the shift and the blur's reach (zero beyond, as on the full frame)."""
+                opacity: float, spared: np.ndarray | None = None) -> np.ndarray:
+    """The background darkened by the alpha moved by (dx, dy) and blurred: at most `opacity` of its light, on no
+    `spared` pixel. Worked on the alpha's box grown by the shift and the blur's reach (zero beyond, as on the
+    full frame): nothing outside it changes, so `spared` is read there only."""
     if opacity <= 0 or not alpha.any():
         return background.copy()
     rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
@@ -250,6 +251,8 @@ def cast_shadow(background: np.ndarray, alpha: np.ndarray, dx: int, dy: int, sig
     x0, x1 = max(0, cols[0] - pad), min(w, cols[-1] + 1 + pad)
     shade = gaussian_blur(shift_zero(alpha[y0:y1, x0:x1], dx, dy), sigma).astype(np.int32)
     light = 255 * 255 - shade * int(round(opacity * 255))  # in 1/65025: what the shadow lets through
+    if spared is not None:
+        light[spared[y0:y1, x0:x1]] = 255 * 255
     out = background.copy()
     out[y0:y1, x0:x1] = (out[y0:y1, x0:x1] * light[..., None] + 32512) // 65025
     return out
@@ -404,8 +407,8 @@ def shade(scene: np.ndarray, alpha: np.ndarray, p: Augmentation, hidden: np.ndar
     `foot` and falling on no `hidden` pixel (nearer scenery)."""
     if foot is None:
         return cast_shadow(scene, alpha, p.shadow_dx, p.shadow_dy, p.shadow_sigma, p.shadow_opacity)
-    shaded = cast_shadow(scene, ground_shadow(alpha, foot[1]), p.shadow_dx, 0, p.shadow_sigma, p.shadow_opacity)
-    return shaded if hidden is None else np.where(hidden[..., None], scene, shaded)
+    return cast_shadow(scene, ground_shadow(alpha, foot[1]), p.shadow_dx, 0, p.shadow_sigma, p.shadow_opacity,
+                       hidden)
 
 
 def augmented_composite(background: np.ndarray, placed: np.ndarray, placement: Placement, p: Augmentation,
