@@ -125,41 +125,53 @@ def test_png_bytes_are_the_same_in_fresh_processes(tmp_path):
     assert len(digests) == 1
 
 
-def test_our_depth_pngs_decode_without_pillow_to_pillows_levels():
-    """builder.rows.encode.decode_png16 (the training loader's fast path) gives exactly Pillow's levels for every
-    map we write, and None for a 16-bit PNG it does not know (Pillow's own, other filters), an 8-bit one or a
-    JPEG; a broken chunk raises like Pillow."""
-    from builder.rows.encode import decode_png16
+def test_our_gray_pngs_decode_without_pillow_to_pillows_values():
+    """builder.rows.encode.decode_png_gray (the training loader's fast path) gives exactly Pillow's values for
+    every depth map and mask we write, and None for a PNG it does not know (Pillow's own, with other filters;
+    RGBA) or a JPEG; a broken chunk raises like Pillow."""
+    from builder.rows.encode import decode_png_gray
 
-    for depth in depth_maps():
-        levels = decode_png16(encode_png16(depth))
-        assert levels.dtype.itemsize == 2 and levels.shape == depth.shape
-        assert np.array_equal(levels, np.asarray(Image.open(io.BytesIO(encode_png16(depth)))))
-    pillow = io.BytesIO()
-    Image.fromarray(depth_maps()[0]).save(pillow, format="PNG", compress_level=6)
-    assert decode_png16(pillow.getvalue()) is None
-    assert decode_png16(encode_png(masks()[0])) is None
-    assert decode_png16(encode_depth((depth_maps()[0] >> 8).astype(np.uint8))) is None
+    for array in [*depth_maps(), *masks(), *((d >> 8).astype(np.uint8) for d in depth_maps())]:
+        blob = encode_png16(array) if array.dtype == np.uint16 else encode_png(array)
+        decoded = decode_png_gray(blob)
+        assert decoded.dtype.itemsize == array.dtype.itemsize and decoded.shape == array.shape
+        assert np.array_equal(decoded, np.asarray(Image.open(io.BytesIO(blob))))
+    for other in (depth_maps()[0], masks()[0]):
+        pillow = io.BytesIO()
+        Image.fromarray(other).save(pillow, format="PNG", compress_level=6)
+        assert decode_png_gray(pillow.getvalue()) is None
+    rgba = np.dstack([masks()[0]] * 4)
+    jpeg = io.BytesIO()
+    Image.fromarray(rgba[..., :3]).save(jpeg, format="JPEG")
+    assert decode_png_gray(encode_png(rgba)) is None and decode_png_gray(jpeg.getvalue()) is None
     broken = bytearray(encode_png16(depth_maps()[0]))
     broken[60] ^= 1  # inside IDAT
     try:
-        decode_png16(bytes(broken))
+        decode_png_gray(bytes(broken))
     except SyntaxError as err:
         assert "bad CRC in its IDAT chunk" in str(err)
     else:
         raise AssertionError("a broken IDAT decoded")
 
 
-def test_the_loaders_depth_tensors_are_pillows_bit_for_bit():
-    """The loader's depth tensors from the fast decode equal those of Pillow's decode, in both depth modes."""
+def test_the_loaders_tensors_are_pillows_bit_for_bit():
+    """The loader's depth (16- and 8-bit, both modes) and mask tensors from the fast decode equal those of Pillow's
+    decode."""
     import torch
 
-    from builder.contract.depth_storage import STORAGES
-    from builder.train.loader import decode_depth
+    from builder.contract.depth_storage import storage_of_mode
+    from builder.train.loader import decode_depth, decode_instance_mask, decode_unit_image
 
-    for depth in depth_maps():
-        blob = encode_png16(depth)
-        pillow = torch.from_numpy(STORAGES[16].unit(np.asarray(Image.open(io.BytesIO(blob))))).unsqueeze(0)
+    maps = depth_maps()
+    for levels in [*maps, *((d >> 8).astype(np.uint8) for d in maps)]:
+        blob = encode_depth(levels)
+        image = Image.open(io.BytesIO(blob))
+        pillow = torch.from_numpy(storage_of_mode(image.mode).unit(np.asarray(image))).unsqueeze(0)
         assert torch.equal(decode_depth(blob, 0.0, 1.0, "unit"), pillow)
         low, high = 0.37, 12.5
         assert torch.equal(decode_depth(blob, low, high, "raw"), pillow.clone().mul_(high - low).add_(low))
+    for mask in masks():
+        pixels = np.asarray(Image.open(io.BytesIO(encode_png(mask))))
+        assert torch.equal(decode_unit_image(encode_png(mask)),
+                           torch.from_numpy(pixels.astype(np.float32)).unsqueeze(0).div_(255))
+        assert torch.equal(decode_instance_mask(encode_png(mask)), torch.from_numpy(pixels.astype(np.int64))[None])

@@ -91,15 +91,19 @@ def encode_png16(depth: np.ndarray) -> bytes:
     return _png_gray(rows, 16, _deflate_depth)
 
 
-def decode_png16(data: bytes) -> np.ndarray | None:
-    """A 16-bit grayscale PNG as `encode_png16` writes it (no interlace, Sub on every row), decoded without Pillow:
-    libdeflate's inflate and the Sub filter undone as a per-byte-lane running sum modulo 256, 3x faster than
-    Pillow at 224 x 224 and the same values. None for any other PNG (the caller decodes it with Pillow); a
-    chunk whose CRC is wrong raises, as in Pillow."""
+_OUR_FILTERS = {8: _FILTER_NONE, 16: _FILTER_SUB}  # bit depth -> the filter every row of our PNGs has
+
+
+def decode_png_gray(data: bytes) -> np.ndarray | None:
+    """A grayscale PNG as `encode_png_l` (8-bit, filter None) or `encode_png16` (16-bit, filter Sub) writes it,
+    decoded without Pillow: libdeflate's inflate, then for 16 bits the Sub filter undone as a per-byte-lane
+    running sum modulo 256 (3x faster than Pillow on a 224 x 224 depth map, 5x on a mask; the same values). None
+    for any other PNG, or a row with another filter (the caller decodes it with Pillow); a chunk whose CRC is
+    wrong raises, as in Pillow."""
     if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
         return None
     width, height, bits, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", data[16:29])
-    if (bits, colour, compression, filtering, interlace) != (16, 0, 0, 0, 0):
+    if (colour, compression, filtering, interlace) != (0, 0, 0, 0) or bits not in _OUR_FILTERS:
         return None
     idat, position = [], 8
     while position + 12 <= len(data):
@@ -112,13 +116,16 @@ def decode_png16(data: bytes) -> np.ndarray | None:
         elif tag == b"IEND":
             break
         position += 12 + length
+    row_bytes = width * bits // 8
     try:
-        scanlines = deflate.zlib_decompress(b"".join(idat), height * (1 + 2 * width))
+        scanlines = deflate.zlib_decompress(b"".join(idat), height * (1 + row_bytes))
     except deflate.DeflateError:
         return None
-    rows = np.frombuffer(scanlines, np.uint8).reshape(height, 1 + 2 * width)
-    if not (rows[:, 0] == _FILTER_SUB).all():
+    rows = np.frombuffer(scanlines, np.uint8).reshape(height, 1 + row_bytes)
+    if not (rows[:, 0] == _OUR_FILTERS[bits]).all():
         return None
+    if bits == 8:
+        return rows[:, 1:]
     big_endian = np.cumsum(rows[:, 1:].reshape(height, width, 2), axis=1, dtype=np.uint8)  # wraps modulo 256
     return big_endian.view(">u2").reshape(height, width)
 

@@ -25,7 +25,7 @@ from PIL import Image
 from builder.contract.depth_storage import STORAGES, storage_of_mode
 from builder.contract.plan import ShardName
 from builder.contract.repo_id import REPO_ID
-from builder.rows.encode import decode_png16
+from builder.rows.encode import decode_png_gray
 
 DEPTH_MODES = ("unit", "raw")
 IMAGE_OUTPUTS = ("bg", "fg_bg", "mask", "depth", "alpha", "amodal_mask")
@@ -183,6 +183,9 @@ def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
 # -- rows as tensors --------------------------------------------------------------------------------------
 
 def _pixels(data: bytes, mode: str) -> np.ndarray:
+    """The image's pixels in `mode`; our own 8-bit masks skip Pillow (`decode_png_gray`: the same values)."""
+    if mode == "L" and (pixels := decode_png_gray(data)) is not None and pixels.dtype == np.uint8:
+        return pixels
     image = Image.open(io.BytesIO(data))
     return np.asarray(image if image.mode == mode else image.convert(mode))
 
@@ -212,11 +215,11 @@ def decode_instance_mask(data: bytes) -> torch.Tensor:
 
 def decode_depth(data: bytes, low: float, high: float, mode: str) -> torch.Tensor:
     """The depth PNG (16-bit, or 8-bit with --depth-bits 8) as 1 x R x R float32: per-image [0, 1], or the
-    model's raw output (disparity, or metres). Our own 16-bit PNGs skip Pillow (`decode_png16`: the same levels, 3x
+    model's raw output (disparity, or metres). Our own PNGs skip Pillow (`decode_png_gray`: the same levels, 3x
     faster)."""
-    levels = decode_png16(data)
+    levels = decode_png_gray(data)
     if levels is not None:
-        depth = torch.from_numpy(STORAGES[16].unit(levels)).unsqueeze(0)
+        depth = torch.from_numpy(STORAGES[8 * levels.dtype.itemsize].unit(levels)).unsqueeze(0)
     else:
         image = Image.open(io.BytesIO(data))
         depth = torch.from_numpy(storage_of_mode(image.mode).unit(np.asarray(image))).unsqueeze(0)
