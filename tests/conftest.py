@@ -19,8 +19,11 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
+from tests.fault_launcher import HOLDING
+
 ROOT = Path(__file__).resolve().parent.parent
 GENERATE = ROOT / "scripts" / "generate.py"
+LAUNCHER = ROOT / "tests" / "fault_launcher.py"  # scripts/generate.py with a fault injected (FGBG_FAULT)
 VERIFY = ROOT / "scripts" / "verify.py"
 # Small and fast, but with depth from a real (random) model: 4 bg x 3 fg x 2 x 2 = 48 samples, 3 default shards.
 SMALL = ["--demo", "--placements", "2", "--depth-input-size", "56", "--shard-size", "20", "--batch-size", "8"]
@@ -34,11 +37,12 @@ def env(**extra) -> dict:
             "PYTHONUNBUFFERED": "1", **extra}
 
 
-def generate_cmd(out: Path, *args, processes: int = 1, launcher: str = "torchrun") -> list[str]:
+def generate_cmd(out: Path, *args, processes: int = 1, launcher: str = "torchrun", script: Path = GENERATE
+                 ) -> list[str]:
     """The command line a user types: plain python for one process; for several, torchrun or
     `accelerate launch --cpu --num_processes N` (which scripts/generate.py turns into N torchrun processes,
     since accelerate 1.x itself starts only one without MPI)."""
-    script = [str(GENERATE), "--output-dir", str(out), *map(str, args)]
+    script = [str(script), "--output-dir", str(out), *map(str, args)]
     if processes == 1:
         return [sys.executable, *script]
     if launcher == "accelerate":
@@ -72,12 +76,32 @@ class Generation:
     """A generation started in the background, for independent runs side by side: most of a small run is
     single-threaded start-up (imports, model load), so on two cores two runs take little longer than one. Each
     process's thread count follows its CPU affinity, not the load, so the bytes are those of a run alone. Output
-    goes to temporary files, not pipes: a full pipe would stall a run while the test waits for another."""
+    goes to temporary files, not pipes: a full pipe would stall a run while the test waits for another.
 
-    def __init__(self, out: Path, *args, processes: int = 1, launcher: str = "torchrun", **popen):
+    `fault`: run tests/fault_launcher.py with FGBG_FAULT set to it instead of the plain script."""
+
+    def __init__(self, out: Path, *args, processes: int = 1, launcher: str = "torchrun", fault: str | None = None,
+                 **popen):
         self.stdout, self.stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-        self.process = subprocess.Popen(generate_cmd(out, *args, processes=processes, launcher=launcher),
-                                        stdout=self.stdout, stderr=self.stderr, text=True, env=env(), **popen)
+        script, extra = (LAUNCHER, {"FGBG_FAULT": fault}) if fault else (GENERATE, {})
+        command = generate_cmd(out, *args, processes=processes, launcher=launcher, script=script)
+        self.process = subprocess.Popen(command, stdout=self.stdout, stderr=self.stderr, text=True, env=env(**extra),
+                                        **popen)
+
+    def wait_until_held(self, timeout: float = 240) -> None:
+        """Return once a run started with a `hold-...` fault says it holds: from then on it is certain to be running
+        when the test signals it, however loaded the machine. Fails if the run ends first."""
+        deadline = time.monotonic() + timeout
+        while HOLDING not in self.stderr_so_far():
+            assert self.process.poll() is None, (f"the run ended (exit {self.process.returncode}) before it held:\n"
+                                                 f"{self.stderr_so_far()[-3000:]}")
+            assert time.monotonic() < deadline, f"the run did not hold within {timeout} s"
+            time.sleep(0.05)
+
+    def stderr_so_far(self) -> str:
+        """Read with pread: the run writes through the same file offset, which a seek here would move."""
+        fd = self.stderr.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def wait(self, timeout: float = 300) -> subprocess.CompletedProcess:
         try:
@@ -117,15 +141,13 @@ def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:
 
 
 def killed_after_first_shard(out: Path, *args) -> dict[Path, tuple[int, int, int]]:
-    """A one-process run into `out`, SIGKILLed as soon as its first `default` shard is finished: its finished
-    shards (see `finished_shards`), to resume from."""
-    command = [sys.executable, str(GENERATE), *map(str, args), "--output-dir", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
-    deadline = time.monotonic() + 120
-    while not list((out / ".fgbg" / "done").glob("default-*.json")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    """A one-process run into `out`, SIGKILLed once its first `default` shard is finished (it holds there until
+    the kill lands, tests/fault_launcher.py, so it cannot finish first): its finished shards (see
+    `finished_shards`), to resume from."""
+    run = Generation(out, *args, fault="hold-after-marker:default")
+    run.wait_until_held()
+    run.process.send_signal(signal.SIGKILL)
+    assert run.wait().returncode == -signal.SIGKILL
     assert not (out / "stats.json").exists(), "the run finished before it could be killed"
     assert not list((out / "data").rglob("*.tmp"))
     before = finished_shards(out)

@@ -5,6 +5,10 @@
     FGBG_FAULT=kill-after-grids:N     SIGKILL in the card step, after N sample grids are written
     FGBG_FAULT=kill-in-stats          SIGKILL in the card step, half-way through writing stats.json
     FGBG_FAULT=hold-until:PATH        after taking the lock, wait (holding it) until PATH exists, then go on
+    FGBG_FAULT=hold-after-batches:N   once N record batches are in shard temp files, say so on stderr and wait
+                                      there until a signal ends the run (a stop test's run cannot finish first)
+    FGBG_FAULT=hold-at-bytes:N        the same, once the shard bytes on disk (shard_bytes_on_disk) reach N
+    FGBG_FAULT=hold-after-marker:C    the same, once the done marker of a shard of config C is written
     FGBG_FSIZE_LIMIT=BYTES            RLIMIT_FSIZE for this process, with SIGXFSZ ignored (writes fail EFBIG)
 
 The faults patch module attributes only; the code under test is otherwise the real generator.
@@ -21,9 +25,48 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+HOLD_LIMIT_S = 300  # a held run whose test never signals it ends on its own, so none is left behind
+HOLDING = "fault_launcher: holding"  # the line a held run prints to stderr, for tests to wait on
+
+
 def die() -> None:
     sys.stderr.flush()
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hold(why: str) -> None:
+    """Wait here until a signal ends the process (SIGINT arrives as KeyboardInterrupt, in this sleep)."""
+    print(f"{HOLDING} {why}", file=sys.stderr, flush=True)
+    time.sleep(HOLD_LIMIT_S)
+    raise SystemExit(f"fault_launcher: held {HOLD_LIMIT_S} s and no signal came")
+
+
+def shard_bytes_on_disk(out: Path) -> int:
+    """Shard bytes on disk, finished or still in a temp file, as an outside observer sees them."""
+    total = 0
+    for path in [*(out / "data").glob("*/*.arrow"), *(out / ".fgbg" / "tmp").glob("*")]:
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:  # renamed or removed between listing and stat
+            pass
+    return total
+
+
+def after_each_batch(shards, action) -> None:
+    """Call action(store, n) each time the writer has written a record batch into a shard temp file, n counting
+    the batches of this process."""
+    original = shards.OutputStore.write_shard
+    count = {"n": 0}
+
+    def write_shard(self, task, schema, batches, on_rows=lambda n: None):
+        def counted():
+            for item in batches:
+                yield item  # the writer has written the previous batch when it asks for the next
+                count["n"] += 1
+                action(self, count["n"])
+        return original(self, task, schema, counted(), on_rows)
+
+    shards.OutputStore.write_shard = write_shard
 
 
 def install(fault: str) -> None:
@@ -34,18 +77,23 @@ def install(fault: str) -> None:
     count = {"n": 0}
 
     if kind == "kill-after-batches":
-        original = shards.OutputStore.write_shard
+        after_each_batch(shards, lambda store, n: die() if n == int(arg) else None)
+    elif kind == "hold-after-batches":
+        after_each_batch(shards, lambda store, n: hold(f"after {n} batch(es)") if n == int(arg) else None)
+    elif kind == "hold-at-bytes":
+        def hold_at_bytes(store, n):
+            if (written := shard_bytes_on_disk(store.root)) >= int(arg):
+                hold(f"at {written} shard bytes on disk")
+        after_each_batch(shards, hold_at_bytes)
+    elif kind == "hold-after-marker":
+        original_marker = shards.atomic_write_json
 
-        def write_shard(self, task, schema, batches, on_rows=lambda n: None):
-            def counted():
-                for item in batches:
-                    yield item  # the writer has written the previous batch when it asks for the next
-                    count["n"] += 1
-                    if count["n"] == int(arg):
-                        die()
-            return original(self, task, schema, counted(), on_rows)
+        def atomic_write_json(path, data):
+            original_marker(path, data)
+            if path.parent.name == "done" and path.name.startswith(f"{arg}-"):
+                hold(f"after the done marker {path.name}")
 
-        shards.OutputStore.write_shard = write_shard
+        shards.atomic_write_json = atomic_write_json
     elif kind == "kill-before-marker":
         original_json = shards.atomic_write_json
 

@@ -15,11 +15,10 @@ from builder.contract.errors import FgbgError
 from builder.contract.plan import ShardName, ShardTask
 from builder.run.liveness import Heartbeat, RankWatch
 from builder.verify.runner import verify
-from tests.conftest import GENERATE, ROOT, SMALL, env, held_rendezvous, read_config
+from tests.conftest import GENERATE, LAUNCHER, SMALL, env, held_rendezvous, read_config
 
 TIMEOUT_S = 5  # FGBG_RANK_TIMEOUT for these runs
 NO_DEPTH = [*SMALL, "--no-depth"]
-LAUNCHER = ROOT / "tests" / "fault_launcher.py"
 
 
 def start_ranks(out: Path, args: list[str], faults: dict[int, str] = (), world: int = 2) -> list[subprocess.Popen]:

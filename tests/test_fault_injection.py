@@ -20,10 +20,9 @@ import pytest
 
 from builder.verify.runner import verify
 from fgbg_depth import CONFIG_NAMES
-from tests.conftest import (ROOT, Generation, assert_reused, env, finished_shards, generate_cmd, read_config,
-                            run_generate)
+from tests.conftest import LAUNCHER, Generation, assert_reused, env, finished_shards, read_config, run_generate
+from tests.fault_launcher import shard_bytes_on_disk
 
-LAUNCHER = ROOT / "tests" / "fault_launcher.py"
 RANDOM_SEED = 20240607  # the random kill times are reproducible; they are printed on failure
 
 
@@ -99,17 +98,6 @@ def test_kill_at_chosen_moment_then_rerun(tmp_path, small_args, reference_datase
     assert_same_as_reference(out, reference_dataset)
 
 
-def bytes_written(out: Path) -> int:
-    """Shard bytes on disk, finished or still in a temp file, as an outside observer sees them."""
-    total = 0
-    for path in [*(out / "data").glob("*/*.arrow"), *(out / ".fgbg" / "tmp").glob("*")]:
-        try:
-            total += path.stat().st_size
-        except FileNotFoundError:  # renamed or removed between listing and stat
-            pass
-    return total
-
-
 def kill_tree(process: subprocess.Popen) -> None:
     """SIGKILL the launcher and every process under it. Not a process-group kill: torchrun starts each worker
     in a session of its own, so killing its group would leave the workers running (and writing) on."""
@@ -129,20 +117,22 @@ def kill_tree(process: subprocess.Popen) -> None:
 @pytest.mark.parametrize("trial,processes", [(0, 1), (1, 2), (2, 1)])
 def test_kill_at_random_moment_then_rerun(tmp_path, small_args, reference_dataset, trial, processes):
     """SIGKILL the launcher and its workers at a random point of the writing phase: once the shard bytes on disk
-    (finished shards plus temp files) pass a seeded random fraction of the whole dataset's."""
+    (finished shards plus temp files) pass a seeded random fraction of the whole dataset's. The ranks hold at
+    their next record batch past that point (tests/fault_launcher.py), so the run cannot end before the kill
+    lands, however late a loaded machine lets this test poll."""
     fraction = float(np.random.default_rng([RANDOM_SEED, trial]).uniform(0.05, 0.75))
-    target = fraction * sum(path.stat().st_size for path in (reference_dataset / "data").glob("*/*.arrow"))
+    target = int(fraction * sum(path.stat().st_size for path in (reference_dataset / "data").glob("*/*.arrow")))
     out = tmp_path / "out"
-    process = subprocess.Popen(generate_cmd(out, *small_args, processes=processes), env=env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = Generation(out, *small_args, processes=processes, fault=f"hold-at-bytes:{target}")
+    process = run.process
     deadline = time.monotonic() + 120
-    while bytes_written(out) < target and process.poll() is None and time.monotonic() < deadline:
+    while shard_bytes_on_disk(out) < target and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     if process.poll() is None:
         kill_tree(process)
     before = finished_shards(out)
-    print(f"trial {trial} ({processes} process(es)): killed at {bytes_written(out)} bytes written "
-          f"(target {fraction:.0%} = {target:.0f}), {len(before)}/{TOTAL_SHARDS} shards done")
+    print(f"trial {trial} ({processes} process(es)): killed at {shard_bytes_on_disk(out)} bytes written "
+          f"(target {fraction:.0%} = {target}), {len(before)}/{TOTAL_SHARDS} shards done")
     assert process.returncode == -signal.SIGKILL, "the run ended on its own before the kill"
     assert not (out / "stats.json").exists() and len(before) < TOTAL_SHARDS, "killed after the run had finished"
     assert_nothing_half_visible(out)

@@ -18,13 +18,16 @@ from builder.contract.settings import GenerateConfig
 from builder.run.pipeline import load_job, run_shards
 from builder.run.shards import OutputStore
 from builder.run.workers import SHM_PREFIX, WorkerPool, pieces, ring_name, sweep_stale_rings
-from tests.conftest import ROOT, env, generate_cmd, shard_files
+from tests.conftest import ROOT, Generation, env, shard_files
 
 SETTINGS = {"demo": True, "placements": 2, "shard_size": 20, "batch_size": 8, "depth_input_size": 56}
 
 
-def shm_segments() -> set[str]:
-    return {name for name in os.listdir("/dev/shm") if name.startswith(SHM_PREFIX)}
+def shm_segments(owner: int | None = None) -> set[str]:
+    """The ring segments in /dev/shm of the rank with pid `owner` (default: this process; see `ring_name`), not
+    those of other runs on the machine."""
+    prefix = f"{SHM_PREFIX}-{os.getpid() if owner is None else owner}-"
+    return {name for name in os.listdir("/dev/shm") if name.startswith(prefix)}
 
 
 def child_pids() -> set[int]:
@@ -97,14 +100,6 @@ def test_an_error_in_a_worker_reaches_the_rank_and_cleans_up(tmp_path, tiny_mode
     assert child_pids() - before_children == set() and shm_segments() - before_shm == set()
 
 
-def wait_for_first_shard(out: Path, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 240
-    while not list((out / "data").rglob("*.arrow")) if (out / "data").exists() else True:
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "no shard written in time"
-        time.sleep(0.2)
-
-
 def session_processes(session: int) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -119,23 +114,25 @@ def session_processes(session: int) -> list[str]:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_leaves_no_process_and_no_shared_memory(tmp_path, stop):
     """SIGINT: the rank shuts its pool down (exit 130); SIGTERM kills the rank outright: its workers die with it
-    (PR_SET_PDEATHSIG) and multiprocessing's resource tracker unlinks the rings."""
-    out, before = tmp_path / "out", shm_segments()
-    command = generate_cmd(out, "--demo", "--no-depth", "--placements", "30", "--shard-size", "20", "--workers", "2")
-    process = subprocess.Popen(command, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    (PR_SET_PDEATHSIG) and multiprocessing's resource tracker unlinks the rings. The run holds after its first
+    batch (tests/fault_launcher.py) until the signal lands, so it cannot finish first on a loaded machine."""
+    run = Generation(tmp_path / "out", "--demo", "--no-depth", "--placements", "2", "--shard-size", "20",
+                     "--workers", "2", fault="hold-after-batches:1", cwd=ROOT, start_new_session=True)
+    rank = run.process.pid  # the launcher runs the generator in its own process: the rings carry this pid
     try:
-        wait_for_first_shard(out, process)
-        os.killpg(process.pid, stop) if stop == signal.SIGINT else process.send_signal(stop)
-        _, err = process.communicate(timeout=60)
-        assert process.returncode == (130 if stop == signal.SIGINT else -stop), err[-3000:]
+        run.wait_until_held()
+        workers = [p for p in session_processes(rank) if "multiprocessing" in p and "resource_tracker" not in p]
+        assert len(workers) == 2 and len(shm_segments(rank)) == 2  # what the stop must clean up
+        os.killpg(rank, stop) if stop == signal.SIGINT else run.process.send_signal(stop)
+        result = run.wait(timeout=60)
+        assert result.returncode == (130 if stop == signal.SIGINT else -stop), result.stderr[-3000:]
         deadline = time.monotonic() + 20
-        while (session_processes(process.pid) or shm_segments() - before) and time.monotonic() < deadline:
+        while (session_processes(rank) or shm_segments(rank)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert session_processes(process.pid) == [] and shm_segments() - before == set()
+        assert session_processes(rank) == [] and shm_segments(rank) == set()
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        if run.process.poll() is None:
+            os.killpg(rank, signal.SIGKILL)
 
 
 def test_workers_import_no_torch():
@@ -157,7 +154,7 @@ def test_rings_of_dead_ranks_are_swept_and_live_ones_kept(tmp_path):
         (Path("/dev/shm") / name).write_bytes(b"x")
     try:
         assert stale in sweep_stale_rings()
-        assert stale not in shm_segments() and live in shm_segments()
+        assert not (Path("/dev/shm") / stale).exists() and (Path("/dev/shm") / live).exists()
     finally:
         for name in (stale, live):
             (Path("/dev/shm") / name).unlink(missing_ok=True)
