@@ -2,7 +2,11 @@
 
     accelerate launch scripts/train.py --dataset OUT_OR_REPO --output-dir RUN [--max-steps N] [--batch-size B]
     accelerate launch --cpu --num_processes 2 scripts/train.py ...   # 2 CPU processes
+    accelerate launch --mixed_precision bf16 scripts/train.py ...    # bf16 autocast (or fp16 on a GPU)
     python scripts/train.py ...                                      # one process, no launcher
+
+Mixed precision is accelerate's: its --mixed_precision, else its config file (`accelerate config`), else none;
+without a launcher, ACCELERATE_MIXED_PRECISION. fp16 is refused on CPU.
 
 Checkpoints: RUN/checkpoint-STEP/ (load with `FgBgNet.from_pretrained`); metrics: RUN/metrics.jsonl.
 Exit code 2: invalid settings, a dataset that cannot be read, or a RUN started with other settings.

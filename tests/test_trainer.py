@@ -10,15 +10,17 @@ import sys
 import pytest
 import torch
 from accelerate import Accelerator
+from accelerate.utils import is_fp8_available
 from safetensors.torch import load_file
 
+from builder.contract.errors import UsageError
 from builder.train.checkpoint import STATE_FILE, checkpoint_dir
 from builder.train.config import TrainConfig
 from builder.train.evaluation import MODEL_INPUTS
 from builder.train.loader import torch_dataset
 from builder.train.losses import total_loss
 from builder.train.model import FgBgNet
-from builder.train.trainer import METRICS_FILE, BatchStream, train, train_step
+from builder.train.trainer import METRICS_FILE, BatchStream, make_accelerator, train, train_step
 from tests.conftest import ROOT, Generation, env, run_generate, run_generate_together
 
 TRAIN, EVALUATE = ROOT / "scripts" / "train.py", ROOT / "scripts" / "evaluate.py"
@@ -60,6 +62,49 @@ def test_overfits_one_fixed_batch(dataset):
     for _ in range(100):
         last = train_step(model, optimizer, batch, accelerator).item()
     assert last <= first / 5, (first, last)
+
+
+@pytest.fixture
+def cpu_accelerate(monkeypatch):
+    """A CPU process as `accelerate launch --cpu` starts one, with accelerate's state unset before and after (it
+    keeps one per process, fixed by the first Accelerator)."""
+    from accelerate.state import AcceleratorState
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.parametrize("asked, expected", [(None, torch.float32), ("no", torch.float32), ("bf16", torch.bfloat16)],
+                         ids=["unset", "no", "bf16"])
+def test_mixed_precision_is_what_accelerate_was_told(dataset, monkeypatch, cpu_accelerate, asked, expected):
+    """`accelerate launch --mixed_precision X` and its config file reach the script as ACCELERATE_MIXED_PRECISION;
+    nothing set: none. A training step runs under it on CPU, its convolutions in the dtype asked for."""
+    if asked is None:
+        monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    else:
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", asked)
+    accelerator = make_accelerator()
+    assert accelerator.mixed_precision == (asked or "no") and accelerator.device.type == "cpu"
+    model = FgBgNet(**SMALL_NET)
+    model, optimizer = accelerator.prepare(model, torch.optim.AdamW(model.parameters(), lr=1e-3))
+    seen = []
+    model.head.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    before = model.head.weight.detach().clone()
+    loss = train_step(model, optimizer, fixed_batch(dataset), accelerator)
+    assert seen == [expected] and torch.isfinite(loss) and not torch.equal(model.head.weight, before)
+
+
+@pytest.mark.parametrize("asked, message", [
+    pytest.param("fp16", "fp16 does not run on CPU", id="fp16"),  # accelerate would train in fp32 without a word
+    pytest.param("fp8", "accelerate refused its settings: .* requires `transformer_engine` or `torchao`", id="fp8",
+                 marks=pytest.mark.skipif(is_fp8_available(), reason="an fp8 library is installed")),
+])
+def test_mixed_precision_that_cannot_apply_is_refused(monkeypatch, cpu_accelerate, asked, message):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", asked)
+    with pytest.raises(UsageError, match=message):
+        make_accelerator()
 
 
 def test_save_pretrained_from_pretrained_round_trip(dataset, tmp_path):
@@ -115,8 +160,6 @@ def test_resume_continues_at_the_saved_step_as_an_uninterrupted_run(dataset, tmp
 
 
 def test_resume_refuses_other_settings(dataset, tmp_path):
-    from builder.contract.errors import UsageError
-
     train(small_config(dataset, tmp_path / "run", max_steps=1))
     with pytest.raises(UsageError, match="--lr"):
         train(small_config(dataset, tmp_path / "run", lr=0.5))

@@ -1,4 +1,5 @@
-"""The reference training loop: accelerate (one CPU process, or N GPUs with bf16), seeded, resumable.
+"""The reference training loop: accelerate (one CPU process, or N GPUs; mixed precision as accelerate is told),
+seeded, resumable.
 
 Each rank reads its own share of the train split through `torch_dataset` (which splits the rows by rank),
 one batch per step, for exactly `max_steps` steps on every rank: epochs roll over per rank with `set_epoch`,
@@ -116,11 +117,24 @@ def share_cpu_cores() -> None:
         torch.set_num_threads(cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
 
 
+def make_accelerator() -> Accelerator:
+    """An Accelerator with the mixed precision accelerate was given: `accelerate launch --mixed_precision` or its
+    config file (the launcher passes either on as ACCELERATE_MIXED_PRECISION), else none. Refused where it would
+    not apply: fp16 on CPU (accelerate would train in fp32 without a word), bf16 on a GPU without it, fp8
+    without its libraries."""
+    try:
+        accelerator = Accelerator(cpu=use_cpu())
+    except ValueError as err:  # accelerate's own check of the precision against the device and libraries
+        raise UsageError([f"accelerate refused its settings: {err}"]) from None
+    if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        raise UsageError(["mixed precision fp16 does not run on CPU: launch with --mixed_precision bf16 or no"])
+    return accelerator
+
+
 def train(config: TrainConfig) -> dict | None:
     """Train to `config.max_steps`, resuming from the last checkpoint in the run folder; the last validation
     record on the main process."""
-    cpu = use_cpu()
-    accelerator = Accelerator(cpu=cpu, mixed_precision="no" if cpu else "bf16")
+    accelerator = make_accelerator()
     set_seed(config.seed)
     model, state, optimizer_state = _start(config, accelerator.num_processes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
