@@ -138,6 +138,9 @@ def install(fault: str) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C as in a terminal, even where the test suite runs with SIGINT ignored (a shell without job control
+    # ignores it in what it starts in the background, `nohup pytest ... &`, and the ignoring is inherited)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if os.environ.get("FGBG_FSIZE_LIMIT"):
         limit = int(os.environ["FGBG_FSIZE_LIMIT"])
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
