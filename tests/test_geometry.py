@@ -68,7 +68,7 @@ def test_scale_maps_ground_range_and_rises_with_disparity():
 def test_feet_fit_the_frame_and_stand_on_ground():
     """A tall cut-out at large scales: far feet (near the horizon) would push its top out of the frame."""
     bg = g.BackgroundGround.of(floor_scene())
-    feet = g.feasible_feet(bg, 40, 20, 0.5, 0.9)
+    feet = g.feasible_feet(bg, 40, 20, g.ground_scale(bg.disparity, bg.low, bg.high, 0.5, 0.9))
     assert 0 < feet.size < bg.ground.sum() and bg.ground.ravel()[feet].all()
     for flat in feet:
         y, x = divmod(int(flat), R)
@@ -76,21 +76,6 @@ def test_feet_fit_the_frame_and_stand_on_ground():
         longer = round(scale * R)
         width = max(1, round(20 * longer / 40))
         assert x - width // 2 >= 0 and x - width // 2 + width <= R and y - longer + 1 >= 0
-
-
-def test_place_on_ground_draws_from_own_stream_and_stands_on_the_foot():
-    bg = g.BackgroundGround.of(floor_scene())
-    feet = g.feasible_feet(bg, 40, 20, 0.3, 0.6)
-    alpha = lambda p: np.full((p.height, p.width), 255, np.uint8)  # noqa: E731
-    a = g.place_on_ground(bg, feet, 5, 17, (40, 20), 0.3, 0.6, alpha, 128)
-    b = g.place_on_ground(bg, feet, 5, 17, (40, 20), 0.3, 0.6, alpha, 128)
-    assert a.placement == b.placement and a.mode == "ground"
-    foot = int(feet[np.random.default_rng([5, 17, 2]).integers(0, feet.size)])
-    assert (a.foot_y, a.foot_x) == divmod(foot, R)
-    assert g.foot_of(a.placement) == (a.foot_x, a.foot_y)
-    feet_y = [g.place_on_ground(bg, feet, 5, i, (40, 20), 0.3, 0.6, alpha, 128) for i in range(40)]
-    by_row = sorted((p.foot_y, p.placement.scale) for p in feet_y)
-    assert [s for _, s in by_row] == sorted(s for _, s in by_row)  # lower foot (nearer) -> larger
 
 
 def test_near_box_hides_part_of_a_cut_out_behind_it():
@@ -115,25 +100,3 @@ def test_unknown_pixels_never_hide():
     scene[10:20, 10:20] = np.nan
     bg = g.BackgroundGround.of(scene)
     assert not g.nearer_scenery(bg, 0.0)[10:20, 10:20].any()
-
-
-def test_mostly_hidden_cut_out_is_redrawn_and_bounded():
-    scene = floor_scene()
-    scene[28:42] = 2.0  # a near rail across the frame: feet just in front of it stand mostly behind it
-    bg = g.BackgroundGround.of(scene)
-    feet = g.feasible_feet(bg, 10, 10, 0.2, 0.3)
-    alpha = lambda p: np.full((p.height, p.width), 255, np.uint8)  # noqa: E731
-    placements = [g.place_on_ground(bg, feet, 0, i, (10, 10), 0.2, 0.3, alpha, 128) for i in range(60)]
-    assert all(1 <= p.tries <= g.MAX_TRIES for p in placements)
-    assert any(p.tries > 1 for p in placements)
-    for p in placements:
-        fraction = g.visible_fraction(np.ones((p.placement.height, p.placement.width), bool), p.placement, p.hidden)
-        assert fraction >= g.MIN_VISIBLE or p.tries == g.MAX_TRIES
-
-
-def test_too_little_ground_gives_no_placement():
-    flat = np.tile(np.linspace(0, 1, R)[None, :], (R, 1))  # no vertical change anywhere
-    bg = g.BackgroundGround.of(flat)
-    assert not bg.usable
-    alpha = lambda p: np.full((p.height, p.width), 255, np.uint8)  # noqa: E731
-    assert g.place_on_ground(bg, g.feasible_feet(bg, 10, 10, 0.3, 0.6), 0, 0, (10, 10), 0.3, 0.6, alpha, 128) is None

@@ -14,6 +14,7 @@ from builder.contract.plan import Placement, draw_placement
 from builder.contract.settings import ContentSettings
 from builder.rows.augment import Augmentation, augmented_composite, draw_augmentation, object_layer, perturb_background
 from builder.rows.geometry import MAX_TRIES, MIN_VISIBLE
+from builder.rows.placement import PlacementInputs, UniformRule
 from builder.rows.scene import (AugmentedLayers, Scene, SceneObject, derive_scene, draw_scene, footprint, instance_mask,
                                 paste_order, paste_scene, placer, visible_layers, visible_shares)
 
@@ -180,18 +181,19 @@ def test_augmented_scenes_keep_every_object_visible_by_its_final_alpha():
         bands.append(band)
     cutout_at = functools.lru_cache(maxsize=None)(
         lambda fg, flip, p: np.asarray(Image.fromarray(bands[fg], "RGBa").resize((p.width, p.height))))
-    background, shapes, differs = np.zeros((48, 48, 3), dtype=np.uint8), [(20, 20)] * 6, 0
+    background, differs = np.zeros((48, 48, 3), dtype=np.uint8), 0
+    rule = UniformRule(settings, PlacementInputs(bands, cutout_at))
     for index in range(30):
         placement = draw_placement(settings.seed, index, 20, 20, 48, 0.6, 0.9)
         first = SceneObject(0, 0, placement, None, None, 0.0, draw_augmentation(settings, index, placement))
-        scene, images = derive_scene(settings, index, first, background, tuple(range(6)), shapes, cutout_at, None)
+        scene, images = derive_scene(settings, index, first, background, tuple(range(6)), rule, 0)
         assert min(visible_shares(images.footprints, images.visible)) >= MIN_VISIBLE, index
         for obj, seen in zip(scene.objects, images.footprints):
             layer = object_layer(cutout_at(obj.fg_id, obj.flip, obj.placement), obj.placement, obj.augmentation,
                                  perturb_background(background, first.augmentation), 128)
             assert np.array_equal(seen, layer.alpha(48) >= 128)
         plain = draw_scene(first, settings.seed, index, settings.object_range, tuple(range(6)),
-                           placer(settings, index, shapes, cutout_at, None),
+                           placer(settings, index, rule, 0),
                            lambda o: footprint(o, cutout_at(o.fg_id, o.flip, o.placement), 48, 128))
         differs += [o.placement for o in plain.objects] != [o.placement for o in scene.objects]
     assert differs > 0

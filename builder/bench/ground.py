@@ -33,9 +33,9 @@ def demo_measures(resolution: int, samples: int) -> dict:
     floors = [_true_floor(i, resolution) for i in range(DEMO_BACKGROUNDS)]
     on_floor, uniform_on_floor, redrawn, occluded, n = 0, 0, 0, [], ctx.plan.sample_count
     for index in range(n):
-        bg_id, fg_id, _ = ctx.plan.inputs_of(index)
-        placed = ctx.ground_placement(index)
-        on_floor += bool(floors[bg_id][placed.foot_y, placed.foot_x])
+        bg_id, fg_id, flip = ctx.plan.inputs_of(index)
+        placed = ctx.rule.place(index, bg_id, fg_id, flip)
+        on_floor += bool(floors[bg_id][placed.foot[1], placed.foot[0]])
         redrawn += placed.tries > 1
         fg = ctx.inputs.foregrounds[fg_id]
         uniform = draw_placement(settings.seed, index, *fg.shape[:2], resolution, settings.scale_min,

@@ -1,8 +1,8 @@
 """The data contract: each config's columns (with how its images are stored, which statistics they feed and
 which sample grid shows them), its key column, and the splits.
 
-Nearly a leaf: it imports only builder.contract.depth_storage and builder.contract.augment_fields (both leaves), so
-every other module (and `fgbg_depth`) can import it.
+Nearly a leaf: it imports only builder.contract.depth_storage, builder.contract.augment_fields and
+builder.contract.placement_fields (all leaves), so every other module (and `fgbg_depth`) can import it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import datasets
 
 from builder.contract.augment_fields import BACKGROUND_AUGMENT_FIELDS, OBJECT_AUGMENT_FIELDS
 from builder.contract.depth_storage import QUANTISED, depth_storage
+from builder.contract.placement_fields import PLACED_FIELDS, STANDING_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,22 +38,22 @@ class Column:
     image: ImageSpec | None = None
     depth: bool = False  # part of the depth block, absent with --no-depth
     augment: bool = False  # an augmentation column, present only with --augment other than none
-    ground: bool = False  # a scene-geometry column, present only with --placement-mode ground
+    placement: tuple[str, ...] = ()  # present only with these --placement-mode rules (empty: with every rule)
     objects: bool = False  # a several-objects column, present only with --objects above 1
     categories: bool = False  # a category column, present only when the cut-outs have categories
     coco: bool = False  # a COCO source's column, present only with --fg-coco
 
-    def feature(self, with_ground: bool = False, with_augment: bool = False, with_categories: bool = False):
+    def feature(self, placement_mode: str = "uniform", with_augment: bool = False, with_categories: bool = False):
         if self.dtype == "image":
             return datasets.Image()
         if self.dtype == "box":
             return datasets.List(datasets.Value("int32"), length=4)
         if self.dtype == "objects":
-            return datasets.List(object_struct(with_ground, with_augment, with_categories))
+            return datasets.List(object_struct(placement_mode, with_augment, with_categories))
         return datasets.Value(self.dtype)
 
 
-def object_struct(with_ground: bool, with_augment: bool = False, with_categories: bool = False) -> dict:
+def object_struct(placement_mode: str = "uniform", with_augment: bool = False, with_categories: bool = False) -> dict:
     """One entry of `objects` (builder.rows.scene): a cut-out of the composite (and its category, when the
     cut-outs have categories), where it is, how much is hidden, and with `--augment` its cut-out's parameters."""
     fields = {"fg_id": datasets.Value("int32"),
@@ -60,8 +61,7 @@ def object_struct(with_ground: bool, with_augment: bool = False, with_categories
               "flip": datasets.Value("bool"), "x": datasets.Value("int32"),
               "y": datasets.Value("int32"), "scale": datasets.Value("float32"),
               "bbox": datasets.List(datasets.Value("int32"), length=4), "occlusion": datasets.Value("float32")}
-    if with_ground:
-        fields.update(foot_x=datasets.Value("int32"), foot_y=datasets.Value("int32"))
+    fields.update({name: datasets.Value(dtype) for name, dtype, modes in PLACED_FIELDS if placement_mode in modes})
     if with_augment:
         fields.update({name: datasets.Value(dtype) for name, dtype in OBJECT_AUGMENT_FIELDS})
     return fields
@@ -74,28 +74,29 @@ class ConfigSchema:
     columns: tuple[Column, ...]
     depth_source: str | None = None  # the image column whose depth the `depth` column holds
 
-    def active_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False,
+    def active_columns(self, with_depth: bool, with_augment: bool = False, placement_mode: str = "uniform",
                        with_objects: bool = False, with_categories: bool = False, with_coco: bool = False
                        ) -> list[Column]:
         return [c for c in self.columns if (with_depth or not c.depth) and (with_augment or not c.augment)
-                and (with_ground or not c.ground) and (with_objects or not c.objects)
+                and (not c.placement or placement_mode in c.placement) and (with_objects or not c.objects)
                 and (with_categories or not c.categories) and (with_coco or not c.coco)]
 
-    def features(self, with_depth: bool = True, with_augment: bool = False, with_ground: bool = False,
+    def features(self, with_depth: bool = True, with_augment: bool = False, placement_mode: str = "uniform",
                  with_objects: bool = False, with_categories: bool = False, with_coco: bool = False
                  ) -> datasets.Features:
         """Features of the config; `with_depth=False` is the `--no-depth` layout, `with_augment=True` adds the
-        augmentation columns (`--augment` other than none), `with_ground=True` the scene-geometry columns
-        (`--placement-mode ground`), `with_objects=True` the instance columns (`--objects` above 1),
+        augmentation columns (`--augment` other than none), `placement_mode` the columns of its rule (a rule that
+        stands cut-outs on the ground: the scene-geometry columns), `with_objects=True` the instance columns
+        (`--objects` above 1),
         `with_categories=True` the category columns (cut-outs with categories), `with_coco=True` the annotation
         ids (`--fg-coco`)."""
-        return datasets.Features({c.name: c.feature(with_ground, with_augment, with_categories) for c in
-                                  self.active_columns(with_depth, with_augment, with_ground, with_objects,
+        return datasets.Features({c.name: c.feature(placement_mode, with_augment, with_categories) for c in
+                                  self.active_columns(with_depth, with_augment, placement_mode, with_objects,
                                                       with_categories, with_coco)})
 
-    def image_columns(self, with_depth: bool, with_augment: bool = False, with_ground: bool = False,
+    def image_columns(self, with_depth: bool, with_augment: bool = False, placement_mode: str = "uniform",
                       with_objects: bool = False) -> list[Column]:
-        return [c for c in self.active_columns(with_depth, with_augment, with_ground, with_objects)
+        return [c for c in self.active_columns(with_depth, with_augment, placement_mode, with_objects)
                 if c.image is not None]
 
     def column(self, name: str) -> Column:
@@ -130,9 +131,10 @@ def _augment_block() -> tuple[Column, ...]:
 
 def _ground_block() -> tuple[Column, ...]:
     """Where the cut-out stands and what hides it (builder.rows.geometry); `mask` is then its visible part."""
-    return (Column("amodal_bbox", "box", ground=True), Column("occlusion", "float32", ground=True),
-            Column("foot_x", "int32", ground=True), Column("foot_y", "int32", ground=True),
-            Column("placement_mode", "string", ground=True))
+    return (Column("amodal_bbox", "box", placement=STANDING_MODES),
+            Column("occlusion", "float32", placement=STANDING_MODES),
+            *(Column(name, dtype, placement=modes) for name, dtype, modes in PLACED_FIELDS),
+            Column("placement_mode", "string", placement=STANDING_MODES))
 
 
 def _objects_block() -> tuple[Column, ...]:
@@ -144,7 +146,8 @@ def _objects_block() -> tuple[Column, ...]:
 DEFAULT = ConfigSchema("default", "sample_id", (
     Column("fg_bg", "image", ImageSpec("JPEG", "RGB", "fg_bg", grid="fg_bg")),
     Column("mask", "image", ImageSpec("PNG", "L", "mask", grid="mask")),
-    Column("amodal_mask", "image", ImageSpec("PNG", "L", "amodal_mask", grid="amodal_mask"), ground=True),
+    Column("amodal_mask", "image", ImageSpec("PNG", "L", "amodal_mask", grid="amodal_mask"),
+           placement=STANDING_MODES),
     Column("instance_mask", "image", ImageSpec("PNG", "L", "instance_mask"), objects=True),
     Column("alpha", "image", ImageSpec("PNG", "L", "alpha", grid="alpha"), augment=True),
     *_depth_block("depth", grid="depth"),
@@ -184,9 +187,9 @@ CONFIG_NAMES = tuple(SCHEMA_BY_NAME)
 GRID_COLUMNS = {c.image.grid: (s.name, c.name) for s in SCHEMAS for c in s.columns if c.image and c.image.grid}
 
 
-def features(config_name: str, with_depth: bool = True, with_augment: bool = False, with_ground: bool = False,
+def features(config_name: str, with_depth: bool = True, with_augment: bool = False, placement_mode: str = "uniform",
              with_objects: bool = False, with_categories: bool = False, with_coco: bool = False) -> datasets.Features:
     if config_name not in SCHEMA_BY_NAME:
         raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
-    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, with_ground, with_objects, with_categories,
+    return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, placement_mode, with_objects, with_categories,
                                                 with_coco)

@@ -13,6 +13,7 @@ from builder.contract.depth_kinds import DEPTH_KINDS, METRIC, DepthKind, depth_k
 from builder.contract.depth_storage import DEPTH_BITS
 from builder.contract.errors import UsageError
 from builder.contract.plan import DRAW_STREAM, DrawnRows, SampleSpace, SplitPlan
+from builder.contract.placement_fields import PLACEMENT_MODES, STANDING_MODES
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 MANIFEST_FORMAT = 2  # 2: mask and depth PNGs with the Sub filter (same pixels; zlib, before issue 21 also isal)
@@ -24,7 +25,6 @@ SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits", 
 DEFAULT_PLACEMENTS = 20
 # in the manifest only with --placement-mode ground
 GROUND_KEYS = ("placement_mode", "bg_depth_kind")
-PLACEMENT_MODES = ("uniform", "ground")
 BLEND_MODES = ("alpha", "hard", "feather", "motion")
 # --augment presets: each part's range (0 / "alpha" = off). A part given explicitly overrides its preset value.
 AUGMENT_PRESETS = {
@@ -266,7 +266,8 @@ class ContentSettings:
 
     @property
     def with_ground(self) -> bool:
-        return self.placement_mode == "ground"
+        """The placement rule stands cut-outs on the background's ground (its rows have a foot and occlusion)."""
+        return self.placement_mode in STANDING_MODES
 
     @property
     def kind(self) -> DepthKind:
@@ -494,7 +495,7 @@ def from_coco(source: dict | None) -> bool:
 def column_groups(settings: ContentSettings, categories: bool = False, coco: bool = False) -> dict[str, bool]:
     """Which optional column groups a dataset has, as the schema's keyword arguments (`features(**groups)`)."""
     return {"with_depth": settings.with_depth, "with_augment": settings.with_augment,
-            "with_ground": settings.with_ground, "with_objects": settings.with_objects,
+            "placement_mode": settings.placement_mode, "with_objects": settings.with_objects,
             "with_categories": categories, "with_coco": coco}
 
 

@@ -222,10 +222,10 @@ def collect_stats(markers: list[DoneMarker]) -> dict:
             "splits": {split: _tally([m for m in markers if m.name.split == split]) for split in splits}}
 
 
-def placement_counts(store: OutputStore, tasks: list[ShardTask]) -> dict:
-    """Ground mode: rows standing on ground and rows placed uniformly (too little ground), and how much was
-    hidden. Only the small columns are touched: the shards are memory-mapped, the images never read."""
-    counts = {"ground": 0, "uniform": 0, "occluded": 0, "occlusion_sum": 0.0}
+def placement_counts(store: OutputStore, tasks: list[ShardTask], mode: str) -> dict:
+    """A standing rule (`mode`): rows it stood on ground and rows placed uniformly (no feasible foot), and how much
+    was hidden. Only the small columns are touched: the shards are memory-mapped, the images never read."""
+    counts = {mode: 0, "uniform": 0, "occluded": 0, "occlusion_sum": 0.0}
     for task in tasks:
         if task.config_name != "default":
             continue
@@ -233,12 +233,12 @@ def placement_counts(store: OutputStore, tasks: list[ShardTask]) -> dict:
             for batch in pa.ipc.open_stream(source):
                 modes = batch.column("placement_mode").to_pylist()
                 occlusion = batch.column("occlusion").to_numpy()
-                counts["ground"] += modes.count("ground")
+                counts[mode] += modes.count(mode)
                 counts["uniform"] += modes.count("uniform")
                 counts["occluded"] += int((occlusion > 0).sum())
                 counts["occlusion_sum"] += float(occlusion.astype(np.float64).sum())
-    rows = counts["ground"] + counts["uniform"]
-    return {"ground": counts["ground"], "uniform": counts["uniform"], "occluded": counts["occluded"],
+    rows = counts[mode] + counts["uniform"]
+    return {mode: counts[mode], "uniform": counts["uniform"], "occluded": counts["occluded"],
             "mean_occlusion": round(counts["occlusion_sum"] / rows, 6) if rows else 0.0}
 
 
@@ -499,7 +499,7 @@ def write_card(store: OutputStore, tasks: list[ShardTask]) -> dict:
     stats = collect_stats(markers)
     settings = manifest.settings
     if settings.with_ground:
-        stats["placement"] = placement_counts(store, tasks)
+        stats["placement"] = placement_counts(store, tasks, settings.placement_mode)
     if settings.with_objects:
         stats["objects"] = object_counts(store, tasks)
     stats.update(source_stats(store, tasks, manifest))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datasets import Features
 from datasets import config as datasets_config
 from datasets.arrow_writer import get_parquet_column_options, get_writer_batch_size_from_data_size
 from tqdm.auto import tqdm
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from builder.contract.errors import UsageError
 from builder.contract.plan import ShardName, ShardTask
 from builder.contract.repo_id import check_repo_id
-from builder.contract.schema import CONFIG_NAMES, GRID_COLUMNS, features
+from builder.contract.schema import CONFIG_NAMES, GRID_COLUMNS
 from builder.publish.card import render_card
 from builder.publish.license import license_terms, resolve_license
 from builder.rows.configs import dataset_tasks
@@ -127,11 +128,7 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     datasets' Parquet options (images stored uncompressed PLAIN, content-defined chunking so a re-upload of
     regenerated data deduplicates), the page index, and the HF features in the schema metadata."""
     schema = read_shard_schema(source.paths[0])
-    with_depth, with_augment = "depth" in schema.names, "alpha" in schema.names
-    options = get_parquet_column_options(features(source.config_name, with_depth, with_augment,
-                                                  "amodal_mask" in schema.names, "objects" in schema.names,
-                                                  "category" in schema.names, "annotation_id" in schema.names),
-                                          schema)
+    options = get_parquet_column_options(Features.from_arrow_schema(schema), schema)  # the shard's own features
     parts: list[dict] = []
     writer = sink = None
 

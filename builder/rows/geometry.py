@@ -1,6 +1,6 @@
-"""Scene geometry from a background's disparity map (`--placement-mode ground`): where its ground is, where a
-cut-out's foot goes and how large it is there, and which pixels nearer scenery hides. Pure functions of the
-stored map (float, NaN where unknown), shared by the renderer and verify.
+"""Scene geometry from a background's disparity map (the standing placement rules, builder.rows.placement): where
+its ground is, which feet a cut-out can stand on, how large it is there by disparity, and which pixels nearer
+scenery hides. Pure functions of the stored map (float, NaN where unknown), shared by the renderer and verify.
 
 The ground rule. For a flat floor seen by a pinhole camera, disparity is linear in the image row below the
 horizon (1/Z = (y - horizon) / (f h)) and constant along a row; sky, walls facing the camera, the front faces of
@@ -17,11 +17,10 @@ relative (affine) disparity such as Depth-Anything's, and to the stored levels' 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 
-from builder.contract.plan import Placement, placed_size
+from builder.contract.plan import Placement
 
 MIN_SLOPE = 0.25  # a ground row's disparity rise per row, in spans per R rows (a full-span floor has >= 1)
 STEADY_RATIO = 4.0  # the rises above and below a ground pixel differ by at most this factor
@@ -125,15 +124,13 @@ def foot_of(placement: Placement) -> tuple[int, int]:
     return placement.x + placement.width // 2, placement.y + placement.height - 1
 
 
-def feasible_feet(bg: BackgroundGround, fg_height: int, fg_width: int, scale_min: float,
-                  scale_max: float) -> np.ndarray:
-    """Flat indices (ascending) of the ground pixels where the cut-out, at the size its foot gives, fits the
-    frame: the feet a placement draws from."""
+def feasible_feet(bg: BackgroundGround, fg_height: int, fg_width: int, scales: np.ndarray) -> np.ndarray:
+    """Flat indices (ascending) of the ground pixels where the cut-out, at the size its foot gives (`scales`: R x R,
+    the scale at each foot, NaN where none), fits the frame: the feet a placement draws from."""
     resolution = bg.disparity.shape[0]
-    flat = np.flatnonzero(bg.ground)
+    flat = np.flatnonzero(bg.ground & np.isfinite(scales))
     feet_y, feet_x = np.divmod(flat, resolution)
-    scales = ground_scale(bg.disparity.ravel()[flat], bg.low, bg.high, scale_min, scale_max)
-    longer = np.maximum(1, np.round(scales.astype(np.float64) * resolution)).astype(np.int64)
+    longer = np.maximum(1, np.round(scales.ravel()[flat].astype(np.float64) * resolution)).astype(np.int64)
     if fg_width >= fg_height:
         widths, heights = longer, np.maximum(1, np.round(fg_height * longer / fg_width)).astype(np.int64)
     else:
@@ -153,48 +150,6 @@ def hide(placed: np.ndarray, placement: Placement, hidden: np.ndarray) -> np.nda
     """The placed premultiplied cut-out with its hidden pixels made transparent (the background shows there)."""
     box = hidden[placement.y:placement.y + placement.height, placement.x:placement.x + placement.width]
     return np.where(box[..., None], np.uint8(0), placed) if box.any() else placed
-
-
-@dataclasses.dataclass(frozen=True)
-class GroundPlacement:
-    """Where a row's cut-out stands, and what hides it (None for a row placed uniformly: too little ground)."""
-
-    placement: Placement
-    foot_x: int
-    foot_y: int
-    hidden: np.ndarray | None
-    tries: int
-
-    @property
-    def mode(self) -> str:
-        return "uniform" if self.hidden is None else "ground"
-
-
-def place_on_ground(bg: BackgroundGround, feet: np.ndarray, seed: int, index: int, fg_shape: tuple[int, int],
-                    scale_min: float, scale_max: float, alpha_at: Callable[[Placement], np.ndarray],
-                    threshold: int, rng: np.random.Generator | None = None) -> GroundPlacement | None:
-    """Sample `index`'s foot drawn uniformly from `feet` (see `feasible_feet`) with `default_rng([seed, index,
-    2])`, a stream of its own (or `rng`: a scene's further cut-outs); redrawn while less than MIN_VISIBLE of the
-    mask is visible, at most MAX_TRIES draws, the most visible kept. `alpha_at(placement)` is the placed
-    cut-out's alpha. None: no feasible foot."""
-    if not bg.usable or feet.size == 0:
-        return None
-    resolution = bg.disparity.shape[0]
-    rng = np.random.default_rng([seed, index, 2]) if rng is None else rng
-    best, best_visible = None, -1.0
-    for tries in range(1, MAX_TRIES + 1):
-        foot_y, foot_x = divmod(int(feet[int(rng.integers(0, feet.size))]), resolution)
-        foot_disparity = float(bg.disparity[foot_y, foot_x])
-        scale = float(ground_scale(foot_disparity, bg.low, bg.high, scale_min, scale_max))
-        height, width = placed_size(scale, *fg_shape, resolution)
-        placement = Placement(*foot_box(foot_x, foot_y, height, width), scale, width, height)
-        hidden = nearer_scenery(bg, foot_disparity)
-        visible = visible_fraction(alpha_at(placement) >= threshold, placement, hidden)
-        if visible > best_visible:
-            best, best_visible = GroundPlacement(placement, foot_x, foot_y, hidden, tries), visible
-        if visible >= MIN_VISIBLE:
-            break
-    return dataclasses.replace(best, tries=tries)
 
 
 def visible_fraction(footprint: np.ndarray, placement: Placement, hidden: np.ndarray) -> float:

@@ -9,14 +9,14 @@ import functools
 
 import numpy as np
 
-from builder.contract.plan import Placement, SplitPlan, draw_placement
+from builder.contract.plan import SplitPlan
 from builder.contract.settings import ContentSettings
 from builder.rows.assets import Inputs
 from builder.rows.augment import augmented_composite, draw_augmentation
 from builder.rows.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.rows.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
-from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_of, hide, occlusion,
-                                   place_on_ground)
+from builder.rows.geometry import BackgroundGround, hide, occlusion
+from builder.rows.placement import Placed, PlacementInputs, PlacementRule, placement_rule
 from builder.rows.scene import binary, derive_scene, object_cells, scene_object
 from builder.rows.stats import StatsBook, binary_mask_moments, label_mask_moments, moments_from_histogram
 
@@ -50,10 +50,6 @@ class RenderContext:
     def _grounds(self) -> dict[int, BackgroundGround]:
         return {}
 
-    @functools.cached_property
-    def _feet(self) -> dict[tuple[int, int], np.ndarray]:
-        return {}
-
     def background_ground(self, bg_id: int) -> BackgroundGround:
         """The background's ground, from --bg-depth-dir (or the demo's maps), else the model's stored depth."""
         if bg_id not in self._grounds:
@@ -64,55 +60,39 @@ class RenderContext:
         return self._grounds[bg_id]
 
     @functools.cached_property
-    def foreground_shapes(self) -> list[tuple[int, int]]:
-        return [fg.shape[:2] for fg in self.inputs.foregrounds]
-
-    @functools.cached_property
     def split_foregrounds(self) -> dict[str, tuple[int, ...]]:
         """Split -> its cut-outs (a scene's further objects come from its row's split only)."""
         return {split: self.plan.foregrounds(split) for split in self.plan.splits}
 
-    def ground_placement(self, index: int) -> GroundPlacement:
-        """Sample `index` standing on its background's ground, or placed uniformly where there is too little."""
-        s = self.settings
-        bg_id, fg_id, flip = self.plan.inputs_of(index)
-        shape = self.inputs.foregrounds[fg_id].shape[:2]
-        ground = self.background_ground(bg_id)
-        if (bg_id, fg_id) not in self._feet:
-            self._feet.clear()  # background-major order: a pair's rows come together (drawn rows: rarely)
-            self._feet[bg_id, fg_id] = feasible_feet(ground, *shape, s.scale_min, s.scale_max)
-        placed = place_on_ground(ground, self._feet[bg_id, fg_id], s.seed, index, shape, s.scale_min, s.scale_max,
-                                 lambda p: self.foreground_cache.placed(fg_id, flip, p)[..., 3], s.mask_threshold)
-        if placed is None:
-            uniform = draw_placement(s.seed, index, *shape, s.resolution, s.scale_min, s.scale_max)
-            placed = GroundPlacement(uniform, *foot_of(uniform), None, 0)
-        return placed
+    @functools.cached_property
+    def rule(self) -> PlacementRule:
+        """The placement rule, over the decoded cut-outs and the backgrounds' ground."""
+        return placement_rule(self.settings, PlacementInputs(self.inputs.foregrounds, self.foreground_cache.placed,
+                                                             self.background_ground))
 
 
 def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     settings = ctx.settings
     bg_id, fg_id, flip = ctx.plan.inputs_of(index)
-    foreground = ctx.inputs.foregrounds[fg_id]
-    geometry = ctx.ground_placement(index) if settings.with_ground else None
-    placement = geometry.placement if geometry else draw_placement(
-        settings.seed, index, *foreground.shape[:2], settings.resolution, settings.scale_min, settings.scale_max)
+    where = ctx.rule.place(index, bg_id, fg_id, flip)
+    placement = where.placement
     placed = ctx.foreground_cache.placed(fg_id, flip, placement)
     background = ctx.inputs.backgrounds[bg_id]
     pixels = settings.resolution * settings.resolution
     if settings.with_objects:
-        image, mask, amodal, first, extra = _scene(ctx, index, placement, geometry, stats)
+        image, mask, amodal, first, extra = _scene(ctx, index, where, stats)
     elif settings.with_augment:
-        image, mask, amodal, extra = _augmented(settings, index, background, placed, placement, geometry, stats)
+        image, mask, amodal, extra = _augmented(settings, index, background, placed, where, stats)
     else:
-        visible = hide(placed, placement, geometry.hidden) if geometry and geometry.hidden is not None else placed
+        visible = hide(placed, placement, where.hidden) if where.hidden is not None else placed
         image, extra = composite(background, visible, placement), {}
         mask = placed_mask(visible, placement, settings.resolution, settings.mask_threshold)
         amodal = placed_mask(placed, placement, settings.resolution, settings.mask_threshold) \
             if visible is not placed else mask
     if not settings.with_objects:
         first = mask  # object 1's visible pixels: the top-level columns describe it
-    if geometry:
-        extra.update(_ground_columns(geometry, first, amodal, stats))
+    if where.foot is not None:
+        extra.update(_ground_columns(where, first, amodal, stats))
     jpeg = encode_jpeg(image, settings.jpeg_quality)
     stored = decode_image(jpeg)  # depth and statistics see the composite exactly as users will
     png = encode_png(mask)
@@ -126,22 +106,19 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     return row, (np.asarray(stored) if settings.with_depth else None)
 
 
-def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: GroundPlacement | None,
+def _scene(ctx: RenderContext, index: int, where: Placed,
            stats: StatsBook) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """(composite, union mask, object 1's footprint, object 1's visible pixels, the instance columns, and with
     `--augment` the composed alpha and object 1's parameters) of a several-object row: masks as uint8 0/255."""
     s, (bg_id, fg_id, flip) = ctx.settings, ctx.plan.inputs_of(index)
-    ground = ctx.background_ground(bg_id) if geometry else None
-    params = draw_augmentation(s, index, placement) if s.with_augment else None
-    scene, images = derive_scene(s, index, scene_object(fg_id, flip, placement, geometry, ground, params),
-                                 ctx.inputs.backgrounds[bg_id], ctx.split_foregrounds[ctx.plan.sample_split(index)],
-                                 ctx.foreground_shapes, ctx.foreground_cache.placed, ground)
+    params = draw_augmentation(s, index, where.placement) if s.with_augment else None
+    scene, images = derive_scene(s, index, scene_object(fg_id, flip, where, params), ctx.inputs.backgrounds[bg_id],
+                                 ctx.split_foregrounds[ctx.plan.sample_split(index)], ctx.rule, bg_id)
     png = encode_png(images.instances)
     areas = [int(np.count_nonzero(layer)) for layer in images.visible]
     stats["instance_mask"].add_moments(*label_mask_moments(areas), images.instances.size, len(png))
     first, amodal = binary(images.visible[0]), binary(images.footprints[0])
-    columns = {"instance_mask": image_cell(png), "objects": object_cells(scene, images, geometry is not None,
-                                                                        ctx.categories),
+    columns = {"instance_mask": image_cell(png), "objects": object_cells(scene, images, ctx.categories),
                "objects_redrawn": scene.redrawn, "objects_dropped": scene.dropped}
     if params is not None:
         alpha_png = encode_png(images.alpha)
@@ -150,24 +127,23 @@ def _scene(ctx: RenderContext, index: int, placement: Placement, geometry: Groun
     return images.image, images.mask, amodal, first, columns
 
 
-def _ground_columns(geometry: GroundPlacement, mask: np.ndarray, amodal: np.ndarray, stats: StatsBook) -> dict:
-    """The scene-geometry columns of a ground-mode row (a uniform fallback row: its box's bottom centre, nothing
-    hidden)."""
+def _ground_columns(where: Placed, mask: np.ndarray, amodal: np.ndarray, stats: StatsBook) -> dict:
+    """The scene-geometry columns of a row placed by a standing rule (a uniform fallback row: its box's bottom
+    centre, nothing hidden)."""
     png = encode_png(amodal)
     stats["amodal_mask"].add_moments(*binary_mask_moments(amodal), amodal.size, len(png))
     return {"amodal_mask": image_cell(png), "amodal_bbox": mask_bbox(amodal), "occlusion": occlusion(amodal, mask),
-            "foot_x": geometry.foot_x, "foot_y": geometry.foot_y, "placement_mode": geometry.mode}
+            **where.fields, "placement_mode": where.mode}
 
 
-def _augmented(settings: ContentSettings, index: int, background: np.ndarray, placed: np.ndarray,
-               placement: Placement, geometry: GroundPlacement | None, stats: StatsBook
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(composite, mask, amodal mask, the `alpha` cell and parameter columns) of an augmented sample; in ground
-    mode the shadow falls from the foot and `alpha` is the visible part."""
+def _augmented(settings: ContentSettings, index: int, background: np.ndarray, placed: np.ndarray, where: Placed,
+               stats: StatsBook) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(composite, mask, amodal mask, the `alpha` cell and parameter columns) of an augmented sample; standing,
+    the shadow falls from the foot and `alpha` is the visible part."""
+    placement, hidden = where.placement, where.hidden
     params = draw_augmentation(settings, index, placement)
-    hidden = geometry.hidden if geometry else None
-    foot = (geometry.foot_x, geometry.foot_y) if geometry else None
-    image, alpha = augmented_composite(background, placed, placement, params, settings.mask_threshold, hidden, foot)
+    image, alpha = augmented_composite(background, placed, placement, params, settings.mask_threshold, hidden,
+                                       where.foot)
     amodal = binary(alpha >= settings.mask_threshold)
     if hidden is not None:
         alpha = alpha * ~hidden

@@ -4,8 +4,9 @@ order they are pasted, and which pixels of each stay visible. Pure functions sha
 A scene's object 1 is the row's own cut-out, placed as a one-object row places it. The others are drawn from
 the row's own stream `default_rng([seed, index, 3])` (the existing streams are left untouched): first their
 count, then for each, which cut-out (distinct, from the row's split only), its flip and its placement (by the
-placement mode, from the same stream). Paste order: back to front by foot disparity in ground mode (a cut-out
-placed uniformly because its background has too little ground counts as nearest), drawing order otherwise.
+row's placement rule, builder.rows.placement, from the same stream). Paste order: back to front by foot disparity
+with a standing rule (a cut-out it placed uniformly, for too little ground, counts as nearest), drawing order
+otherwise.
 A drawn object is accepted when every object of the scene keeps at least MIN_VISIBLE of the pixels that nearer
 scenery leaves it; otherwise it is redrawn, at most MAX_TRIES draws in all, then dropped. With `--augment`, each
 further object's parameters are drawn right after its placement, and its pixels are those of its final (rotated,
@@ -15,16 +16,16 @@ edge-blended) alpha.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from builder.contract.plan import Placement, draw_placement
+from builder.contract.plan import Placement
 from builder.contract.settings import ContentSettings
 from builder.rows.augment import Augmentation, ObjectLayer, draw_parameters, object_layer, perturb_background, shade
 from builder.rows.composite import mask_bbox, paste_over
-from builder.rows.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, GroundPlacement, feasible_feet, foot_of,
-                                   hide, occlusion, place_on_ground)
+from builder.rows.geometry import MAX_TRIES, MIN_VISIBLE, hide, occlusion
+from builder.rows.placement import CutoutAt, Placed, PlacementRule
 
 SCENE_STREAM = 3  # default_rng([seed, index, 3]): the further objects of row `index`
 
@@ -36,10 +37,11 @@ class SceneObject:
     fg_id: int
     flip: int
     placement: Placement
-    foot: tuple[int, int] | None  # ground mode: where it stands
+    foot: tuple[int, int] | None  # a standing rule: where it stands
     hidden: np.ndarray | None  # R x R bool: scenery nearer than its foot
-    depth: float  # paste-order key: larger is nearer (its foot's disparity in ground mode, else 0)
+    depth: float  # paste-order key: larger is nearer (its foot's disparity with a standing rule, else 0)
     augmentation: Augmentation | None = None  # --augment: its parameters (object 1's background part is the row's)
+    fields: dict = dataclasses.field(default_factory=dict)  # its placement rule's fields (foot_x, foot_y, ...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,52 +51,30 @@ class Scene:
     dropped: int  # objects given up after MAX_TRIES draws
 
 
-# (cut-out, flip, rng) -> the object placed by the row's placement mode, drawing from rng
+# (cut-out, flip, rng) -> the object placed by the row's placement rule, drawing from rng
 Place = Callable[[int, int, np.random.Generator], SceneObject]
 # object -> R x R bool, its whole footprint as pasted (what scenery hides included)
 Footprint = Callable[[SceneObject], np.ndarray]
-# (cut-out, flip, placement) -> it flipped, premultiplied and resized to the placement
-CutoutAt = Callable[[int, int, Placement], np.ndarray]
 
 
-def scene_object(fg_id: int, flip: int, placement: Placement, geometry: GroundPlacement | None,
-                 ground: BackgroundGround | None, augmentation: Augmentation | None = None) -> SceneObject:
-    """An object from its placement (and, in ground mode, its foot): a cut-out placed uniformly in ground mode
-    (too little ground) is hidden by nothing, so it is pasted nearest."""
-    if geometry is None:
-        return SceneObject(fg_id, flip, placement, None, None, 0.0, augmentation)
-    foot = (geometry.foot_x, geometry.foot_y)
-    if geometry.hidden is None or ground is None:
-        return SceneObject(fg_id, flip, placement, foot, None, float("inf"), augmentation)
-    return SceneObject(fg_id, flip, placement, foot, geometry.hidden, float(ground.disparity[foot[1], foot[0]]),
-                       augmentation)
+def scene_object(fg_id: int, flip: int, placed: Placed, augmentation: Augmentation | None = None) -> SceneObject:
+    """An object as its rule placed it: a cut-out a standing rule placed uniformly (too little ground) is hidden by
+    nothing, so it is pasted nearest."""
+    return SceneObject(fg_id, flip, placed.placement, placed.foot, placed.hidden, placed.nearness, augmentation,
+                       placed.fields)
 
 
-def placer(settings: ContentSettings, index: int, shapes: Mapping[int, tuple[int, int]] | Sequence[tuple[int, int]],
-           cutout_at: CutoutAt, ground: BackgroundGround | None) -> Place:
-    """How row `index` places a further object (`shapes[fg_id]`: the cut-out's (height, width)): uniformly, or
-    standing on `ground` (ground mode); with `--augment`, its parameters are drawn next from the same stream."""
-    s = settings
-
-    def uniform(fg_id: int, rng: np.random.Generator) -> Placement:
-        return draw_placement(s.seed, index, *shapes[fg_id], s.resolution, s.scale_min, s.scale_max, rng=rng)
-
+def placer(settings: ContentSettings, index: int, rule: PlacementRule, bg_id: int) -> Place:
+    """How row `index` places a further object on background `bg_id`: by the row's rule, from the scene's stream;
+    with `--augment`, its parameters are drawn next from the same stream."""
     def place(fg_id: int, flip: int, rng: np.random.Generator) -> SceneObject:
-        if ground is None:
-            return scene_object(fg_id, flip, uniform(fg_id, rng), None, None)
-        feet = feasible_feet(ground, *shapes[fg_id], s.scale_min, s.scale_max)
-        geometry = place_on_ground(ground, feet, s.seed, index, shapes[fg_id], s.scale_min, s.scale_max,
-                                   lambda p: cutout_at(fg_id, flip, p)[..., 3], s.mask_threshold, rng=rng)
-        if geometry is None:
-            placement = uniform(fg_id, rng)
-            geometry = GroundPlacement(placement, *foot_of(placement), None, 0)
-        return scene_object(fg_id, flip, geometry.placement, geometry, ground)
+        return scene_object(fg_id, flip, rule.place(index, bg_id, fg_id, flip, rng))
 
     def place_augmented(fg_id: int, flip: int, rng: np.random.Generator) -> SceneObject:
         obj = place(fg_id, flip, rng)
-        return dataclasses.replace(obj, augmentation=draw_parameters(s, rng, obj.placement))
+        return dataclasses.replace(obj, augmentation=draw_parameters(settings, rng, obj.placement))
 
-    return place_augmented if s.with_augment else place
+    return place_augmented if settings.with_augment else place
 
 
 def footprint(obj: SceneObject, cutout: np.ndarray, resolution: int, threshold: int) -> np.ndarray:
@@ -252,12 +232,11 @@ class AugmentedLayers:
 
 
 def derive_scene(settings: ContentSettings, index: int, first: SceneObject, background: np.ndarray,
-                 split_foregrounds: tuple[int, ...], shapes: Mapping[int, tuple[int, int]] | Sequence[tuple[int, int]],
-                 cutout_at: CutoutAt, ground: BackgroundGround | None) -> tuple[Scene, SceneImages]:
+                 split_foregrounds: tuple[int, ...], rule: PlacementRule, bg_id: int) -> tuple[Scene, SceneImages]:
     """Row `index`'s scene drawn and pasted: the one definition the renderer and verify share (they differ in
-    where the inputs come from: decoded files, or the dataset's stored copies)."""
-    s = settings
-    place = placer(s, index, shapes, cutout_at, ground)
+    where the rule's inputs come from: decoded files, or the dataset's stored copies)."""
+    s, cutout_at = settings, rule.inputs.cutout_at
+    place = placer(s, index, rule, bg_id)
     if s.with_augment:
         layers = AugmentedLayers(background, first.augmentation, cutout_at, s.mask_threshold)
         scene = draw_scene(first, s.seed, index, s.object_range, split_foregrounds, place, layers.footprint)
@@ -271,19 +250,16 @@ def derive_scene(settings: ContentSettings, index: int, first: SceneObject, back
     return scene, paste_scene(background, scene, [placed(obj) for obj in scene.objects], s.mask_threshold)
 
 
-def object_cells(scene: Scene, images: SceneImages, with_ground: bool,
-                 categories: Sequence[str | None] | None = None) -> list[dict]:
+def object_cells(scene: Scene, images: SceneImages, categories: Sequence[str | None] | None = None) -> list[dict]:
     """The `objects` column of a row (builder.contract.schema.object_struct), in drawing order (`categories`: each
     cut-out's, by fg_id, when the run has categories)."""
     cells = []
     for k, obj in enumerate(scene.objects):
         p = obj.placement
         cell = {"fg_id": obj.fg_id, "flip": bool(obj.flip), "x": p.x, "y": p.y, "scale": p.scale,
-                "bbox": images.bbox(k), "occlusion": images.occlusion(k)}
+                "bbox": images.bbox(k), "occlusion": images.occlusion(k), **obj.fields}
         if categories is not None:
             cell["category"] = categories[obj.fg_id]
-        if with_ground:
-            cell.update(foot_x=obj.foot[0], foot_y=obj.foot[1])
         if obj.augmentation is not None:
             cell.update(obj.augmentation.object_columns())
         cells.append(cell)

@@ -16,13 +16,13 @@ import math
 import numpy as np
 from PIL import Image
 
-from builder.contract.plan import Placement, SplitPlan, draw_placement, placed_size
+from builder.contract.plan import Placement, SplitPlan, placed_size
 from builder.contract.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 from builder.contract.settings import Manifest
 from builder.rows.augment import Augmentation, augmented_composite, draw_augmentation
 from builder.rows.composite import composite, mask_bbox, placed_foreground, placed_mask
-from builder.rows.geometry import (BackgroundGround, GroundPlacement, feasible_feet, foot_box, foot_of, ground_scale,
-                                   hide, nearer_scenery, occlusion, place_on_ground)
+from builder.rows.geometry import BackgroundGround, foot_box, hide, nearer_scenery, occlusion
+from builder.rows.placement import Placed, PlacementInputs, PlacementRule, placement_rule
 from builder.rows.scene import Scene, SceneImages, SceneObject, derive_scene, scene_object
 from builder.rows.stats import StatsBook
 from builder.verify.scenes import objects_problems, scene_mask_problems
@@ -49,6 +49,14 @@ class Reference:
     def plan(self) -> SplitPlan:
         """The manifest's sample space and splits: which inputs every sample uses and which split it is in."""
         return self.manifest.split_plan()
+
+    @functools.cached_property
+    def rule(self) -> PlacementRule:
+        """The dataset's placement rule, over the stored cut-outs and the grounds of the depth they were placed by."""
+        def cutout_at(fg_id: int, flip: int, placement: Placement) -> np.ndarray:
+            return placed_foreground(self.foregrounds[fg_id], bool(flip), placement)
+
+        return placement_rule(self.settings, PlacementInputs(self.foregrounds, cutout_at, self.grounds.__getitem__))
 
 
 @dataclasses.dataclass
@@ -294,15 +302,13 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
                                      "images"], stats)
     s = ref.settings
     stored = (row["x"], row["y"], float(np.float32(row["scale"])) if row["scale"] is not None else None)
-    if s.with_ground:
-        if bg_id not in ref.grounds:
-            return RowResult(problems + [f"{where}: background {bg_id}'s depth is unavailable, cannot check its "
-                                         "ground placement"], stats)
-        expected = expected_ground(ref, sample_id, foreground, flip)
-        drawn = expected.placement
-        problems += ground_problems(ref, row, expected, foreground)
-    else:
-        drawn = draw_placement(s.seed, sample_id, *foreground.shape[:2], s.resolution, s.scale_min, s.scale_max)
+    if s.with_ground and bg_id not in ref.grounds:
+        return RowResult(problems + [f"{where}: background {bg_id}'s depth is unavailable, cannot check its "
+                                     "ground placement"], stats)
+    expected = ref.rule.place(sample_id, bg_id, fg_id, flip)
+    drawn = expected.placement
+    if expected.foot is not None:
+        problems += standing_problems(ref, row, expected, bg_id, fg_id)
     if stored != (drawn.x, drawn.y, drawn.scale):
         problems.append(f"{where}: (x, y, scale) = {stored}, but seed {s.seed} " + (
             "and the background's stored depth give " if s.with_ground else "draws ")
@@ -312,7 +318,7 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
     problems += depth_problems(ref, DEFAULT, row, with_images, stats, prefix=f"{where}: ")
     if s.with_objects:
         params = draw_augmentation(s, sample_id, drawn) if s.with_augment else None
-        first = scene_object(fg_id, flip, drawn, expected if s.with_ground else None, ref.grounds.get(bg_id), params)
+        first = scene_object(fg_id, flip, expected, params)
         problems += scene_problems(ref, row, first, belongs or split, with_images, stats)
     elif with_images:
         # The placement as recorded in the row (so a wrong row shows up as a wrong mask too).
@@ -328,7 +334,7 @@ def decode_sample_images(ref: Reference, row: dict, stats: StatsBook) -> tuple[d
     checked for format, mode and size: {column: pixels}, and the problems of those that fail."""
     s, r = ref.settings, ref.settings.resolution
     decoded, problems = {}, []
-    for column in DEFAULT.image_columns(False, s.with_augment, s.with_ground, s.with_objects):
+    for column in DEFAULT.image_columns(False, s.with_augment, s.placement_mode, s.with_objects):
         try:
             decoded[column.name] = decode_checked(row[column.name], DEFAULT, column.name, (r, r), stats)
         except ValueError as err:
@@ -343,13 +349,7 @@ def expected_scene(ref: Reference, sample_id: int, first: SceneObject, split: st
     foregrounds = ref.plan.foregrounds(split)
     if bg_id not in ref.backgrounds or any(fg not in ref.foregrounds for fg in foregrounds):
         return None
-    shapes = {fg: ref.foregrounds[fg].shape[:2] for fg in foregrounds}
-
-    def cutout_at(fg_id: int, flip: int, placement: Placement) -> np.ndarray:
-        return placed_foreground(ref.foregrounds[fg_id], bool(flip), placement)
-
-    ground = ref.grounds.get(bg_id) if s.with_ground else None
-    return derive_scene(s, sample_id, first, ref.backgrounds[bg_id], foregrounds, shapes, cutout_at, ground)
+    return derive_scene(s, sample_id, first, ref.backgrounds[bg_id], foregrounds, ref.rule, bg_id)
 
 
 def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, with_images: bool,
@@ -362,7 +362,7 @@ def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, wi
         return [f"{where}: an input of its scene is unavailable, cannot re-derive its objects"]
     scene, images = derived
     categories = [f.category for f in ref.manifest.foregrounds] if ref.manifest.with_categories else None
-    problems = objects_problems(row, scene, images, split, ref.plan.foregrounds(split), s.with_ground, categories)
+    problems = objects_problems(row, scene, images, split, ref.plan.foregrounds(split), categories)
     if not with_images:
         return problems
     decoded, decode_problems = decode_sample_images(ref, row, stats)
@@ -375,35 +375,24 @@ def scene_problems(ref: Reference, row: dict, first: SceneObject, split: str, wi
     return problems
 
 
-def expected_ground(ref: Reference, sample_id: int, foreground: np.ndarray, flip: int) -> GroundPlacement:
-    """The row's placement re-derived from the background's stored depth, as the renderer derives it."""
-    s, bg_id = ref.settings, ref.plan.inputs_of(sample_id).bg
-    ground, shape = ref.grounds[bg_id], foreground.shape[:2]
-    feet = feasible_feet(ground, *shape, s.scale_min, s.scale_max)
-    placed = place_on_ground(ground, feet, s.seed, sample_id, shape, s.scale_min, s.scale_max,
-                             lambda p: placed_foreground(foreground, bool(flip), p)[..., 3], s.mask_threshold)
-    if placed is None:
-        uniform = draw_placement(s.seed, sample_id, *shape, s.resolution, s.scale_min, s.scale_max)
-        placed = GroundPlacement(uniform, *foot_of(uniform), None, 0)
-    return placed
-
-
-def ground_problems(ref: Reference, row: dict, expected: GroundPlacement, foreground: np.ndarray) -> list[str]:
-    """The stored foot and mode against the re-derived ones, and the stored foot against the rules themselves:
-    on ground, the scale its disparity gives, the box standing on it."""
+def standing_problems(ref: Reference, row: dict, expected: Placed, bg_id: int, fg_id: int) -> list[str]:
+    """A row placed by a standing rule: its stored placed fields and mode against the re-derived ones, and the
+    stored foot against the rule itself: on ground, the scale its size law gives, the box standing on it."""
     s, where = ref.settings, f"sample_id {row['sample_id']}"
-    stored = (row["foot_x"], row["foot_y"], row["placement_mode"])
-    if stored != (expected.foot_x, expected.foot_y, expected.mode):
-        return [f"{where}: (foot_x, foot_y, placement_mode) = {stored}, but seed {s.seed} and the background's "
-                f"stored depth give {(expected.foot_x, expected.foot_y, expected.mode)}"]
-    if expected.mode == "uniform":
+    names = (*expected.fields, "placement_mode")
+    stored, wanted = tuple(row[name] for name in names), (*expected.fields.values(), expected.mode)
+    if not all(_same_value(value, want) for value, want in zip(stored, wanted)):
+        return [f"{where}: ({', '.join(names)}) = {stored}, but seed {s.seed} and the background's stored depth give "
+                f"{wanted}"]
+    if expected.mode != ref.rule.mode:
         return []
-    ground, (foot_x, foot_y) = ref.grounds[row["bg_id"]], stored[:2]
-    scale = float(ground_scale(ground.disparity[foot_y, foot_x], ground.low, ground.high, s.scale_min, s.scale_max))
-    height, width = placed_size(scale, *foreground.shape[:2], s.resolution)
-    problems = [] if ground.ground[foot_y, foot_x] else [f"{where}: foot ({foot_x}, {foot_y}) is not on ground"]
+    foot_x, foot_y = expected.foot
+    scale = float(ref.rule.sized(bg_id, fg_id)[0][foot_y, foot_x])
+    height, width = placed_size(scale, *ref.foregrounds[fg_id].shape[:2], s.resolution)
+    problems = [] if ref.rule.ground(bg_id).ground[foot_y, foot_x] else [
+        f"{where}: foot ({foot_x}, {foot_y}) is not on ground"]
     if row["scale"] is None or float(np.float32(row["scale"])) != scale:
-        problems.append(f"{where}: scale {row['scale']} does not follow the foot's disparity (expected {scale})")
+        problems.append(f"{where}: scale {row['scale']} does not follow {ref.rule.sized_by} (expected {scale})")
     if (row["x"], row["y"]) != foot_box(foot_x, foot_y, height, width):
         problems.append(f"{where}: the box at ({row['x']}, {row['y']}) does not stand on the foot "
                         f"({foot_x}, {foot_y}); expected {foot_box(foot_x, foot_y, height, width)}")
@@ -413,7 +402,8 @@ def ground_problems(ref: Reference, row: dict, expected: GroundPlacement, foregr
 def row_hidden(ref: Reference, row: dict) -> np.ndarray | None:
     """What hides the row's cut-out: scenery nearer than its stored foot (None for a uniform row)."""
     ground, r = ref.grounds.get(row["bg_id"]), ref.settings.resolution
-    if row["placement_mode"] != "ground" or ground is None or not (0 <= row["foot_x"] < r and 0 <= row["foot_y"] < r):
+    if (row["placement_mode"] != ref.settings.placement_mode or ground is None
+            or not (0 <= row["foot_x"] < r and 0 <= row["foot_y"] < r)):
         return None
     return nearer_scenery(ground, float(ground.disparity[row["foot_y"], row["foot_x"]]))
 

@@ -15,7 +15,7 @@ def _same(stored, expected) -> bool:
 
 
 def objects_problems(row: dict, scene: Scene, images: SceneImages, split: str, split_foregrounds: tuple[int, ...],
-                     with_ground: bool, categories: list[str | None] | None = None) -> list[str]:
+                     categories: list[str | None] | None = None) -> list[str]:
     """Every stored object against the re-derived one (its draws, category, visible box and occlusion), the
     cut-outs' split, and the redraw and drop counts."""
     where, problems = f"sample_id {row['sample_id']}", []
@@ -23,7 +23,7 @@ def objects_problems(row: dict, scene: Scene, images: SceneImages, split: str, s
     for k, cell in enumerate(stored, start=1):
         if cell["fg_id"] not in split_foregrounds:
             problems.append(f"{where}: object {k} is cut-out {cell['fg_id']}, not one of split {split!r}'s")
-    expected = object_cells(scene, images, with_ground, categories)
+    expected = object_cells(scene, images, categories)
     if len(stored) != len(expected):
         problems.append(f"{where}: {len(stored)} objects, but the seed draws {len(expected)}")
     for k, (cell, want) in enumerate(zip(stored, expected), start=1):

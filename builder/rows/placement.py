@@ -1,0 +1,168 @@
+"""Placement rules (`--placement-mode`): where a cut-out goes and how large it is there. Each mode is one rule behind
+`PlacementRule`, chosen once from the settings (`placement_rule`); the renderer, a scene's further objects and
+verify all place through it, and differ only in where its inputs come from (`PlacementInputs`: the decoded input
+files, or a dataset's stored copies).
+
+A standing rule stands the cut-out on the background's ground, at the size its size law (`StandingRule.scales`)
+gives the foot. The foot is drawn uniformly, with `default_rng([seed, index, 2])` (a stream of its own; a scene's
+further objects: the scene's stream), from the ground pixels where the cut-out at that size fits the frame, and
+redrawn while nearer scenery leaves less than MIN_VISIBLE of it visible (at most MAX_TRIES draws, the most visible
+kept). Where no foot is feasible (or the background has too little ground) the cut-out is placed as the uniform rule
+places it, and says so (`mode` "uniform").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from builder.contract.plan import Placement, draw_placement, placed_size
+from builder.contract.settings import ContentSettings
+from builder.rows.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, feasible_feet, foot_box, foot_of,
+                                   ground_scale, nearer_scenery, visible_fraction)
+
+GROUND_STREAM = 2  # default_rng([seed, index, 2]): the foot draws of row `index`'s own cut-out
+UNIFORM = "uniform"  # the uniform rule's mode, and a standing rule's fallback's
+
+# (fg_id, flip, placement) -> the cut-out flipped, premultiplied and resized to the placement (RGBa uint8)
+CutoutAt = Callable[[int, int, Placement], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Placed:
+    """A cut-out as a rule placed it: its box, the rule (`mode`: "uniform" also for a standing rule's fallback) and,
+    for a standing rule, where it stands, what hides it and its fields (builder.contract.placement_fields)."""
+
+    placement: Placement
+    mode: str
+    foot: tuple[int, int] | None = None  # (x, y), the box's bottom centre (a fallback's too): standing rules only
+    hidden: np.ndarray | None = None  # R x R bool: scenery nearer than the foot (None: nothing hides it)
+    nearness: float = 0.0  # paste order, larger is nearer: the foot's disparity; a fallback's is inf (pasted last)
+    tries: int = 0  # foot draws made
+    fields: dict = dataclasses.field(default_factory=dict)  # its placed fields: foot_x, foot_y, ...
+
+
+@dataclasses.dataclass(frozen=True)
+class PlacementInputs:
+    """What rules place by: the cut-outs by id (h x w x 4, as the row uses them) and each at a placement, and each
+    background's ground (standing rules)."""
+
+    foregrounds: Mapping[int, np.ndarray] | Sequence[np.ndarray]
+    cutout_at: CutoutAt
+    ground_of: Callable[[int], BackgroundGround] | None = None
+
+
+class PlacementRule(Protocol):
+    """One `--placement-mode`: row `index`'s cut-out `fg_id` (flipped or not) placed on background `bg_id`, from
+    the row's own streams, or from `rng` (a scene's further objects)."""
+
+    mode: str
+    inputs: PlacementInputs
+
+    def place(self, index: int, bg_id: int, fg_id: int, flip: int,
+              rng: np.random.Generator | None = None) -> Placed: ...
+
+
+class UniformRule:
+    """Anywhere in the frame, any size in the scale range: `default_rng([seed, index])`, or `rng`."""
+
+    mode = UNIFORM
+
+    def __init__(self, settings: ContentSettings, inputs: PlacementInputs):
+        self.settings, self.inputs = settings, inputs
+
+    def place(self, index: int, bg_id: int, fg_id: int, flip: int,
+              rng: np.random.Generator | None = None) -> Placed:
+        s = self.settings
+        return Placed(draw_placement(s.seed, index, *self.inputs.foregrounds[fg_id].shape[:2], s.resolution,
+                                     s.scale_min, s.scale_max, rng=rng), UNIFORM)
+
+
+class StandingRule:
+    """A rule that stands cut-outs on the ground (see the module's docstring); a subclass gives its size law."""
+
+    mode: str
+    sized_by: str  # what the size law follows, in words (verify's messages)
+
+    def __init__(self, settings: ContentSettings, inputs: PlacementInputs):
+        self.settings, self.inputs = settings, inputs
+        self.uniform = UniformRule(settings, inputs)
+        self._sized: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # one background's at a time
+        self._sized_bg: int | None = None
+
+    def ground(self, bg_id: int) -> BackgroundGround:
+        return self.inputs.ground_of(bg_id)
+
+    def size_law(self, bg_id: int, fg_id: int) -> np.ndarray:
+        """R x R float32: the scale (longer side / R) the cut-out takes with its foot at each pixel; NaN where
+        none."""
+        raise NotImplementedError
+
+    def fields(self, fg_id: int, foot: tuple[int, int]) -> dict:
+        """The placed fields of a cut-out standing (or, a fallback, with its box's bottom centre) at `foot`."""
+        return {"foot_x": foot[0], "foot_y": foot[1]}
+
+    def sized(self, bg_id: int, fg_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the size law's scales, the feasible feet) of a background and cut-out, kept for one background at a
+        time (rows come background-major)."""
+        key = (bg_id, fg_id)
+        found = self._sized.get(key)
+        if found is None:
+            if self._sized_bg != bg_id:
+                self._sized, self._sized_bg = {}, bg_id
+            scales = self.size_law(bg_id, fg_id)
+            found = scales, feasible_feet(self.ground(bg_id), *self.inputs.foregrounds[fg_id].shape[:2], scales)
+            self._sized[key] = found
+        return found
+
+    def place(self, index: int, bg_id: int, fg_id: int, flip: int,
+              rng: np.random.Generator | None = None) -> Placed:
+        ground, (scales, feet) = self.ground(bg_id), self.sized(bg_id, fg_id)
+        if ground.usable and feet.size:
+            rng = np.random.default_rng([self.settings.seed, index, GROUND_STREAM]) if rng is None else rng
+            return self._stand(ground, feet, scales, fg_id, flip, rng)
+        placement = self.uniform.place(index, bg_id, fg_id, flip, rng).placement
+        foot = foot_of(placement)
+        return Placed(placement, UNIFORM, foot, None, float("inf"), 0, self.fields(fg_id, foot))
+
+    def _stand(self, ground: BackgroundGround, feet: np.ndarray, scales: np.ndarray, fg_id: int, flip: int,
+               rng: np.random.Generator) -> Placed:
+        s, resolution = self.settings, ground.disparity.shape[0]
+        shape = self.inputs.foregrounds[fg_id].shape[:2]
+        best, best_visible = None, -1.0
+        for tries in range(1, MAX_TRIES + 1):
+            foot_y, foot_x = divmod(int(feet[int(rng.integers(0, feet.size))]), resolution)
+            foot_disparity = float(ground.disparity[foot_y, foot_x])
+            scale = float(scales[foot_y, foot_x])
+            height, width = placed_size(scale, *shape, resolution)
+            placement = Placement(*foot_box(foot_x, foot_y, height, width), scale, width, height)
+            hidden = nearer_scenery(ground, foot_disparity)
+            alpha = self.inputs.cutout_at(fg_id, flip, placement)[..., 3]
+            visible = visible_fraction(alpha >= s.mask_threshold, placement, hidden)
+            if visible > best_visible:
+                best, best_visible = Placed(placement, self.mode, (foot_x, foot_y), hidden, foot_disparity, tries,
+                                            self.fields(fg_id, (foot_x, foot_y))), visible
+            if visible >= MIN_VISIBLE:
+                break
+        return dataclasses.replace(best, tries=tries)
+
+
+class GroundRule(StandingRule):
+    """`ground`: the size rises with the foot's disparity, the background's ground disparity range mapped linearly
+    onto the scale range (builder.rows.geometry.ground_scale)."""
+
+    mode, sized_by = "ground", "the foot's disparity"
+
+    def size_law(self, bg_id: int, fg_id: int) -> np.ndarray:
+        ground, s = self.ground(bg_id), self.settings
+        return ground_scale(ground.disparity, ground.low, ground.high, s.scale_min, s.scale_max)
+
+
+RULES = {rule.mode: rule for rule in (UniformRule, GroundRule)}  # --placement-mode -> its rule
+
+
+def placement_rule(settings: ContentSettings, inputs: PlacementInputs) -> PlacementRule:
+    return RULES[settings.placement_mode](settings, inputs)

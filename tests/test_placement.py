@@ -1,0 +1,66 @@
+"""builder.rows.placement: the rules on hand-made disparity maps (the foot draw's own stream, the size law, redraws,
+the uniform fallback), and the rule the settings choose."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from builder.contract.plan import draw_placement
+from builder.contract.settings import ContentSettings
+from builder.rows import geometry as g
+from builder.rows.placement import GroundRule, PlacementInputs, UniformRule, placement_rule
+from tests.test_geometry import R, floor_scene
+
+
+def opaque(height: int, width: int) -> np.ndarray:
+    return np.full((height, width, 4), 255, np.uint8)
+
+
+def ground_rule(disparity: np.ndarray, fg_shape: tuple[int, int], **settings) -> GroundRule:
+    """The ground rule over one background (`disparity`) and one fully opaque cut-out of `fg_shape`."""
+    bg = g.BackgroundGround.of(disparity)
+    inputs = PlacementInputs({0: opaque(*fg_shape)}, lambda fg, flip, p: opaque(p.height, p.width), lambda b: bg)
+    return GroundRule(ContentSettings(resolution=R, placement_mode="ground", **settings), inputs)
+
+
+def test_the_settings_choose_the_rule():
+    inputs = PlacementInputs([opaque(4, 4)], lambda fg, flip, p: opaque(p.height, p.width))
+    assert isinstance(placement_rule(ContentSettings(resolution=R), inputs), UniformRule)
+    assert isinstance(placement_rule(ContentSettings(resolution=R, placement_mode="ground"), inputs), GroundRule)
+
+
+def test_ground_foot_draws_from_its_own_stream_and_stands_on_the_foot():
+    rule = ground_rule(floor_scene(), (40, 20), seed=5, scale_min=0.3, scale_max=0.6)
+    a, b = rule.place(17, 0, 0, 0), rule.place(17, 0, 0, 0)
+    assert a.placement == b.placement and a.mode == "ground"
+    feet = rule.sized(0, 0)[1]
+    foot = int(feet[np.random.default_rng([5, 17, 2]).integers(0, feet.size)])
+    assert a.foot[::-1] == divmod(foot, R) and a.fields == {"foot_x": a.foot[0], "foot_y": a.foot[1]}
+    assert g.foot_of(a.placement) == a.foot
+    placed = [rule.place(i, 0, 0, 0) for i in range(40)]
+    by_row = sorted((p.foot[1], p.placement.scale) for p in placed)
+    assert [s for _, s in by_row] == sorted(s for _, s in by_row)  # lower foot (nearer) -> larger
+    assert all(p.nearness == rule.ground(0).disparity[p.foot[1], p.foot[0]] for p in placed)
+
+
+def test_mostly_hidden_cut_out_is_redrawn_and_bounded():
+    scene = floor_scene()
+    scene[28:42] = 2.0  # a near rail across the frame: feet just in front of it stand mostly behind it
+    rule = ground_rule(scene, (10, 10), scale_min=0.2, scale_max=0.3)
+    placements = [rule.place(i, 0, 0, 0) for i in range(60)]
+    assert all(1 <= p.tries <= g.MAX_TRIES for p in placements)
+    assert any(p.tries > 1 for p in placements)
+    for p in placements:
+        fraction = g.visible_fraction(np.ones((p.placement.height, p.placement.width), bool), p.placement, p.hidden)
+        assert fraction >= g.MIN_VISIBLE or p.tries == g.MAX_TRIES
+
+
+def test_too_little_ground_falls_back_to_the_uniform_draw_and_says_so():
+    flat = np.tile(np.linspace(0, 1, R)[None, :], (R, 1))  # no vertical change anywhere
+    rule = ground_rule(flat, (10, 10))
+    placed = rule.place(3, 0, 0, 0)
+    assert placed.mode == "uniform" and placed.hidden is None and placed.nearness == float("inf")
+    assert placed.placement == draw_placement(0, 3, 10, 10, R, 0.3, 0.6)  # the row's uniform stream
+    assert placed.foot == g.foot_of(placed.placement)
+    scene_rng, again = np.random.default_rng(9), np.random.default_rng(9)  # a scene's object: the scene's stream
+    assert rule.place(3, 0, 0, 0, scene_rng).placement == draw_placement(0, 3, 10, 10, R, 0.3, 0.6, rng=again)
