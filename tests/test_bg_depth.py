@@ -64,7 +64,7 @@ def test_flag_usage_errors(tmp_path, scene):
     err = refused(tmp_path, "--bg-dir", bg_dir, "--fg-dir", fg_dir, "--no-depth", "--placement-mode", "ground")
     assert "pass --bg-depth-dir DIR" in err
     err = refused(tmp_path, "--bg-dir", bg_dir, "--fg-dir", fg_dir, "--no-depth", "--bg-depth-dir", depth_dir)
-    assert "--placement-mode ground only" in err
+    assert "--placement-mode ground or physical only" in err
 
 
 def test_depth_kind_png_with_zero_holes_and_an_extra_map(tmp_path, scene):

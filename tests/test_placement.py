@@ -1,4 +1,4 @@
-"""builder.rows.placement: the rules on hand-made disparity maps (the foot draw's own stream, the size law, redraws,
+"""builder.rows.placement: the rules on hand-made disparity maps (the foot draw's own stream, the size laws, redraws,
 the uniform fallback), and the rule the settings choose."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from builder.contract.plan import draw_placement
-from builder.contract.settings import ContentSettings
+from builder.contract.settings import ContentSettings, PhysicalInputs
 from builder.rows import geometry as g
-from builder.rows.placement import GroundRule, PlacementInputs, UniformRule, placement_rule
+from builder.rows.placement import GroundRule, PhysicalRule, PlacementInputs, UniformRule, focal_at, placement_rule
 from tests.test_geometry import R, floor_scene
 
 
@@ -27,6 +27,7 @@ def test_the_settings_choose_the_rule():
     inputs = PlacementInputs([opaque(4, 4)], lambda fg, flip, p: opaque(p.height, p.width))
     assert isinstance(placement_rule(ContentSettings(resolution=R), inputs), UniformRule)
     assert isinstance(placement_rule(ContentSettings(resolution=R, placement_mode="ground"), inputs), GroundRule)
+    assert isinstance(placement_rule(ContentSettings(resolution=R, placement_mode="physical"), inputs), PhysicalRule)
 
 
 def test_ground_foot_draws_from_its_own_stream_and_stands_on_the_foot():
@@ -64,3 +65,25 @@ def test_too_little_ground_falls_back_to_the_uniform_draw_and_says_so():
     assert placed.foot == g.foot_of(placed.placement)
     scene_rng, again = np.random.default_rng(9), np.random.default_rng(9)  # a scene's object: the scene's stream
     assert rule.place(3, 0, 0, 0, scene_rng).placement == draw_placement(0, 3, 10, 10, R, 0.3, 0.6, rng=again)
+
+
+def test_physical_size_law_and_the_focal_length_at_r():
+    """A floor 2 m away at the bottom row (1/Z linear in the row), f = 300 px on a 600 x 400 original: f_R =
+    300 * 64 / 400 = 48 px; a 1 m tall cut-out then stands f_R / Z px tall, where that is within the scale range."""
+    assert focal_at(300.0, (600, 400), 64) == focal_at(300.0, (400, 600), 64) == 48.0
+    disparity = floor_scene() / 2.0  # 1/metres: 0.5 at the bottom row
+    bg = g.BackgroundGround.of(disparity)
+    cutout = opaque(40, 20)
+    inputs = PlacementInputs({0: cutout}, lambda fg, flip, p: opaque(p.height, p.width), lambda b: bg,
+                             PhysicalInputs(((600, 400),), (1.0,)))
+    rule = PhysicalRule(ContentSettings(resolution=R, placement_mode="physical", focal_px=300.0, scale_min=0.2,
+                                        scale_max=0.35), inputs)
+    scales = rule.size_law(0, 0)
+    target = 48.0 * disparity  # f_R * H / Z
+    sized = np.isfinite(scales)
+    assert sized.any() and (bg.ground | ~sized).all()
+    in_range = (target >= 0.2 * R) & (target <= 0.35 * R) & bg.ground  # an opaque 2:1 cut-out: longer = height
+    assert np.array_equal(sized, in_range)
+    assert np.abs(np.round(scales[sized] * R) - target[sized]).max() <= 0.5
+    placed = rule.place(0, 0, 0, 0)
+    assert placed.mode == "physical" and placed.fields["height_m"] == 1.0

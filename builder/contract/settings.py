@@ -4,6 +4,7 @@ manifest and shared by generate and verify), how one run goes about it (`RunOpti
 from __future__ import annotations
 
 import dataclasses
+import math
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -23,8 +24,9 @@ DEPTH_KEYS = ("depth_model", "depth_input_size", "depth_dtype", "depth_kind")
 SPLIT_KEYS = ("validation_backgrounds", "validation_foregrounds", "depth_bits", "objects", "placements", "rows",
               "validation_rows")
 DEFAULT_PLACEMENTS = 20
-# in the manifest only with --placement-mode ground
+# in the manifest only with a placement rule that stands cut-outs on the ground (ground, physical) ...
 GROUND_KEYS = ("placement_mode", "bg_depth_kind")
+PHYSICAL_KEYS = ("focal_px",)  # ... and only with --placement-mode physical
 BLEND_MODES = ("alpha", "hard", "feather", "motion")
 # --augment presets: each part's range (0 / "alpha" = off). A part given explicitly overrides its preset value.
 AUGMENT_PRESETS = {
@@ -101,11 +103,17 @@ class ContentSettings:
     fg_jitter: float | None = _option(None, "foreground colour jitter, as --bg-jitter")
     harmonize: float | None = _option(None, "luminance harmonisation: strength uniform in [0, this] (0..1) "
                                             "toward the background's mean luma under the cut-out")
-    placement_mode: str = _option("uniform", "where cut-outs go: uniform (anywhere, any size in the scale range) or "
+    placement_mode: str = _option("uniform", "where cut-outs go: uniform (anywhere, any size in the scale range), "
                                              "ground (standing on the background's ground, sized by its depth, "
-                                             "hidden by nearer scenery)", choices=PLACEMENT_MODES)
+                                             "hidden by nearer scenery) or physical (as ground, at its real size: "
+                                             "needs --focal-px, --fg-heights and metric depth)",
+                                  choices=PLACEMENT_MODES)
     bg_depth_kind: str = _option("disparity", "what --bg-depth-dir maps hold: disparity (larger = nearer) or depth "
-                                              "(distance; 0 = unknown)", choices=("disparity", "depth"))
+                                              "(distance; 0 = unknown; in metres for --placement-mode physical)",
+                                 choices=("disparity", "depth"))
+    focal_px: float | None = _option(None, "--placement-mode physical: the focal length of the original background "
+                                           "images, in their pixels (the centre crop and resize to R are accounted "
+                                           "for)")
     objects: str = _option("1", "cut-outs per composite: N, or A-B (drawn per row); the row's own cut-out is the "
                                 f"first, the others come from its split's cut-outs (at most {MAX_OBJECTS})")
 
@@ -153,6 +161,10 @@ class ContentSettings:
             problems.append(f"--placement-mode {self.placement_mode!r}: use one of {', '.join(PLACEMENT_MODES)}")
         if self.bg_depth_kind not in ("disparity", "depth"):
             problems.append(f"--bg-depth-kind {self.bg_depth_kind!r}: use disparity or depth")
+        if self.focal_px is not None and self.placement_mode != "physical":
+            problems.append("--focal-px is used by --placement-mode physical only: add it, or drop --focal-px")
+        elif self.focal_px is not None and not (math.isfinite(self.focal_px) and self.focal_px > 0):
+            problems.append(f"--focal-px {self.focal_px}: give the focal length as a positive number of pixels")
         if self.depth_bits not in DEPTH_BITS:
             problems.append(f"--depth-bits {self.depth_bits}: use " + " or ".join(map(str, DEPTH_BITS)))
         return problems + self.augment_problems() + self.objects_problems() + self.rows_problems()
@@ -283,7 +295,8 @@ class ContentSettings:
                 and (f.name != "depth_kind" or self.depth_kind == METRIC.name)
                 and (f.name not in SPLIT_KEYS or getattr(self, f.name) != f.default)
                 and (self.with_augment or f.name not in ("augment", *AUGMENT_KEYS))
-                and (self.with_ground or f.name not in GROUND_KEYS)}
+                and (self.with_ground or f.name not in GROUND_KEYS)
+                and (self.placement_mode == "physical" or f.name not in PHYSICAL_KEYS)}
 
     @classmethod
     def from_json(cls, data: dict) -> "ContentSettings":
@@ -311,6 +324,8 @@ class RunOptions:
     demo: bool = _option(False, "use small procedural backgrounds and cut-outs generated in code")
     bg_depth_dir: Path | None = _option(None, "--placement-mode ground: one depth map per background with its file "
                                               "stem (16-bit PNG or .npy float array); default: the depth model's")
+    fg_heights: Path | None = _option(None, "--placement-mode physical: a CSV of lines name,height_m: each cut-out's "
+                                            "real height in metres, by its file stem or its category")
     batch_size: int | str = _option("auto", "samples per depth-model batch: a number, or auto (256 on CUDA, 32 "
                                             "elsewhere)", parse=_count_or_auto)
     workers: int | str = _option("auto", "CPU worker processes per rank (render, encode, statistics): a number, "
@@ -437,17 +452,43 @@ class GenerateConfig:
 
 
 def ground_problems(content: ContentSettings, run: RunOptions) -> list[str]:
-    """Where ground placement gets its depth: --bg-depth-dir, the demo's own, or the run's depth model."""
+    """Where a standing rule gets its depth: --bg-depth-dir, the demo's own, or the run's depth model; and what
+    physical placement needs besides."""
+    if content.placement_mode == "physical":
+        return physical_problems(content, run)
+    heights = (["--fg-heights is used by --placement-mode physical only: add it, or drop --fg-heights"]
+               if run.fg_heights is not None else [])
     if not content.with_ground:
-        if run.bg_depth_dir is not None or content.bg_depth_kind != "disparity":
-            return ["--bg-depth-dir / --bg-depth-kind are used by --placement-mode ground only: add it, or drop them"]
-        return []
+        return heights + (["--bg-depth-dir / --bg-depth-kind are used by --placement-mode ground or physical only: "
+                           "add one, or drop them"]
+                          if run.bg_depth_dir is not None or content.bg_depth_kind != "disparity" else [])
+    if heights:
+        return heights
     if content.no_depth and run.bg_depth_dir is None and not run.demo:
         return ["--placement-mode ground needs the backgrounds' depth: pass --bg-depth-dir DIR (one map per "
                 "background), or drop --no-depth so the depth model provides it"]
     if content.bg_depth_kind != "disparity" and run.bg_depth_dir is None:
         return ["--bg-depth-kind describes the maps of --bg-depth-dir: pass --bg-depth-dir too, or drop it"]
     return []
+
+
+def physical_problems(content: ContentSettings, run: RunOptions) -> list[str]:
+    """--placement-mode physical: a focal length, the cut-outs' heights and metric depth, every missing one named."""
+    problems = []
+    if content.focal_px is None:
+        problems.append("--placement-mode physical needs the focal length of the original background images: pass "
+                        "--focal-px F (pixels; from EXIF: focal length in mm / sensor width in mm * image width in px)")
+    if run.fg_heights is None:
+        problems.append("--placement-mode physical needs each cut-out's real height: pass --fg-heights FILE.csv "
+                        "(lines name,height_m; name = a cut-out's file stem or a category)")
+    if run.demo:
+        problems.append("--placement-mode physical needs metric depth, and the demo's maps are relative: use "
+                        "--bg-dir/--fg-dir with --bg-depth-dir DIR --bg-depth-kind depth (maps in metres)")
+    elif run.bg_depth_dir is None or content.bg_depth_kind != "depth":
+        problems.append("--placement-mode physical needs metric depth: pass --bg-depth-dir DIR (one map per "
+                        "background, in metres) with --bg-depth-kind depth; a depth model's stored depth is "
+                        "relative")
+    return problems
 
 
 def library_versions() -> dict:
@@ -500,6 +541,23 @@ def column_groups(settings: ContentSettings, categories: bool = False, coco: boo
 
 
 @dataclasses.dataclass(frozen=True)
+class PhysicalInputs:
+    """--placement-mode physical: what the sizes come from besides the depth and --focal-px, recorded in the manifest
+    (verify has only the stored crops and cut-outs): each background's original (width, height), which gives its
+    focal length at R, and each cut-out's real height in metres, in input order."""
+
+    bg_sizes: tuple[tuple[int, int], ...]
+    fg_heights_m: tuple[float, ...]
+
+    def to_json(self) -> dict:
+        return {"bg_sizes": [list(size) for size in self.bg_sizes], "fg_heights_m": list(self.fg_heights_m)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PhysicalInputs":
+        return cls(tuple(tuple(size) for size in data["bg_sizes"]), tuple(data["fg_heights_m"]))
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelRecord:
     id: str
     revision: str
@@ -519,6 +577,7 @@ class Manifest:
     held_out: dict | None = None  # {"backgrounds": [names], "foregrounds": [names]} when a validation split exists
     bg_depths: tuple[InputRecord, ...] | None = None  # ground placement's depth maps, when not the model's
     source: dict | None = None  # where the cut-outs came from, when not an RGBA folder (builder.rows.sources)
+    physical: PhysicalInputs | None = None  # --placement-mode physical's sizes and heights
 
     @property
     def bg_names(self) -> list[str]:
@@ -545,7 +604,8 @@ class Manifest:
                 "inputs": {"backgrounds": [f.to_json() for f in self.backgrounds],
                            "foregrounds": [f.to_json() for f in self.foregrounds],
                            **({"bg_depths": [f.to_json() for f in self.bg_depths]}
-                              if self.bg_depths is not None else {})},
+                              if self.bg_depths is not None else {}),
+                           **({"physical": self.physical.to_json()} if self.physical is not None else {})},
                 "model": dataclasses.asdict(self.model) if self.model else None, "versions": self.versions}
         data = {**data, "held_out": self.held_out} if self.held_out else data
         return {**data, "source": self.source} if self.source else data
@@ -562,7 +622,8 @@ class Manifest:
                    ModelRecord(**data["model"]) if data.get("model") else None, data["versions"], data["format"],
                    data.get("held_out"),
                    tuple(InputRecord.from_json(f) for f in inputs["bg_depths"]) if "bg_depths" in inputs else None,
-                   data.get("source"))
+                   data.get("source"),
+                   PhysicalInputs.from_json(inputs["physical"]) if "physical" in inputs else None)
 
     def differences(self, other: "Manifest") -> list[str]:
         """Top-level parts that differ, library versions aside (a rerun after an upgrade may resume)."""

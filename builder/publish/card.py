@@ -243,28 +243,37 @@ def placement_counts(store: OutputStore, tasks: list[ShardTask], mode: str) -> d
 
 
 def ground_lines(settings, stats: dict) -> list[str]:
-    """What `--placement-mode ground` did; nothing in uniform mode (the card stays as it was)."""
+    """What a standing placement rule (`--placement-mode ground` or `physical`) did; nothing in uniform mode (the card
+    stays as it was)."""
     if not settings.with_ground:
         return []
-    counts, g = stats.get("placement", {}), geometry
+    counts, g, mode = stats.get("placement", {}), geometry, settings.placement_mode
+    physical = mode == "physical"
+    size = (f"`scale` follows physics: the cut-out's opaque part (alpha >= {settings.mask_threshold}) is f_R * "
+            "`height_m` / Z_foot pixels tall, with `height_m` its real height (`--fg-heights`), Z_foot the metric "
+            f"depth at the foot in metres and f_R = {settings.focal_px:g} px (`--focal-px`) * R / the original "
+            "background's shorter side (manifest.json `inputs.physical`); feet where that size falls outside "
+            f"[{settings.scale_min}, {settings.scale_max}] are never drawn" if physical else
+            f"`scale` maps the background's ground disparity range (percentiles {g.SPAN_PERCENTILES[0]:g}-"
+            f"{g.SPAN_PERCENTILES[1]:g}) linearly onto [{settings.scale_min}, {settings.scale_max}]: the nearest "
+            "ground gets the largest size")
     return [
-        "- placement: `--placement-mode ground`: each cut-out stands on the background's ground, from the "
+        f"- placement: `--placement-mode {mode}`: each cut-out stands on the background's ground, from the "
         "background's disparity map (the depth model's map as stored in `backgrounds`, or the maps given with "
         "`--bg-depth-dir`, whose hashes are in manifest.json). Ground is where disparity rises steadily downward "
         f"(over {g.window(settings.resolution)} rows above and below, by more than {g.MIN_SLOPE} of the map's span "
         f"per R rows on both sides, the two rises within a factor {g.STEADY_RATIO:g}): floors, not sky, walls or "
         "the front faces of objects",
         "  - the foot (`foot_x`, `foot_y`, the cut-out's bottom centre) is drawn uniformly from the ground pixels "
-        "where the cut-out fits the frame, with `numpy.random.default_rng([seed, i, 2])`; `scale` maps the "
-        f"background's ground disparity range (percentiles {g.SPAN_PERCENTILES[0]:g}-{g.SPAN_PERCENTILES[1]:g}) "
-        f"linearly onto [{settings.scale_min}, {settings.scale_max}]: the nearest ground gets the largest size",
+        f"where the cut-out fits the frame, with `numpy.random.default_rng([seed, i, 2])`; {size}",
         f"  - occlusion: background pixels nearer than the foot by more than {g.OCCLUSION_MARGIN:g} of the map's "
         "span hide the cut-out; `mask` is the visible part, `amodal_mask` the whole footprint, `occlusion` = 1 - "
         f"visible / footprint area; a cut-out less than {g.MIN_VISIBLE:.0%} visible is redrawn (at most "
         f"{g.MAX_TRIES} draws, the most visible kept)",
-        f"  - backgrounds with less than {g.MIN_GROUND_FRACTION:.0%} ground place their rows uniformly "
-        "(`placement_mode` = uniform, nothing hidden): "
-        f"{counts.get('ground', 0):,} rows on ground, {counts.get('uniform', 0):,} uniform; "
+        f"  - backgrounds with less than {g.MIN_GROUND_FRACTION:.0%} ground "
+        + ("(and cut-outs with no foot in the scale range) " if physical else "")
+        + "place their rows uniformly (`placement_mode` = uniform, nothing hidden): "
+        f"{counts.get(mode, 0):,} rows on ground, {counts.get('uniform', 0):,} uniform; "
         f"{counts.get('occluded', 0):,} rows partly hidden, mean occlusion {counts.get('mean_occlusion', 0):.3f}",
     ]
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
+import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from builder.contract.errors import UsageError
-from builder.contract.settings import ContentSettings, InputRecord, RunOptions, with_categories
+from builder.contract.settings import ContentSettings, InputRecord, PhysicalInputs, RunOptions, with_categories
 from builder.rows.demo import demo_files, demo_ground_files
-from builder.rows.files import InputFile, open_image, read_folder, to_8bit
+from builder.rows.files import InputFile, open_image, oriented_size, read_folder, to_8bit
 from builder.rows.sources import Cutout, Listing, decode_cutouts, list_cutouts
 
 
@@ -27,6 +31,7 @@ class Inputs:
     source: dict | None = None
     bg_depths: list[np.ndarray] | None = None  # ground placement's disparity maps (R x R float32, NaN unknown)
     bg_depth_files: list[InputFile] | None = None  # the files they came from (their hashes go into the manifest)
+    physical: PhysicalInputs | None = None  # --placement-mode physical: original sizes and real heights
 
     @staticmethod
     def records(files: list[InputFile]) -> list[InputRecord]:
@@ -66,6 +71,56 @@ def _note_duplicates(files: list[InputFile], role: str, notes: list[str]) -> Non
         first_name.setdefault(file.sha256, file.name)
 
 
+def height_keys(cutout: Cutout) -> tuple[str, ...]:
+    """The names under which --fg-heights may give a cut-out's height, the first found wins: its file stem, then
+    its category."""
+    return (Path(cutout.name).stem, *([cutout.category] if cutout.category is not None else []))
+
+
+def read_heights(path: Path, cutouts: list[Cutout], problems: list[str], notes: list[str]) -> tuple[float, ...]:
+    """--fg-heights: each cut-out's real height in metres, in cut-out order, from lines `name,height_m` (a header
+    line `name,height_m` may come first). A name is only ever compared with `height_keys`, never opened."""
+    try:
+        lines = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        problems.append(f"{path}: cannot read the heights file ({getattr(err, 'strerror', None) or err}); check "
+                        "--fg-heights, a UTF-8 CSV")
+        return ()
+    heights: dict[str, float] = {}
+    for number, line in enumerate(lines, start=1):
+        cells = [cell.strip() for cell in line]
+        if not any(cells) or (number == 1 and cells == ["name", "height_m"]):
+            continue
+        if problem := _height_line_problem(cells, heights):
+            problems.append(f"{path}: line {number}: {problem}")
+            continue
+        heights[cells[0]] = float(cells[1])
+    found = [next((heights[key] for key in height_keys(c) if key in heights), None) for c in cutouts]
+    if missing := [c.name for c, height in zip(cutouts, found) if height is None]:
+        problems.append(f"{path}: no height for {len(missing)} cut-out(s): {', '.join(missing[:10])}"
+                        f"{' ...' if len(missing) > 10 else ''}; add a line `stem,height_m` (or `category,height_m`) "
+                        "for each")
+    used = {key for c in cutouts for key in height_keys(c)}
+    notes += [f"{path}: {name!r} names no cut-out or category; ignored" for name in heights if name not in used]
+    return tuple(height for height in found if height is not None)
+
+
+def _height_line_problem(cells: list[str], heights: dict[str, float]) -> str | None:
+    if len(cells) != 2:
+        return f"{len(cells)} fields; write name,height_m"
+    name, value = cells
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        return f"name {name!r}: give a cut-out's file stem or a category (no folder, no path)"
+    if name in heights:
+        return f"{name!r} appears twice; keep one line"
+    try:
+        height = float(value)
+    except ValueError:
+        height = math.nan
+    return None if math.isfinite(height) and height > 0 else \
+        f"height_m {value!r} of {name!r}: give a positive number of metres"
+
+
 def list_foregrounds(content: ContentSettings, run: RunOptions, problems: list[str], notes: list[str]) -> Listing:
     """The run's cut-outs as listed, nothing decoded: the demo's, or its source's (builder.rows.sources)."""
     if run.demo:
@@ -87,6 +142,9 @@ def load_inputs(content: ContentSettings, run: RunOptions) -> Inputs:
     _note_duplicates(bg_files, "background", notes)
     if listing.source is None or listing.source["kind"] != "coco":  # a COCO image holds many instances
         _note_duplicates([c.file for c in listing.cutouts], "foreground", notes)
+    physical = content.placement_mode == "physical"
+    heights = read_heights(run.fg_heights, listing.cutouts, problems, notes) if physical else ()
     if problems:
         raise UsageError(problems, notes)
-    return Inputs(backgrounds, foregrounds, bg_files, listing.cutouts, notes, listing.source)
+    return Inputs(backgrounds, foregrounds, bg_files, listing.cutouts, notes, listing.source,
+                  physical=PhysicalInputs(tuple(oriented_size(f) for f in bg_files), heights) if physical else None)

@@ -3,16 +3,17 @@
 verify all place through it, and differ only in where its inputs come from (`PlacementInputs`: the decoded input
 files, or a dataset's stored copies).
 
-A standing rule stands the cut-out on the background's ground, at the size its size law (`StandingRule.scales`)
-gives the foot. The foot is drawn uniformly, with `default_rng([seed, index, 2])` (a stream of its own; a scene's
-further objects: the scene's stream), from the ground pixels where the cut-out at that size fits the frame, and
-redrawn while nearer scenery leaves less than MIN_VISIBLE of it visible (at most MAX_TRIES draws, the most visible
-kept). Where no foot is feasible (or the background has too little ground) the cut-out is placed as the uniform rule
-places it, and says so (`mode` "uniform").
+A standing rule (ground, physical) stands the cut-out on the background's ground, at the size its size law
+(`StandingRule.size_law`) gives the foot. The foot is drawn uniformly, with `default_rng([seed, index, 2])` (a
+stream of its own; a scene's further objects: the scene's stream), from the ground pixels where the cut-out at that
+size fits the frame, and redrawn while nearer scenery leaves less than MIN_VISIBLE of it visible (at most MAX_TRIES
+draws, the most visible kept). Where no foot is feasible (or the background has too little ground) the cut-out is
+placed as the uniform rule places it, and says so (`mode` "uniform").
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -20,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from builder.contract.plan import Placement, draw_placement, placed_size
-from builder.contract.settings import ContentSettings
+from builder.contract.settings import ContentSettings, PhysicalInputs
 from builder.rows.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, feasible_feet, foot_box, foot_of,
                                    ground_scale, nearer_scenery, visible_fraction)
 
@@ -47,12 +48,13 @@ class Placed:
 
 @dataclasses.dataclass(frozen=True)
 class PlacementInputs:
-    """What rules place by: the cut-outs by id (h x w x 4, as the row uses them) and each at a placement, and each
-    background's ground (standing rules)."""
+    """What rules place by: the cut-outs by id (h x w x 4, as the row uses them) and each at a placement, each
+    background's ground (standing rules), and the backgrounds' sizes and cut-outs' heights (physical)."""
 
     foregrounds: Mapping[int, np.ndarray] | Sequence[np.ndarray]
     cutout_at: CutoutAt
     ground_of: Callable[[int], BackgroundGround] | None = None
+    physical: PhysicalInputs | None = None
 
 
 class PlacementRule(Protocol):
@@ -81,7 +83,7 @@ class UniformRule:
                                      s.scale_min, s.scale_max, rng=rng), UNIFORM)
 
 
-class StandingRule:
+class StandingRule(abc.ABC):
     """A rule that stands cut-outs on the ground (see the module's docstring); a subclass gives its size law."""
 
     mode: str
@@ -96,10 +98,10 @@ class StandingRule:
     def ground(self, bg_id: int) -> BackgroundGround:
         return self.inputs.ground_of(bg_id)
 
+    @abc.abstractmethod
     def size_law(self, bg_id: int, fg_id: int) -> np.ndarray:
         """R x R float32: the scale (longer side / R) the cut-out takes with its foot at each pixel; NaN where
         none."""
-        raise NotImplementedError
 
     def fields(self, fg_id: int, foot: tuple[int, int]) -> dict:
         """The placed fields of a cut-out standing (or, a fallback, with its box's bottom centre) at `foot`."""
@@ -161,7 +163,80 @@ class GroundRule(StandingRule):
         return ground_scale(ground.disparity, ground.low, ground.high, s.scale_min, s.scale_max)
 
 
-RULES = {rule.mode: rule for rule in (UniformRule, GroundRule)}  # --placement-mode -> its rule
+def focal_at(focal_px: float, bg_size: tuple[int, int], resolution: int) -> float:
+    """f_R: the focal length in pixels at R of a background `bg_size` (width, height) pixels large with focal length
+    `focal_px`: it is centre-cropped to its shorter side, which is then resized to R."""
+    return focal_px * resolution / min(bg_size)
+
+
+def opaque_rows(opaque: np.ndarray) -> int:
+    """Rows from the first to the last that hold an opaque pixel (`opaque`: bool, alpha >= the mask threshold): the
+    height of a cut-out's opaque part."""
+    rows = np.flatnonzero(opaque.any(axis=1))
+    return int(rows[-1] - rows[0] + 1) if rows.size else 0
+
+
+NEAREST_FIRST = np.array([0, -1, 1, -2, 2])  # longer sides tried around the ideal one, in order of preference
+
+
+class PhysicalRule(StandingRule):
+    """`physical`: the cut-out's opaque part stands f_R * H / Z_foot pixels tall: f_R the background's focal length
+    at R (`focal_at`), H the cut-out's real height in metres, Z_foot the metric depth at the foot (the map's
+    disparity is in 1/metres). The ideal size follows from the cut-out's opaque rows; feet where it falls outside
+    the scale range are never drawn, like feet where the cut-out does not fit the frame. Of the whole longer sides
+    next to the ideal one, the one whose resized opaque part comes nearest f_R * H / Z_foot is taken: resizing thins
+    a cut-out's soft or pointed ends by a pixel or two, which at small sizes is more than rounding alone."""
+
+    mode, sized_by = "physical", "f_R * height_m / Z_foot"
+
+    def __init__(self, settings: ContentSettings, inputs: PlacementInputs):
+        super().__init__(settings, inputs)
+        self._opaque: dict[int, np.ndarray] = {}
+
+    def height_m(self, fg_id: int) -> float:
+        """The cut-out's height as its rows store it (float32), which its size follows."""
+        return float(np.float32(self.inputs.physical.fg_heights_m[fg_id]))
+
+    def longer_sides(self) -> np.ndarray:
+        """The whole longer sides, in pixels, of the scale range."""
+        s = self.settings
+        return np.arange(max(1, round(s.scale_min * s.resolution)), round(s.scale_max * s.resolution) + 1)
+
+    def opaque_heights(self, fg_id: int) -> np.ndarray:
+        """The cut-out's opaque rows resized to each of `longer_sides` (kept per cut-out)."""
+        found = self._opaque.get(fg_id)
+        if found is None:
+            s, shape = self.settings, self.inputs.foregrounds[fg_id].shape[:2]
+            found = np.zeros(len(self.longer_sides()), dtype=np.float64)
+            for k, side in enumerate(self.longer_sides()):
+                scale = float(np.float32(side / s.resolution))
+                height, width = placed_size(scale, *shape, s.resolution)
+                alpha = self.inputs.cutout_at(fg_id, 0, Placement(0, 0, scale, width, height))[..., 3]
+                found[k] = opaque_rows(alpha >= s.mask_threshold)
+            self._opaque[fg_id] = found
+        return found
+
+    def size_law(self, bg_id: int, fg_id: int) -> np.ndarray:
+        s, ground, foreground = self.settings, self.ground(bg_id), self.inputs.foregrounds[fg_id]
+        focal = focal_at(s.focal_px, self.inputs.physical.bg_sizes[bg_id], s.resolution)
+        target = (focal * self.height_m(fg_id) * ground.disparity).ravel()  # f_R * H / Z px, NaN where unknown
+        ideal = target * max(foreground.shape[:2]) / opaque_rows(foreground[..., 3] >= s.mask_threshold)
+        with np.errstate(invalid="ignore"):
+            feet = np.flatnonzero(ground.ground.ravel() & (ideal >= s.scale_min * s.resolution)
+                                  & (ideal <= s.scale_max * s.resolution))
+        sides = self.longer_sides()
+        tried = np.clip(np.rint(ideal[feet])[:, None] + NEAREST_FIRST, sides[0], sides[-1]).astype(np.int64)
+        misses = np.abs(self.opaque_heights(fg_id)[tried - sides[0]] - target[feet][:, None])
+        chosen = tried[np.arange(feet.size), misses.argmin(axis=1)]
+        scales = np.full(target.size, np.nan, dtype=np.float32)
+        scales[feet] = (chosen / s.resolution).astype(np.float32)
+        return scales.reshape(ground.disparity.shape)
+
+    def fields(self, fg_id: int, foot: tuple[int, int]) -> dict:
+        return {**super().fields(fg_id, foot), "height_m": self.height_m(fg_id)}
+
+
+RULES = {rule.mode: rule for rule in (UniformRule, GroundRule, PhysicalRule)}  # --placement-mode -> its rule
 
 
 def placement_rule(settings: ContentSettings, inputs: PlacementInputs) -> PlacementRule:

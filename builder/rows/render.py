@@ -68,7 +68,7 @@ class RenderContext:
     def rule(self) -> PlacementRule:
         """The placement rule, over the decoded cut-outs and the backgrounds' ground."""
         return placement_rule(self.settings, PlacementInputs(self.inputs.foregrounds, self.foreground_cache.placed,
-                                                             self.background_ground))
+                                                             self.background_ground, self.inputs.physical))
 
 
 def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:

@@ -74,7 +74,7 @@ class Job:
         depths = tuple(inputs.records(inputs.bg_depth_files)) if inputs.bg_depth_files is not None else None
         return Manifest(self.settings, tuple(inputs.records(inputs.bg_files)),
                         tuple(cutout.record() for cutout in inputs.cutouts), model, library_versions(), held_out=held,
-                        bg_depths=depths, source=inputs.source)
+                        bg_depths=depths, source=inputs.source, physical=inputs.physical)
 
     def render(self, task: ShardTask, pool: WorkerPool, feed: DepthFeed | None = None
                ) -> Iterator[tuple[pa.RecordBatch, dict[str, ImageStats]]]:

@@ -56,7 +56,8 @@ class Reference:
         def cutout_at(fg_id: int, flip: int, placement: Placement) -> np.ndarray:
             return placed_foreground(self.foregrounds[fg_id], bool(flip), placement)
 
-        return placement_rule(self.settings, PlacementInputs(self.foregrounds, cutout_at, self.grounds.__getitem__))
+        return placement_rule(self.settings, PlacementInputs(self.foregrounds, cutout_at, self.grounds.__getitem__,
+                                                             self.manifest.physical))
 
 
 @dataclasses.dataclass

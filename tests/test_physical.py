@@ -1,0 +1,178 @@
+"""`--placement-mode physical` end to end on procedural scenes whose metric depth and focal length are known: the
+opaque height of every placed cut-out against f_R * H / Z_foot at two resolutions, the fallback of a cut-out too
+large for the scale range, verify (and tampered rows), the round trip through `datasets.load_dataset`, and the
+missing inputs that exit 2."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
+
+from builder.contract.errors import UsageError
+from builder.contract.settings import GenerateConfig
+from builder.rows.assets import load_inputs, read_heights
+from builder.rows.demo import DEMO_BACKGROUNDS, demo_files, ground_scene
+from builder.rows.files import InputFile
+from builder.rows.sources import Cutout
+from builder.verify.runner import verify
+from tests.conftest import Generation, read_config, run_generate, run_generate_together, write_tampered_copy
+
+FOCAL_PX = 400.0  # of the original backgrounds, whose shorter side is 320 px
+NEAREST_M = 2.0  # the floor's bottom row is this far: depth = NEAREST_M / the demo's floor disparity
+HEIGHTS = {"demo_fg_00": 0.5, "demo_fg_01": 0.3, "demo_fg_02": 1.0, "giant": 50.0}  # giant: never in range
+RESOLUTIONS = (64, 128)
+PAD = (((0, 0), (80, 80)), ((40, 40), (0, 0)))  # landscape 480 x 320 and portrait 320 x 400: centre crops
+
+
+def write_scenes(root):
+    """The demo's ground scenes widened or heightened (the centre crop gives them back), with depth in metres
+    (sky: 0, unknown), the demo's cut-outs plus a copy called giant, and their heights."""
+    bg_dir, fg_dir, depth_dir = root / "bg", root / "fg", root / "depth"
+    for folder in (bg_dir, fg_dir, depth_dir):
+        folder.mkdir(parents=True)
+    for i in range(DEMO_BACKGROUNDS):
+        image, disparity, _ = ground_scene(i)
+        depth = np.where(disparity > 0, NEAREST_M / np.maximum(disparity, 1e-9), 0.0)
+        pad = PAD[i % 2]
+        Image.fromarray(np.pad(np.asarray(image), (*pad, (0, 0)), mode="edge")).save(bg_dir / f"scene_{i}.png")
+        np.save(depth_dir / f"scene_{i}.npy", np.pad(depth, pad, mode="edge"))
+    for name, data in demo_files()[1]:
+        (fg_dir / name).write_bytes(data)
+    (fg_dir / "giant.png").write_bytes(demo_files()[1][0][1])
+    heights = root / "heights.csv"
+    heights.write_text("name,height_m\n" + "".join(f"{name},{h}\n" for name, h in HEIGHTS.items()))
+    return bg_dir, fg_dir, depth_dir, heights
+
+
+def physical_args(inputs, *extra) -> list:
+    bg_dir, fg_dir, depth_dir, heights = inputs
+    return ["--bg-dir", bg_dir, "--fg-dir", fg_dir, "--bg-depth-dir", depth_dir, "--bg-depth-kind", "depth",
+            "--placement-mode", "physical", "--focal-px", FOCAL_PX, "--fg-heights", heights, "--no-depth",
+            "--placements", "2", "--scale-min", "0.1", "--scale-max", "0.9", *extra]
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return write_scenes(tmp_path_factory.mktemp("physical-in"))
+
+
+@pytest.fixture(scope="module")
+def runs(scenes, tmp_path_factory) -> dict:
+    """One run per resolution, side by side."""
+    base = tmp_path_factory.mktemp("physical")
+    outs = {r: base / f"r{r}" for r in RESOLUTIONS}
+    run_generate_together(*[Generation(out, *physical_args(scenes, "--resolution", r)) for r, out in outs.items()])
+    return outs
+
+
+def expected_height(row: dict, depth: np.ndarray, resolution: int) -> float:
+    """f_R * H / Z_foot from the scene's own numbers: Z at the foot sampled (nearest) from the original map, f_R for
+    its centre crop to the shorter side, resized to R."""
+    height, width = depth.shape
+    side = min(height, width)
+    y = int((height - side) / 2 + (row["foot_y"] + 0.5) * side / resolution)
+    x = int((width - side) / 2 + (row["foot_x"] + 0.5) * side / resolution)
+    return FOCAL_PX * resolution / side * row["height_m"] / depth[y, x]
+
+
+def opaque_height(row: dict) -> int:
+    rows = np.flatnonzero(np.asarray(Image.open(io.BytesIO(row["amodal_mask"]["bytes"]))).any(axis=1))
+    return int(rows[-1] - rows[0] + 1)
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+def test_opaque_height_is_focal_times_height_over_depth(runs, scenes, resolution):
+    samples = read_config(runs[resolution], "default").to_pylist()
+    depths = [np.load(scenes[2] / f"scene_{i}.npy") for i in range(DEMO_BACKGROUNDS)]
+    placed = [row for row in samples if row["placement_mode"] == "physical"]
+    assert len(placed) == 3 * DEMO_BACKGROUNDS * 2 * 2  # every row but the giant's
+    for row in placed:
+        expected, measured = expected_height(row, depths[row["bg_id"]], resolution), opaque_height(row)
+        assert abs(measured - expected) <= 1 or abs(measured - expected) <= 0.03 * expected, (row["sample_id"],
+                                                                                              measured, expected)
+
+
+def test_a_cut_out_too_large_for_the_scale_range_falls_back_and_says_so(runs):
+    samples = read_config(runs[64], "default").to_pylist()
+    giant = {row["fg_id"] for row in samples if row["height_m"] == HEIGHTS["giant"]}
+    assert len(giant) == 1
+    assert {row["placement_mode"] for row in samples if row["fg_id"] in giant} == {"uniform"}
+    counts = json.loads((runs[64] / "stats.json").read_text())["placement"]
+    assert (counts["physical"], counts["uniform"]) == (48, 16)
+    assert "16 uniform" in (runs[64] / "README.md").read_text()
+
+
+def test_verify_rederives_the_size_and_names_tampered_rows(runs, scenes, tmp_path):
+    out = runs[64]
+    assert verify(out, bg_depth_dir=scenes[2]).ok
+    table = read_config(out, "default")
+    samples = table.to_pylist()
+    samples[2]["height_m"] *= 1.5
+    samples[5]["scale"] *= 1.1
+    tampered = write_tampered_copy(out, tmp_path / "tampered", samples, table.schema)
+    problems = "\n".join(verify(tampered, bg_depth_dir=scenes[2]).problems)
+    assert "sample_id 2: (foot_x, foot_y, height_m, placement_mode)" in problems
+    assert "sample_id 5: scale" in problems and "does not follow f_R * height_m / Z_foot" in problems
+
+
+def test_round_trip_with_load_dataset(runs):
+    loaded = datasets.load_dataset(str(runs[128]), "default", split="train")
+    assert loaded.features["height_m"] == datasets.Value("float32")
+    assert {"foot_x", "foot_y", "amodal_mask", "occlusion"} <= set(loaded.features)
+    names = [f["name"] for f in json.loads((runs[128] / "manifest.json").read_text())["inputs"]["foregrounds"]]
+    for row in loaded:
+        assert row["height_m"] == pytest.approx(HEIGHTS[names[row["fg_id"]].removesuffix(".png")])
+
+
+def test_missing_focal_length_heights_and_metric_depth_are_named_at_once(tmp_path, scenes):
+    bg_dir, fg_dir, depth_dir, _ = scenes
+    with pytest.raises(UsageError) as err:
+        GenerateConfig.from_kwargs(bg_dir=bg_dir, fg_dir=fg_dir, bg_depth_dir=depth_dir, placement_mode="physical")
+    text = "\n".join(err.value.problems)
+    assert "pass --focal-px F" in text and "pass --fg-heights FILE.csv" in text
+    assert "needs metric depth: pass --bg-depth-dir DIR (one map per background, in metres) with --bg-depth-kind " \
+           "depth" in text
+    with pytest.raises(UsageError) as err:
+        GenerateConfig.from_kwargs(demo=True, placement_mode="physical", focal_px=300.0, fg_heights=tmp_path / "h")
+    assert "the demo's maps are relative" in "\n".join(err.value.problems)
+    with pytest.raises(UsageError) as err:
+        GenerateConfig.from_kwargs(demo=True, placement_mode="ground", focal_px=300.0, fg_heights=tmp_path / "h")
+    assert any("--focal-px is used by --placement-mode physical only" in p for p in err.value.problems)
+
+
+def test_heights_file_problems_name_the_line_and_the_cut_out(tmp_path, scenes):
+    heights = tmp_path / "heights.csv"
+    heights.write_text("demo_fg_00,0.5\n../demo_fg_01,0.3\ndemo_fg_02,tall\ndemo_fg_00,0.4\nnot_a_cut_out,2\n")
+    bg_dir, fg_dir, depth_dir, _ = scenes
+    config = GenerateConfig.from_kwargs(bg_dir=bg_dir, fg_dir=fg_dir, bg_depth_dir=depth_dir, bg_depth_kind="depth",
+                                        placement_mode="physical", focal_px=FOCAL_PX, fg_heights=heights)
+    with pytest.raises(UsageError) as err:
+        load_inputs(config.content, config.run)
+    text = "\n".join(err.value.problems)
+    assert f"{heights}: line 2: name '../demo_fg_01': give a cut-out's file stem" in text
+    assert f"{heights}: line 3: height_m 'tall' of 'demo_fg_02': give a positive number of metres" in text
+    assert f"{heights}: line 4: 'demo_fg_00' appears twice" in text
+    assert f"{heights}: no height for 3 cut-out(s): demo_fg_01.png, demo_fg_02.png, giant.png" in text
+    assert "'not_a_cut_out' names no cut-out or category; ignored" in "\n".join(err.value.warnings)
+
+
+def test_a_height_by_the_stem_first_then_by_the_category(tmp_path):
+    named = (("person/anna.png", "person"), ("person/bob.png", "person"), ("cat/tom.png", "cat"))
+    cutouts = [Cutout(name, InputFile(name.split("/")[1], b""), category) for name, category in named]
+    heights, problems = tmp_path / "heights.csv", []
+    heights.write_text("person,1.7\nbob,1.9\ncat,0.3\n")
+    assert read_heights(heights, cutouts, problems, []) == (1.7, 1.9, 0.3) and not problems
+
+
+def test_missing_height_exits_2_before_writing(tmp_path, scenes):
+    heights = tmp_path / "heights.csv"
+    heights.write_text("demo_fg_00,0.5\n")
+    out = tmp_path / "out"
+    done = run_generate(out, *physical_args((*scenes[:3], heights), "--resolution", 64), check=False)
+    assert done.returncode == 2 and not out.exists(), done.stderr[-2000:]
+    assert "no height for 3 cut-out(s)" in done.stderr
