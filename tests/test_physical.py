@@ -135,14 +135,53 @@ def test_missing_focal_length_heights_and_metric_depth_are_named_at_once(tmp_pat
         GenerateConfig.from_kwargs(bg_dir=bg_dir, fg_dir=fg_dir, bg_depth_dir=depth_dir, placement_mode="physical")
     text = "\n".join(err.value.problems)
     assert "pass --focal-px F" in text and "pass --fg-heights FILE.csv" in text
-    assert "needs metric depth: pass --bg-depth-dir DIR (one map per background, in metres) with --bg-depth-kind " \
-           "depth" in text
-    with pytest.raises(UsageError) as err:
-        GenerateConfig.from_kwargs(demo=True, placement_mode="physical", focal_px=300.0, fg_heights=tmp_path / "h")
-    assert "the demo's maps are relative" in "\n".join(err.value.problems)
+    assert "needs metric depth: --bg-depth-dir maps hold disparity; give maps in metres with --bg-depth-kind depth" \
+        in text
+    for extra, says in (({"demo": True}, "the demo's maps are relative"),
+                        ({"bg_dir": bg_dir, "fg_dir": fg_dir, "no_depth": True},
+                         "metric depth model (drop --no-depth)"),
+                        ({"bg_dir": bg_dir, "fg_dir": fg_dir, "depth_kind": "relative"},
+                         "--depth-kind relative says the model's is not")):
+        with pytest.raises(UsageError) as err:
+            GenerateConfig.from_kwargs(placement_mode="physical", focal_px=300.0, fg_heights=tmp_path / "h", **extra)
+        assert says in "\n".join(err.value.problems)
     with pytest.raises(UsageError) as err:
         GenerateConfig.from_kwargs(demo=True, placement_mode="ground", focal_px=300.0, fg_heights=tmp_path / "h")
     assert any("--focal-px is used by --placement-mode physical only" in p for p in err.value.problems)
+
+
+def test_a_metric_models_stored_depth_gives_the_size(tmp_path, scenes):
+    """Without --bg-depth-dir a metric depth model's stored background depth (decoded to metres) is Z; a relative
+    model is refused once loaded, before anything is written. Models: tiny random Depth Anything twins
+    (builder.testing.random_families)."""
+    import torch
+
+    from builder.publish import card
+    from builder.run.launch import generate
+    from builder.run.pipeline import load_job
+    from builder.testing.random_families import save_metric_twin, save_random_family_model
+
+    relative = save_random_family_model(tmp_path / "relative", "depth_anything")
+    bg_dir, fg_dir, _, heights = scenes
+    common = dict(bg_dir=bg_dir, fg_dir=fg_dir, placement_mode="physical", focal_px=FOCAL_PX, fg_heights=heights,
+                  resolution=64, placements=2, depth_input_size=56, batch_size=8, workers=0, scale_min=0.1,
+                  scale_max=0.9)
+    with pytest.raises(UsageError, match="outputs relative-inverse depth: use a metric depth model"):
+        load_job(GenerateConfig.from_kwargs(depth_model=str(relative), **common), torch.device("cpu"))
+    out = tmp_path / "out"
+    generate(GenerateConfig.from_kwargs(output_dir=out, depth_model=str(save_metric_twin(relative, tmp_path / "m")),
+                                        **common), card)
+    metres = {}
+    for row in read_config(out, "backgrounds").to_pylist():  # raw = min + level / 65535 * (max - min)
+        levels = np.asarray(Image.open(io.BytesIO(row["depth"]["bytes"])), dtype=np.float64)
+        metres[row["bg_id"]] = row["depth_min"] + levels / 65535 * (row["depth_max"] - row["depth_min"])
+    placed = [row for row in read_config(out, "default").to_pylist() if row["placement_mode"] == "physical"]
+    assert len(placed) >= 12
+    for row in placed:
+        expected = FOCAL_PX * 64 / 320 * row["height_m"] / metres[row["bg_id"]][row["foot_y"], row["foot_x"]]
+        measured = opaque_height(row)
+        assert abs(measured - expected) <= 1 or abs(measured - expected) <= 0.03 * expected, (measured, expected)
+    assert verify(out).ok
 
 
 def test_heights_file_problems_name_the_line_and_the_cut_out(tmp_path, scenes):

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from builder.contract.cli import StrictParser
-from builder.contract.depth_kinds import DEPTH_KINDS, METRIC, DepthKind, depth_kind
+from builder.contract.depth_kinds import DEPTH_KINDS, METRIC, RELATIVE, DepthKind, depth_kind
 from builder.contract.depth_storage import DEPTH_BITS
 from builder.contract.errors import UsageError
 from builder.contract.plan import DRAW_STREAM, DrawnRows, SampleSpace, SplitPlan
@@ -481,14 +481,28 @@ def physical_problems(content: ContentSettings, run: RunOptions) -> list[str]:
     if run.fg_heights is None:
         problems.append("--placement-mode physical needs each cut-out's real height: pass --fg-heights FILE.csv "
                         "(lines name,height_m; name = a cut-out's file stem or a category)")
+    return problems + metric_depth_problems(content, run)
+
+
+def metric_depth_problems(content: ContentSettings, run: RunOptions) -> list[str]:
+    """Physical sizes need depth in metres: --bg-depth-dir maps of --bg-depth-kind depth, or the stored depth of a
+    metric depth model (a model of unknown kind is checked once it is loaded, builder.run.pipeline.load_job)."""
+    metric = "pass --bg-depth-dir DIR (one map per background, in metres) with --bg-depth-kind depth, or use a metric "
     if run.demo:
-        problems.append("--placement-mode physical needs metric depth, and the demo's maps are relative: use "
-                        "--bg-dir/--fg-dir with --bg-depth-dir DIR --bg-depth-kind depth (maps in metres)")
-    elif run.bg_depth_dir is None or content.bg_depth_kind != "depth":
-        problems.append("--placement-mode physical needs metric depth: pass --bg-depth-dir DIR (one map per "
-                        "background, in metres) with --bg-depth-kind depth; a depth model's stored depth is "
-                        "relative")
-    return problems
+        return ["--placement-mode physical needs metric depth, and the demo's maps are relative: use --bg-dir/--fg-dir "
+                "with --bg-depth-dir DIR --bg-depth-kind depth (maps in metres) or a metric depth model"]
+    if run.bg_depth_dir is not None:
+        return [] if content.bg_depth_kind == "depth" else [
+            "--placement-mode physical needs metric depth: --bg-depth-dir maps hold disparity; give maps in metres "
+            "with --bg-depth-kind depth"]
+    if content.bg_depth_kind != "disparity":
+        return ["--bg-depth-kind describes the maps of --bg-depth-dir: pass --bg-depth-dir too, or drop it"]
+    if content.no_depth:
+        return [f"--placement-mode physical needs metric depth: {metric}depth model (drop --no-depth)"]
+    if content.depth_kind == RELATIVE.name:
+        return [f"--placement-mode physical needs metric depth, and --depth-kind relative says the model's is not: "
+                f"{metric}depth model"]
+    return []
 
 
 def library_versions() -> dict:

@@ -140,6 +140,10 @@ def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print)
                                         content.resolution, content.depth_kind)
         # the model's own input size and output kind, decided from its config: recorded in the manifest
         content = dataclasses.replace(content, depth_input_size=estimator.input_size, depth_kind=estimator.kind.name)
+        if content.placement_mode == "physical" and inputs.bg_depths is None and not estimator.kind.metric:
+            raise UsageError([f"--placement-mode physical needs metric depth, and {content.depth_model} outputs "
+                              f"{estimator.kind.label} depth: use a metric depth model, or --bg-depth-dir DIR with "
+                              "--bg-depth-kind depth (maps in metres)"])
         if run.compile:
             estimator = compile_estimator(estimator)
     workers = None if run.workers == "auto" else int(run.workers)
