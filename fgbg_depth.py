@@ -64,7 +64,7 @@ def load_with_background(path: str, split: str = "train", streaming: bool = Fals
 
 @dataclasses.dataclass
 class FgBgDepthConfig(datasets.BuilderConfig):
-    """Builder config: the generation settings of `builder.config.GenerateConfig` as keyword arguments."""
+    """Builder config: the generation settings of `builder.contract.settings.GenerateConfig` as keyword arguments."""
 
     generate_kwargs: dict = dataclasses.field(default_factory=dict)
 
