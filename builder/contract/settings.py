@@ -128,67 +128,8 @@ class ContentSettings:
             raise UsageError(problems)
 
     def problems(self) -> list[str]:
-        problems = []
-        if self.resolution < 32:
-            problems.append(f"--resolution {self.resolution} is too small: use 32 or more (default 224)")
-        if self.placements is not None and self.placements < 1:
-            problems.append(f"--placements {self.placements}: need at least 1 placement per foreground")
-        if self.seed < 0:
-            problems.append(f"--seed {self.seed}: use a non-negative integer")
-        if not 0 < self.scale_min <= self.scale_max:
-            problems.append(f"--scale-min {self.scale_min} / --scale-max {self.scale_max}: "
-                            "need 0 < scale-min <= scale-max")
-        if self.scale_max > 1:
-            problems.append(f"--scale-max {self.scale_max}: a foreground whose longer side exceeds R "
-                            "cannot fit inside the frame; use at most 1.0")
-        if round(self.scale_min * self.resolution) < 1:
-            problems.append(f"--scale-min {self.scale_min} at --resolution {self.resolution} is below one pixel")
-        if not 1 <= self.mask_threshold <= 255:
-            problems.append(f"--mask-threshold {self.mask_threshold}: use 1..255")
-        if not 1 <= self.jpeg_quality <= 100:
-            problems.append(f"--jpeg-quality {self.jpeg_quality}: use 1..100")
-        if self.depth_input_size is not None and self.depth_input_size < 1:
-            problems.append(f"--depth-input-size {self.depth_input_size}: use a positive multiple of the model's patch "
-                            "size (e.g. 518 for Depth Anything), or leave it out for the model's own")
-        if self.depth_kind not in (None, *DEPTH_KINDS):
-            problems.append(f"--depth-kind {self.depth_kind!r}: use {' or '.join(DEPTH_KINDS)}")
-        if self.shard_size < 1:
-            problems.append(f"--shard-size {self.shard_size}: use at least 1")
-        for key in ("validation_backgrounds", "validation_foregrounds"):
-            if getattr(self, key) < 0:
-                problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use 0 or more")
-        if self.placement_mode not in PLACEMENT_MODES:
-            problems.append(f"--placement-mode {self.placement_mode!r}: use one of {', '.join(PLACEMENT_MODES)}")
-        if self.bg_depth_kind not in ("disparity", "depth"):
-            problems.append(f"--bg-depth-kind {self.bg_depth_kind!r}: use disparity or depth")
-        if self.focal_px is not None and self.placement_mode != "physical":
-            problems.append("--focal-px is used by --placement-mode physical only: add it, or drop --focal-px")
-        elif self.focal_px is not None and not (math.isfinite(self.focal_px) and self.focal_px > 0):
-            problems.append(f"--focal-px {self.focal_px}: give the focal length as a positive number of pixels")
-        if self.depth_bits not in DEPTH_BITS:
-            problems.append(f"--depth-bits {self.depth_bits}: use " + " or ".join(map(str, DEPTH_BITS)))
-        return problems + self.augment_problems() + self.objects_problems() + self.rows_problems()
-
-    def rows_problems(self) -> list[str]:
-        """--rows and --validation-rows: given together with held-out inputs, never with --placements."""
-        problems = [f"--{key.replace('_', '-')} {count}: draw at least 1 row" for key in ("rows", "validation_rows")
-                    if (count := getattr(self, key)) is not None and count < 1]
-        held = self.validation_backgrounds or self.validation_foregrounds
-        if self.rows is None:
-            if self.validation_rows is not None:
-                problems.append(f"--validation-rows {self.validation_rows} needs --rows N, the train rows to draw "
-                                "(without --rows every split holds the full product)")
-            return problems
-        if self.placements is not None:
-            problems.append(f"--placements {self.placements} does not apply with --rows: each drawn row gets its own "
-                            "placement; drop --placements")
-        if held and self.validation_rows is None:
-            problems.append(f"--rows {self.rows} with held-out inputs (--validation-backgrounds/"
-                            "--validation-foregrounds): give --validation-rows M, the rows to draw among them")
-        if not held and self.validation_rows is not None:
-            problems.append(f"--validation-rows {self.validation_rows} draws among held-out inputs: add "
-                            "--validation-backgrounds and/or --validation-foregrounds, or drop --validation-rows")
-        return problems
+        """Every problem of these settings alone (the inputs' counts are checked by `split_problems`)."""
+        return [*_value_problems(self), *_augment_problems(self), *_objects_problems(self), *_rows_problems(self)]
 
     def split_plan(self, n_bg: int, n_fg: int) -> SplitPlan:
         """The sample space and splits these settings make of n_bg backgrounds and n_fg cut-outs: the full
@@ -211,46 +152,6 @@ class ContentSettings:
         if self.object_range[1] > fewest > 0:
             problems.append(f"--objects {self.objects}: a composite holds distinct cut-outs of its split, and a split "
                             f"has only {fewest}; use at most {fewest} objects, or add cut-outs")
-        return problems
-
-    def objects_problems(self) -> list[str]:
-        text = f"--objects {self.objects!r}"
-        try:
-            low, high = self.object_range
-        except ValueError:
-            return [f"{text}: give a count N or a range A-B of whole numbers, e.g. --objects 2-3"]
-        if low < 1:
-            return [f"{text}: every composite holds at least its own cut-out; use 1 or more"]
-        if low > high:
-            return [f"{text}: the range runs backwards; write it as {high}-{low}"]
-        if high > MAX_OBJECTS:
-            return [f"{text}: instance_mask has {MAX_OBJECTS} object levels; use at most {MAX_OBJECTS}"]
-        return []
-
-    def augment_problems(self) -> list[str]:
-        if self.augment not in AUGMENT_PRESETS:
-            return [f"--augment {self.augment!r}: use one of {', '.join(AUGMENT_PRESETS)}"]
-        if not self.with_augment:
-            return [f"--{key.replace('_', '-')} {getattr(self, key)} needs --augment realistic"
-                    for key in AUGMENT_KEYS if getattr(self, key) != AUGMENT_PRESETS["none"][key]]
-        problems = [f"--{key.replace('_', '-')} {getattr(self, key)}: use a value >= 0" for key in AUGMENT_KEYS
-                    if key != "blend_modes" and getattr(self, key) < 0]
-        modes = self.blend_mode_list
-        if not modes or set(modes) - set(BLEND_MODES):
-            problems.append(f"--blend-modes {self.blend_modes!r}: give a comma-separated subset of "
-                            f"{','.join(BLEND_MODES)}")
-        for key, limit in (("bg_jitter", 1.0), ("fg_jitter", 1.0), ("shadow", 1.0), ("harmonize", 1.0),
-                           ("fg_rotation", 180.0)):
-            if getattr(self, key) > limit:
-                problems.append(f"--{key.replace('_', '-')} {getattr(self, key)}: use at most {limit}")
-        if self.bg_noise > 16:
-            problems.append(f"--bg-noise {self.bg_noise}: use at most 16 levels")
-        if self.bg_shift > self.resolution // 4:
-            problems.append(f"--bg-shift {self.bg_shift}: use at most R/4 = {self.resolution // 4} px")
-        if "feather" in modes and self.feather < 0.5:
-            problems.append(f"--feather {self.feather}: the feather blend needs a sigma of at least 0.5 px")
-        if "motion" in modes and self.motion < 2:
-            problems.append(f"--motion {self.motion}: the motion blend needs a length of at least 2 px")
         return problems
 
     @property
@@ -301,6 +202,116 @@ class ContentSettings:
     @classmethod
     def from_json(cls, data: dict) -> "ContentSettings":
         return cls(**data)
+
+
+def _value_problems(s: ContentSettings) -> list[str]:
+    """Each setting's own range."""
+    problems = []
+    if s.resolution < 32:
+        problems.append(f"--resolution {s.resolution} is too small: use 32 or more (default 224)")
+    if s.placements is not None and s.placements < 1:
+        problems.append(f"--placements {s.placements}: need at least 1 placement per foreground")
+    if s.seed < 0:
+        problems.append(f"--seed {s.seed}: use a non-negative integer")
+    if not 0 < s.scale_min <= s.scale_max:
+        problems.append(f"--scale-min {s.scale_min} / --scale-max {s.scale_max}: "
+                        "need 0 < scale-min <= scale-max")
+    if s.scale_max > 1:
+        problems.append(f"--scale-max {s.scale_max}: a foreground whose longer side exceeds R "
+                        "cannot fit inside the frame; use at most 1.0")
+    if round(s.scale_min * s.resolution) < 1:
+        problems.append(f"--scale-min {s.scale_min} at --resolution {s.resolution} is below one pixel")
+    if not 1 <= s.mask_threshold <= 255:
+        problems.append(f"--mask-threshold {s.mask_threshold}: use 1..255")
+    if not 1 <= s.jpeg_quality <= 100:
+        problems.append(f"--jpeg-quality {s.jpeg_quality}: use 1..100")
+    if s.depth_input_size is not None and s.depth_input_size < 1:
+        problems.append(f"--depth-input-size {s.depth_input_size}: use a positive multiple of the model's patch "
+                        "size (e.g. 518 for Depth Anything), or leave it out for the model's own")
+    if s.depth_kind not in (None, *DEPTH_KINDS):
+        problems.append(f"--depth-kind {s.depth_kind!r}: use {' or '.join(DEPTH_KINDS)}")
+    if s.shard_size < 1:
+        problems.append(f"--shard-size {s.shard_size}: use at least 1")
+    for key in ("validation_backgrounds", "validation_foregrounds"):
+        if getattr(s, key) < 0:
+            problems.append(f"--{key.replace('_', '-')} {getattr(s, key)}: use 0 or more")
+    if s.placement_mode not in PLACEMENT_MODES:
+        problems.append(f"--placement-mode {s.placement_mode!r}: use one of {', '.join(PLACEMENT_MODES)}")
+    if s.bg_depth_kind not in ("disparity", "depth"):
+        problems.append(f"--bg-depth-kind {s.bg_depth_kind!r}: use disparity or depth")
+    if s.focal_px is not None and s.placement_mode != "physical":
+        problems.append("--focal-px is used by --placement-mode physical only: add it, or drop --focal-px")
+    elif s.focal_px is not None and not (math.isfinite(s.focal_px) and s.focal_px > 0):
+        problems.append(f"--focal-px {s.focal_px}: give the focal length as a positive number of pixels")
+    if s.depth_bits not in DEPTH_BITS:
+        problems.append(f"--depth-bits {s.depth_bits}: use " + " or ".join(map(str, DEPTH_BITS)))
+    return problems
+
+
+def _rows_problems(s: ContentSettings) -> list[str]:
+    """--rows and --validation-rows: given together with held-out inputs, never with --placements."""
+    problems = [f"--{key.replace('_', '-')} {count}: draw at least 1 row" for key in ("rows", "validation_rows")
+                if (count := getattr(s, key)) is not None and count < 1]
+    held = s.validation_backgrounds or s.validation_foregrounds
+    if s.rows is None:
+        if s.validation_rows is not None:
+            problems.append(f"--validation-rows {s.validation_rows} needs --rows N, the train rows to draw "
+                            "(without --rows every split holds the full product)")
+        return problems
+    if s.placements is not None:
+        problems.append(f"--placements {s.placements} does not apply with --rows: each drawn row gets its own "
+                        "placement; drop --placements")
+    if held and s.validation_rows is None:
+        problems.append(f"--rows {s.rows} with held-out inputs (--validation-backgrounds/"
+                        "--validation-foregrounds): give --validation-rows M, the rows to draw among them")
+    if not held and s.validation_rows is not None:
+        problems.append(f"--validation-rows {s.validation_rows} draws among held-out inputs: add "
+                        "--validation-backgrounds and/or --validation-foregrounds, or drop --validation-rows")
+    return problems
+
+
+def _objects_problems(s: ContentSettings) -> list[str]:
+    """--objects: N or A-B, at least the row's own cut-out, at most one instance_mask level each."""
+    text = f"--objects {s.objects!r}"
+    try:
+        low, high = s.object_range
+    except ValueError:
+        return [f"{text}: give a count N or a range A-B of whole numbers, e.g. --objects 2-3"]
+    if low < 1:
+        return [f"{text}: every composite holds at least its own cut-out; use 1 or more"]
+    if low > high:
+        return [f"{text}: the range runs backwards; write it as {high}-{low}"]
+    if high > MAX_OBJECTS:
+        return [f"{text}: instance_mask has {MAX_OBJECTS} object levels; use at most {MAX_OBJECTS}"]
+    return []
+
+
+def _augment_problems(s: ContentSettings) -> list[str]:
+    """The realistic parts: only with --augment realistic, each within its range."""
+    if s.augment not in AUGMENT_PRESETS:
+        return [f"--augment {s.augment!r}: use one of {', '.join(AUGMENT_PRESETS)}"]
+    if not s.with_augment:
+        return [f"--{key.replace('_', '-')} {getattr(s, key)} needs --augment realistic"
+                for key in AUGMENT_KEYS if getattr(s, key) != AUGMENT_PRESETS["none"][key]]
+    problems = [f"--{key.replace('_', '-')} {getattr(s, key)}: use a value >= 0" for key in AUGMENT_KEYS
+                if key != "blend_modes" and getattr(s, key) < 0]
+    modes = s.blend_mode_list
+    if not modes or set(modes) - set(BLEND_MODES):
+        problems.append(f"--blend-modes {s.blend_modes!r}: give a comma-separated subset of "
+                        f"{','.join(BLEND_MODES)}")
+    for key, limit in (("bg_jitter", 1.0), ("fg_jitter", 1.0), ("shadow", 1.0), ("harmonize", 1.0),
+                       ("fg_rotation", 180.0)):
+        if getattr(s, key) > limit:
+            problems.append(f"--{key.replace('_', '-')} {getattr(s, key)}: use at most {limit}")
+    if s.bg_noise > 16:
+        problems.append(f"--bg-noise {s.bg_noise}: use at most 16 levels")
+    if s.bg_shift > s.resolution // 4:
+        problems.append(f"--bg-shift {s.bg_shift}: use at most R/4 = {s.resolution // 4} px")
+    if "feather" in modes and s.feather < 0.5:
+        problems.append(f"--feather {s.feather}: the feather blend needs a sigma of at least 0.5 px")
+    if "motion" in modes and s.motion < 2:
+        problems.append(f"--motion {s.motion}: the motion blend needs a length of at least 2 px")
+    return problems
 
 
 @dataclasses.dataclass(frozen=True)
