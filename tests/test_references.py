@@ -18,6 +18,7 @@ ROOT_FILES = ("README.md", "dataset_card.md", "pyproject.toml", "fgbg_depth.py",
 SUFFIXES = {".py", ".md", ".toml", ".sh", ".yaml", ".yml"}
 PATH = re.compile(r"(?<![\w./-])((?:builder|scripts|tests|docs|benchmarks)/[\w/.*-]*[\w*])")
 DOTTED = re.compile(r"(?<![\w./])(builder(?:\.[A-Za-z_]\w*)+)")
+PLACEHOLDER = re.compile(r"\b[A-Z]{3,}\b")  # DATE, MACHINE, OUT: a path to be made, not one that exists
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 DEFINITION = r"^\s*(?:async\s+def|def|class)\s+{0}\b|^\s*{0}\s*(?::[^=]*)?=|^\s*from\s+\S+\s+import\s+.*\b{0}\b"
 
@@ -48,7 +49,10 @@ def defines(module: Path, name: str) -> bool:
 
 
 def path_problem(token: str) -> str | None:
-    """None when the path exists: a file or folder, a glob that matches, or `module.py`-less `path.attr`."""
+    """None when the path exists: a file or folder, a glob that matches, or `module.py`-less `path.attr`; or when it
+    is a file a command is to write, named with a placeholder (`benchmarks/DATE-rows-MACHINE.json`)."""
+    if PLACEHOLDER.search(token):
+        return None
     if "*" in token:
         return None if list(ROOT.glob(token)) else "matches no file"
     if (ROOT / token).exists():
@@ -134,6 +138,7 @@ def test_every_file_and_module_reference_exists():
     ("`builder.contract.settings.GenerateConfig`", 0), ("`builder.config.GenerateConfig`", 1),
     ("`builder.rows.scene.no_such_function`", 1), ("[x](docs/design.md#splits-the-rule)", 0),
     ("[x](docs/design.md#no-such-heading)", 1), ("[x](docs/missing.md)", 1), ("`tests/golden/*.json`", 0),
+    ("--output benchmarks/DATE-rows-MACHINE.json", 0),
 ])
 def test_the_checker_tells_stale_from_live(tmp_path, text, expected):
     """The check itself: live references pass, each kind of stale one is caught."""
