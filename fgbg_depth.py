@@ -90,7 +90,8 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
         listing = list_foregrounds(config.content, config.run, problems, [])  # the cut-outs' categories
         if problems:
             raise UsageError(problems)
-        groups = column_groups(config.content, with_categories(listing.cutouts), from_coco(listing.source))
+        groups = column_groups(config.content, with_categories(listing.cutouts), from_coco(listing.source),
+                               config.run.bg_depth_dir is not None)
         return datasets.DatasetInfo(features=features(self.config.name, **groups))
 
     def _split_generators(self, dl_manager):

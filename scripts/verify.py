@@ -35,8 +35,9 @@ def main(argv=None) -> int:
     parser.add_argument("--manifest", type=Path, default=None,
                         help="manifest.json to check against (default: FOLDER/manifest.json)")
     parser.add_argument("--bg-depth-dir", type=Path, default=None,
-                        help="a dataset made with --placement-mode ground --bg-depth-dir DIR: the same DIR, whose maps "
-                             "the placements are re-derived from")
+                        help="optional, for a dataset made with --bg-depth-dir DIR (it verifies without): the same "
+                             "DIR, whose maps are made again and compared with the stored ones (their crop, resize "
+                             "and encoding, which the stored maps alone cannot show)")
     args = parser.parse_args(argv)
     if args.sample is not None and args.sample < 1:
         parser.error("--sample must be at least 1")

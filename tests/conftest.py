@@ -317,11 +317,12 @@ def scenes_reference(request, tmp_path_factory, started_shared_runs) -> Path:
     return shared_run("scenes_reference", request, tmp_path_factory, started_shared_runs)
 
 
-def write_tampered_copy(source: Path, out: Path, rows: list[dict], schema: pa.Schema) -> Path:
-    """A copy of a generated folder whose `default` rows are replaced by `rows`, all in its first shard: verify
+def write_tampered_copy(source: Path, out: Path, rows: list[dict], schema: pa.Schema,
+                        config_name: str = "default") -> Path:
+    """A copy of a generated folder whose `config_name` rows are replaced by `rows`, all in its first shard: verify
     must then name each altered row."""
     shutil.copytree(source, out, symlinks=True)
-    shards = sorted((out / "data" / "default").glob("*.arrow"))
+    shards = sorted((out / "data" / config_name).glob("*.arrow"))
     for path in shards:
         path.unlink()
     with pa.OSFile(str(shards[0]), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.rows.bg_depth import fit_depth, to_disparity
+from builder.rows.bg_depth import disparity_of, fit_depth, known_values
 from tests.conftest import run_generate
 from tests.test_ground_e2e import GROUND, write_scene_inputs
 
@@ -83,9 +83,9 @@ def test_depth_kind_png_with_zero_holes_and_an_extra_map(tmp_path, scene):
 
 def test_unknown_in_depth_maps_and_the_crop():
     values = np.array([[1.0, 0.0, np.inf], [2.0, 4.0, 0.5]] * 2)
-    disparity = to_disparity(values, "depth")
+    disparity = disparity_of(known_values(values, "depth"), "depth")
     assert np.isnan(disparity[0, 1]) and np.isnan(disparity[0, 2]) and disparity[1, 1] == 0.25
-    assert to_disparity(values, "disparity")[0, 1] == 0.0  # 0 is a value in a disparity map
+    assert known_values(values, "disparity")[0, 1] == 0.0  # 0 is a value in a disparity map
     wide = np.tile(np.arange(8, dtype=np.float64), (4, 1))  # 8 x 4: the centre 4 columns are kept
     assert np.array_equal(fit_depth(wide, (80, 40), 4)[0], [2, 3, 4, 5])
 
@@ -105,4 +105,4 @@ def test_background_without_ground_falls_back_to_uniform(tmp_path, scene):
     assert modes == {(0, "ground"), (1, "uniform"), (2, "ground"), (3, "ground")}
     counts = json.loads((out / "stats.json").read_text())["placement"]
     assert counts["uniform"] == 3 * 2 * 3 and f"{counts['uniform']:,} uniform" in (out / "README.md").read_text()
-    assert verify(out, bg_depth_dir=scene[2]).ok
+    assert verify(out).ok

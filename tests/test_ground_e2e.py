@@ -1,5 +1,5 @@
-"""`--placement-mode ground` end to end: the demo's scenes with exact depth (and the same maps as a
---bg-depth-dir), the tiny random model's stored depth, verify, the loader, and uniform mode's bytes."""
+"""`--placement-mode ground` end to end: the demo's scenes with exact depth, the tiny random model's stored depth,
+verify, the loader, and uniform mode's bytes (the same maps as a --bg-depth-dir: tests/test_given_depth.py)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from builder.rows.demo import DEMO_BACKGROUNDS, demo_files, demo_ground_files, g
 from builder.rows.geometry import BackgroundGround, nearer_scenery
 from builder.train.loader import torch_dataset
 from builder.verify.runner import verify
-from tests.conftest import (ROOT, Generation, read_config, run_generate, run_generate_together, run_verify,
-                            write_tampered_copy)
+from tests.conftest import ROOT, Generation, read_config, run_generate, run_generate_together, write_tampered_copy
 
 R = 64
 GROUND = ["--placement-mode", "ground", "--placements", "3", "--resolution", str(R), "--shard-size", "25"]
@@ -124,33 +123,18 @@ def test_loader_gives_amodal_mask_and_occlusion(demo_runs):
     assert (demo_runs[1] / "images" / "occlusion.png").is_file()
 
 
-def write_scene_inputs(root, holes: bool = False):
-    """The demo's ground scenes as --bg-dir, their maps as --bg-depth-dir (.npy, some as 16-bit PNG)."""
+def write_scene_inputs(root):
+    """The demo's ground scenes as --bg-dir, their maps as --bg-depth-dir (.npy)."""
     bg_dir, fg_dir, depth_dir = root / "bg", root / "fg", root / "depth"
     for folder in (bg_dir, fg_dir, depth_dir):
         folder.mkdir(parents=True)
     images, maps = demo_ground_files()
     for (name, data), (map_name, map_data) in zip(images, maps):
         (bg_dir / name).write_bytes(data)
-        disparity = np.load(io.BytesIO(map_data))
-        if holes:
-            disparity[::7, ::5] = np.nan
-        np.save(depth_dir / map_name, disparity)
+        (depth_dir / map_name).write_bytes(map_data)
     for name, data in demo_files()[1]:
         (fg_dir / name).write_bytes(data)
     return bg_dir, fg_dir, depth_dir
-
-
-def test_depth_dir_with_holes_places_and_verifies(tmp_path):
-    bg_dir, fg_dir, depth_dir = write_scene_inputs(tmp_path / "in", holes=True)
-    out = tmp_path / "out"
-    run_generate(out, "--bg-dir", bg_dir, "--fg-dir", fg_dir, "--bg-depth-dir", depth_dir, "--no-depth", *GROUND)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert [r["name"] for r in manifest["inputs"]["bg_depths"]] == sorted(p.name for p in depth_dir.iterdir())
-    assert run_verify(out).returncode == 2  # the maps are needed to re-derive the placements
-    done = run_verify(out, "--bg-depth-dir", str(depth_dir))
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert {r["placement_mode"] for r in rows(out)} == {"ground"}
 
 
 def test_model_depth_is_read_back_from_the_stored_backgrounds(tmp_path, small_args):
@@ -231,7 +215,7 @@ def test_a_metric_twin_stands_on_its_relative_twins_ground(tmp_path):
                                             shard_size=100, batch_size=8, workers=0), card)
         settings = Manifest.from_json(json.loads((out / "manifest.json").read_text())).settings
         assert settings.kind.name == name
-        grounds[name] = [BackgroundGround.of(stored_disparity(row, settings))
+        grounds[name] = [BackgroundGround.of(stored_disparity(row, settings, given_depth=False))
                          for row in read_config(out, "backgrounds").to_pylist()]
         samples[name] = rows(out)
     for relative_ground, metric_ground in zip(grounds["relative"], grounds["metric"]):

@@ -16,6 +16,7 @@ from PIL import Image
 from builder.contract.errors import UsageError
 from builder.contract.settings import GenerateConfig
 from builder.rows.assets import load_inputs, read_heights
+from builder.rows.bg_depth import fit_depth
 from builder.rows.demo import DEMO_BACKGROUNDS, demo_files, ground_scene
 from builder.rows.files import InputFile
 from builder.rows.sources import Cutout
@@ -109,13 +110,13 @@ def test_a_cut_out_too_large_for_the_scale_range_falls_back_and_says_so(runs):
 
 def test_verify_rederives_the_size_and_names_tampered_rows(runs, scenes, tmp_path):
     out = runs[64]
-    assert verify(out, bg_depth_dir=scenes[2]).ok
+    assert verify(out).ok
     table = read_config(out, "default")
     samples = table.to_pylist()
     samples[2]["height_m"] *= 1.5
     samples[5]["scale"] *= 1.1
     tampered = write_tampered_copy(out, tmp_path / "tampered", samples, table.schema)
-    problems = "\n".join(verify(tampered, bg_depth_dir=scenes[2]).problems)
+    problems = "\n".join(verify(tampered).problems)
     assert "sample_id 2: (foot_x, foot_y, height_m, placement_mode)" in problems
     assert "sample_id 5: scale" in problems and "does not follow f_R * height_m / Z_foot" in problems
 
@@ -127,6 +128,20 @@ def test_round_trip_with_load_dataset(runs):
     names = [f["name"] for f in json.loads((runs[128] / "manifest.json").read_text())["inputs"]["foregrounds"]]
     for row in loaded:
         assert row["height_m"] == pytest.approx(HEIGHTS[names[row["fg_id"]].removesuffix(".png")])
+
+
+def test_the_stored_maps_are_metres_with_the_sky_unknown(runs, scenes):
+    """The backgrounds' stored maps (builder.contract.given_depth) through `datasets.load_dataset`: metres within half
+    a level of the scene's, level 0 exactly where the scene's depth is 0 (unknown)."""
+    loaded = datasets.load_dataset(str(runs[128]), "backgrounds", split="train")
+    for row in loaded:
+        levels = np.asarray(row["given_depth"], dtype=np.float64)
+        expected = fit_depth(np.load(scenes[2] / row["source"].replace(".png", ".npy")), None, 128)
+        assert (expected == 0).any() and np.array_equal(levels == 0, expected == 0)
+        low, high = row["given_depth_min"], row["given_depth_max"]
+        metres = low + (levels - 1) / 65534 * (high - low)
+        known = levels > 0
+        assert low > 0 and np.abs(metres[known] - expected[known]).max() <= (high - low) / 65534 / 2 * 1.001
 
 
 def test_missing_focal_length_heights_and_metric_depth_are_named_at_once(tmp_path, scenes):

@@ -525,7 +525,8 @@ def library_versions() -> dict:
 @dataclasses.dataclass(frozen=True)
 class InputRecord:
     """An input as the manifest records it: name, content hash and size; a cut-out also its category (and a COCO
-    instance its annotation id, a photo its mask's record). Unset parts are left out of the JSON."""
+    instance its annotation id, a photo its mask's record); a `--bg-depth-dir` map the hash of its map as stored
+    (builder.contract.given_depth `GivenDepth.sha256`). Unset parts are left out of the JSON."""
 
     name: str
     sha256: str
@@ -534,10 +535,11 @@ class InputRecord:
     category_id: int | None = None
     annotation_id: int | None = None
     mask: "InputRecord | None" = None
+    stored_sha256: str | None = None
 
     def to_json(self) -> dict:
         data = {"name": self.name, "sha256": self.sha256, "bytes": self.bytes}
-        for key in ("category", "category_id", "annotation_id"):
+        for key in ("category", "category_id", "annotation_id", "stored_sha256"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
         return {**data, "mask": self.mask.to_json()} if self.mask else data
@@ -558,11 +560,13 @@ def from_coco(source: dict | None) -> bool:
     return (source or {}).get("kind") == "coco"
 
 
-def column_groups(settings: ContentSettings, categories: bool = False, coco: bool = False) -> dict[str, bool]:
-    """Which optional column groups a dataset has, as the schema's keyword arguments (`features(**groups)`)."""
+def column_groups(settings: ContentSettings, categories: bool = False, coco: bool = False,
+                  given_depth: bool = False) -> dict[str, bool]:
+    """Which optional column groups a dataset has, as the schema's keyword arguments (`features(**groups)`);
+    `given_depth`: the `--bg-depth-dir` maps are stored (builder.contract.given_depth)."""
     return {"with_depth": settings.with_depth, "with_augment": settings.with_augment,
             "placement_mode": settings.placement_mode, "with_objects": settings.with_objects,
-            "with_categories": categories, "with_coco": coco}
+            "with_categories": categories, "with_coco": coco, "with_given_depth": given_depth}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -600,7 +604,7 @@ class Manifest:
     versions: dict
     format: int = MANIFEST_FORMAT
     held_out: dict | None = None  # {"backgrounds": [names], "foregrounds": [names]} when a validation split exists
-    bg_depths: tuple[InputRecord, ...] | None = None  # ground placement's depth maps, when not the model's
+    bg_depths: tuple[InputRecord, ...] | None = None  # ground placement's depth maps (the demo's, --bg-depth-dir's)
     source: dict | None = None  # where the cut-outs came from, when not an RGBA folder (builder.rows.sources)
     physical: PhysicalInputs | None = None  # --placement-mode physical's sizes and heights
 
@@ -617,8 +621,14 @@ class Manifest:
         return with_categories(self.foregrounds)
 
     @property
+    def stores_given_depth(self) -> bool:
+        """The `--bg-depth-dir` maps are stored in `backgrounds` (builder.contract.given_depth): their records carry
+        the stored maps' hashes. The demo's maps are not stored: verify makes them again."""
+        return bool(self.bg_depths) and all(record.stored_sha256 is not None for record in self.bg_depths)
+
+    @property
     def column_groups(self) -> dict[str, bool]:
-        return column_groups(self.settings, self.with_categories, from_coco(self.source))
+        return column_groups(self.settings, self.with_categories, from_coco(self.source), self.stores_given_depth)
 
     def split_plan(self) -> SplitPlan:
         """The sample space and splits this manifest's inputs and settings make (no input is read)."""

@@ -12,6 +12,7 @@ import pyarrow as pa
 import yaml
 from PIL import Image
 
+from builder.contract import given_depth as given
 from builder.contract.depth_storage import depth_storage
 from builder.contract.plan import DRAW_STREAM, TRAIN, ShardName, ShardTask
 from builder.contract.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
@@ -278,6 +279,16 @@ def ground_lines(settings, stats: dict) -> list[str]:
     ]
 
 
+def given_depth_lines(manifest: Manifest) -> list[str]:
+    """Where a dataset placed by --bg-depth-dir maps keeps them; nothing otherwise (the card stays as it was)."""
+    if not manifest.stores_given_depth:
+        return []
+    kind = ("disparity (larger is nearer)" if manifest.settings.bg_depth_kind == "disparity" else
+            "depth (distance" + ("; metres" if manifest.settings.placement_mode == "physical" else "") + ")")
+    return [f"  - the `--bg-depth-dir` maps, {kind}, cropped and resized to R x R as their backgrounds, are stored "
+            f"in `backgrounds` and placement read them from there: {given.READING}"]
+
+
 def split_sizes(stats: dict) -> dict[str, list[dict]]:
     """config -> [{name, num_bytes, num_examples}] for dataset_info, one per split."""
     parts = stats.get("splits") or {"train": stats}
@@ -334,7 +345,7 @@ def provenance(manifest: Manifest, stats: dict) -> str:
              f"- mask threshold: alpha >= {settings.mask_threshold}; JPEG quality {settings.jpeg_quality}",
              f"- shard size: {settings.shard_size} rows"]
     lines += augmentation_lines(settings)
-    lines += ground_lines(settings, stats)
+    lines += ground_lines(settings, stats) + given_depth_lines(manifest)
     lines += objects_lines(settings, stats)
     lines += source_lines(manifest, stats)
     if model:

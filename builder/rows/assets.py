@@ -29,8 +29,11 @@ class Inputs:
     cutouts: list[Cutout]
     warnings: list[str]
     source: dict | None = None
-    bg_depths: list[np.ndarray] | None = None  # ground placement's disparity maps (R x R float32, NaN unknown)
-    bg_depth_files: list[InputFile] | None = None  # the files they came from (their hashes go into the manifest)
+    bg_depths: list[np.ndarray] | None = None  # the demo's disparity maps, placed by as they are (R x R, NaN unknown)
+    bg_depth_files: list[InputFile] | None = None  # the demo's or --bg-depth-dir's (their hashes go into the manifest)
+    # --bg-depth-dir: each map's hash as `backgrounds` stores it (builder.contract.given_depth), placed by as read back
+    # from there (builder.run.pipeline)
+    given_depth_sha256: list[str] | None = None
     physical: PhysicalInputs | None = None  # --placement-mode physical: original sizes and real heights
 
     @staticmethod
@@ -41,6 +44,11 @@ class Inputs:
     @property
     def with_categories(self) -> bool:
         return with_categories(self.cutouts)
+
+    @property
+    def stores_given_depth(self) -> bool:
+        """The run's `backgrounds` rows store the --bg-depth-dir maps."""
+        return self.given_depth_sha256 is not None
 
 
 def decode_background(file: InputFile, resolution: int, notes: list[str]) -> np.ndarray:

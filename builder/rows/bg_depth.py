@@ -1,23 +1,27 @@
-"""Backgrounds' depth maps given by the user (`--bg-depth-dir`) or by the demo: found by file stem, checked,
-converted to disparity (NaN where unknown) and cropped and resized as their background is; and the model's map as
-stored in a `backgrounds` row, read as disparity by its kind. Used by generation and by verify alike, so both
-derive placements from the same numbers."""
+"""Backgrounds' depth maps given by the user (`--bg-depth-dir`) or by the demo: found by file stem, checked, cropped
+and resized as their background is (NaN where unknown); the user's stored in `backgrounds` (builder.contract.
+given_depth) and read back from there; and the model's map as stored in a `backgrounds` row. Generation and verify
+read a dataset's maps as disparity here alike, so both derive placements from the same numbers."""
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from builder.contract import given_depth as given
 from builder.contract.depth_storage import depth_storage
 from builder.contract.errors import UsageError
+from builder.contract.given_depth import GivenDepth
 from builder.contract.settings import ContentSettings, Manifest, RunOptions
 from builder.rows.assets import Inputs
 from builder.rows.demo import demo_ground_files
-from builder.rows.encode import decode
+from builder.rows.encode import decode, encode_png16, image_cell
 from builder.rows.files import InputFile, oriented_size
 
 DEPTH_SUFFIXES = (".png", ".npy")
@@ -51,11 +55,25 @@ def read_depth_folder(folder: Path, bg_files: list[InputFile], problems: list[st
     return files
 
 
-def stored_disparity(row: dict, settings: ContentSettings) -> np.ndarray:
-    """A `backgrounds` row's stored model depth as ground placement reads it: the levels of a relative map, 1 / metres
-    of a metric one (builder.contract.depth_kinds)."""
+def stored_disparity(row: dict, settings: ContentSettings, given_depth: bool) -> np.ndarray:
+    """A `backgrounds` row's stored depth as ground placement reads it: with `given_depth` (the dataset stores the
+    `--bg-depth-dir` maps) its given map, else the model's: the levels of a relative map, 1 / metres of a metric one
+    (builder.contract.depth_kinds)."""
+    if given_depth:
+        return disparity_of(read_given_depth(row).values(), settings.bg_depth_kind).astype(np.float32)
     return settings.kind.disparity(decode(row["depth"]["bytes"]), row["depth_min"], row["depth_max"],
                                    depth_storage(settings.depth_bits))
+
+
+def given_depth_cells(map_: GivenDepth) -> dict:
+    """A given map's cells in its `backgrounds` row."""
+    return {given.COLUMN: image_cell(encode_png16(map_.levels)), given.MIN_COLUMN: map_.low,
+            given.MAX_COLUMN: map_.high}
+
+
+def read_given_depth(row: dict) -> GivenDepth:
+    """The given map a `backgrounds` row stores."""
+    return GivenDepth(decode(row[given.COLUMN]["bytes"]), row[given.MIN_COLUMN], row[given.MAX_COLUMN])
 
 
 def demo_depth_files() -> list[InputFile]:
@@ -81,9 +99,9 @@ def read_values(file: InputFile) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def to_disparity(values: np.ndarray, kind: str) -> np.ndarray:
-    """Disparity (larger = nearer), NaN where unknown: non-finite values, and 0 in a `depth` map (distance,
-    converted as 1 / distance). ValueError for a negative distance, a map mostly unknown or constant."""
+def known_values(values: np.ndarray, kind: str) -> np.ndarray:
+    """The map with NaN where unknown: non-finite values, and 0 in a `depth` map (distance). ValueError for a
+    negative distance, a map mostly unknown or constant."""
     known = np.isfinite(values)
     if kind == "depth":
         if (values[known] < 0).any():
@@ -96,72 +114,95 @@ def to_disparity(values: np.ndarray, kind: str) -> np.ndarray:
     if np.ptp(values[known]) == 0:
         raise ValueError(f"is constant ({values[known][0]:g}) where known: it has no geometry to place by; "
                          "give a real depth map or remove the background")
+    return np.where(known, values, np.nan)
+
+
+def disparity_of(values: np.ndarray, kind: str) -> np.ndarray:
+    """Disparity (larger = nearer) of a map's known values: 1 / distance in a `depth` map; NaN stays NaN."""
+    if kind != "depth":
+        return values
     with np.errstate(divide="ignore"):
-        disparity = 1.0 / values if kind == "depth" else values
-    return np.where(known, disparity, np.nan)
+        return 1.0 / values
 
 
-def fit_depth(disparity: np.ndarray, bg_size: tuple[int, int] | None, resolution: int) -> np.ndarray:
+def fit_depth(values: np.ndarray, bg_size: tuple[int, int] | None, resolution: int) -> np.ndarray:
     """The map cropped and resized as ImageOps.fit crops and resizes its background (centre crop to a square,
     then R x R), but nearest-neighbour: depth is never blended across an object's edge and unknown stays
     unknown. float32, NaN where unknown. ValueError when its aspect is not the background's (`bg_size`; None:
     not checked, as verify has only the stored crops)."""
-    height, width = disparity.shape
+    height, width = values.shape
     bg_width, bg_height = bg_size or (width, height)
     if abs(width / height - bg_width / bg_height) > ASPECT_TOLERANCE * bg_width / bg_height:
         raise ValueError(f"is {width}x{height} but its background is {bg_width}x{bg_height}: give a map with the "
                          "background's aspect ratio (any size)")
     side = min(width, height)
     box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
-    image = Image.fromarray(disparity.astype(np.float32), "F")
+    image = Image.fromarray(values.astype(np.float32), "F")
     return np.asarray(image.resize((resolution, resolution), Image.Resampling.NEAREST, box=box), dtype=np.float32)
 
 
 def decode_depth_map(file: InputFile, bg_file: InputFile | None, kind: str, resolution: int) -> np.ndarray:
-    """A background's map as ground placement reads it: R x R float32 disparity, NaN where unknown."""
-    return fit_depth(to_disparity(read_values(file), kind), bg_file and oriented_size(bg_file), resolution)
+    """A background's map, checked, cropped and resized as its background: R x R float32 in its kind, NaN where
+    unknown (a `disparity` map is what ground placement reads)."""
+    return fit_depth(known_values(read_values(file), kind), bg_file and oriented_size(bg_file), resolution)
+
+
+def given_depth_of(file: InputFile, bg_file: InputFile | None, kind: str, resolution: int) -> GivenDepth:
+    """A --bg-depth-dir map as its `backgrounds` row stores it."""
+    return GivenDepth.of(decode_depth_map(file, bg_file, kind, resolution))
 
 
 def decode_depth_maps(files: list[InputFile], bg_files: list[InputFile], kind: str, resolution: int,
-                      folder: Path | None, problems: list[str]) -> list[np.ndarray]:
-    """Every map decoded, each problem naming its file (under `folder`, when the maps come from one)."""
-    maps = []
+                      folder: Path | None, problems: list[str], keep: Callable[[np.ndarray], Any] = lambda m: m
+                      ) -> list:
+    """Every map decoded, one at a time, and what `keep` makes of it; each problem naming its file (under `folder`,
+    when the maps come from one)."""
+    kept = []
     for file, bg in zip(files, bg_files):
         try:
-            maps.append(decode_depth_map(file, bg, kind, resolution))
+            kept.append(keep(decode_depth_map(file, bg, kind, resolution)))
         except ValueError as err:
             problems.append(f"{folder / file.name if folder else file.name} (depth of {bg.name}): {err}")
-    return maps
+    return kept
 
 
 def attach_bg_depths(inputs: Inputs, content: ContentSettings, run: RunOptions) -> Inputs:
-    """Ground placement's maps from --bg-depth-dir or the demo, decoded onto `inputs` (every problem at once);
-    without either, ground placement reads the model's stored background depth later (builder/run/pipeline.py)."""
+    """Ground placement's maps onto `inputs` (every problem at once): the demo's disparity, placed by as it is; or
+    --bg-depth-dir's hashes as `backgrounds` stores the maps (render_background stores each; placement reads them back
+    from there, builder/run/pipeline.py, like the model's stored background depth without either)."""
     if not content.with_ground or not (run.demo or run.bg_depth_dir):
         return inputs
     problems, notes = [], []
     files = demo_depth_files() if run.demo else read_depth_folder(run.bg_depth_dir, inputs.bg_files, problems, notes)
     kind = "disparity" if run.demo else content.bg_depth_kind
-    maps = decode_depth_maps(files, inputs.bg_files, kind, content.resolution, run.bg_depth_dir, problems)
+    keep = (lambda m: m) if run.demo else (lambda m: GivenDepth.of(m).sha256())
+    kept = decode_depth_maps(files, inputs.bg_files, kind, content.resolution, run.bg_depth_dir, problems, keep)
     if problems:
         raise UsageError(problems, notes)
     inputs.warnings += notes
-    inputs.bg_depths, inputs.bg_depth_files = maps, files
+    inputs.bg_depth_files = files
+    if run.demo:
+        inputs.bg_depths = kept
+    else:
+        inputs.given_depth_sha256 = kept
     return inputs
 
 
-def recorded_bg_depths(manifest: Manifest, folder: Path | None) -> list[np.ndarray]:
-    """verify: the maps a ground dataset was placed by, as its manifest records them (name and sha256): the
-    demo's own, or the user's from `folder`. UsageError naming the flag or file to fix."""
-    records, settings = manifest.bg_depths, manifest.settings
+def demo_bg_depths(manifest: Manifest) -> list[np.ndarray]:
+    """verify: the maps a demo ground dataset was placed by (the demo's own, made again; a dataset stores only
+    --bg-depth-dir maps). UsageError for maps recorded but neither stored nor the demo's."""
     demo = demo_depth_files()
-    if [(f.name, f.sha256) for f in demo] == [(r.name, r.sha256) for r in records]:
-        return [decode_depth_map(f, None, "disparity", settings.resolution) for f in demo]
-    if folder is None:
-        raise UsageError(["this dataset was placed by the depth maps of --bg-depth-dir: pass the same folder to "
-                          "verify with --bg-depth-dir DIR"])
-    maps, problems = [], []
-    for record in records:
+    if [(f.name, f.sha256) for f in demo] != [(r.name, r.sha256) for r in manifest.bg_depths]:
+        raise UsageError(["this dataset was placed by --bg-depth-dir maps it does not store (made before datasets "
+                          "stored them): regenerate it with this version to verify it"])
+    return [decode_depth_map(f, None, "disparity", manifest.settings.resolution) for f in demo]
+
+
+def rederived_given_depths(manifest: Manifest, folder: Path) -> list[GivenDepth]:
+    """verify --bg-depth-dir: each map made again from the user's file, as generation stored it. UsageError naming
+    a file that is missing or is not the one the manifest records (sha256)."""
+    maps, problems, settings = [], [], manifest.settings
+    for record in manifest.bg_depths:
         path = Path(folder) / record.name
         try:
             file = InputFile(record.name, path.read_bytes())
@@ -172,7 +213,7 @@ def recorded_bg_depths(manifest: Manifest, folder: Path | None) -> list[np.ndarr
             problems.append(f"{path}: differs from the map the dataset was made with (sha256 {record.sha256[:12]}...); "
                             "pass the --bg-depth-dir the dataset was made with")
             continue
-        maps.append(decode_depth_map(file, None, settings.bg_depth_kind, settings.resolution))
+        maps.append(given_depth_of(file, None, settings.bg_depth_kind, settings.resolution))
     if problems:
         raise UsageError(problems)
     return maps

@@ -9,10 +9,12 @@ import functools
 
 import numpy as np
 
+from builder.contract import given_depth as given
 from builder.contract.plan import SplitPlan
 from builder.contract.settings import ContentSettings
 from builder.rows.assets import Inputs
 from builder.rows.augment import augmented_composite, draw_augmentation
+from builder.rows.bg_depth import given_depth_cells, given_depth_of
 from builder.rows.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.rows.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
 from builder.rows.geometry import BackgroundGround, hide, occlusion
@@ -29,7 +31,8 @@ class RenderContext:
 
     settings: ContentSettings
     inputs: Inputs
-    stored_bg_depth: tuple[np.ndarray, ...] | None = None  # disparity of the model's stored background depth (ground)
+    # ground: the disparity of the backgrounds' stored depth (the --bg-depth-dir maps', else the model's)
+    stored_bg_depth: tuple[np.ndarray, ...] | None = None
 
     @functools.cached_property
     def plan(self) -> SplitPlan:
@@ -51,7 +54,7 @@ class RenderContext:
         return {}
 
     def background_ground(self, bg_id: int) -> BackgroundGround:
-        """The background's ground, from --bg-depth-dir (or the demo's maps), else the model's stored depth."""
+        """The background's ground, from the demo's maps, else its stored depth (--bg-depth-dir's, or the model's)."""
         if bg_id not in self._grounds:
             maps = self.inputs.bg_depths if self.inputs.bg_depths is not None else self.stored_bg_depth
             if maps is None:
@@ -154,10 +157,16 @@ def _augmented(settings: ContentSettings, index: int, background: np.ndarray, pl
 
 
 def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rendered:
+    """The background as stored and, with --bg-depth-dir, its given map as placement reads it back."""
     jpeg = encode_jpeg(ctx.inputs.backgrounds[bg_id], ctx.settings.jpeg_quality)
     stored = decode(jpeg)
     stats["image"].add(stored, len(jpeg))
     row = {"bg_id": bg_id, "image": image_cell(jpeg), "source": ctx.inputs.bg_files[bg_id].name}
+    if ctx.inputs.stores_given_depth:
+        s, inputs = ctx.settings, ctx.inputs
+        map_ = given_depth_of(inputs.bg_depth_files[bg_id], inputs.bg_files[bg_id], s.bg_depth_kind, s.resolution)
+        row.update(given_depth_cells(map_))
+        stats[given.COLUMN].add(map_.levels, len(row[given.COLUMN]["bytes"]))
     return row, (stored if ctx.settings.with_depth else None)
 
 

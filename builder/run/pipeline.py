@@ -48,20 +48,24 @@ class Job:
 
     @property
     def needs_stored_bg_depth(self) -> bool:
-        """Ground placement by the model's depth: it reads the backgrounds' depth as stored, so every process
-        derives the same placements (in-memory floats could differ between devices and batch sizes)."""
+        """Ground placement by stored depth (the --bg-depth-dir maps', else the model's): it reads the backgrounds'
+        depth as stored, so every process, and verify, derive the same placements from the same numbers (the model's
+        in-memory floats could differ between devices and batch sizes). Only the demo's maps are placed by as they
+        are."""
         return self.settings.with_ground and self.ctx.inputs.bg_depths is None and self.ctx.stored_bg_depth is None
 
     def with_stored_bg_depth(self, rows: Iterator[dict]) -> "Job":
         """The job with the backgrounds' disparity from the depth of these `backgrounds` rows (as stored), for ground
         mode."""
-        maps = {row["bg_id"]: stored_disparity(row, self.settings) for row in rows}
+        given = self.ctx.inputs.stores_given_depth
+        maps = {row["bg_id"]: stored_disparity(row, self.settings, given) for row in rows}
         ctx = dataclasses.replace(self.ctx, stored_bg_depth=tuple(maps[i] for i in range(len(maps))))
         return dataclasses.replace(self, ctx=ctx)
 
     def schema(self, config_name: str) -> pa.Schema:
         inputs = self.ctx.inputs
-        groups = column_groups(self.settings, inputs.with_categories, from_coco(inputs.source))
+        groups = column_groups(self.settings, inputs.with_categories, from_coco(inputs.source),
+                               inputs.stores_given_depth)
         return CONFIG_BY_NAME[config_name].schema.features(**groups).arrow_schema
 
     def manifest(self) -> Manifest:
@@ -72,6 +76,9 @@ class Job:
                  "foregrounds": [inputs.cutouts[i].name for i in sorted(plan.held_fg)]}
                 if len(plan.splits) > 1 else None)
         depths = tuple(inputs.records(inputs.bg_depth_files)) if inputs.bg_depth_files is not None else None
+        if inputs.stores_given_depth:
+            depths = tuple(dataclasses.replace(record, stored_sha256=sha256)
+                           for record, sha256 in zip(depths, inputs.given_depth_sha256))
         return Manifest(self.settings, tuple(inputs.records(inputs.bg_files)),
                         tuple(cutout.record() for cutout in inputs.cutouts), model, library_versions(), held_out=held,
                         bg_depths=depths, source=inputs.source, physical=inputs.physical)
@@ -140,7 +147,7 @@ def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print)
                                         content.resolution, content.depth_kind)
         # the model's own input size and output kind, decided from its config: recorded in the manifest
         content = dataclasses.replace(content, depth_input_size=estimator.input_size, depth_kind=estimator.kind.name)
-        if content.placement_mode == "physical" and inputs.bg_depths is None and not estimator.kind.metric:
+        if content.placement_mode == "physical" and inputs.bg_depth_files is None and not estimator.kind.metric:
             raise UsageError([f"--placement-mode physical needs metric depth, and {content.depth_model} outputs "
                               f"{estimator.kind.label} depth: use a metric depth model, or --bg-depth-dir DIR with "
                               "--bg-depth-kind depth (maps in metres)"])
@@ -172,7 +179,7 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
     that share is one core: a single worker only adds the copies to and from it; measured on 2 cores with 2
     ranks, 725-791 rows/s with one worker each against 814-842 in-process).
 
-    Ground placement by the model's depth goes in two steps: every rank writes its `backgrounds` shards, then
+    Ground placement by stored depth goes in two steps: every rank writes its `backgrounds` shards, then
     the others' it finds unclaimed, and waits (calling `on_wait`, e.g. a dead-rank check, at each poll) for those
     another rank is writing (`write_prerequisites`); it reads their stored depth, then writes the rest."""
     tasks = job.tasks()

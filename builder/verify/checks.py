@@ -16,6 +16,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from builder.contract import given_depth as given
+from builder.contract.given_depth import GivenDepth
 from builder.contract.plan import Placement, SplitPlan, placed_size
 from builder.contract.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
 from builder.contract.settings import Manifest
@@ -278,7 +280,29 @@ def check_background_row(ref: Reference, row: dict, with_images: bool, split: st
     except ValueError as err:
         problems.append(f"image {err}")
     problems += depth_problems(ref, BACKGROUNDS, row, with_images, stats)
+    problems += given_depth_problems(ref, row, with_images, stats)
     return RowResult(problems, stats)
+
+
+def given_depth_problems(ref: Reference, row: dict, with_images: bool, stats: StatsBook) -> list[str]:
+    """A stored --bg-depth-dir map (builder.contract.given_depth): its range always; decoded, its format, its levels'
+    consistency and its hash against the one the manifest records for the map's file."""
+    if not ref.manifest.stores_given_depth:
+        return []
+    low, high, r = row[given.MIN_COLUMN], row[given.MAX_COLUMN], ref.settings.resolution
+    if not with_images or given.range_problems(low, high):
+        return given.range_problems(low, high)
+    try:
+        stored = GivenDepth(decode_checked(row[given.COLUMN], BACKGROUNDS, given.COLUMN, (r, r), stats), low, high)
+    except ValueError as err:
+        return [f"{given.COLUMN} {err}"]
+    record = ref.manifest.bg_depths[row["bg_id"]]
+    problems = stored.problems(ref.settings.bg_depth_kind)
+    if stored.sha256() != record.stored_sha256:
+        problems.append(f"{given.COLUMN} (its levels and range) is not the map the manifest records for "
+                        f"{record.name} (stored sha256 {record.stored_sha256[:12]}..., this one's "
+                        f"{stored.sha256()[:12]}...)")
+    return problems
 
 
 def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -> RowResult:

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.contract import given_depth as given
 from builder.contract.errors import UsageError
 from builder.contract.plan import SplitPlan
 from builder.contract.schema import BACKGROUNDS, CONFIG_NAMES, FOREGROUNDS
 from builder.contract.settings import Manifest
-from builder.rows.bg_depth import recorded_bg_depths, stored_disparity
+from builder.rows.bg_depth import demo_bg_depths, rederived_given_depths, stored_disparity
 from builder.rows.configs import CONFIGS, DatasetConfig
 from builder.rows.geometry import BackgroundGround
 from builder.rows.stats import ImageStats, StatsBook, merge_all
@@ -100,11 +101,11 @@ def load_manifest(root: Path, manifest_path: Path | None) -> Manifest:
     return Manifest.from_json(json.loads(manifest_path.read_text()))
 
 
-def load_reference(manifest: Manifest, layout: Layout, bg_depth_dir: Path | None = None) -> Reference:
+def load_reference(manifest: Manifest, layout: Layout) -> Reference:
     """The stored backgrounds and cut-outs, decoded once: every sample row is checked against them. A row that
     does not decode is left out (its own check reports it; samples that need it say it is unavailable). Ground
-    mode: each background's ground, from the depth it was placed by (the stored model depth, or the maps the
-    manifest records)."""
+    mode: each background's ground, from the depth it was placed by: its stored depth (the --bg-depth-dir map, or
+    the model's), or the demo's maps made again."""
     decoded, stored_depth = {}, {}
     for schema in (BACKGROUNDS, FOREGROUNDS):
         arrays = decoded[schema.name] = {}
@@ -118,14 +119,45 @@ def load_reference(manifest: Manifest, layout: Layout, bg_depth_dir: Path | None
                             continue
                         array.setflags(write=False)
                         arrays[row[schema.key_column]] = array
-                        if schema is BACKGROUNDS and manifest.settings.with_ground and row.get("depth"):
-                            stored_depth[row["bg_id"]] = stored_disparity(row, manifest.settings)
+                        if schema is BACKGROUNDS and (depth := placement_depth(manifest, row)) is not None:
+                            stored_depth[row["bg_id"]] = depth
             except Exception:  # noqa: BLE001 - an unreadable shard is reported when it is checked
                 continue
-    if manifest.settings.with_ground and manifest.bg_depths is not None:
-        stored_depth = dict(enumerate(recorded_bg_depths(manifest, bg_depth_dir)))
+    if manifest.settings.with_ground and manifest.bg_depths is not None and not manifest.stores_given_depth:
+        stored_depth = dict(enumerate(demo_bg_depths(manifest)))
     grounds = {bg_id: BackgroundGround.of(depth) for bg_id, depth in stored_depth.items()}
     return Reference(manifest, decoded["backgrounds"], decoded["foregrounds"], grounds)
+
+
+def placement_depth(manifest: Manifest, row: dict) -> np.ndarray | None:
+    """A `backgrounds` row's stored depth as ground placement reads it; None when the dataset is not placed by it or
+    the row's map is unusable (a given map that does not decode as stored, its row check says why)."""
+    settings, stored_given = manifest.settings, manifest.stores_given_depth
+    if not settings.with_ground or not (stored_given or row.get("depth")):
+        return None
+    if stored_given:
+        r = settings.resolution
+        try:  # its format, mode and size as stored
+            decode_checked(row[given.COLUMN], BACKGROUNDS, given.COLUMN, (r, r), StatsBook(BACKGROUNDS.peaks))
+        except (ValueError, TypeError):
+            return None
+        if given.range_problems(row[given.MIN_COLUMN], row[given.MAX_COLUMN]):
+            return None
+    return stored_disparity(row, settings, stored_given)
+
+
+def given_depth_file_problems(manifest: Manifest, folder: Path) -> Problems:
+    """--bg-depth-dir: each stored map against the one made again from the user's file (whose sha256 the manifest
+    records), by its recorded hash: checks the crop, resize and encoding, which the stored map alone cannot."""
+    if not manifest.stores_given_depth:
+        raise VerifyUsageError("--bg-depth-dir: this dataset stores no --bg-depth-dir maps to compare with their "
+                               "files: drop --bg-depth-dir (one made with --bg-depth-dir before datasets stored the "
+                               "maps cannot be verified: regenerate it)")
+    return [(f"{Path(folder) / record.name}", f"the map made from this file is not the one the manifest records as "
+                                              f"stored (stored sha256 {record.stored_sha256[:12]}..., made "
+                                              f"{remade.sha256()[:12]}...)")
+            for record, remade in zip(manifest.bg_depths, rederived_given_depths(manifest, folder))
+            if remade.sha256() != record.stored_sha256]
 
 
 @dataclasses.dataclass
@@ -235,13 +267,18 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
            manifest: str | Path | None = None, depth_rows: int | None = None,
            bg_depth_dir: str | Path | None = None) -> Report:
     """Check a dataset folder; `sample=N` decodes N random rows per shard (structure is checked on every row);
-    `depth_rows=N` runs the manifest's depth model again on N rows per shard; `bg_depth_dir`: the depth maps a
-    ground-placed dataset was made with."""
+    `depth_rows=N` runs the manifest's depth model again on N rows per shard; `bg_depth_dir` (optional): the
+    --bg-depth-dir a dataset was made with, whose maps are made again and compared with the stored ones."""
     root = Path(root)
     loaded = load_manifest(root, manifest)
     estimator = load_estimator(loaded) if depth_rows else None  # before the long part: fail fast if missing
+    remade = given_depth_file_problems(loaded, bg_depth_dir) if bg_depth_dir is not None else []
     report, (layout, problems) = Report(), find_layout(root)
-    reference = load_reference(loaded, layout, bg_depth_dir)
+    reference = load_reference(loaded, layout)
+    report.extend(remade)
+    if bg_depth_dir is not None:
+        report.notes.append(f"the {len(loaded.bg_depths)} stored --bg-depth-dir maps were compared with the maps made "
+                            f"again from {bg_depth_dir}")
     plan = reference.plan
     split_rows = {c.name: {split: c.count_rows(plan, split) for split in plan.splits} for c in CONFIGS}
     report.layout = layout.description
