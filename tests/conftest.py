@@ -130,13 +130,12 @@ def run_generate_together(*runs: Generation) -> list[subprocess.CompletedProcess
 
 def finished_shards(out: Path) -> dict[Path, tuple[int, int, int]]:
     """(inode, mtime_ns, rows) of every shard that has its done marker: a rerun must keep these files as they are."""
-    from builder.contract.plan import ShardName
+    from builder.store.output import OutputStore
 
     shards = {}
-    for marker in (out / ".fgbg" / "done").glob("*.json"):
-        data = json.loads(marker.read_text())
-        path = out / ShardName(data["config_name"], data["split"], data["shard_index"], data["num_shards"]).relative_path()
-        shards[path] = (path.stat().st_ino, path.stat().st_mtime_ns, data["rows"])
+    for marker in OutputStore(out).done_markers():
+        path = out / marker.name.relative_path()
+        shards[path] = (path.stat().st_ino, path.stat().st_mtime_ns, marker.rows)
     return shards
 
 
@@ -220,17 +219,20 @@ def run_verify(out: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def read_config(out: Path, config_name: str) -> pa.Table:
-    """All shards of a config, in shard order, as one table."""
-    tables = []
-    for path in sorted((out / "data" / config_name).glob("*.arrow")):
-        with pa.memory_map(str(path), "r") as source:
-            tables.append(pa.ipc.open_stream(source).read_all())
-    return pa.concat_tables(tables)
+    """All shards of a config, every split, in shard order, as one table (read through the store)."""
+    from builder.store.reader import open_dataset
+
+    dataset = open_dataset(out)
+    return pa.Table.from_batches([batch for split in dataset.splits(config_name)
+                                  for batch in dataset.batches(config_name, split)])
 
 
 def shard_files(out: Path) -> dict[str, bytes]:
     """Every shard file's bytes by its path under the dataset folder."""
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "data").rglob("*.arrow"))}
+    from builder.store.storage import open_folder
+
+    folder = open_folder(out)
+    return {relative: folder.read_bytes(relative) for relative in folder.matching("data/*/*.arrow")}
 
 
 def column_bytes(out: Path, config_name: str, column: str) -> list[bytes]:

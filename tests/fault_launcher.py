@@ -11,7 +11,7 @@
     FGBG_FAULT=hold-after-marker:C    the same, once the done marker of a shard of config C is written
     FGBG_FSIZE_LIMIT=BYTES            RLIMIT_FSIZE for this process, with SIGXFSZ ignored (writes fail EFBIG)
 
-The faults patch module attributes only; the code under test is otherwise the real generator.
+The faults patch attributes of the store's classes only; the code under test is otherwise the real generator.
 """
 
 import os
@@ -55,7 +55,7 @@ def shard_bytes_on_disk(out: Path) -> int:
 def after_each_batch(shards, action) -> None:
     """Call action(store, n) each time the writer has written a record batch into a shard temp file, n counting
     the batches of this process."""
-    original = shards.OutputStore.write_shard
+    original = shards.ShardStore.write_shard
     count = {"n": 0}
 
     def write_shard(self, task, schema, batches, on_rows=lambda n: None):
@@ -66,15 +66,16 @@ def after_each_batch(shards, action) -> None:
                 action(self, count["n"])
         return original(self, task, schema, counted(), on_rows)
 
-    shards.OutputStore.write_shard = write_shard
+    shards.ShardStore.write_shard = write_shard
 
 
 def install(fault: str) -> None:
-    from builder.publish import card
-    from builder.run import shards
+    from builder.store import names, output, shards
+    from builder.store.local import LocalFolder
 
     kind, _, arg = fault.partition(":")
     count = {"n": 0}
+    original_write = LocalFolder.write_atomic
 
     if kind == "kill-after-batches":
         after_each_batch(shards, lambda store, n: die() if n == int(arg) else None)
@@ -86,45 +87,42 @@ def install(fault: str) -> None:
                 hold(f"at {written} shard bytes on disk")
         after_each_batch(shards, hold_at_bytes)
     elif kind == "hold-after-marker":
-        original_marker = shards.atomic_write_json
+        def write_atomic(self, relative, data):
+            original_write(self, relative, data)
+            name = relative.removeprefix(f"{names.DONE_DIR}/")
+            if name != relative and name.startswith(f"{arg}-"):
+                hold(f"after the done marker {name}")
 
-        def atomic_write_json(path, data):
-            original_marker(path, data)
-            if path.parent.name == "done" and path.name.startswith(f"{arg}-"):
-                hold(f"after the done marker {path.name}")
-
-        shards.atomic_write_json = atomic_write_json
+        LocalFolder.write_atomic = write_atomic
     elif kind == "kill-before-marker":
-        original_json = shards.atomic_write_json
-
-        def atomic_write_json(path, data):
-            if path.parent.name == "done":
+        def write_atomic(self, relative, data):
+            if relative.startswith(f"{names.DONE_DIR}/"):
                 count["n"] += 1
                 if count["n"] == int(arg):
                     die()
-            original_json(path, data)
+            original_write(self, relative, data)
 
-        shards.atomic_write_json = atomic_write_json
+        LocalFolder.write_atomic = write_atomic
     elif kind == "kill-after-grids":
-        original_bytes = card.atomic_write_bytes
-
-        def atomic_write_bytes(path, data):
-            original_bytes(path, data)
-            if path.parent.name == "images":
+        def write_atomic(self, relative, data):
+            original_write(self, relative, data)
+            if relative.startswith(f"{names.IMAGES_DIR}/"):
                 count["n"] += 1
                 if count["n"] == int(arg):
                     die()
 
-        card.atomic_write_bytes = atomic_write_bytes
+        LocalFolder.write_atomic = write_atomic
     elif kind == "kill-in-stats":
-        def atomic_write_json(path, data):
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text('{"rows": ')  # what a crash mid-write leaves behind
+        def write_atomic(self, relative, data):
+            if relative != names.STATS_NAME:
+                return original_write(self, relative, data)
+            # what a crash mid-write leaves behind
+            self.path(names.temp_name(relative, os.getpid())).write_text('{"rows": ')
             die()
 
-        card.atomic_write_json = atomic_write_json
+        LocalFolder.write_atomic = write_atomic
     elif kind == "hold-until":
-        original_prepare = shards.OutputStore.prepare
+        original_prepare = output.OutputStore.prepare
 
         def prepare(self, manifest, overwrite):
             original_prepare(self, manifest, overwrite)
@@ -132,7 +130,7 @@ def install(fault: str) -> None:
             while not Path(arg).exists():
                 time.sleep(0.05)
 
-        shards.OutputStore.prepare = prepare
+        output.OutputStore.prepare = prepare
     else:
         raise SystemExit(f"unknown FGBG_FAULT {fault!r}")
 

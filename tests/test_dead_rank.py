@@ -14,6 +14,9 @@ import pytest
 from builder.contract.errors import FgbgError
 from builder.contract.plan import ShardName, ShardTask
 from builder.run.liveness import Heartbeat, RankWatch
+from builder.store.output import OutputStore
+from builder.store.local import LocalFolder
+from builder.store.ranks import RankFiles
 from builder.verify.runner import verify
 from tests.conftest import GENERATE, LAUNCHER, SMALL, env, held_rendezvous, read_config
 
@@ -55,10 +58,8 @@ def test_killed_rank_stops_the_main_process_and_the_rerun_completes(tmp_path, no
     # rank 0 finishes its own shard first (a few seconds on busy CPUs), then the timeout runs out
     assert exited - died < TIMEOUT_S + 30
     assert "rank 1 sent no heartbeat" in stderr0 and "rerun the same command" in stderr0
-    done = {p.stem for p in (out / ".fgbg" / "done").glob("*.json")}
-    missing = [n.relative_path() for config in ("default", "backgrounds", "foregrounds")
-               for n in (ShardName.parse(config, p.name) for p in (reference / "data" / config).glob("*.arrow"))
-               if n.marker_name.removesuffix(".json") not in done]
+    done = {marker.name for marker in OutputStore(out).done_markers()}
+    missing = [m.name.relative_path() for m in OutputStore(reference).done_markers() if m.name not in done]
     assert missing and all(name in stderr0 for name in missing)
 
     for code, stderr, _ in [finish(p) for p in start_ranks(out, NO_DEPTH)]:
@@ -100,7 +101,8 @@ class Clock:
 def test_watch_names_the_missing_shards_of_a_silent_rank(tmp_path):
     clock, done = Clock(), {task("default", 1)}
     (tmp_path / "rank-1.alive").touch()
-    watch = RankWatch(tmp_path, {1: [task("default", 1), task("default", 2)]}, done.__contains__, 10, clock)
+    ranks = {1: [task("default", 1), task("default", 2)]}
+    watch = RankWatch(RankFiles(LocalFolder(tmp_path)), ranks, done.__contains__, 10, clock)
     watch.check()
     clock.now = 9
     watch.check()  # not yet
@@ -112,8 +114,8 @@ def test_watch_names_the_missing_shards_of_a_silent_rank(tmp_path):
 
 def test_watch_keeps_a_beating_rank_and_ignores_finished_ones(tmp_path):
     clock = Clock()
-    with Heartbeat(tmp_path, 1, interval=0.05):
-        watch = RankWatch(tmp_path, {1: [task("default", 0)]}, lambda t: False, 10, clock)
+    with Heartbeat(RankFiles(LocalFolder(tmp_path)), 1, interval=0.05):
+        watch = RankWatch(RankFiles(LocalFolder(tmp_path)), {1: [task("default", 0)]}, lambda t: False, 10, clock)
         for step in range(5):
             time.sleep(0.2)  # the heartbeat thread touches the file meanwhile
             clock.now = 9 * (step + 1)
@@ -124,8 +126,8 @@ def test_watch_keeps_a_beating_rank_and_ignores_finished_ones(tmp_path):
 
 
 def test_a_rank_that_raised_is_reported_at_once(tmp_path):
-    with pytest.raises(RuntimeError), Heartbeat(tmp_path, 1, interval=60):
+    with pytest.raises(RuntimeError), Heartbeat(RankFiles(LocalFolder(tmp_path)), 1, interval=60):
         raise RuntimeError("model file unreadable")
-    watch = RankWatch(tmp_path, {1: [task("default", 0)]}, lambda t: False, 1000, Clock())
+    watch = RankWatch(RankFiles(LocalFolder(tmp_path)), {1: [task("default", 0)]}, lambda t: False, 1000, Clock())
     with pytest.raises(FgbgError, match="rank 1 failed .RuntimeError: model file unreadable"):
         watch.check()

@@ -71,7 +71,8 @@ def test_builder_has_no_import_cycle():
             visit(name, [name])
 
 
-WINGS = ("contract", "rows", "run", "verify", "publish", "train", "testing", "bench")  # each imports only those before
+# each imports only those before it
+WINGS = ("contract", "rows", "store", "run", "verify", "publish", "train", "testing", "bench")
 
 
 def test_each_wing_imports_only_the_wings_below_it():
@@ -91,3 +92,38 @@ def test_every_module_sits_in_a_wing():
     assert sorted(p.name for p in (ROOT / "builder").glob("*.py")) == ["__init__.py"]
     assert sorted(p.name for p in (ROOT / "builder").iterdir() if p.is_dir() and p.name != "__pycache__") == \
         sorted(WINGS)
+
+
+# What only builder/store does to a dataset folder: locks, renames, fsync, removing trees, opening shard files, and
+# listing folders (markers, shards). Checked in the wings and scripts that read or write datasets.
+FOLDER_CALLS = {"os.replace", "os.rename", "os.fsync", "shutil.rmtree", "shutil.copyfile", "fcntl.flock",
+                "pa.memory_map", "pa.OSFile", "pa.ipc.open_stream", "pa.ipc.new_stream", "pq.ParquetFile",
+                "pq.read_schema", "pq.read_table"}
+FOLDER_METHODS = {"glob", "rglob", "iterdir", "unlink", "rename", "mkdir", "touch"}  # of pathlib.Path
+DATASET_USERS = [*(ROOT / "builder").glob("run/*.py"), *(ROOT / "builder").glob("verify/*.py"),
+                 *(ROOT / "builder").glob("publish/*.py"), ROOT / "builder/train/loader.py", ROOT / "fgbg_depth.py",
+                 *(ROOT / "scripts" / name for name in ("generate.py", "verify.py", "push_to_hub.py",
+                                                         "export_coco.py"))]
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else "?"
+
+
+def test_only_the_store_touches_the_dataset_folder():
+    """The run, verify, publish and the training loader (and their scripts) reach a dataset folder only through
+    builder/store: none of them takes a lock, renames, fsyncs, lists a folder or opens a shard file itself."""
+    found = []
+    for path in DATASET_USERS:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom) and "fcntl" in {a.name for a in node.names}:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports fcntl")
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            name = _dotted(node.func)
+            shared_memory = name.startswith("os.") or name.endswith("memory.unlink")  # run/workers.py's rings
+            if name in FOLDER_CALLS or (node.func.attr in FOLDER_METHODS and not shared_memory):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} calls {name}")
+    assert not found, "\n".join(found)

@@ -6,7 +6,7 @@ import pytest
 from builder.contract.settings import GenerateConfig
 from builder.publish import card
 from builder.run.pipeline import load_job, run_shards
-from builder.run.shards import OutputStore
+from builder.store.output import OutputStore
 from tests.conftest import run_generate
 
 SETTINGS = {"demo": True, "no_depth": True, "placements": 2, "shard_size": 10, "resolution": 64}

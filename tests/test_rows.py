@@ -19,7 +19,7 @@ from builder.contract.errors import UsageError
 from builder.contract.plan import DrawnRows, SampleSpace, SplitPlan, tasks_for_process
 from builder.contract.settings import GenerateConfig
 from builder.rows.configs import dataset_tasks
-from builder.run.shards import OutputStore
+from builder.store.output import OutputStore
 from builder.verify.runner import verify
 from tests.conftest import (Generation, assert_reused, killed_after_first_shard, read_config, run_generate,
                             run_generate_together, write_tampered_copy)
@@ -180,12 +180,12 @@ def test_tasks_share_the_backgrounds_ground_placement_reads_back(tmp_path, small
             assert claimed
             task = Generation(out, *args, "--rank", 0, "--world-size", 2, **one_core)
             deadline = time.monotonic() + 240
-            while not all(store.marker_path(name).exists() for name in others) and time.monotonic() < deadline:
+            while not all(store.has_marker(name) for name in others) and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(2)
-            assert task.process.poll() is None and not store.marker_path(held).exists()  # it waits for the claim
+            assert task.process.poll() is None and not store.has_marker(held)  # it waits for the claim
         run_generate_together(task)
-        assert store.marker_path(held).exists()
+        assert store.has_marker(held)
         run_generate_together(Generation(out, *args, "--rank", 1, "--world-size", 2, **one_core))
         assert finish(out).returncode == 0
     finally:

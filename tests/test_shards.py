@@ -5,15 +5,19 @@ and why; the finish and the export refuse an unfinished dataset by the same chec
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from builder.contract.errors import FgbgError, UsageError
+from builder.contract.plan import ShardName
 from builder.contract.settings import GenerateConfig
 from builder.publish.export import find_sources
 from builder.rows.configs import dataset_tasks
 from builder.run.pipeline import load_job, run_shards
-from builder.run.shards import DoneMarker, MarkerError, OutputStore
+from builder.store.marker import DoneMarker, MarkerError
+from builder.store.names import marker_path
+from builder.store.output import OutputStore
 
 SETTINGS = {"demo": True, "no_depth": True, "placements": 2, "shard_size": 10, "resolution": 64}
 # what the marker held before DoneMarker, key for key (the dict literal shards.py wrote)
@@ -34,52 +38,45 @@ def written(tmp_path_factory):
 
 def test_marker_bytes_and_round_trip(written):
     store, tasks = written
-    path = store.marker_path(tasks[0].name)
-    data = json.loads(path.read_text())
+    data = json.loads(store.marker_bytes(tasks[0].name.marker_name))
     assert set(data) == MARKER_KEYS  # no "format" key: format 1 is the layout markers always had
-    marker = DoneMarker.read(path)
+    marker = store.marker(tasks[0].name)
     assert (marker.name, marker.start, marker.stop, marker.rows) == (tasks[0].name, 0, 10, 10)
-    assert marker.file_bytes == store.shard_path(tasks[0].name).stat().st_size
+    assert marker.file_bytes == (store.root / tasks[0].name.relative_path()).stat().st_size
     assert marker.to_json() == data
     assert set(marker.stats) == {"fg_bg", "mask"}
 
 
-def test_formats_and_damage(written, tmp_path):
+def test_formats_and_damage(written):
     store, tasks = written
-    data = json.loads(store.marker_path(tasks[0].name).read_text())
+    data = json.loads(store.marker_bytes(tasks[0].name.marker_name))
     cases = {"later": {**data, "format": 2}, "no-rows": {k: v for k, v in data.items() if k != "rows"},
              "negative": {**data, "rows": -1}, "text": "not json"}
     for name, content in cases.items():
-        path = tmp_path / f"{name}.json"
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        raw = (content if isinstance(content, str) else json.dumps(content)).encode()
         with pytest.raises(MarkerError, match=f"unreadable done marker {name}.json"):
-            DoneMarker.read(path)
+            DoneMarker.from_bytes(raw, f"{name}.json")
     with pytest.raises(MarkerError, match=r"format 2 is not this version's \(1\)"):
-        DoneMarker.read(tmp_path / "later.json")
-    legacy = tmp_path / "legacy.json"  # written before checksums were recorded
-    legacy.write_text(json.dumps({k: v for k, v in data.items() if k != "sha256"}))
-    assert DoneMarker.read(legacy).sha256 is None
+        DoneMarker.from_bytes(json.dumps(cases["later"]).encode(), "later.json")
+    legacy = {k: v for k, v in data.items() if k != "sha256"}  # written before checksums were recorded
+    assert DoneMarker.from_bytes(json.dumps(legacy).encode(), "legacy.json").sha256 is None
 
 
 def test_shard_state_names_what_is_unfinished(written, tmp_path):
     store, tasks = written
+    shutil.copytree(store.root, tmp_path / "copy")
     copy = OutputStore(tmp_path / "copy")
-    copy.done_dir.mkdir(parents=True)
     first, second, third, fourth = tasks[:4]
-    for task in tasks:
-        copy.shard_path(task.name).parent.mkdir(parents=True, exist_ok=True)
-        copy.shard_path(task.name).write_bytes(store.shard_path(task.name).read_bytes())
-        copy.marker_path(task.name).write_bytes(store.marker_path(task.name).read_bytes())
-    copy.marker_path(first.name).unlink()
-    copy.shard_path(second.name).unlink()
-    copy.shard_path(third.name).write_bytes(b"short")
-    copy.marker_path(fourth.name).write_text("{")
+    (copy.root / marker_path(first.name)).unlink()
+    (copy.root / second.name.relative_path()).unlink()
+    (copy.root / third.name.relative_path()).write_bytes(b"short")
+    (copy.root / marker_path(fourth.name)).write_text("{")
     assert copy.shard_state(first.name) == (None, f"no done marker .fgbg/done/{first.name.marker_name}: the shard "
                                                   "was never finished")
     assert copy.shard_state(second.name)[1] == "missing, though its done marker is there"
     assert copy.shard_state(third.name)[1].startswith("is 5 bytes, its done marker says ")
     assert copy.shard_state(fourth.name)[1].startswith(f"unreadable done marker {fourth.name.marker_name}")
-    assert copy.shard_state(tasks[4].name) == (DoneMarker.read(store.marker_path(tasks[4].name)), None)
+    assert copy.shard_state(tasks[4].name) == (store.marker(tasks[4].name), None)
     markers, unfinished = copy.finished(tasks)
     assert len(markers) == len(tasks) - 4
     assert [line.split(":")[0] for line in unfinished] == [t.name.relative_path() for t in (first, second, third, fourth)]
@@ -103,7 +100,7 @@ def test_the_manifest_gives_every_shard(written):
 def test_export_refuses_by_the_same_check(written, tmp_path):
     store, tasks = written
     with pytest.raises(UsageError) as caught:  # no card yet, and (after this) one shard unfinished
-        marker = store.marker_path(tasks[1].name)
+        marker = store.root / marker_path(tasks[1].name)
         saved = marker.read_bytes()
         marker.unlink()
         try:
@@ -114,3 +111,12 @@ def test_export_refuses_by_the_same_check(written, tmp_path):
     assert "missing stats.json" in text and "missing README.md" in text
     assert f"config 'default': 1 of {sum(t.config_name == 'default' for t in tasks)} train shards unfinished: " \
            f"{tasks[1].name.relative_path()}: no done marker" in text
+
+
+def test_marker_names_read_back_as_their_shards(written):
+    """One definition both ways: a marker's file name gives back its shard (verify's orphan check, the tests)."""
+    store, tasks = written
+    assert [ShardName.parse_marker(task.name.marker_name) for task in tasks] == [task.name for task in tasks]
+    assert {marker.name for marker in store.done_markers()} == {task.name for task in tasks}
+    for other in ("default-train-00000.json", f".{tasks[0].name.marker_name}.7.tmp", "default-train-1-of-2.json"):
+        assert ShardName.parse_marker(other) is None

@@ -16,7 +16,7 @@ import torch
 from builder.contract.errors import FgbgError
 from builder.contract.settings import GenerateConfig
 from builder.run.pipeline import load_job, run_shards
-from builder.run.shards import OutputStore
+from builder.store.output import OutputStore
 from builder.run.workers import SHM_PREFIX, WorkerPool, pieces, ring_name, sweep_stale_rings
 from tests.conftest import ROOT, Generation, env, shard_files
 

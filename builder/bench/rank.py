@@ -21,7 +21,7 @@ def standin_run(bg_dir: str, fg_dir: str, out: str, placements: int, shard_size:
     from builder.rows.assets import load_inputs
     from builder.rows.render import RenderContext
     from builder.run.pipeline import Job, run_shards
-    from builder.run.shards import OutputStore
+    from builder.store.output import OutputStore
     from builder.testing.standin_depth import StandinDepthEstimator
 
     torch.set_num_threads(cores)

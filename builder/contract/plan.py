@@ -227,6 +227,8 @@ class ShardName:
     count: int
 
     PATTERN = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.(?P<suffix>arrow|parquet)$")
+    MARKER_PATTERN = re.compile(r"^(?P<config>.+)-(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<count>\d{5})"
+                                r"\.json$")
 
     def file_name(self, suffix: str = "arrow") -> str:
         return f"{self.split}-{self.index:05d}-of-{self.count:05d}.{suffix}"
@@ -244,6 +246,14 @@ class ShardName:
         if match is None:
             return None
         return cls(config_name, match["split"], int(match["index"]), int(match["count"]))
+
+    @classmethod
+    def parse_marker(cls, marker_name: str) -> "ShardName | None":
+        """The shard a done marker's file name (`marker_name`) belongs to; None for any other name."""
+        match = cls.MARKER_PATTERN.match(marker_name)
+        if match is None:
+            return None
+        return cls(match["config"], match["split"], int(match["index"]), int(match["count"]))
 
     @staticmethod
     def data_files(config_name: str, split: str, suffix: str) -> str:

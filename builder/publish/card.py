@@ -8,7 +8,6 @@ import string
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import yaml
 from PIL import Image
 
@@ -21,7 +20,8 @@ from builder.publish.license import License, license_for_model
 from builder.publish.source_card import source_lines, source_stats
 from builder.rows import geometry
 from builder.rows.stats import merge_all
-from builder.run.shards import DoneMarker, OutputStore, atomic_write_bytes, atomic_write_json, read_shard_batches
+from builder.store.marker import DoneMarker
+from builder.store.output import OutputStore
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "dataset_card.md"
 GRID_COUNT = 8
@@ -53,7 +53,7 @@ def _read_spread_images(store: OutputStore, tasks, column: str, count: int) -> l
         if not rows:
             continue
         offset = 0
-        for batch in read_shard_batches(store.shard_path(task.name)):
+        for batch in store.batches(task.name, [column]):
             cells = batch.column(column)
             for row in rows:
                 if offset <= row < offset + batch.num_rows:
@@ -86,7 +86,7 @@ def _read_blend_examples(store: OutputStore, tasks, modes: list[str]) -> list[Im
     Shards are read only until every mode has been seen."""
     found: dict[str, list[Image.Image]] = {}
     for task in (t for t in tasks if t.config_name == "default"):
-        for batch in read_shard_batches(store.shard_path(task.name)):
+        for batch in store.batches(task.name, ["blend", "fg_bg", "alpha"]):
             for j, blend in enumerate(batch.column("blend").to_pylist()):
                 if blend not in found:
                     found[blend] = [Image.open(io.BytesIO(batch.column(c)[j]["bytes"].as_py()))
@@ -106,15 +106,12 @@ def _save_grid(store: OutputStore, kind: str, images: list[Image.Image], side: i
         grid.paste(_tile(image, side), ((n % columns) * side, (n // columns) * side))
     buffer = io.BytesIO()
     grid.save(buffer, format="PNG")
-    relative = f"images/{kind}.png"
-    atomic_write_bytes(store.root / relative, buffer.getvalue())
-    return relative
+    return store.write_grid(kind, buffer.getvalue())
 
 
 def write_grids(store: OutputStore, tasks, side: int, blend_modes: list[str] | None = None) -> dict[str, str]:
     """One PNG per kind: rows spread over that config, side by side (and, augmented, one composite per edge
     blend over its alpha). Returns kind -> relative path."""
-    (store.root / "images").mkdir(exist_ok=True)
     grids = {}
     for kind, (config_name, column) in GRID_COLUMNS.items():
         config_tasks = [t for t in tasks if t.config_name == config_name]
@@ -161,16 +158,15 @@ def object_counts(store: OutputStore, tasks: list[ShardTask]) -> dict:
     per_row: dict[int, int] = {}
     counts = {"objects": 0, "redrawn": 0, "dropped": 0, "visible_sum": 0.0}
     for task in (t for t in tasks if t.config_name == "default"):
-        with pa.memory_map(str(store.shard_path(task.name)), "r") as source:
-            for batch in pa.ipc.open_stream(source):
-                objects = batch.column("objects")
-                for n in objects.value_lengths().to_numpy():
-                    per_row[int(n)] = per_row.get(int(n), 0) + 1
-                occlusion = objects.flatten().field("occlusion").to_numpy().astype(np.float64)
-                counts["objects"] += len(occlusion)
-                counts["visible_sum"] += float((1 - occlusion).sum())
-                counts["redrawn"] += int(batch.column("objects_redrawn").to_numpy().sum())
-                counts["dropped"] += int(batch.column("objects_dropped").to_numpy().sum())
+        for batch in store.batches(task.name, ["objects", "objects_redrawn", "objects_dropped"]):
+            objects = batch.column("objects")
+            for n in objects.value_lengths().to_numpy():
+                per_row[int(n)] = per_row.get(int(n), 0) + 1
+            occlusion = objects.flatten().field("occlusion").to_numpy().astype(np.float64)
+            counts["objects"] += len(occlusion)
+            counts["visible_sum"] += float((1 - occlusion).sum())
+            counts["redrawn"] += int(batch.column("objects_redrawn").to_numpy().sum())
+            counts["dropped"] += int(batch.column("objects_dropped").to_numpy().sum())
     rows = sum(per_row.values())
     return {"rows_by_objects": {str(n): per_row[n] for n in sorted(per_row)}, "objects": counts["objects"],
             "objects_per_row": round(counts["objects"] / rows, 6) if rows else 0.0,
@@ -230,14 +226,13 @@ def placement_counts(store: OutputStore, tasks: list[ShardTask], mode: str) -> d
     for task in tasks:
         if task.config_name != "default":
             continue
-        with pa.memory_map(str(store.shard_path(task.name)), "r") as source:
-            for batch in pa.ipc.open_stream(source):
-                modes = batch.column("placement_mode").to_pylist()
-                occlusion = batch.column("occlusion").to_numpy()
-                counts[mode] += modes.count(mode)
-                counts["uniform"] += modes.count("uniform")
-                counts["occluded"] += int((occlusion > 0).sum())
-                counts["occlusion_sum"] += float(occlusion.astype(np.float64).sum())
+        for batch in store.batches(task.name, ["placement_mode", "occlusion"]):
+            modes = batch.column("placement_mode").to_pylist()
+            occlusion = batch.column("occlusion").to_numpy()
+            counts[mode] += modes.count(mode)
+            counts["uniform"] += modes.count("uniform")
+            counts["occluded"] += int((occlusion > 0).sum())
+            counts["occlusion_sum"] += float(occlusion.astype(np.float64).sum())
     rows = counts[mode] + counts["uniform"]
     return {mode: counts[mode], "uniform": counts["uniform"], "occluded": counts["occluded"],
             "mean_occlusion": round(counts["occlusion_sum"] / rows, 6) if rows else 0.0}
@@ -526,14 +521,14 @@ def write_card(store: OutputStore, tasks: list[ShardTask]) -> dict:
     grids = write_grids(store, [t for t in tasks if t.name.split == TRAIN], side=min(settings.resolution, 256),
                         blend_modes=settings.blend_mode_list if settings.with_augment else None)
     splits = list(dict.fromkeys(t.name.split for t in tasks))
-    data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "arrow")} for split in splits]
-                  for name in CONFIG_NAMES}
+    data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, store.format.suffix)}
+                         for split in splits] for name in CONFIG_NAMES}
     known = license_for_model(manifest.model)
     card_text = render_card(manifest, stats, data_files, stats["num_bytes"], grids, str(store.root),
                             License(known) if known else None)
-    atomic_write_bytes(store.root / "README.md", card_text.encode())
+    store.write_card(card_text)
     stats = {**stats, "data_bytes": sum(stats["num_bytes"].values())}
-    atomic_write_json(store.root / "stats.json", stats)
+    store.write_stats(stats)
     return stats
 
 
@@ -544,7 +539,7 @@ def finish(store: OutputStore, tasks: list[ShardTask], elapsed: float, resumed_r
     written = sum(stats["rows"].values()) - resumed_rows
     return {"rows": stats["rows"], "rows_written": written, "data_bytes": stats["data_bytes"],
             "elapsed_s": round(elapsed, 2), "rows_per_s": round(written / elapsed, 1), "processes": processes,
-            "device": device, "card": str(store.root / "README.md")}
+            "device": device, "card": store.card_path()}
 
 
 def summary_text(summary: dict) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 
 from builder.contract.settings import MAX_OBJECTS
 from builder.publish.stream import UNCATEGORISED, image_name, pixels, row_instances
+from builder.store.storage import open_folder
 
 
 def rle(mask: np.ndarray) -> dict:
@@ -74,27 +75,27 @@ def write_split(rows: Iterator[dict], split: str, folder: Path, cats: list[dict]
                 ) -> int:
     """`folder/annotations/instances_<split>.json` and `folder/<split>/<sample_id>.jpg`; returns the rows. Image
     cells come undecoded ({"bytes": ...}); `cats` and `category_ids` come from `categories`."""
-    (folder / split).mkdir(parents=True, exist_ok=True)
-    (folder / "annotations").mkdir(exist_ok=True)
+    out = open_folder(folder)
+    out.mkdirs(split)
+    out.mkdirs("annotations")
     count = 0
-    with tempfile.TemporaryFile("w+") as images, tempfile.TemporaryFile("w+") as annotations:
+    with tempfile.TemporaryFile("w+b") as images, tempfile.TemporaryFile("w+b") as annotations:
         for row in rows:
             name = f"{split}/{image_name(row['sample_id'])}"
-            (folder / name).write_bytes(row["fg_bg"]["bytes"])  # the stored JPEG, unchanged
+            out.write_bytes(name, row["fg_bg"]["bytes"])  # the stored JPEG, unchanged
             height, width = pixels(row["mask"]).shape[:2]
-            images.write(("," if count else "") + json.dumps(
-                {"id": row["sample_id"], "file_name": name, "width": width, "height": height}))
+            images.write((("," if count else "") + json.dumps(
+                {"id": row["sample_id"], "file_name": name, "width": width, "height": height})).encode())
             for annotation in row_annotations(row, category_ids):
-                annotations.write(("," if annotations.tell() else "") + json.dumps(annotation))
+                annotations.write((("," if annotations.tell() else "") + json.dumps(annotation)).encode())
             count += 1
-        target = folder / "annotations" / f"instances_{split}.json"
-        with open(target.with_suffix(".tmp"), "w") as out:
-            out.write('{"info": {"description": "fgbg-depth composites"}, "images": [')
+        target = f"annotations/instances_{split}.json"
+        with out.output(f"annotations/instances_{split}.tmp", target) as sink:
+            sink.write(b'{"info": {"description": "fgbg-depth composites"}, "images": [')
             images.seek(0)
-            shutil.copyfileobj(images, out)
-            out.write('], "annotations": [')
+            shutil.copyfileobj(images, sink)
+            sink.write(b'], "annotations": [')
             annotations.seek(0)
-            shutil.copyfileobj(annotations, out)
-            out.write(f'], "categories": {json.dumps(cats)}}}')
-        target.with_suffix(".tmp").replace(target)
+            shutil.copyfileobj(annotations, sink)
+            sink.write(f'], "categories": {json.dumps(cats)}}}'.encode())
     return count

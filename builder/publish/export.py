@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +23,15 @@ from builder.contract.schema import CONFIG_NAMES, GRID_COLUMNS
 from builder.publish.card import render_card
 from builder.publish.license import license_terms, resolve_license
 from builder.rows.configs import dataset_tasks
-from builder.run.shards import (CHECKSUMS_NAME, MANIFEST_NAME, OutputStore, atomic_write_json, file_sha256,
-                                read_shard_batches, read_shard_schema)
+from builder.store.formats import ParquetFiles
+from builder.store.local import LocalFolder
+from builder.store.names import (CARD_NAME, CHECKSUMS_NAME, EXPORT_NAMES, IMAGES_DIR, MANIFEST_NAME, STATE_DIR,
+                                 STATS_NAME, config_dir, grid_path)
+from builder.store.output import OutputStore
+from builder.store.storage import open_folder
 
 DEFAULT_MAX_FILE_BYTES = 500 * 1000**2  # datasets' MAX_SHARD_SIZE: "a few hundred MB" per Parquet file
 DEFAULT_ROW_GROUP_ROWS = 100  # small groups: cheap for readers without the page index (README, Publishing)
-# everything an export folder holds; manifest.json lets scripts/verify.py check the export itself
-EXPORT_NAMES = ("README.md", MANIFEST_NAME, CHECKSUMS_NAME, "stats.json", "data", "images")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Source:
 
     config_name: str
     split: str
-    paths: tuple[Path, ...]
+    names: tuple[ShardName, ...]
     rows: int
     num_bytes: int
 
@@ -69,14 +70,13 @@ def find_sources(out: Path) -> list[Source]:
     """Every config's shards, after checking that the dataset in `out` is complete (refuse and name what is
     missing otherwise): every shard of the manifest's sample space finished (the store's one check), and the
     run's stats.json, manifest.json and README.md there."""
-    out = Path(out)
-    if not out.is_dir():
-        raise UsageError([f"{out} is not a folder; give the --output-dir of scripts/generate.py"])
     store = OutputStore(out)
+    if not store.folder.is_dir():
+        raise UsageError([f"{out} is not a folder; give the --output-dir of scripts/generate.py"])
     problems = [f"missing {name} (the generation has not finished: rerun scripts/generate.py with the same "
-                "settings)" for name in (MANIFEST_NAME, "stats.json", "README.md") if not (out / name).is_file()]
+                "settings)" for name in store.missing(MANIFEST_NAME, STATS_NAME, CARD_NAME)]
     sources = []
-    if store.manifest_path.is_file():
+    if store.has_manifest():
         manifest = store.read_manifest()
         tasks = dataset_tasks(manifest.split_plan(), manifest.settings.shard_size)
         for name, split in dict.fromkeys((t.config_name, t.name.split) for t in tasks):
@@ -95,7 +95,7 @@ def split_source(store: OutputStore, tasks: list[ShardTask]) -> tuple[Source | N
     if unfinished:
         shown = "; ".join(unfinished[:10]) + (f" and {len(unfinished) - 10} more" if len(unfinished) > 10 else "")
         return None, f"config {name!r}: {len(unfinished)} of {len(tasks)} {split} shards unfinished: {shown}"
-    return Source(name, split, tuple(store.shard_path(t.name) for t in tasks), sum(m.rows for m in markers),
+    return Source(name, split, tuple(t.name for t in tasks), sum(m.rows for m in markers),
                   sum(m.file_bytes for m in markers)), None
 
 
@@ -122,12 +122,12 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending)
 
 
-def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: int,
+def write_parquet(store: OutputStore, source: Source, building: LocalFolder, max_file_bytes: int, group_rows: int,
                   on_rows: Callable[[int], None] = lambda n: None) -> list[dict]:
     """One config/split as `<split>-0000i-of-0000n.parquet` files of at most about `max_file_bytes`, with
     datasets' Parquet options (images stored uncompressed PLAIN, content-defined chunking so a re-upload of
     regenerated data deduplicates), the page index, and the HF features in the schema metadata."""
-    schema = read_shard_schema(source.paths[0])
+    schema = store.shard(source.names[0]).schema()
     options = get_parquet_column_options(Features.from_arrow_schema(schema), schema)  # the shard's own features
     parts: list[dict] = []
     writer = sink = None
@@ -135,15 +135,15 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     def close():
         writer.close()
         sink.close()
-        tmp = Path(parts[-1]["tmp"])
-        parts[-1].update(bytes=tmp.stat().st_size, sha256=file_sha256(tmp))  # from the page cache, just written
+        tmp = parts[-1]["tmp"]  # hashed from the page cache, just written
+        parts[-1].update(bytes=building.size(tmp), sha256=building.sha256(tmp))
 
-    batches = (batch for path in source.paths for batch in read_shard_batches(path))
+    batches = (batch for name in source.names for batch in store.batches(name))
     for table in rebatch(batches, group_rows):
         if writer is None:
-            tmp = dest / f".{source.split}-{len(parts):05d}.parquet.tmp"
+            tmp = f"{config_dir(source.config_name)}/.{source.split}-{len(parts):05d}.{ParquetFiles.suffix}.tmp"
             parts.append({"tmp": tmp, "rows": 0, "row_groups": []})
-            sink = pa.OSFile(str(tmp), "wb")
+            sink = building.create(tmp)
             writer = pq.ParquetWriter(sink, schema, write_page_index=True,
                                       use_content_defined_chunking=datasets_config.DEFAULT_CDC_OPTIONS, **options)
             writer.add_key_value_metadata({"content_defined_chunking":
@@ -160,8 +160,8 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
     files = []
     for index, part in enumerate(parts):
         name = ShardName(source.config_name, source.split, index, len(parts))
-        Path(part["tmp"]).replace(dest / name.file_name("parquet"))
-        files.append({"path": name.relative_path("parquet"), "split": source.split,
+        building.move(part["tmp"], name.relative_path(ParquetFiles.suffix))
+        files.append({"path": name.relative_path(ParquetFiles.suffix), "split": source.split,
                       "rows": part["rows"], "bytes": part["bytes"], "sha256": part["sha256"],
                       "row_groups": part["row_groups"]})
     return files
@@ -170,78 +170,77 @@ def write_parquet(source: Source, dest: Path, max_file_bytes: int, group_rows: i
 def export(out: Path, folder: Path, options: ExportOptions, progress: bool = True) -> ExportResult:
     """Write the Hub layout of the dataset in `out` into `folder` (built beside it, then renamed into place):
     data/<config>/<split>-*.parquet, images/<kind>.png and a README.md whose YAML points at them."""
-    out, folder = Path(out), Path(folder)
     check_repo_id(options.repo_id)
     sources = find_sources(out)
-    manifest = OutputStore(out).read_manifest()
-    stats = json.loads((out / "stats.json").read_text())
+    store, target = OutputStore(out), open_folder(folder)
+    manifest, stats = store.read_manifest(), store.read_stats()
     license = license_terms(resolve_license(manifest.model, options.license_id), options.license_name,
                             options.license_link, options.repo_id)
-    inside_out = folder.resolve() == out.resolve() or out.resolve() in folder.resolve().parents
-    if inside_out and folder.resolve().parent != OutputStore(out).state_dir.resolve():  # OUT/.fgbg/hub is ours
+    if store.folder.holds(folder) and not store.folder.sub(STATE_DIR).holds(folder, directly=True):  # .fgbg/hub
         raise UsageError([f"export folder {folder} must not be the dataset folder or inside it (load_dataset on "
                           "the dataset folder would read it too)"])
-    if folder.exists() and (not folder.is_dir() or any(p.name not in EXPORT_NAMES for p in folder.iterdir())):
+    if target.exists() and (not target.is_dir() or any(name not in EXPORT_NAMES for name in target.listdir())):
         raise UsageError([f"export folder {folder} holds other files; give a new or empty folder (or a "
                           "previous export, which is replaced)"])
-    building = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(building, ignore_errors=True)
+    building = target.staging()
     bar = tqdm(total=sum(s.rows for s in sources), unit="row", desc="parquet", disable=not progress,
                dynamic_ncols=True)
     files: dict[str, list[dict]] = {name: [] for name in CONFIG_NAMES}
     group_rows = {}
     for source in sources:
-        dest = building / "data" / source.config_name
-        dest.mkdir(parents=True, exist_ok=True)
+        building.mkdirs(config_dir(source.config_name))
         group_rows[source.config_name] = row_group_rows(source.rows, source.num_bytes, options.max_group_rows)
         bar.set_postfix_str(f"{source.config_name}/{source.split}")
-        files[source.config_name] += write_parquet(source, dest, options.max_file_bytes,
+        files[source.config_name] += write_parquet(store, source, building, options.max_file_bytes,
                                                    group_rows[source.config_name], on_rows=bar.update)
     bar.close()
-    grids = {}
-    for kind in (*GRID_COLUMNS, "augment"):  # augment: the per-blend grid of an augmented dataset
-        grid = out / "images" / f"{kind}.png"
-        if grid.is_file():
-            (building / "images").mkdir(exist_ok=True)
-            shutil.copyfile(grid, building / "images" / grid.name)
-            grids[kind] = f"images/{grid.name}"
-    data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, "parquet")}
+    grids = copy_grids(store, building)
+    data_files = {name: [{"split": split, "path": ShardName.data_files(name, split, ParquetFiles.suffix)}
                          for split in dict.fromkeys(f["split"] for f in files[name])] for name in CONFIG_NAMES}
     sizes = {name: sum(f["bytes"] for f in files[name]) for name in CONFIG_NAMES}
     splits = {name: [{"name": s.split, "num_bytes": s.num_bytes, "num_examples": s.rows}
                      for s in sources if s.config_name == name] for name in CONFIG_NAMES}
     card = render_card(manifest, stats, data_files, sizes, grids, options.repo_id, license, splits=splits)
-    (building / "README.md").write_text(card)
-    for name in (MANIFEST_NAME, "stats.json"):
-        shutil.copyfile(out / name, building / name)
+    building.write_bytes(CARD_NAME, card.encode())
+    for name in (MANIFEST_NAME, STATS_NAME):
+        building.write_bytes(name, store.folder.read_bytes(name))
     write_checksums(building, [f for config_files in files.values() for f in config_files])
-    if folder.exists():
-        shutil.rmtree(folder)
-    building.replace(folder)
-    return ExportResult(folder, files, sum(s.num_bytes for s in sources), sum(sizes.values()), group_rows)
+    building.replace_folder(target)
+    return ExportResult(target.root, files, sum(s.num_bytes for s in sources), sum(sizes.values()), group_rows)
 
 
-def write_checksums(folder: Path, parquet: list[dict]) -> None:
+def copy_grids(store: OutputStore, building: LocalFolder) -> dict[str, str]:
+    """The dataset's sample grids, as they are (augment: the per-blend grid of an augmented dataset)."""
+    grids = {}
+    for kind in (*GRID_COLUMNS, "augment"):
+        png = store.grid(kind)
+        if png is not None:
+            building.mkdirs(IMAGES_DIR)
+            building.write_bytes(grid_path(kind), png)
+            grids[kind] = grid_path(kind)
+    return grids
+
+
+def write_checksums(folder: LocalFolder, parquet: list[dict]) -> None:
     """checksums.json: every file of the export with its bytes and sha256 (the Parquet files' hashed as each was
     closed, the small rest now). `verify --checksums` and the push's comparison with the Hub read it. A file of
     its own, not a key in manifest.json: the manifest stays the generator's record of what the data was made
     from, byte for byte the one in OUT."""
     hashed = {f["path"]: {"path": f["path"], "bytes": f["bytes"], "sha256": f["sha256"]} for f in parquet}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder).as_posix()
+    for relative in folder.walk():
         if relative not in hashed:
-            hashed[relative] = {"path": relative, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-    atomic_write_json(folder / CHECKSUMS_NAME, {"algorithm": "sha256", "files": sorted(hashed.values(),
-                                                                                      key=lambda f: f["path"])})
+            hashed[relative] = {"path": relative, "bytes": folder.size(relative), "sha256": folder.sha256(relative)}
+    folder.write_json(CHECKSUMS_NAME, {"algorithm": "sha256", "files": sorted(hashed.values(),
+                                                                             key=lambda f: f["path"])})
 
 
 def export_fingerprint(out: Path, options: ExportOptions) -> str:
     """What an export is a function of: the done markers (hashes of the shards' content) and the options."""
-    digest = hashlib.sha256()
-    for marker in sorted(OutputStore(out).done_dir.glob("*.json")):
-        digest.update(marker.name.encode() + marker.read_bytes())
-    for name in (MANIFEST_NAME, "stats.json"):
-        digest.update((Path(out) / name).read_bytes())
+    store, digest = OutputStore(out), hashlib.sha256()
+    for name in (name for name in store.marker_files() if name.endswith(".json")):
+        digest.update(name.encode() + store.marker_bytes(name))
+    for name in (MANIFEST_NAME, STATS_NAME):
+        digest.update(store.folder.read_bytes(name))
     o = options
     digest.update(json.dumps([o.repo_id, o.license_id, o.license_name, o.license_link, o.max_file_bytes,
                               o.max_group_rows, 2]).encode())
@@ -251,34 +250,33 @@ def export_fingerprint(out: Path, options: ExportOptions) -> str:
 def staged_export(out: Path, options: ExportOptions, log: Callable[[str], None] = print) -> Path:
     """The export for a push lives in OUT/.fgbg/hub; a rerun (e.g. after an interrupted upload) reuses it when
     nothing changed, so resuming does not convert again."""
-    out = Path(out)
     store = OutputStore(out)
-    folder, record = store.state_dir / "hub", store.state_dir / "hub.json"
+    folder = store.hub_folder
     check_repo_id(options.repo_id)
     find_sources(out)
     fingerprint = export_fingerprint(out, options)
-    if folder.is_dir() and record.is_file() and json.loads(record.read_text()).get("fingerprint") == fingerprint:
-        changed = export_problems(folder)
+    if folder.is_dir() and (store.hub_record() or {}).get("fingerprint") == fingerprint:
+        changed = export_problems(folder.root)
         if not changed:
-            log(f"reusing the Parquet export in {folder}")
-            return folder
-        log(f"the Parquet export in {folder} changed since it was written ({changed[0]}); exporting again")
-    record.unlink(missing_ok=True)
-    result = export(out, folder, options)
+            log(f"reusing the Parquet export in {folder.root}")
+            return folder.root
+        log(f"the Parquet export in {folder.root} changed since it was written ({changed[0]}); exporting again")
+    store.write_hub_record(None)
+    result = export(out, folder.root, options)
     log(export_summary(result))
-    atomic_write_json(record, {"fingerprint": fingerprint})
-    return folder
+    store.write_hub_record({"fingerprint": fingerprint})
+    return folder.root
 
 
 def export_problems(folder: Path) -> list[str]:
     """Files of an export that no longer match checksums.json (or the lack of it)."""
     from builder.verify.checksums import checksum_problems
 
-    path = folder / CHECKSUMS_NAME
-    if not path.is_file():
+    export = open_folder(folder)
+    if not export.is_file(CHECKSUMS_NAME):
         return [f"{CHECKSUMS_NAME} missing"]
-    recorded = {entry["path"]: entry for entry in json.loads(path.read_text())["files"]}
-    return [f"{where}: {what}" for where, what in checksum_problems(folder, recorded)]
+    recorded = {entry["path"]: entry for entry in json.loads(export.read_bytes(CHECKSUMS_NAME))["files"]}
+    return [f"{where}: {what}" for where, what in checksum_problems(export, recorded)]
 
 
 def export_summary(result: ExportResult) -> str:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from builder.contract.errors import FgbgError, RemoteError
-from builder.run.shards import CHECKSUMS_NAME
+from builder.store.local import LocalFolder
+from builder.store.names import CHECKSUMS_NAME
 
 REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
 
@@ -74,7 +75,7 @@ def _upload(folder: Path, repo_id: str, token: str, private: bool, revision: str
                              delete_patterns=REPLACED_ON_PUSH, commit_message="Publish fgbg-depth dataset")
     remote = {entry.path: entry for entry in api.list_repo_tree(repo_id, recursive=True, repo_type="dataset",
                                                                 revision=revision)}
-    recorded = json.loads((folder / CHECKSUMS_NAME).read_text())["files"]
+    recorded = json.loads(LocalFolder(folder).read_bytes(CHECKSUMS_NAME))["files"]
     mismatches = remote_mismatches(folder, recorded, remote)
     if mismatches:
         raise FgbgError(f"the Hub's copy of {len(mismatches)} file(s) of {repo_id} differs from the export:\n"
@@ -84,12 +85,11 @@ def _upload(folder: Path, repo_id: str, token: str, private: bool, revision: str
     return info
 
 
-def git_blob_id(path: Path) -> str:
+def git_blob_id(folder: LocalFolder, relative: str) -> str:
     """The git object id of a file stored in git itself (not LFS): sha1 of "blob <size>\\0" and the content."""
-    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 * 1024**2):
-            digest.update(chunk)
+    digest = hashlib.sha1(b"blob %d\0" % folder.size(relative))
+    for chunk in folder.chunks(relative):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -104,6 +104,6 @@ def remote_mismatches(folder: Path, recorded: list[dict], remote: dict) -> list[
             problems.append(f"{path}: not on the Hub after the upload")
         elif found.lfs is not None and found.lfs.sha256 != entry["sha256"]:
             problems.append(f"{path}: the Hub reports sha256 {found.lfs.sha256}, the export wrote {entry['sha256']}")
-        elif found.lfs is None and found.blob_id != git_blob_id(folder / path):
+        elif found.lfs is None and found.blob_id != git_blob_id(LocalFolder(folder), path):
             problems.append(f"{path}: the Hub's git blob id {found.blob_id} is not the local file's")
     return problems

@@ -16,16 +16,12 @@ import socket
 
 from builder.contract.errors import UsageError
 from builder.contract.settings import Manifest
-from builder.run.shards import OutputStore, atomic_write_bytes
-
-
-def _token_path(store: OutputStore):
-    return store.state_dir / "run-token"
+from builder.store.output import OutputStore
 
 
 def mark_run(store: OutputStore) -> None:
     """Main process, after `store.prepare`: a token no earlier run or other folder can hold."""
-    atomic_write_bytes(_token_path(store), secrets.token_hex(16).encode())
+    store.write_run_token(secrets.token_hex(16))
 
 
 def _digest(data: bytes) -> str:
@@ -35,16 +31,12 @@ def _digest(data: bytes) -> str:
 def observe(store: OutputStore, rank: int, manifest: Manifest) -> dict:
     """What this process sees of the prepared folder (None for a missing file), and what its own job is made of
     (`manifest` less library versions: settings, input hashes, model), so nodes with other inputs are caught."""
-    def read(path):
-        return path.read_bytes() if path.is_file() else None
-
-    seen = read(store.manifest_path)
-    token = read(_token_path(store))
+    seen = store.manifest_bytes()
     job = {key: value for key, value in manifest.to_json().items() if key != "versions"}
     return {"rank": rank, "host": socket.gethostname(), "node": os.environ.get("GROUP_RANK", "?"),
-            "folder": str(store.root.absolute()),
+            "folder": store.folder.location,
             "manifest": _digest(seen) if seen is not None else None,
-            "token": token.decode() if token is not None else None,
+            "token": store.run_token(),
             "job": _digest(json.dumps(job, sort_keys=True).encode())}
 
 

@@ -249,8 +249,8 @@ class ProcessGroup:
 
         progress = JobProgress(run.store, run.tasks, enabled=self.main)
         others = {r: tasks_for_process(run.tasks, r, self.world_size) for r in range(1, self.world_size)}
-        watch = RankWatch(run.store.ranks_dir, others, run.store.is_done, self.timeout)
-        with Heartbeat(run.store.ranks_dir, self.rank):
+        watch = RankWatch(run.store.ranks, others, run.store.is_done, self.timeout)
+        with Heartbeat(run.store.ranks, self.rank):
             run.write_mine(progress, on_shard=watch.check if self.main else lambda: None,
                            on_wait=watch.check if self.main else lambda: None)
         if self.main:  # a rank lost while we work or wait stops us early

@@ -3,12 +3,13 @@ directly (SLURM srun, mpirun, RANK/WORLD_SIZE/MASTER_ADDR set by hand) do not, a
 for the dead rank's shards forever.
 
 So each rank touches OUT/.fgbg/ranks/rank-N.alive every HEARTBEAT_SECONDS from a background thread while it
-writes its shards, then leaves rank-N.finished, or rank-N.failed with its error. While the main process waits
-for other ranks' shards it exits (FgbgError, exit 1) naming the missing shards as soon as a rank has failed,
-or when a rank's heartbeat has not changed for the timeout (FGBG_RANK_TIMEOUT seconds, default 60). Staleness
-is measured on the main process's own clock from when it last saw the file change, so clocks of other nodes
-do not matter. The main process looks after each of its own shards and every second once it waits: it exits
-at most timeout + 1 s after it starts waiting, or after the shard it is writing when the rank dies.
+writes its shards, then leaves rank-N.finished, or rank-N.failed with its error (builder.store.ranks.RankFiles).
+While the main process waits for other ranks' shards it exits (FgbgError, exit 1) naming the missing shards as
+soon as a rank has failed, or when a rank's heartbeat has not changed for the timeout (FGBG_RANK_TIMEOUT seconds,
+default 60). Staleness is measured on the main process's own clock from when it last saw the file change, so
+clocks of other nodes do not matter. The main process looks after each of its own shards and every second once
+it waits: it exits at most timeout + 1 s after it starts waiting, or after the shard it is writing when the rank
+dies.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from builder.contract.errors import FgbgError, UsageError
 from builder.contract.plan import ShardTask
+from builder.store.ranks import RankFiles
 
 HEARTBEAT_SECONDS = 2.0
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -40,32 +41,22 @@ def rank_timeout() -> float:
     return value
 
 
-def _path(folder: Path, rank: int, state: str) -> Path:
-    return Path(folder) / f"rank-{rank}.{state}"
-
-
 class Heartbeat:
     """`with Heartbeat(folder, rank):` around a rank's work: touches rank-N.alive until the block ends, then
     writes rank-N.finished, or rank-N.failed holding the error if the block raised."""
 
-    def __init__(self, folder: Path, rank: int, interval: float = HEARTBEAT_SECONDS):
-        self.folder, self.rank, self.interval = Path(folder), rank, interval
+    def __init__(self, files: RankFiles, rank: int, interval: float = HEARTBEAT_SECONDS):
+        self.files, self.rank, self.interval = files, rank, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{rank}", daemon=True)
 
-    def _touch(self) -> None:
-        path = _path(self.folder, self.rank, "alive")
-        path.touch()
-        now = time.time_ns()
-        os.utime(path, ns=(now, now))
-
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
-            self._touch()
+            self.files.beat(self.rank)
 
     def __enter__(self) -> Heartbeat:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._touch()
+        self.files.start()
+        self.files.beat(self.rank)
         self._thread.start()
         return self
 
@@ -73,39 +64,36 @@ class Heartbeat:
         self._stop.set()
         self._thread.join()
         if error is None:
-            _path(self.folder, self.rank, "finished").touch()
+            self.files.finish(self.rank)
         else:
-            _path(self.folder, self.rank, "failed").write_text(f"{type(error).__name__}: {error}\n")
+            self.files.fail(self.rank, f"{type(error).__name__}: {error}\n")
 
 
 class RankWatch:
     """The main process's view of the other ranks: `check()` raises when one of them is gone with shards
     missing. `ranks` maps each other rank to its shard tasks; `is_done` says whether a shard is finished."""
 
-    def __init__(self, folder: Path, ranks: dict[int, list[ShardTask]], is_done: Callable[[ShardTask], bool],
+    def __init__(self, files: RankFiles, ranks: dict[int, list[ShardTask]], is_done: Callable[[ShardTask], bool],
                  timeout: float, clock: Callable[[], float] = time.monotonic):
-        self.folder, self.ranks, self.is_done, self.timeout, self.clock = Path(folder), ranks, is_done, timeout, clock
+        self.files, self.ranks, self.is_done, self.timeout, self.clock = files, ranks, is_done, timeout, clock
         started = clock()
         self.seen: dict[int, tuple[int | None, float]] = {rank: (None, started) for rank in ranks}
 
     def check(self) -> None:
         for rank, tasks in self.ranks.items():
             missing = [task for task in tasks if not self.is_done(task)]
-            if not missing or _path(self.folder, rank, "finished").exists():
+            if not missing or self.files.finished(rank):
                 continue
-            failed = _path(self.folder, rank, "failed")
-            if failed.exists():
-                raise FgbgError(lost_message(rank, f"failed ({failed.read_text().strip()})", missing))
+            failure = self.files.failure(rank)
+            if failure is not None:
+                raise FgbgError(lost_message(rank, f"failed ({failure.strip()})", missing))
             silent = self._silent_seconds(rank)
             if silent > self.timeout:
                 raise FgbgError(lost_message(rank, f"sent no heartbeat for {silent:.0f} s (timeout {self.timeout:g} s "
                                                    f"from {TIMEOUT_ENV}): it died or hangs", missing))
 
     def _silent_seconds(self, rank: int) -> float:
-        try:
-            stamp = _path(self.folder, rank, "alive").stat().st_mtime_ns
-        except FileNotFoundError:
-            stamp = None
+        stamp = self.files.last_beat(rank)
         last, since = self.seen[rank]
         if stamp != last:
             self.seen[rank] = (stamp, self.clock())

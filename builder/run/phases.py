@@ -23,7 +23,7 @@ from builder.contract.plan import ShardTask, tasks_for_process
 from builder.contract.settings import GenerateConfig
 from builder.run.pipeline import Job, load_job, prerequisite_tasks, run_shards
 from builder.run.progress import JobProgress
-from builder.run.shards import OutputStore
+from builder.store.output import OutputStore
 
 
 @dataclasses.dataclass
@@ -133,7 +133,7 @@ def finish_folder(config: GenerateConfig, finisher: Finisher, log: Callable[[str
     store = OutputStore(config.run.output_dir)
     manifest = store.prepare_finish()
     stats = finisher.write_card(store, dataset_tasks(manifest.split_plan(), manifest.settings.shard_size))
-    summary = {"rows": stats["rows"], "data_bytes": stats["data_bytes"], "card": str(store.root / "README.md")}
+    summary = {"rows": stats["rows"], "data_bytes": stats["data_bytes"], "card": store.card_path()}
     rows = ", ".join(f"{name} {n:,}" for name, n in stats["rows"].items())
     log(f"finished: {rows} rows; {finisher.human_bytes(stats['data_bytes'])} of shards; card: {summary['card']}")
     write_summary(config, summary)

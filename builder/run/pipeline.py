@@ -23,8 +23,8 @@ from builder.rows.render import RenderContext
 from builder.rows.stats import ImageStats, merge_all
 from builder.run.depth import DepthEstimator, NonFiniteDepthError
 from builder.run.feed import DepthFeed, compile_estimator, resolve_batch_size
-from builder.run.shards import OutputStore, read_shard_batches
 from builder.run.workers import DEPTH_SLOTS, IMAGE_SLOTS, WorkerPool
+from builder.store.output import OutputStore
 
 
 @dataclasses.dataclass
@@ -190,8 +190,7 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
         write_prerequisites(job, store, [t for t in mine if t in prerequisites], threads, on_rows, on_shard,
                             on_wait, every=bool(rest))
         if rest:
-            job = job.with_stored_bg_depth(row for task in prerequisites for batch in
-                                           read_shard_batches(store.shard_path(task.name))
+            job = job.with_stored_bg_depth(row for task in prerequisites for batch in store.batches(task.name)
                                            for row in batch.to_pylist())
         mine = rest
     _write_shards(job, store, mine, threads, on_rows, on_shard)

@@ -8,7 +8,7 @@ import time
 from tqdm.auto import tqdm
 
 from builder.contract.plan import ShardTask
-from builder.run.shards import OutputStore
+from builder.store.output import OutputStore
 
 
 class JobProgress:
@@ -27,7 +27,7 @@ class JobProgress:
             self.resumed_rows = done
 
     def _done_rows(self) -> int:
-        return sum(t.rows for t in self.tasks if self.store.marker_path(t.name).exists())
+        return sum(t.rows for t in self.tasks if self.store.has_marker(t.name))
 
     def refresh(self, force: bool = True) -> None:
         now = time.monotonic()

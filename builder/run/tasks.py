@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from builder.contract.errors import UsageError
 from builder.run.progress import JobProgress
-from builder.run.shards import task_lock_name
+from builder.store.names import task_lock_name
 
 SLURM_ID, SLURM_COUNT = "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"
 SLURM_MIN, SLURM_MAX = "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX"

@@ -1,31 +1,26 @@
 """A PyTorch training loader: `(bg, fg_bg) -> (mask, depth)` rows as normalised float tensors.
 
 `torch_dataset(path_or_repo)` reads a generator output folder (Arrow IPC stream shards), a `--export-only`
-Parquet folder, or a Hub dataset repo (Parquet streamed through `HfFileSystem`). The unit of parallel work is
-below the file: one record batch of an Arrow shard, or one row group of a Parquet file, so any dataset keeps
-every DataLoader worker on every rank busy. datasets 5.2 can reshard Parquet by row group, but not Arrow
-stream files, and `split_dataset_by_node` falls back to every node reading everything and skipping rows when
-the shards do not divide evenly; hence the small unit distribution below (`assign_units`).
+Parquet folder, or a Hub dataset repo (Parquet streamed through `HfFileSystem`), all through builder.store.reader.
+The unit of parallel work is below the file: one record batch of an Arrow shard, or one row group of a Parquet
+file, so any dataset keeps every DataLoader worker on every rank busy. datasets 5.2 can reshard Parquet by row
+group, but not Arrow stream files, and `split_dataset_by_node` falls back to every node reading everything and
+skipping rows when the shards do not divide evenly; hence the small unit distribution below (`assign_units`).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
 from builder.contract.depth_storage import STORAGES, storage_of_mode
-from builder.contract.plan import ShardName
-from builder.contract.repo_id import REPO_ID
 from builder.rows.encode import decode_png_gray
+from builder.store.reader import DatasetReader, open_dataset
 
 DEPTH_MODES = ("unit", "raw")
 IMAGE_OUTPUTS = ("bg", "fg_bg", "mask", "depth", "alpha", "amodal_mask")
@@ -33,117 +28,6 @@ ID_OUTPUTS = ("sample_id", "bg_id", "fg_id")
 TENSOR_OUTPUTS = ("occlusion",)  # --placement-mode ground: a float32 scalar tensor per row
 INSTANCE_OUTPUTS = ("instance_mask",)  # --objects above 1: 1 x R x R int64, k on object k, 0 background
 MIX_UNITS = 8  # units whose rows a worker shuffles together: consecutive rows share a background
-
-
-# -- where rows come from ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Unit:
-    """One independently readable block of rows: a record batch (`offset` = its message's byte offset in an
-    Arrow stream) or a Parquet row group (`offset` = the row group's index)."""
-
-    file: str
-    offset: int
-    rows: int
-
-
-@dataclass(frozen=True)
-class Files:
-    """The files of one config and split, and how to open them: `hub` holds (repo_id, revision) or None."""
-
-    fmt: str  # "arrow" or "parquet"
-    paths: tuple[str, ...]
-    hub: tuple[str, str | None] | None = None
-
-    def open(self, path: str):
-        if self.hub is None:
-            return pa.memory_map(path, "r")
-        from huggingface_hub import HfFileSystem
-
-        return HfFileSystem().open(path, "rb", revision=self.hub[1], block_size=8 * 1024**2)
-
-    def units(self) -> list[Unit]:
-        """Every unit of every file, in file order; reads only Arrow message headers or Parquet footers."""
-        units = []
-        for path in self.paths:
-            with self.open(path) as source:
-                if self.fmt == "parquet":
-                    meta = pq.ParquetFile(source).metadata
-                    units += [Unit(path, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
-                else:
-                    units += [Unit(path, offset, rows) for offset, rows in _record_batch_offsets(source)]
-        return units
-
-    def read(self, unit: Unit, columns: list[str]) -> pa.Table:
-        with self.open(unit.file) as source:
-            if self.fmt == "parquet":
-                return pq.ParquetFile(source).read_row_group(unit.offset, columns=columns)
-            schema = pa.ipc.open_stream(source).schema
-            source.seek(unit.offset)
-            batch = pa.ipc.read_record_batch(pa.ipc.read_message(source), schema)
-            return pa.Table.from_batches([batch]).select(columns)
-
-    def schema(self) -> pa.Schema:
-        with self.open(self.paths[0]) as source:
-            return pq.read_schema(source) if self.fmt == "parquet" else pa.ipc.open_stream(source).schema
-
-
-def _record_batch_offsets(source) -> list[tuple[int, int]]:
-    """(byte offset, rows) of each record batch message of an Arrow IPC stream (zero-copy on a memory map)."""
-    reader = pa.ipc.MessageReader.open_stream(source)
-    schema = pa.ipc.read_schema(reader.read_next_message())
-    found = []
-    while True:
-        offset = source.tell()
-        try:
-            message = reader.read_next_message()
-        except StopIteration:
-            return found
-        if message.type == "record batch":
-            found.append((offset, pa.ipc.read_record_batch(message, schema).num_rows))
-
-
-class Location:
-    """A local folder (generated or exported) or a Hub repo: lists a config's files and reads stats.json."""
-
-    def __init__(self, path_or_repo: str | os.PathLike, revision: str | None = None):
-        self.root = Path(path_or_repo)
-        self.repo_id = None
-        if not self.root.is_dir():
-            if not REPO_ID.match(str(path_or_repo)) or self.root.exists():
-                raise FileNotFoundError(f"{path_or_repo} is neither a dataset folder nor a Hub repo id "
-                                        "(NAMESPACE/NAME); give the --output-dir of scripts/generate.py, an "
-                                        "--export-only folder, or a repo id")
-            self.repo_id = str(path_or_repo)
-        self.revision = revision
-
-    def files(self, config: str, split: str) -> Files:
-        if self.repo_id is not None:
-            from huggingface_hub import HfFileSystem
-
-            pattern = f"datasets/{self.repo_id}/{ShardName.data_files(config, split, 'parquet')}"
-            paths = sorted(HfFileSystem().glob(pattern, revision=self.revision))
-            if not paths:
-                raise FileNotFoundError(f"no {pattern} on the Hub (revision {self.revision or 'main'}): is "
-                                        f"{self.repo_id} an fgbg-depth dataset with a {split!r} split?")
-            return Files("parquet", tuple(paths), (self.repo_id, self.revision))
-        for fmt in ("arrow", "parquet"):
-            paths = sorted(str(p) for p in self.root.glob(ShardName.data_files(config, split, fmt)))
-            if paths:
-                return Files(fmt, tuple(paths))
-        raise FileNotFoundError(f"no {self.root / ShardName.data_files(config, split, 'arrow')} (nor .parquet): give "
-                                f"a finished fgbg-depth dataset folder with a {split!r} split")
-
-    def stats(self) -> dict:
-        if self.repo_id is None:
-            path = self.root / "stats.json"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing: the dataset is unfinished; rerun scripts/generate.py")
-        else:
-            from huggingface_hub import hf_hub_download
-
-            path = hf_hub_download(self.repo_id, "stats.json", repo_type="dataset", revision=self.revision)
-        return json.loads(Path(path).read_text())
 
 
 def channel_stats(stats: dict, kind: str) -> tuple[list[float], list[float]]:
@@ -254,11 +138,11 @@ def choose_outputs(columns, stored: list[str]) -> tuple[str, ...]:
 class FgBgDepthDataset(torch.utils.data.IterableDataset):
     """Rows of the `default` config as dicts of tensors; see `torch_dataset`."""
 
-    def __init__(self, location: Location, split: str, depth: str, shuffle: bool, seed: int, columns,
+    def __init__(self, location: DatasetReader, split: str, depth: str, shuffle: bool, seed: int, columns,
                  rank: int | None, world_size: int | None, mix_units: int):
         if depth not in DEPTH_MODES:
             raise ValueError(f"depth={depth!r}: choose one of {DEPTH_MODES}")
-        self.files = location.files("default", split)
+        self.files = location.split_files("default", split)
         self.units = self.files.units()
         self.outputs = choose_outputs(columns, self.files.schema().names)
         stats = location.stats()
@@ -320,9 +204,9 @@ class FgBgDepthDataset(torch.utils.data.IterableDataset):
         return out
 
 
-def _background_bytes(location: Location, split: str) -> dict[int, bytes]:
+def _background_bytes(location: DatasetReader, split: str) -> dict[int, bytes]:
     """bg_id -> encoded background of the `backgrounds` config (one row per background: small)."""
-    files = location.files("backgrounds", split)
+    files = location.split_files("backgrounds", split)
     table = pa.concat_tables([files.read(unit, ["bg_id", "image"]) for unit in files.units()])
     return dict(zip(table.column("bg_id").to_pylist(), _image_bytes(table, "image")))
 
@@ -344,5 +228,5 @@ def torch_dataset(path_or_repo: str | os.PathLike, split: str = "train", *, dept
     every row is read exactly once per epoch; `shuffle=True` gives a seeded order that changes with
     `set_epoch`. `mix_units` record batches / row groups are shuffled together per worker.
     """
-    return FgBgDepthDataset(Location(path_or_repo, revision), split, depth, shuffle, seed, columns,
+    return FgBgDepthDataset(open_dataset(path_or_repo, revision), split, depth, shuffle, seed, columns,
                             rank, world_size, mix_units)

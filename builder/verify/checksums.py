@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from builder.run.shards import CHECKSUMS_NAME, file_sha256
+from builder.store.local import LocalFolder
+from builder.store.names import CHECKSUMS_NAME
 from builder.verify.layout import Layout, Problems
 
 
-def recorded_checksums(root: Path, layout: Layout) -> tuple[dict[str, dict], Problems]:
+def recorded_checksums(folder: LocalFolder, layout: Layout) -> tuple[dict[str, dict], Problems]:
     """Relative path -> {"bytes", "sha256"} as recorded at write time, and the files without a record.
     Arrow shards need `marker_problems` to have attached their done markers first."""
-    if layout.suffix == "arrow":
+    if layout.generated:
         recorded, problems = {}, []
         for shard in (s for shards in layout.shards.values() for s in shards if s.marker is not None):
             if shard.marker.sha256 is not None:
@@ -28,25 +28,27 @@ def recorded_checksums(root: Path, layout: Layout) -> tuple[dict[str, dict], Pro
                 problems.append((shard.relative, ("its done marker has no sha256 (written by a version that did not "
                                                   "record checksums): regenerate with --overwrite to get one")))
         return recorded, problems
-    path = root / CHECKSUMS_NAME
-    if not path.is_file():
+    if not folder.is_file(CHECKSUMS_NAME):
         return {}, [(CHECKSUMS_NAME, ("missing: the export records every file's sha256 there; export again with "
                                       "scripts/push_to_hub.py --export-only"))]
-    recorded = {entry["path"]: entry for entry in json.loads(path.read_text())["files"]}
+    recorded = {entry["path"]: entry for entry in json.loads(folder.read_bytes(CHECKSUMS_NAME))["files"]}
     unlisted = [(s.relative, f"not listed in {CHECKSUMS_NAME}") for shards in layout.shards.values()
                 for s in shards if s.relative not in recorded]
     return recorded, unlisted
 
 
-def checksum_problems(root: Path, recorded: dict[str, dict], workers: int = 1) -> Problems:
+def checksum_problems(folder: LocalFolder, recorded: dict[str, dict], workers: int = 1) -> Problems:
     """Each recorded file present, of the recorded size, with the recorded sha256 (files hashed in parallel)."""
-    present = {relative: root / relative for relative in recorded if (root / relative).is_file()}
-    problems: Problems = [(relative, "missing (listed with a checksum)") for relative in recorded
-                          if relative not in present]
+    present, problems = [], []
+    for relative in recorded:
+        if folder.is_file(relative):
+            present.append(relative)
+        else:
+            problems.append((relative, "missing (listed with a checksum)"))
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        hashes = dict(zip(present, pool.map(file_sha256, present.values())))
-    for relative, path in present.items():
-        want, size = recorded[relative], path.stat().st_size
+        hashes = dict(zip(present, pool.map(folder.sha256, present)))
+    for relative in present:
+        want, size = recorded[relative], folder.size(relative)
         if want.get("bytes") is not None and size != want["bytes"]:
             problems.append((relative, f"is {size} bytes, {want['bytes']} were written"))
         elif hashes[relative] != want["sha256"]:

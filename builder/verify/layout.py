@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from pathlib import Path
 
 import yaml
 
 from builder.contract.plan import ShardName, shard_tasks
 from builder.contract.schema import CONFIG_NAMES
 from builder.contract.settings import Manifest
-from builder.run.shards import DoneMarker, OutputStore
+from builder.store.formats import FORMATS
+from builder.store.marker import DoneMarker
+from builder.store.names import CARD_NAME, DONE_DIR, config_dir
+from builder.store.output import OutputStore
+from builder.store.reader import ShardFile
+from builder.store.shards import ShardStore
 
 Problems = list[tuple[str, str]]  # (where, what)
 
@@ -21,47 +25,55 @@ Problems = list[tuple[str, str]]  # (where, what)
 @dataclasses.dataclass
 class Shard:
     config_name: str
-    path: Path
-    relative: str
+    file: ShardFile
     name: ShardName | None  # None if the file name does not follow the shard naming
     marker: DoneMarker | None = None  # Arrow shards: the done marker
+
+    @property
+    def relative(self) -> str:
+        return self.file.relative
 
 
 @dataclasses.dataclass
 class Layout:
-    suffix: str  # "arrow" (generator output) or "parquet" (an export)
+    suffix: str  # the shards' format: the generator's ("arrow") or an export's ("parquet")
     shards: dict[str, list[Shard]]
 
     @property
     def description(self) -> str:
-        return "parquet export" if self.suffix == "parquet" else "arrow shards (generator output)"
+        return f"{self.suffix} shards (generator output)" if self.generated else f"{self.suffix} export"
+
+    @property
+    def generated(self) -> bool:
+        """A generation's own folder: its shards have done markers (an export's have checksums.json)."""
+        return self.suffix == ShardStore.format.suffix
 
 
-def find_layout(root: Path) -> tuple[Layout, Problems]:
+def find_layout(store: OutputStore) -> tuple[Layout, Problems]:
     problems, found, suffixes = [], {}, set()
     for name in CONFIG_NAMES:
-        folder, shards = root / "data" / name, []
-        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            relative = path.relative_to(root).as_posix()
-            if path.suffix not in (".arrow", ".parquet"):
+        shards = []
+        for file_name in store.folder.listdir(config_dir(name)):
+            relative, suffix = f"{config_dir(name)}/{file_name}", file_name.rsplit(".", 1)[-1]
+            if "." not in file_name or suffix not in FORMATS:
                 problems.append((relative, "unexpected file among the shards (a leftover temp file?)"))
                 continue
-            suffixes.add(path.suffix)
-            shards.append(Shard(name, path, relative, ShardName.parse(name, path.name)))
+            suffixes.add(suffix)
+            shards.append(Shard(name, ShardFile(store.folder, relative), ShardName.parse(name, file_name)))
         if not shards:
-            problems.append((f"data/{name}", "no shard files: the config is missing"))
+            problems.append((config_dir(name), "no shard files: the config is missing"))
         found[name] = shards
     if len(suffixes) > 1:
         problems.append(("data", "mixes .arrow and .parquet shards"))
-    return Layout("parquet" if suffixes == {".parquet"} else "arrow", found), problems
+    only = suffixes.pop() if len(suffixes) == 1 else ShardStore.format.suffix
+    return Layout(only, found), problems
 
 
-def card_patterns(root: Path) -> tuple[dict[str, list[str]] | None, Problems]:
-    card = root / "README.md"
-    if not card.is_file():
-        return None, [("README.md", "missing: the card (and stats.json) are written last, so the generation "
-                                    "did not finish; rerun the same command")]
-    text = card.read_text()
+def card_patterns(store: OutputStore) -> tuple[dict[str, list[str]] | None, Problems]:
+    if not store.folder.is_file(CARD_NAME):
+        return None, [(CARD_NAME, "missing: the card (and stats.json) are written last, so the generation "
+                                  "did not finish; rerun the same command")]
+    text = store.folder.read_text(CARD_NAME)
     try:
         header = yaml.safe_load(text.split("---", 2)[1]) if text.startswith("---") else None
         return {c["config_name"]: [f["path"] for f in c["data_files"]] for c in header["configs"]}, []
@@ -93,38 +105,38 @@ def numbering_problems(name: str, shards: list[Shard], layout: Layout, manifest:
                              "shard is missing"))
         shard_size = manifest.settings.shard_size
         expected = len(shard_tasks(name, rows, shard_size, split))
-        if layout.suffix == "arrow" and count != expected:
+        if layout.generated and count != expected:
             problems.append((f"data/{name}", f"{count} {split} shards, but {rows} rows in shards of {shard_size} "
                                              f"make {expected}"))
     return problems
 
 
-def marker_problems(root: Path, layout: Layout) -> Problems:
+def marker_problems(store: OutputStore, layout: Layout) -> Problems:
     """Arrow shards: each finished by the store's one check (its done marker, which is attached to the shard, and
-    the file's size agree), and no marker is left without its shard."""
-    store, problems = OutputStore(root), []
-    for name, shards in layout.shards.items():
-        known = set()
+    the file's size agree), and no marker is left without its shard: every file among the done markers is read
+    back as the shard it names (`ShardName.parse_marker`), and one naming no shard of the folder is reported."""
+    problems, known = [], set()
+    for shards in layout.shards.values():
         for shard in (s for s in shards if s.name is not None):
-            known.add(store.marker_path(shard.name).name)
+            known.add(shard.name)
             shard.marker, problem = store.shard_state(shard.name)
             if problem is not None:
                 problems.append((shard.relative, problem))
-        for marker in sorted(store.done_dir.glob(f"{name}-*.json")) if store.done_dir.is_dir() else []:
-            if marker.name not in known:
-                problems.append((marker.relative_to(root).as_posix(), "done marker without its shard file"))
+    for file_name in store.marker_files():
+        if ShardName.parse_marker(file_name) not in known:
+            problems.append((f"{DONE_DIR}/{file_name}", "done marker without its shard file"))
     return problems
 
 
-def layout_problems(root: Path, layout: Layout, manifest: Manifest,
+def layout_problems(store: OutputStore, layout: Layout, manifest: Manifest,
                     split_rows: dict[str, dict[str, int]]) -> Problems:
     """`split_rows`: config -> split -> rows, from the sample space and the split plan."""
-    patterns, problems = card_patterns(root)
+    patterns, problems = card_patterns(store)
     for name, shards in layout.shards.items():
         for shard in shards:
             if patterns is not None and not any(fnmatch.fnmatch(shard.relative, p) for p in patterns.get(name, [])):
                 problems.append((shard.relative, f"not listed in README.md data_files of config {name!r}"))
         problems += numbering_problems(name, shards, layout, manifest, split_rows[name])
-    if layout.suffix == "arrow":
-        problems += marker_problems(root, layout)
+    if layout.generated:
+        problems += marker_problems(store, layout)
     return problems

@@ -8,32 +8,27 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from builder.run.shards import read_shard_batches, read_shard_schema
 from builder.verify.layout import Shard
 
 
 def shard_schema(shard: Shard) -> pa.Schema:
-    if shard.path.suffix == ".parquet":
-        return pq.read_schema(str(shard.path))
-    return read_shard_schema(shard.path)
+    return shard.file.schema()
 
 
 def iter_batches(shard: Shard, batch_rows: int = 64) -> Iterator[pa.RecordBatch]:
-    if shard.path.suffix == ".parquet":
-        yield from pq.ParquetFile(str(shard.path)).iter_batches(batch_size=batch_rows)
-        return
-    yield from read_shard_batches(shard.path)
+    """Parquet in batches of `batch_rows`; an Arrow stream in its own batches."""
+    return shard.file.batches(batch_rows=batch_rows)
 
 
 def expected_rows(shard: Shard) -> int:
-    """The shard's row count as its done marker (Arrow) or footer (Parquet) states it; counted only if neither."""
-    if shard.path.suffix == ".parquet":
-        return pq.ParquetFile(str(shard.path)).metadata.num_rows
+    """The shard's row count as its footer (Parquet) or done marker (Arrow) states it; counted only if neither."""
+    stated = shard.file.num_rows()
+    if stated is not None:
+        return stated
     if shard.marker is not None:
         return shard.marker.rows
-    return sum(batch.num_rows for batch in read_shard_batches(shard.path))
+    return sum(batch.num_rows for batch in shard.file.batches())
 
 
 def rows_with_images(shard: Shard, total: int, sample: int | None, seed: int) -> np.ndarray:

@@ -10,7 +10,6 @@ inputs, one record batch and a count per key (1 byte per sample) stay resident.
 from __future__ import annotations
 
 import dataclasses
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +24,10 @@ from builder.rows.bg_depth import demo_bg_depths, rederived_given_depths, stored
 from builder.rows.configs import CONFIGS, DatasetConfig
 from builder.rows.geometry import BackgroundGround
 from builder.rows.stats import ImageStats, StatsBook, merge_all
+from builder.store.names import MANIFEST_NAME, STATS_NAME
+from builder.store.output import OutputStore
+from builder.store.setup import read_manifest
+from builder.store.storage import open_folder
 from builder.verify.checks import ROW_CHECKS, Reference, decode_checked
 from builder.verify.checksums import checksum_problems, recorded_checksums
 from builder.verify.depth import load_estimator, shard_depth_problems
@@ -91,14 +94,16 @@ class Report:
         return "\n".join(lines)
 
 
-def load_manifest(root: Path, manifest_path: Path | None) -> Manifest:
-    manifest_path = Path(manifest_path) if manifest_path else root / "manifest.json"
-    if not root.is_dir():
-        raise VerifyUsageError(f"{root} is not a folder")
-    if not manifest_path.is_file():
-        raise VerifyUsageError(f"{manifest_path} is missing: it holds the settings and inputs the data is checked "
-                               "against (pass --manifest for a folder without one)")
-    return Manifest.from_json(json.loads(manifest_path.read_text()))
+def load_manifest(store: OutputStore, manifest_path: Path | None) -> Manifest:
+    """The folder's manifest.json, or the one given with --manifest (a file anywhere)."""
+    folder, name = (open_folder(Path(manifest_path).parent), Path(manifest_path).name) if manifest_path else \
+        (store.folder, MANIFEST_NAME)
+    if not store.folder.is_dir():
+        raise VerifyUsageError(f"{store.root} is not a folder")
+    if not folder.is_file(name):
+        raise VerifyUsageError(f"{folder.path(name)} is missing: it holds the settings and inputs the data is "
+                               "checked against (pass --manifest for a folder without one)")
+    return read_manifest(folder, name)
 
 
 def load_reference(manifest: Manifest, layout: Layout) -> Reference:
@@ -269,11 +274,11 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
     """Check a dataset folder; `sample=N` decodes N random rows per shard (structure is checked on every row);
     `depth_rows=N` runs the manifest's depth model again on N rows per shard; `bg_depth_dir` (optional): the
     --bg-depth-dir a dataset was made with, whose maps are made again and compared with the stored ones."""
-    root = Path(root)
-    loaded = load_manifest(root, manifest)
+    store = OutputStore(root)
+    loaded = load_manifest(store, manifest)
     estimator = load_estimator(loaded) if depth_rows else None  # before the long part: fail fast if missing
     remade = given_depth_file_problems(loaded, bg_depth_dir) if bg_depth_dir is not None else []
-    report, (layout, problems) = Report(), find_layout(root)
+    report, (layout, problems) = Report(), find_layout(store)
     reference = load_reference(loaded, layout)
     report.extend(remade)
     if bg_depth_dir is not None:
@@ -282,8 +287,8 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
     plan = reference.plan
     split_rows = {c.name: {split: c.count_rows(plan, split) for split in plan.splits} for c in CONFIGS}
     report.layout = layout.description
-    report.extend(problems + layout_problems(root, layout, loaded, split_rows))
-    check_checksums(root, layout, report, workers, required=False)
+    report.extend(problems + layout_problems(store, layout, loaded, split_rows))
+    check_checksums(store, layout, report, workers, required=False)
     stats: dict[str, list] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for config in CONFIGS:
@@ -300,54 +305,53 @@ def verify(root: str | Path, sample: int | None = None, seed: int = 0, workers: 
                                                        loaded.settings.depth_bits))
                 report.depth_checked[config.name] = sum(min(depth_rows, expected_rows(s))
                                                         for s in layout.shards[config.name])
-    finish_report(root, layout, report, {split: merge_all(parts) for split, parts in stats.items()},
+    finish_report(store, layout, report, {split: merge_all(parts) for split, parts in stats.items()},
                   full=sample is None)
     return report
 
 
-def check_checksums(root: Path, layout: Layout, report: Report, workers: int, required: bool) -> None:
+def check_checksums(store: OutputStore, layout: Layout, report: Report, workers: int, required: bool) -> None:
     """Arrow shards' done markers must be attached to `layout` already (by the layout checks). A file with no
     recorded checksum (made by an older version) fails when only checksums are checked, and is a note when
     the rows are checked too."""
-    recorded, unrecorded = recorded_checksums(root, layout)
+    recorded, unrecorded = recorded_checksums(store.folder, layout)
     if required:
         report.extend(unrecorded)
     else:
         report.notes += [f"{where}: {what}" for where, what in unrecorded]
-    report.extend(checksum_problems(root, recorded, workers))
+    report.extend(checksum_problems(store.folder, recorded, workers))
     report.checksums_checked = len(recorded)
 
 
 def verify_checksums(root: str | Path, workers: int = 1) -> Report:
     """Only the checksums (and the done markers they live in): one read of each file, no row is decoded."""
-    root = Path(root)
-    if not root.is_dir():
+    store = OutputStore(root)
+    if not store.folder.is_dir():
         raise VerifyUsageError(f"{root} is not a folder")
     report = Report()
-    layout, problems = find_layout(root)
+    layout, problems = find_layout(store)
     report.layout = layout.description
-    report.extend(problems + (marker_problems(root, layout) if layout.suffix == "arrow" else []))
-    check_checksums(root, layout, report, workers, required=True)
+    report.extend(problems + (marker_problems(store, layout) if layout.generated else []))
+    check_checksums(store, layout, report, workers, required=True)
     report.notes.append("only the files' checksums were checked (--checksums); run without it to check the rows")
     return report
 
 
-def finish_report(root: Path, layout: Layout, report: Report, recomputed: dict[str, dict[str, ImageStats]],
-                  full: bool) -> None:
+def finish_report(store: OutputStore, layout: Layout, report: Report,
+                  recomputed: dict[str, dict[str, ImageStats]], full: bool) -> None:
     """stats.json against the shards and, on a full pass, against the recomputation (`recomputed`: per split)."""
-    path = root / "stats.json"
-    if not path.is_file():
-        report.fail("stats.json", "missing: the generation did not finish; rerun the same command")
+    if store.missing(STATS_NAME):
+        report.fail(STATS_NAME, "missing: the generation did not finish; rerun the same command")
     else:
-        saved = json.loads(path.read_text())
-        report.extend(counts_problems(saved, layout, report.rows))
+        saved = store.read_stats()
+        report.extend(counts_problems(saved, store.folder, layout, report.rows))
         if full:
             report.stats_checked = True
             report.extend(kinds_problems(saved, merge_all(list(recomputed.values()))))
             for split, part in saved.get("splits", {}).items():
                 report.extend((where, f"split {split}: {what}") for where, what
                               in kinds_problems(part, recomputed.get(split, {})))
-    leftovers = [p.relative_to(root).as_posix() for p in root.rglob("*.tmp") if p.is_file()]
+    leftovers = store.temp_files()
     if leftovers:
         report.notes.append(f"{len(leftovers)} temp file(s) of an interrupted run, e.g. {leftovers[0]}: "
                             "not part of the data; the next run into this folder removes them")

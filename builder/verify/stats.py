@@ -6,19 +6,20 @@ import numpy as np
 
 from builder.contract.schema import CONFIG_NAMES
 from builder.rows.stats import ImageStats
+from builder.store.local import LocalFolder
 from builder.verify.layout import Layout, Problems
 
 EXACT_FIELDS = ("max_value", "count", "encoded_bytes", "pixels", "sums", "sums_of_squares")
 
 
-def counts_problems(saved: dict, layout: Layout, rows: dict[str, int]) -> Problems:
+def counts_problems(saved: dict, folder: LocalFolder, layout: Layout, rows: dict[str, int]) -> Problems:
     problems = []
     for name in CONFIG_NAMES:
         if saved.get("rows", {}).get(name) != rows.get(name):
             problems.append(("stats.json", f"rows[{name}] = {saved.get('rows', {}).get(name)}, the shards hold "
                                            f"{rows.get(name)}"))
-    if layout.suffix == "arrow":
-        sizes = {name: sum(s.path.stat().st_size for s in layout.shards[name]) for name in CONFIG_NAMES}
+    if layout.generated:
+        sizes = {name: sum(folder.size(s.relative) for s in layout.shards[name]) for name in CONFIG_NAMES}
         if saved.get("num_bytes") != sizes:
             problems.append(("stats.json", f"num_bytes {saved.get('num_bytes')} != shard sizes {sizes}"))
         if saved.get("data_bytes") != sum(sizes.values()):
