@@ -97,13 +97,13 @@ def remote_mismatches(folder: Path, recorded: list[dict], remote: dict) -> list[
     """Files of the export whose copy on the Hub (`remote`: path -> RepoFile of list_repo_tree) is missing or has
     another hash: the LFS sha256 the Hub reports against the one recorded at export, or for a small file kept in
     git, its blob id against the local file's."""
-    problems = []
+    problems, local = [], LocalFolder(folder)
     for entry in recorded:
         path, found = entry["path"], remote.get(entry["path"])
         if found is None or not hasattr(found, "blob_id"):
             problems.append(f"{path}: not on the Hub after the upload")
         elif found.lfs is not None and found.lfs.sha256 != entry["sha256"]:
             problems.append(f"{path}: the Hub reports sha256 {found.lfs.sha256}, the export wrote {entry['sha256']}")
-        elif found.lfs is None and found.blob_id != git_blob_id(LocalFolder(folder), path):
+        elif found.lfs is None and found.blob_id != git_blob_id(local, path):
             problems.append(f"{path}: the Hub's git blob id {found.blob_id} is not the local file's")
     return problems

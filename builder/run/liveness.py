@@ -42,7 +42,7 @@ def rank_timeout() -> float:
 
 
 class Heartbeat:
-    """`with Heartbeat(folder, rank):` around a rank's work: touches rank-N.alive until the block ends, then
+    """`with Heartbeat(files, rank):` around a rank's work: touches rank-N.alive until the block ends, then
     writes rank-N.finished, or rank-N.failed holding the error if the block raised."""
 
     def __init__(self, files: RankFiles, rank: int, interval: float = HEARTBEAT_SECONDS):
