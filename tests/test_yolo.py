@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import yaml
 from PIL import Image, ImageDraw
 
 from builder.publish.polygon import outer_polygon
 from builder.publish.yolo import classes, write_split
+from builder.store.reader import open_dataset
 from tests.conftest import ROOT, encoded, env, read_config
 
 EXPORT = ROOT / "scripts" / "export_yolo.py"
@@ -93,11 +93,7 @@ def test_a_row_without_a_visible_object_gets_an_empty_label_file(tmp_path):
 
 
 def split_rows(out: Path, split: str) -> list[dict]:
-    tables = []
-    for path in sorted((out / "data" / "default").glob(f"{split}-*.arrow")):
-        with pa.memory_map(str(path), "r") as source:
-            tables.append(pa.ipc.open_stream(source).read_all())
-    return pa.concat_tables(tables).to_pylist()
+    return list(open_dataset(out).rows("default", split))
 
 
 def decoded(cell: dict) -> np.ndarray:

@@ -6,25 +6,22 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pyarrow as pa
-
 from builder.contract.plan import ShardTask
 from builder.contract.settings import Manifest
 from builder.rows.sources.coco import counts_text
-from builder.run.shards import OutputStore
+from builder.store.output import OutputStore
 
 NO_CATEGORY = "(none)"  # the files directly in --fg-dir, beside category sub-folders
 
 
 def category_counts(store: OutputStore, tasks: list[ShardTask], manifest: Manifest) -> dict[str, dict[str, int]]:
     """Category -> cut-outs and `default` rows (a row counts for its own cut-out, object 1). Only the `category`
-    column is read, from memory-mapped shards."""
+    column is read."""
     cutouts = Counter(record.category or NO_CATEGORY for record in manifest.foregrounds)
     rows: Counter = Counter()
     for task in (t for t in tasks if t.config_name == "default"):
-        with pa.memory_map(str(store.shard_path(task.name)), "r") as source:
-            for batch in pa.ipc.open_stream(source):
-                rows.update(name or NO_CATEGORY for name in batch.column("category").to_pylist())
+        for batch in store.batches(task.name, ["category"]):
+            rows.update(name or NO_CATEGORY for name in batch.column("category").to_pylist())
     return {name: {"cutouts": cutouts[name], "rows": rows[name]} for name in sorted(cutouts)}
 
 

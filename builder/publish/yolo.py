@@ -24,6 +24,7 @@ import yaml
 from builder.publish.coco import categories
 from builder.publish.polygon import outer_polygon
 from builder.publish.stream import image_name, row_instances
+from builder.store.storage import open_folder
 
 DATA_YAML = "data.yaml"
 TRAIN, VALIDATION = "train", "validation"
@@ -51,15 +52,15 @@ def label_lines(row: dict, class_of: dict[int, int]) -> list[str]:
 
 def write_split(rows: Iterator[dict], split: str, folder: Path, class_of: dict[int, int]) -> tuple[int, int]:
     """The split's images and label files; returns (rows, label lines). Image cells come undecoded."""
-    images, labels = folder / "images" / split, folder / "labels" / split
-    images.mkdir(parents=True, exist_ok=True)
-    labels.mkdir(parents=True, exist_ok=True)
+    out, images, labels = open_folder(folder), f"images/{split}", f"labels/{split}"
+    out.mkdirs(images)
+    out.mkdirs(labels)
     count = objects = 0
     for row in rows:
         name = image_name(row["sample_id"])
-        (images / name).write_bytes(row["fg_bg"]["bytes"])
+        out.write_bytes(f"{images}/{name}", row["fg_bg"]["bytes"])
         lines = label_lines(row, class_of)
-        (labels / name).with_suffix(".txt").write_text("".join(f"{line}\n" for line in lines))
+        out.write_bytes(f"{labels}/{Path(name).stem}.txt", "".join(f"{line}\n" for line in lines).encode())
         count, objects = count + 1, objects + len(lines)
     return count, objects
 
@@ -69,6 +70,5 @@ def write_data_yaml(folder: Path, splits: list[str], names: list[str]) -> Path:
     Ultralytics needs a val set: without a validation split it is the train split."""
     data = {"path": str(folder.resolve()), "train": f"images/{TRAIN}",
             "val": f"images/{VALIDATION if VALIDATION in splits else TRAIN}", "names": dict(enumerate(names))}
-    target = folder / DATA_YAML
-    target.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    return target
+    open_folder(folder).write_bytes(DATA_YAML, yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode())
+    return folder / DATA_YAML
