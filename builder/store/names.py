@@ -64,7 +64,8 @@ def shard_temp_prefix(name: ShardName) -> str:
 def temp_name(relative: str, pid: int) -> str:
     """The temp file beside `relative` that an atomic write of it goes through."""
     folder, _, name = relative.rpartition("/")
-    return f"{folder}/" * bool(folder) + f".{name}.{pid}{TMP_SUFFIX}"
+    temp = f".{name}.{pid}{TMP_SUFFIX}"
+    return f"{folder}/{temp}" if folder else temp
 
 
 def is_temp(name: str) -> bool:
