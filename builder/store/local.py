@@ -29,7 +29,7 @@ class LockBusy(Exception):
 class LocalFolder:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        self._held: list = []  # open lock files, held until the process exits
+        self.locks = LocalLocks(self)
 
     def path(self, relative: str = "") -> Path:
         return self.root / relative if relative else self.root
@@ -179,11 +179,18 @@ class LocalFolder:
             shutil.rmtree(target.root)
         self.root.replace(target.root)
 
-    # -- locks -----------------------------------------------------------------------------------------------
 
-    def lock(self, relative: str, shared: bool = False) -> None:
+class LocalLocks:
+    """The folder's locks: flock on lock files in it, which the kernel releases when the holding process ends
+    (killed too)."""
+
+    def __init__(self, folder: LocalFolder):
+        self.folder = folder
+        self._held: list = []  # open lock files, held until the process exits
+
+    def take(self, relative: str, shared: bool = False) -> None:
         """Take a lock (shared or alone) without waiting and hold it until the process exits; LockBusy if taken."""
-        handle = open(self.path(relative), "a")
+        handle = open(self.folder.path(relative), "a")
         try:
             fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -191,9 +198,9 @@ class LocalFolder:
             raise LockBusy(relative) from None
         self._held.append(handle)
 
-    def is_locked(self, relative: str) -> bool:
+    def is_taken(self, relative: str) -> bool:
         """Whether another process holds the lock alone (a shared probe, released at once)."""
-        with open(self.path(relative), "a") as handle:
+        with open(self.folder.path(relative), "a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -203,7 +210,7 @@ class LocalFolder:
     @contextlib.contextmanager
     def held(self, relative: str) -> Iterator[bool]:
         """Whether this process got the lock (alone, without waiting), held for the block only."""
-        with open(self.path(relative), "a") as handle:
+        with open(self.folder.path(relative), "a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -212,8 +219,8 @@ class LocalFolder:
             yield True
 
     @contextlib.contextmanager
-    def locked(self, relative: str) -> Iterator[None]:
+    def waiting(self, relative: str) -> Iterator[None]:
         """Held alone for the block, waiting for it first."""
-        with open(self.path(relative), "a") as handle:
+        with open(self.folder.path(relative), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield

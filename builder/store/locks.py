@@ -19,7 +19,7 @@ class FolderLocks:
         """Taken alone by a torchrun/accelerate run and by a finish, shared by independent tasks. Held until the
         process exits."""
         try:
-            self.folder.lock(FOLDER_LOCK, shared)
+            self.folder.locks.take(FOLDER_LOCK, shared)
         except LockBusy:
             holder = "a torchrun/accelerate generation or a --finish is" if shared else "another generation is"
             raise UsageError([f"{holder} writing into {self.folder.root} right now; wait for it to finish or choose "
@@ -29,7 +29,7 @@ class FolderLocks:
         """An independent task's own lock: a second copy of one task is refused."""
         self.folder.mkdirs(TASKS_DIR)
         try:
-            self.folder.lock(task_lock(slot))
+            self.folder.locks.take(task_lock(slot))
         except LockBusy:
             raise UsageError([f"{slot} is already running on {self.folder.root} (another process holds "
                               f"{task_lock(slot)}): wait for it or stop it"]) from None
@@ -44,7 +44,7 @@ class FolderLocks:
             other = TASK_LOCK_NAME.fullmatch(stem)
             if suffix != "lock" or other is None or int(other[2]) == mine:
                 continue
-            if self.folder.is_locked(f"{TASKS_DIR}/{name}"):
+            if self.folder.locks.is_taken(f"{TASKS_DIR}/{name}"):
                 raise UsageError([f"{stem} of a run with --world-size {other[2]} is running on {self.folder.root}, "
                                   f"and this task says --world-size {mine}: every task of a run takes the same "
                                   f"world size; give --world-size {other[2]}, or wait until those tasks have "
@@ -53,5 +53,5 @@ class FolderLocks:
     @contextlib.contextmanager
     def preparing(self) -> Iterator[None]:
         """Held while a task reads or writes the manifest; tasks queue here for a moment."""
-        with self.folder.locked(PREPARE_LOCK):
+        with self.folder.locks.waiting(PREPARE_LOCK):
             yield

@@ -135,7 +135,7 @@ class ShardStore:
         ends, finished or dead), for shards that several processes may write (pipeline.write_prerequisites). The
         holder first removes the temp files a dead writer left."""
         self.folder.mkdirs(CLAIMS_DIR)
-        with self.folder.held(claim_lock(name)) as ours:
+        with self.folder.locks.held(claim_lock(name)) as ours:
             if ours:
                 remove_temp_files_of(self.folder, name)
             yield ours
