@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from builder.contract.errors import UsageError
+from builder.contract.plan import Placement
 from builder.contract.schema import DEFAULT, features
 from builder.contract.settings import ContentSettings
 from builder.rows import augment
@@ -100,6 +101,23 @@ def test_rotation_and_shadow_hand_checked():
     shaded = augment.cast_shadow(background, alpha, 2, 1, 0.0, 0.5)
     assert shaded[3, 4].tolist() == [100, 100, 100] and shaded[2, 2].tolist() == [200, 200, 200]
     assert np.array_equal(augment.cast_shadow(background, alpha, 2, 1, 1.0, 0.0), background)
+
+
+def test_object_alpha_is_the_layers_alpha():
+    """A scene decides from the alpha alone (one channel rotated, no colour), so it must be the colour layer's
+    exactly: every blend, any angle, boxes at the frame's edges, soft and hard cut-outs."""
+    rng = np.random.default_rng(5)
+    settings = ContentSettings(augment="realistic", resolution=48, fg_rotation=180)
+    scene = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    for index in range(60):
+        height, width = (int(v) for v in rng.integers(3, 40, size=2))
+        alpha = rng.integers(0, 256, (height, width), dtype=np.uint8) * (rng.random((height, width)) < 0.7)
+        placed = np.dstack([(rng.integers(0, 256, (height, width, 3)) * alpha[..., None] // 255), alpha]).astype(
+            np.uint8)
+        placement = Placement(int(rng.integers(0, 49 - width)), int(rng.integers(0, 49 - height)), 0.5, width, height)
+        p = augment.draw_augmentation(settings, index, placement)
+        expected = augment.object_layer(placed, placement, p, scene, 128).alpha(48)
+        assert np.array_equal(augment.object_alpha(placed[..., 3], placement, p, 48, 128), expected), p.blend
 
 
 def test_jitter_layer_on_premultiplied_colour():

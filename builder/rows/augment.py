@@ -160,9 +160,9 @@ def layer_window(placement: Placement, resolution: int, margin: int) -> tuple[in
 
 
 def windowed_layer(placed: np.ndarray, placement: Placement, window: tuple[int, int, int, int]) -> np.ndarray:
-    """The placed premultiplied cut-out on a transparent layer covering `window`."""
+    """The placed premultiplied cut-out (or its alpha alone) on a transparent layer covering `window`."""
     x0, y0, x1, y1 = window
-    layer = np.zeros((y1 - y0, x1 - x0, 4), dtype=np.uint8)
+    layer = np.zeros((y1 - y0, x1 - x0, *placed.shape[2:]), dtype=np.uint8)
     layer[placement.y - y0:placement.y - y0 + placement.height, placement.x - x0:placement.x - x0 + placement.width] \
         = placed
     return layer
@@ -170,10 +170,11 @@ def windowed_layer(placed: np.ndarray, placement: Placement, window: tuple[int, 
 
 def rotate_layer(layer: np.ndarray, angle: float, center: tuple[float, float]) -> np.ndarray:
     """Rotated counter-clockwise by `angle` degrees about `center` (x, y), bilinear in premultiplied alpha
-    (no dark fringes); whatever leaves the frame is cut off."""
+    (no dark fringes); whatever leaves the frame is cut off. An alpha alone (H x W) rotates to exactly the alpha
+    channel of its layer rotated (PIL's bilinear filter weighs each band alike)."""
     if angle == 0:
         return layer.copy()
-    image = Image.fromarray(layer, "RGBa")
+    image = Image.fromarray(layer, "RGBa" if layer.ndim == 3 else "L")
     return np.asarray(image.rotate(float(angle), Image.Resampling.BILINEAR, center=center))
 
 
@@ -184,19 +185,27 @@ def with_alpha(layer: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(straight, "RGBA").convert("RGBa"))
 
 
-def hard_edge(layer: np.ndarray, threshold: int) -> np.ndarray:
+def hard_alpha(alpha: np.ndarray, threshold: int) -> np.ndarray:
     """Alpha thresholded to 0/255 at `threshold`: a cut with scissors, no soft edge."""
-    return with_alpha(layer, (layer[..., 3] >= threshold).view(np.uint8) * np.uint8(255))  # 3x np.where's speed
+    return (alpha >= threshold).view(np.uint8) * np.uint8(255)  # 3x np.where's speed
+
+
+def feather_alpha(alpha: np.ndarray, sigma: float) -> np.ndarray:
+    """Alpha blurred by `sigma` px, kept inside the cut-out (min with the own alpha, so colour stays defined)."""
+    return np.minimum(alpha, gaussian_blur(alpha, sigma))
+
+
+def hard_edge(layer: np.ndarray, threshold: int) -> np.ndarray:
+    return with_alpha(layer, hard_alpha(layer[..., 3], threshold))
 
 
 def feather_edge(layer: np.ndarray, sigma: float) -> np.ndarray:
-    """Alpha blurred by `sigma` px, kept inside the cut-out (min with the own alpha, so colour stays defined)."""
-    return with_alpha(layer, np.minimum(layer[..., 3], gaussian_blur(layer[..., 3], sigma)))
+    return with_alpha(layer, feather_alpha(layer[..., 3], sigma))
 
 
 def motion_blur(layer: np.ndarray, length: int, angle: float) -> np.ndarray:
     """Mean of `length` copies along direction `angle` (degrees, counter-clockwise from +x), centred: a short
-    linear motion of the cut-out, colour and alpha together (integer arithmetic, rounded)."""
+    linear motion of the cut-out, colour and alpha together, each channel alone (integer arithmetic, rounded)."""
     if length <= 1:
         return layer.copy()
     theta = np.deg2rad(angle)
@@ -355,6 +364,17 @@ def blend_edge(layer: np.ndarray, p: Augmentation, threshold: int) -> np.ndarray
     return layer
 
 
+def edge_alpha(alpha: np.ndarray, p: Augmentation, threshold: int) -> np.ndarray:
+    """The alpha `blend_edge` gives a layer of this alpha: no edge blend reads colour."""
+    if p.blend == "hard":
+        return hard_alpha(alpha, threshold)
+    if p.blend == "feather":
+        return feather_alpha(alpha, p.feather_sigma)
+    if p.blend == "motion":
+        return motion_blur(alpha, p.motion_length, p.motion_angle)
+    return alpha
+
+
 def ground_shadow(alpha: np.ndarray, foot_y: int) -> np.ndarray:
     """The alpha laid down on the ground behind its foot: squashed to a quarter of its height toward the foot's
     row (which stays where it is), nothing below the foot."""
@@ -375,10 +395,7 @@ class ObjectLayer:
 
     def alpha(self, resolution: int) -> np.ndarray:
         """The final alpha on the full R x R frame (whole: what scenery hides included)."""
-        x0, y0, x1, y1 = self.window
-        out = np.zeros((resolution, resolution), dtype=np.uint8)
-        out[y0:y1, x0:x1] = self.layer[..., 3]
-        return out
+        return on_frame(self.layer[..., 3], self.window, resolution)
 
     def paste(self, image: np.ndarray, hidden: np.ndarray | None) -> None:
         """Alpha-over into `image` in place, less the `hidden` pixels (nearer scenery shows the background)."""
@@ -387,18 +404,41 @@ class ObjectLayer:
         paste_over(image, layer, Placement(x0, y0, 1.0, x1 - x0, y1 - y0))
 
 
+def on_frame(alpha: np.ndarray, window: tuple[int, int, int, int], resolution: int) -> np.ndarray:
+    """A window's alpha on the full R x R frame (0 outside the window)."""
+    x0, y0, x1, y1 = window
+    out = np.zeros((resolution, resolution), dtype=np.uint8)
+    out[y0:y1, x0:x1] = alpha
+    return out
+
+
+def rotated_window(placed: np.ndarray, placement: Placement, p: Augmentation,
+                   resolution: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """(the placed cut-out, or its alpha alone, rotated on its window; the window)."""
+    window = x0, y0, x1, y1 = layer_window(placement, resolution, p.motion_length)
+    centre = (placement.x + placement.width / 2 - x0, placement.y + placement.height / 2 - y0)
+    return rotate_layer(windowed_layer(placed, placement, window), p.fg_angle, centre), window
+
+
 def object_layer(placed: np.ndarray, placement: Placement, p: Augmentation, scene: np.ndarray,
                  threshold: int) -> ObjectLayer:
     """The cut-out's layer, harmonised toward the perturbed background `scene` under its window. Colour is
     jittered before the edge blend (a motion blur smears the jittered colour)."""
-    window = x0, y0, x1, y1 = layer_window(placement, scene.shape[0], p.motion_length)
-    centre = (placement.x + placement.width / 2 - x0, placement.y + placement.height / 2 - y0)
-    layer = rotate_layer(windowed_layer(placed, placement, window), p.fg_angle, centre)
+    layer, window = rotated_window(placed, placement, p, scene.shape[0])
+    x0, y0, x1, y1 = window
     luma = layer_luma(layer)  # the harmonisation's and the jitter's: one pass over the layer, not two
     gain = harmonize_gain(layer, scene[y0:y1, x0:x1], p.harmonize_strength, luma)
     layer = blend_edge(jitter_layer(layer, p.fg_brightness, p.fg_contrast, p.fg_saturation, p.fg_hue, gain, luma),
                        p, threshold)
     return ObjectLayer(layer, window)
+
+
+def object_alpha(placed_alpha: np.ndarray, placement: Placement, p: Augmentation, resolution: int,
+                 threshold: int) -> np.ndarray:
+    """`object_layer(...).alpha(resolution)` from the cut-out's alpha alone: one channel rotated instead of four,
+    no colour work (what a scene needs to decide whether it keeps a drawn object)."""
+    alpha, window = rotated_window(placed_alpha, placement, p, resolution)
+    return on_frame(edge_alpha(alpha, p, threshold), window, resolution)
 
 
 def shade(scene: np.ndarray, alpha: np.ndarray, p: Augmentation, hidden: np.ndarray | None = None,

@@ -22,7 +22,8 @@ import numpy as np
 
 from builder.contract.plan import Placement
 from builder.contract.settings import ContentSettings
-from builder.rows.augment import Augmentation, ObjectLayer, draw_parameters, object_layer, perturb_background, shade
+from builder.rows.augment import (Augmentation, ObjectLayer, draw_parameters, object_alpha, object_layer,
+                                  perturb_background, shade)
 from builder.rows.composite import mask_bbox, paste_over
 from builder.rows.geometry import MAX_TRIES, MIN_VISIBLE, hide, occlusion
 from builder.rows.placement import CutoutAt, Placed, PlacementRule
@@ -196,16 +197,22 @@ def paste_scene(background: np.ndarray, scene: Scene, cutouts: list[np.ndarray],
 
 class AugmentedLayers:
     """`--augment` scenes: the row's perturbed background (object 1's background parameters) and each object's
-    layer on it, made once: the redraw test reads a layer's alpha, the paste its colour."""
+    layer on it, made once. The redraw test reads a drawn object's final alpha alone (`object_alpha`); the colour
+    layer is made only for the objects the scene keeps."""
 
     def __init__(self, background: np.ndarray, first: Augmentation, cutout_at: CutoutAt, threshold: int):
         self.scene = perturb_background(background, first)
         self.cutout_at, self.threshold = cutout_at, threshold
         self._layers: dict[tuple, tuple[ObjectLayer, np.ndarray]] = {}
+        self._alphas: dict[tuple, np.ndarray] = {}
+
+    @staticmethod
+    def _key(obj: SceneObject) -> tuple:
+        return obj.fg_id, obj.flip, obj.placement, obj.augmentation
 
     def of(self, obj: SceneObject) -> tuple[ObjectLayer, np.ndarray]:
         """(layer, its whole alpha on the frame) of `obj`."""
-        key = (obj.fg_id, obj.flip, obj.placement, obj.augmentation)
+        key = self._key(obj)
         if key not in self._layers:
             layer = object_layer(self.cutout_at(obj.fg_id, obj.flip, obj.placement), obj.placement, obj.augmentation,
                                  self.scene, self.threshold)
@@ -213,7 +220,13 @@ class AugmentedLayers:
         return self._layers[key]
 
     def footprint(self, obj: SceneObject) -> np.ndarray:
-        return self.of(obj)[1] >= self.threshold
+        key = self._key(obj)
+        if key in self._layers:
+            return self._layers[key][1] >= self.threshold
+        if key not in self._alphas:
+            self._alphas[key] = object_alpha(self.cutout_at(obj.fg_id, obj.flip, obj.placement)[..., 3],
+                                             obj.placement, obj.augmentation, self.scene.shape[0], self.threshold)
+        return self._alphas[key] >= self.threshold
 
     def paste(self, scene: Scene) -> SceneImages:
         """Every object's shadow on the ground (the background: shadows fall on no cut-out), then the objects
@@ -239,6 +252,7 @@ def derive_scene(settings: ContentSettings, index: int, first: SceneObject, back
     place = placer(s, index, rule, bg_id)
     if s.with_augment:
         layers = AugmentedLayers(background, first.augmentation, cutout_at, s.mask_threshold)
+        layers.of(first)  # object 1 is always pasted: its colour layer at once, its footprint from it
         scene = draw_scene(first, s.seed, index, s.object_range, split_foregrounds, place, layers.footprint)
         return scene, layers.paste(scene)
 
