@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from builder.contract.plan import Placement
+from builder.contract.plan import Placement, placed_size
 from builder.rows import geometry as g
 
 R = 64
@@ -66,16 +66,19 @@ def test_scale_maps_ground_range_and_rises_with_disparity():
 
 
 def test_feet_fit_the_frame_and_stand_on_ground():
-    """A tall cut-out at large scales: far feet (near the horizon) would push its top out of the frame."""
-    bg = g.BackgroundGround.of(floor_scene())
-    feet = g.feasible_feet(bg, 40, 20, g.ground_scale(bg.disparity, bg.low, bg.high, 0.5, 0.9))
-    assert 0 < feet.size < bg.ground.sum() and bg.ground.ravel()[feet].all()
-    for flat in feet:
-        y, x = divmod(int(flat), R)
-        scale = float(g.ground_scale(bg.disparity[y, x], bg.low, bg.high, 0.5, 0.9))
-        longer = round(scale * R)
-        width = max(1, round(20 * longer / 40))
-        assert x - width // 2 >= 0 and x - width // 2 + width <= R and y - longer + 1 >= 0
+    """A tall cut-out at large scales: far feet (near the horizon) would push its top out of the frame. The feet are
+    exactly the ground pixels where the placed box (builder.contract.plan.placed_size) fits, for tall, wide and
+    square cut-outs."""
+    bg = g.BackgroundGround.of(with_box(floor_scene(), 40, 50, 30, 45))
+    scales = g.ground_scale(bg.disparity, bg.low, bg.high, 0.5, 0.9)
+    for fg_height, fg_width in ((40, 20), (20, 40), (33, 33), (7, 50)):
+        feet = g.feasible_feet(bg, fg_height, fg_width, scales)
+        expected = []
+        for y, x in zip(*np.nonzero(bg.ground)):
+            height, width = placed_size(float(scales[y, x]), fg_height, fg_width, R)
+            if x - width // 2 >= 0 and x - width // 2 + width <= R and y - height + 1 >= 0:
+                expected.append(y * R + x)
+        assert feet.tolist() == expected and 0 < feet.size < bg.ground.sum()
 
 
 def test_near_box_hides_part_of_a_cut_out_behind_it():

@@ -9,7 +9,7 @@ from builder.contract.plan import draw_placement
 from builder.contract.settings import ContentSettings, PhysicalInputs
 from builder.rows import geometry as g
 from builder.rows.placement import GroundRule, PhysicalRule, PlacementInputs, UniformRule, focal_at, placement_rule
-from tests.test_geometry import R, floor_scene
+from tests.test_geometry import R, floor_scene, with_box
 
 
 def opaque(height: int, width: int) -> np.ndarray:
@@ -42,6 +42,25 @@ def test_ground_foot_draws_from_its_own_stream_and_stands_on_the_foot():
     by_row = sorted((p.foot[1], p.placement.scale) for p in placed)
     assert [s for _, s in by_row] == sorted(s for _, s in by_row)  # lower foot (nearer) -> larger
     assert all(p.nearness == rule.ground(0).disparity[p.foot[1], p.foot[0]] for p in placed)
+
+
+def test_ground_feet_kept_per_background_within_a_bound(monkeypatch):
+    """Drawn rows change background and cut-out every row: the feet kept per background (least recently used
+    dropped beyond KEPT_BYTES) give the placements a fresh rule gives."""
+    scenes = [with_box(floor_scene(horizon), 5 + horizon, 20 + horizon, 20, 40) for horizon in (16, 24, 30)]
+    grounds = [g.BackgroundGround.of(scene) for scene in scenes]
+    shapes = {0: opaque(40, 20), 1: opaque(20, 40), 2: opaque(30, 30)}
+
+    def rule() -> GroundRule:
+        inputs = PlacementInputs(shapes, lambda fg, flip, p: opaque(p.height, p.width), grounds.__getitem__)
+        return GroundRule(ContentSettings(resolution=R, placement_mode="ground"), inputs)
+
+    monkeypatch.setattr(GroundRule, "KEPT_BYTES", 100_000)  # room for one background's feet (77 kB) only
+    kept, draws = rule(), np.random.default_rng(0).integers(0, 3, size=(30, 2))
+    for index, (bg_id, fg_id) in enumerate(draws):
+        a, b = kept.place(index, int(bg_id), int(fg_id), 0), rule().place(index, int(bg_id), int(fg_id), 0)
+        assert (a.placement, a.foot, a.tries, a.mode) == (b.placement, b.foot, b.tries, b.mode)
+    assert len(kept._feet) == 1 and kept._feet_bytes <= GroundRule.KEPT_BYTES
 
 
 def test_mostly_hidden_cut_out_is_redrawn_and_bounded():

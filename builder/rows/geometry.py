@@ -124,20 +124,51 @@ def foot_of(placement: Placement) -> tuple[int, int]:
     return placement.x + placement.width // 2, placement.y + placement.height - 1
 
 
+@dataclasses.dataclass(frozen=True)
+class GroundFeet:
+    """A background's ground pixels that have a size (`scales` finite), ascending, each with its row, column and the
+    cut-out's longer side there: all that `feasible` needs that does not depend on the cut-out, so a rule whose
+    size law follows the background alone keeps it per background (drawn rows rarely repeat a pair)."""
+
+    flat: np.ndarray  # flat indices into the R x R frame
+    feet_y: np.ndarray
+    feet_x: np.ndarray
+    longer: np.ndarray  # the longer side in px at each foot
+    resolution: int
+
+    @classmethod
+    def of(cls, bg: BackgroundGround, scales: np.ndarray) -> "GroundFeet":
+        resolution = bg.disparity.shape[0]
+        flat = np.flatnonzero(bg.ground & np.isfinite(scales))
+        feet_y, feet_x = np.divmod(flat, resolution)
+        longer = np.maximum(1, np.round(scales.ravel()[flat].astype(np.float64) * resolution)).astype(np.int64)
+        return cls(flat, feet_y, feet_x, longer, resolution)
+
+    @property
+    def nbytes(self) -> int:
+        return self.flat.nbytes + self.feet_y.nbytes + self.feet_x.nbytes + self.longer.nbytes
+
+    def feasible(self, fg_height: int, fg_width: int) -> np.ndarray:
+        """Flat indices (ascending) of the feet where a cut-out of this shape, at the size its foot gives, fits the
+        frame. Its placed width and height are worked out once per longer side, then looked up per foot."""
+        if self.flat.size == 0:
+            return self.flat
+        low = int(self.longer.min())
+        sides = np.arange(low, int(self.longer.max()) + 1, dtype=np.int64)
+        if fg_width >= fg_height:
+            widths, heights = sides, np.maximum(1, np.round(fg_height * sides / fg_width)).astype(np.int64)
+        else:
+            heights, widths = sides, np.maximum(1, np.round(fg_width * sides / fg_height)).astype(np.int64)
+        side = self.longer - low
+        width, height = widths[side], heights[side]
+        x = self.feet_x - width // 2
+        return self.flat[(x >= 0) & (x + width <= self.resolution) & (self.feet_y - height + 1 >= 0)]
+
+
 def feasible_feet(bg: BackgroundGround, fg_height: int, fg_width: int, scales: np.ndarray) -> np.ndarray:
     """Flat indices (ascending) of the ground pixels where the cut-out, at the size its foot gives (`scales`: R x R,
     the scale at each foot, NaN where none), fits the frame: the feet a placement draws from."""
-    resolution = bg.disparity.shape[0]
-    flat = np.flatnonzero(bg.ground & np.isfinite(scales))
-    feet_y, feet_x = np.divmod(flat, resolution)
-    longer = np.maximum(1, np.round(scales.ravel()[flat].astype(np.float64) * resolution)).astype(np.int64)
-    if fg_width >= fg_height:
-        widths, heights = longer, np.maximum(1, np.round(fg_height * longer / fg_width)).astype(np.int64)
-    else:
-        heights, widths = longer, np.maximum(1, np.round(fg_width * longer / fg_height)).astype(np.int64)
-    x = feet_x - widths // 2
-    fits = (x >= 0) & (x + widths <= resolution) & (feet_y - heights + 1 >= 0)
-    return flat[fits]
+    return GroundFeet.of(bg, scales).feasible(fg_height, fg_width)
 
 
 def nearer_scenery(bg: BackgroundGround, foot_disparity: float) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from builder.contract.plan import Placement, draw_placement, placed_size
 from builder.contract.settings import ContentSettings, PhysicalInputs
-from builder.rows.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, feasible_feet, foot_box, foot_of,
+from builder.rows.geometry import (MAX_TRIES, MIN_VISIBLE, BackgroundGround, GroundFeet, foot_box, foot_of,
                                    ground_scale, nearer_scenery, visible_fraction)
 
 GROUND_STREAM = 2  # default_rng([seed, index, 2]): the foot draws of row `index`'s own cut-out
@@ -107,6 +108,11 @@ class StandingRule(abc.ABC):
         """The placed fields of a cut-out standing (or, a fallback, with its box's bottom centre) at `foot`."""
         return {"foot_x": foot[0], "foot_y": foot[1]}
 
+    def ground_feet(self, bg_id: int, fg_id: int) -> tuple[np.ndarray, GroundFeet]:
+        """(the size law's scales, the ground feet that have a size) of a background and cut-out."""
+        scales = self.size_law(bg_id, fg_id)
+        return scales, GroundFeet.of(self.ground(bg_id), scales)
+
     def sized(self, bg_id: int, fg_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(the size law's scales, the feasible feet) of a background and cut-out, kept for one background at a
         time (rows come background-major)."""
@@ -115,8 +121,8 @@ class StandingRule(abc.ABC):
         if found is None:
             if self._sized_bg != bg_id:
                 self._sized, self._sized_bg = {}, bg_id
-            scales = self.size_law(bg_id, fg_id)
-            found = scales, feasible_feet(self.ground(bg_id), *self.inputs.foregrounds[fg_id].shape[:2], scales)
+            scales, feet = self.ground_feet(bg_id, fg_id)
+            found = scales, feet.feasible(*self.inputs.foregrounds[fg_id].shape[:2])
             self._sized[key] = found
         return found
 
@@ -157,10 +163,30 @@ class GroundRule(StandingRule):
     onto the scale range (builder.rows.geometry.ground_scale)."""
 
     mode, sized_by = "ground", "the foot's disparity"
+    KEPT_BYTES = 64 * 2 ** 20  # the backgrounds' ground feet kept, least recently used dropped first
+
+    def __init__(self, settings: ContentSettings, inputs: PlacementInputs):
+        super().__init__(settings, inputs)
+        self._feet: OrderedDict[int, tuple[np.ndarray, GroundFeet]] = OrderedDict()
+        self._feet_bytes = 0
 
     def size_law(self, bg_id: int, fg_id: int) -> np.ndarray:
         ground, s = self.ground(bg_id), self.settings
         return ground_scale(ground.disparity, ground.low, ground.high, s.scale_min, s.scale_max)
+
+    def ground_feet(self, bg_id: int, fg_id: int) -> tuple[np.ndarray, GroundFeet]:
+        """The size law follows the background alone: its scales and feet are kept per background (bounded by
+        KEPT_BYTES), so a row whose pair is new pays only `GroundFeet.feasible`."""
+        found = self._feet.get(bg_id)
+        if found is not None:
+            self._feet.move_to_end(bg_id)
+            return found
+        found = self._feet[bg_id] = super().ground_feet(bg_id, fg_id)
+        self._feet_bytes += found[0].nbytes + found[1].nbytes
+        while self._feet_bytes > self.KEPT_BYTES and len(self._feet) > 1:
+            scales, feet = self._feet.popitem(last=False)[1]
+            self._feet_bytes -= scales.nbytes + feet.nbytes
+        return found
 
 
 def focal_at(focal_px: float, bg_size: tuple[int, int], resolution: int) -> float:
