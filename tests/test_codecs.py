@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from builder.rows.demo import demo_background, demo_foreground
-from builder.rows.encode import encode_depth, encode_png, encode_png16, image_cell
+from builder.rows.encode import decode_image, decode_jpeg, encode_depth, encode_jpeg, encode_png, encode_png16, image_cell
 from builder.testing.standin_depth import StandinDepthEstimator
 from tests.conftest import ROOT
 
@@ -123,6 +123,21 @@ def test_png_bytes_are_the_same_in_fresh_processes(tmp_path):
     digests = {subprocess.run([sys.executable, "-c", code, str(ROOT), str(tmp_path / "maps.npy")], check=True,
                               capture_output=True, text=True).stdout for _ in range(6)}
     assert len(digests) == 1
+
+
+def test_our_jpegs_decode_straight_to_pillows_pixels():
+    """The renderer decodes its composites by Pillow's JPEG decoder fed the bytes at once (`decode_jpeg`): the same
+    pixels, and so the same exact statistics, as Image.open, at any size and quality, on photo-like and noise
+    images, rectangular and tiny ones included."""
+    rng = np.random.default_rng(3)
+    images = [*scenes(3, 224), *scenes(2, 518, seed=1), rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),
+              np.zeros((1, 1, 3), np.uint8), np.full((16, 9, 3), 255, np.uint8)]
+    for image in images:
+        for quality in (50, 95, 100):
+            jpeg = encode_jpeg(image, quality)
+            expected, decoded = decode_image(jpeg), decode_jpeg(jpeg, image.shape[1::-1])
+            assert decoded.mode == expected.mode == "RGB" and decoded.size == expected.size
+            assert decoded.tobytes() == expected.tobytes() and decoded.histogram() == expected.histogram()
 
 
 def test_our_gray_pngs_decode_without_pillow_to_pillows_values():

@@ -145,6 +145,13 @@ def decode_image(data: bytes) -> Image.Image:
     return image
 
 
+def decode_jpeg(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """A JPEG that `encode_jpeg` wrote of an RGB image of `size` (width, height), decoded by Pillow's own JPEG
+    decoder fed the bytes at once (`Image.frombytes`): what `decode_image` gives, pixel for pixel
+    (tests/test_codecs.py), without Image.open's format probing and marker parsing in Python."""
+    return Image.frombytes("RGB", size, data, "jpeg", "RGB", "")
+
+
 def image_cell(data: bytes) -> dict:
     """The value of an Image column: our own bytes, so datasets never re-encodes (it would store uint16 as TIFF)."""
     return {"bytes": data, "path": None}

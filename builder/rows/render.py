@@ -16,7 +16,7 @@ from builder.rows.assets import Inputs
 from builder.rows.augment import augmented_composite, draw_augmentation
 from builder.rows.bg_depth import given_depth_cells, given_depth_of
 from builder.rows.composite import ForegroundCache, composite, mask_bbox, placed_mask
-from builder.rows.encode import decode, decode_image, encode_jpeg, encode_png, image_cell
+from builder.rows.encode import decode, decode_jpeg, encode_jpeg, encode_png, image_cell
 from builder.rows.geometry import BackgroundGround, hide, occlusion
 from builder.rows.placement import Placed, PlacementInputs, PlacementRule, placement_rule
 from builder.rows.scene import binary, derive_scene, object_cells, scene_object
@@ -97,7 +97,7 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     if where.foot is not None:
         extra.update(_ground_columns(where, first, amodal, stats))
     jpeg = encode_jpeg(image, settings.jpeg_quality)
-    stored = decode_image(jpeg)  # depth and statistics see the composite exactly as users will
+    stored = decode_jpeg(jpeg, image.shape[1::-1])  # depth and statistics see the composite as users will
     png = encode_png(mask)
     row = {"fg_bg": image_cell(jpeg), "mask": image_cell(png), "sample_id": index, "bg_id": bg_id,
            "fg_id": fg_id, "flip": bool(flip), "x": placement.x, "y": placement.y, "scale": placement.scale,
