@@ -80,8 +80,13 @@ def composite(bg: np.ndarray, fg_placed: np.ndarray, placement: Placement) -> np
 
 
 def paste_over(out: np.ndarray, fg_placed: np.ndarray, placement: Placement) -> None:
-    """`composite` in place (a scene pastes several cut-outs into one copy of the background)."""
+    """`composite` in place (a scene pastes several cut-outs into one copy of the background), a colour plane at a
+    time (numpy broadcasting the alpha over three channels is 1.3x slower)."""
     region = out[placement.y:placement.y + placement.height, placement.x:placement.x + placement.width]
-    alpha = fg_placed[..., 3:4].astype(np.uint16)
-    background_part = (region.astype(np.uint16) * (255 - alpha) + 127) // 255
-    region[:] = np.minimum(background_part + fg_placed[..., :3], 255)
+    inverse = 255 - fg_placed[..., 3]
+    for c in range(3):
+        plane = np.multiply(region[..., c], inverse, dtype=np.uint16)
+        plane += 127
+        plane //= 255
+        plane += fg_placed[..., c]
+        region[..., c] = np.minimum(plane, 255, out=plane)

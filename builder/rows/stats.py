@@ -6,18 +6,25 @@ import dataclasses
 import math
 
 import numpy as np
+from PIL import Image
 
 _VALUES8 = np.arange(256, dtype=np.int64)
 _SQUARES8 = _VALUES8 * _VALUES8
+_PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # uint8 channels -> the PIL mode whose histogram counts them
 
 
 def channel_moments(pixels: np.ndarray) -> tuple[list[int], list[int]]:
     """Exact per-channel sum and sum of squares of an H x W (x C) integer image.
 
-    uint8 (every composite, mask and input): a 256-bin histogram per channel, then two dot products with
-    the values and their squares; exact in int64 (255**2 * pixels stays far below 2**63) and ~7x faster
-    than squaring the widened image. Wider integers (16-bit depth): per channel in int64, also exact."""
+    uint8 (every composite, mask and input): a 256-bin histogram per channel (PIL's, for 1, 3 or 4 channels: 3x
+    faster than np.bincount), then two dot products with the values and their squares; exact in int64
+    (255**2 * pixels stays far below 2**63) and ~7x faster than squaring the widened image. Wider integers (16-bit
+    depth): per channel in int64, also exact."""
     flat = pixels.reshape(pixels.shape[0] * pixels.shape[1], -1)
+    if flat.dtype == np.uint8 and flat.shape[1] in _PIL_MODES:
+        image = np.ascontiguousarray(pixels.reshape(*pixels.shape[:2], -1) if flat.shape[1] > 1 else
+                                     pixels.reshape(pixels.shape[:2]))
+        return moments_from_histogram(Image.fromarray(image, _PIL_MODES[flat.shape[1]]).histogram(), flat.shape[1])
     if flat.dtype == np.uint8:
         histograms = [np.bincount(flat[:, c], minlength=256) for c in range(flat.shape[1])]
         return [int(h @ _VALUES8) for h in histograms], [int(h @ _SQUARES8) for h in histograms]
