@@ -30,6 +30,8 @@ the same inputs):
   ground     `--placement-mode ground` on the demo's scenes with exact depth: feet on the true floor, redraws,
              occlusion; the ground rule's precision and recall on noisy and 8-bit maps.
   coco       the COCO export of an `--objects 2-3` dataset, seconds per 10,000 rows (photographs).
+  sources    cut-outs from a COCO file against an RGBA folder of the same cut-outs: whole `--no-depth` runs,
+             interleaved, CPU ms per row, and the CPU seconds of listing and decoding the inputs.
   loader     the training loader: rows/s in-process on 1 core, with 1 and 2 DataLoader workers, with and without
              16-bit depth (demo inputs; a few minutes).
 
@@ -50,14 +52,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builder.bench import (augment_parts, coco_export, composite, depth, e2e, gpu, ground, loader,  # noqa: E402
-                           memory, rank, rows)
+                           memory, rank, rows, sources)
 from builder.bench.common import RESOLUTION, ROOT  # noqa: E402
 from builder.bench.inputs import make_inputs, photo_dir, photo_inputs, photo_section_inputs  # noqa: E402
 from builder.bench.report import machine, table  # noqa: E402
 from builder.contract.cli import StrictParser  # noqa: E402
 
 BUDGET = ROOT / "benchmarks" / "budget.json"
-SECTIONS = ("composite", "depth", "e2e", "memory", "rank", "gpu", "rows", "augment", "ground", "coco", "loader")
+SECTIONS = ("composite", "depth", "e2e", "memory", "rank", "gpu", "rows", "augment", "ground", "coco", "sources",
+            "loader")
 PHOTO_SECTIONS = {"rows", "augment", "coco"}  # refused without photographs (the others fall back to the demo inputs)
 
 
@@ -154,6 +157,9 @@ def main(argv=None) -> int:
         if "gpu" in sections:
             report["gpu"] = gpu.run(work, lambda: photo_section_inputs(work, args.photos, report),
                                     2 if args.quick else 40, args.gpu_budget_s)
+        if "sources" in sections:
+            report["sources"] = sources.run(work, bg_dir, RESOLUTION, 2 if args.quick else 10, 2,
+                                            1 if args.quick else 2, 1 if args.quick else 3)
         run_row_sections(args, sections, work, report, cores, repeats)
     finally:
         if args.workdir is None:

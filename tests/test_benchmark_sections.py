@@ -159,3 +159,17 @@ def test_rows_section_reports_variants_over_budget_relative_to_the_reference():
     lines = rows.lines({**rows.summarise({"rows": 1, "rounds": 1, "resolution": 64, "ms_per_row_per_round": {
         name: [1.0] for name in rows.variant_names()}}), "budget": {"file": "b.json", "over": [over]}})
     assert any(line.startswith("  OVER BUDGET none: 2.30 ms per row, allowed 2.00") for line in lines)
+
+
+def test_sources_section_times_a_coco_run_against_an_rgba_run(tmp_path):
+    """The sources section (once scripts/sources_cost.py): both whole runs hold the same rows, timed and tabled."""
+    from builder.bench import sources
+    from builder.bench.inputs import make_inputs
+
+    bg_dir, _ = make_inputs(tmp_path / "inputs", 2, 0)
+    result = sources.run(tmp_path, bg_dir, 32, 1, 2, 1, 1)
+    assert result["cut_outs"] == 2 and result["rows"] == 2 * 2 * 2 * 1
+    for name in ("coco", "rgba"):
+        assert result[name]["cpu_ms_per_row"] > 0 and result[name]["listing_and_decoding_cpu_s"] > 0
+    table = "\n".join(sources.lines(result))
+    assert "| coco |" in table and "| rgba |" in table and len(result["coco_over_rgba_per_round"]) == 1
