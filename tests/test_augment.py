@@ -51,6 +51,12 @@ def test_shifts_hand_checked():
     assert augment.shift_reflect(image, 0, -1).tolist() == [[4, 5, 6], [7, 8, 9], [4, 5, 6]]
     assert augment.shift_zero(image, 1, 1).tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
     assert augment.shift_zero(image, -2, 0).tolist() == [[3, 0, 0], [6, 0, 0], [9, 0, 0]]
+    rgb = np.random.default_rng(0).integers(0, 256, (9, 12, 3), dtype=np.uint8)
+    for dx in range(-5, 6):  # every shift --bg-shift allows (2 |d| < the side): np.pad's reflect, written in place
+        for dy in range(-4, 5):
+            padded = np.pad(rgb, ((abs(dy),) * 2, (abs(dx),) * 2, (0, 0)), mode="reflect")
+            expected = padded[abs(dy) - dy:abs(dy) - dy + 9, abs(dx) - dx:abs(dx) - dx + 12]
+            assert np.array_equal(augment.shift_reflect(rgb, dx, dy), expected), (dx, dy)
 
 
 def test_blur_and_noise():
@@ -118,6 +124,39 @@ def test_object_alpha_is_the_layers_alpha():
         p = augment.draw_augmentation(settings, index, placement)
         expected = augment.object_layer(placed, placement, p, scene, 128).alpha(48)
         assert np.array_equal(augment.object_alpha(placed[..., 3], placement, p, 48, 128), expected), p.blend
+
+
+def test_layer_cut_to_its_content_gives_the_whole_windows_pixels(monkeypatch):
+    """The layer is worked on its content's box grown by the edge blend's reach: the composite and the alpha are
+    those of the whole window (the reach made unbounded), for wide feathers and long motion blurs, near the frame's
+    edges too."""
+    rng = np.random.default_rng(6)
+    settings = ContentSettings(augment="realistic", resolution=64, fg_rotation=180, feather=8.0, motion=21,
+                               blend_modes="feather,motion")
+    scene = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    cases = []
+    for index in range(40):
+        height, width = (int(v) for v in rng.integers(4, 48, size=2))
+        yy, xx = np.mgrid[:height, :width]
+        alpha = np.clip((1 - ((xx - width / 2) / (width * 0.45)) ** 2 - ((yy - height / 2) / (height * 0.45)) ** 2)
+                        * 600, 0, 255).astype(np.uint8)
+        placed = np.dstack([(rng.integers(0, 256, (height, width, 3)) * alpha[..., None] // 255), alpha]).astype(
+            np.uint8)
+        placement = Placement(int(rng.integers(0, 65 - width)), int(rng.integers(0, 65 - height)), 0.5, width, height)
+        cases.append((placed, placement, augment.draw_augmentation(settings, index, placement)))
+
+    def composites() -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for placed, placement, p in cases:
+            layer, image = augment.object_layer(placed, placement, p, scene, 128), scene.copy()
+            layer.paste(image, None)
+            out.append((image, layer.alpha(64)))
+        return out
+
+    cut = composites()
+    monkeypatch.setattr(augment, "blend_reach", lambda p: 10 ** 6)
+    for (image, alpha), (whole_image, whole_alpha) in zip(cut, composites()):
+        assert np.array_equal(image, whole_image) and np.array_equal(alpha, whole_alpha)
 
 
 def test_jitter_layer_on_premultiplied_colour():

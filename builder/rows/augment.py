@@ -41,9 +41,16 @@ def layer_luma(layer: np.ndarray, colour: Image.Image | None = None) -> float:
     """Alpha-weighted mean luma of a premultiplied layer's colour (`colour`: its RGB as an image, if at hand):
     luma is linear, so it is the premultiplied colour's luma summed over the alpha summed (no unpremultiplying)."""
     if colour is None:
-        colour = Image.fromarray(np.ascontiguousarray(layer[..., :3]), "RGB")
+        colour = layer_colour(layer)
     grey = int(np.asarray(colour.convert("L").histogram(), dtype=np.int64) @ _LEVELS)
     return grey * 255 / max(int(layer[..., 3].sum(dtype=np.int64)), 1)
+
+
+def layer_colour(layer: np.ndarray) -> Image.Image:
+    """A premultiplied RGBa layer's colour as a PIL RGB image, unpacked by PIL straight from the layer's bytes (9x
+    faster than copying the three channels out first)."""
+    layer = np.ascontiguousarray(layer)
+    return Image.frombytes("RGB", (layer.shape[1], layer.shape[0]), layer, "raw", "RGBX")
 
 
 def hue_matrix(hue: float) -> np.ndarray:
@@ -76,13 +83,22 @@ def color_jitter(rgb: np.ndarray, brightness: float, contrast: float, saturation
 
 
 def shift_reflect(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """Content moved right by dx and down by dy; the uncovered border mirrored from the image (no new colours)."""
-    if dx == 0 and dy == 0:
-        return image.copy()
-    pad = ((abs(dy), abs(dy)), (abs(dx), abs(dx))) + ((0, 0),) * (image.ndim - 2)
-    padded = np.pad(image, pad, mode="reflect")
+    """Content moved right by dx and down by dy; the uncovered border mirrored from the image (no new colours):
+    np.pad's `reflect` of each axis, written into one array (for 2 |dx| < W and 2 |dy| < H: --bg-shift <= R / 4)."""
     h, w = image.shape[:2]
-    return np.ascontiguousarray(padded[abs(dy) - dy:abs(dy) - dy + h, abs(dx) - dx:abs(dx) - dx + w])
+    out = np.empty_like(image)
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = image[max(-dy, 0):h - max(dy, 0),
+                                                                      max(-dx, 0):w - max(dx, 0)]
+    columns = slice(max(dx, 0), w + min(dx, 0))
+    if dy > 0:  # row y < dy mirrors row 2 dy - y
+        out[:dy, columns] = out[2 * dy:dy:-1, columns]
+    elif dy < 0:  # row y >= h + dy mirrors row 2 (h - 1 + dy) - y
+        out[h + dy:, columns] = out[h - 2 + dy:h - 2 + 2 * dy if h - 2 + 2 * dy >= 0 else None:-1, columns]
+    if dx > 0:
+        out[:, :dx] = out[:, 2 * dx:dx:-1]
+    elif dx < 0:
+        out[:, w + dx:] = out[:, w - 2 + dx:w - 2 + 2 * dx if w - 2 + 2 * dx >= 0 else None:-1]
+    return out
 
 
 def shift_zero(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -123,13 +139,6 @@ def _wrapped_noise_table(height: int, width: int) -> np.ndarray:
     return np.pad(noise_table(), ((0, height), (0, width), (0, 0)), mode="wrap")
 
 
-@functools.cache
-def _noise_levels(steps: int) -> np.ndarray:
-    """Noise value (int8, read as its uint8 byte) -> levels added at `steps`: (value * steps + 128) >> 8."""
-    values = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int16)
-    return (values * np.int16(steps) + np.int16(128)) >> 8
-
-
 def add_noise(rgb: np.ndarray, sigma: float, noise_seed: int) -> np.ndarray:
     """Gaussian noise of `sigma` levels (in 1/8 steps): the window of `noise_table` at offsets drawn from
     `default_rng(noise_seed)`, wrapping around."""
@@ -142,8 +151,11 @@ def add_noise(rgb: np.ndarray, sigma: float, noise_seed: int) -> np.ndarray:
         field = noise_table()[oy:oy + h, ox:ox + w]
     else:
         field = _wrapped_noise_table(h, w)[oy:oy + h, ox:ox + w]
-    noisy = _noise_levels(steps).take(field.view(np.uint8))  # 32 per sigma x 8 per level = 256
-    noisy += rgb  # int16: |field| <= 127 and steps <= 128 (sigma <= 16) cannot overflow
+    noisy = field.astype(np.int16)  # levels added: (value * steps + 128) >> 8 (32 per sigma x 8 per level = 256)
+    noisy *= steps  # int16: |field| <= 127 and steps <= 128 (sigma <= 16) cannot overflow
+    noisy += 128
+    noisy >>= 8  # arithmetic (floor) shift; 3x faster than a 256-entry table's take
+    noisy += rgb
     return np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
 
 
@@ -217,19 +229,25 @@ def motion_blur(layer: np.ndarray, length: int, angle: float) -> np.ndarray:
 
 
 def jitter_layer(layer: np.ndarray, brightness: float, contrast: float, saturation: float, hue: float,
-                 gain: float = 1.0, luma: float | None = None) -> np.ndarray:
+                 gain: float = 1.0, luma: float | None = None, colour: Image.Image | None = None) -> np.ndarray:
     """Colour jitter of the cut-out (contrast about its alpha-weighted mean luma, `layer_luma`, given or computed),
-    times `gain`; alpha unchanged. The matrix acts on premultiplied colour directly (a linear map commutes with the
-    alpha scale); the contrast offset is added in proportion to alpha, and colour is kept within [0, alpha]."""
+    times `gain`; alpha unchanged (`colour`: the layer's `layer_colour`, if at hand). The matrix acts on
+    premultiplied colour directly (a linear map commutes with the alpha scale); the contrast offset is added in
+    proportion to alpha, and colour is kept within [0, alpha]."""
     brightness = brightness * gain
     matrix = tuple(float(v) for v in np.hstack([jitter_matrix(brightness, contrast, saturation, hue),
                                                 np.zeros((3, 1))]).ravel())
-    colour = Image.fromarray(np.ascontiguousarray(layer[..., :3]), "RGB")
+    colour = layer_colour(layer) if colour is None else colour
     offset = (1 - contrast) * brightness * (layer_luma(layer, colour) if luma is None else luma)
     by_alpha = np.rint(np.arange(256) * (offset / 255)).astype(np.int16)  # the offset at each alpha, premultiplied
-    rgb = np.asarray(colour.convert("RGB", matrix), dtype=np.int16) + by_alpha[layer[..., 3]][..., None]
-    out = layer.copy()
-    out[..., :3] = np.minimum(np.maximum(rgb, 0), layer[..., 3:4])
+    jittered = np.frombuffer(colour.convert("RGB", matrix).tobytes("raw", "RGBX"), np.uint8).reshape(layer.shape)
+    alpha = layer[..., 3]
+    shift = by_alpha[alpha]
+    out = np.empty_like(layer)
+    for c in range(3):  # a channel plane at a time: 2x faster than broadcasting the offset over the channels
+        plane = jittered[..., c] + shift
+        out[..., c] = np.minimum(np.maximum(plane, 0, out=plane), alpha, out=plane)
+    out[..., 3] = alpha
     return out
 
 
@@ -263,7 +281,12 @@ def cast_shadow(background: np.ndarray, alpha: np.ndarray, dx: int, dy: int, sig
     if spared is not None:
         light[spared[y0:y1, x0:x1]] = 255 * 255
     out = background.copy()
-    out[y0:y1, x0:x1] = (out[y0:y1, x0:x1] * light[..., None] + 32512) // 65025
+    region = out[y0:y1, x0:x1]
+    for c in range(3):  # a colour plane at a time: 1.8x faster than broadcasting `light` over the channels
+        plane = region[..., c] * light
+        plane += 32512
+        plane //= 65025
+        region[..., c] = plane
     return out
 
 
@@ -334,7 +357,8 @@ def draw_parameters(s: ContentSettings, rng: np.random.Generator, placement: Pla
     bg_blur, bg_noise = _f32(rng.uniform(0, s.bg_blur)), _f32(rng.uniform(0, s.bg_noise))
     noise_seed = int(rng.integers(0, 2 ** 63 - 1))
     angle, harmonize = _f32(rng.uniform(-s.fg_rotation, s.fg_rotation)), _f32(rng.uniform(0, s.harmonize))
-    blend = str(rng.choice(s.blend_mode_list))
+    modes = s.blend_mode_list
+    blend = modes[int(rng.integers(0, len(modes)))]  # what rng.choice(modes) draws, without its array conversion
     feather = _f32(rng.uniform(0.5, max(s.feather, 0.5)))
     length, motion_angle = int(rng.integers(2, max(s.motion, 2) + 1)), _f32(rng.uniform(0, 180))
     longer = max(placement.width, placement.height)
@@ -400,7 +424,10 @@ class ObjectLayer:
     def paste(self, image: np.ndarray, hidden: np.ndarray | None) -> None:
         """Alpha-over into `image` in place, less the `hidden` pixels (nearer scenery shows the background)."""
         x0, y0, x1, y1 = self.window
-        layer = self.layer if hidden is None else self.layer * ~hidden[y0:y1, x0:x1, None]
+        layer = self.layer
+        if hidden is not None and hidden[y0:y1, x0:x1].any():
+            layer = layer.copy()
+            layer[hidden[y0:y1, x0:x1]] = 0
         paste_over(image, layer, Placement(x0, y0, 1.0, x1 - x0, y1 - y0))
 
 
@@ -412,12 +439,37 @@ def on_frame(alpha: np.ndarray, window: tuple[int, int, int, int], resolution: i
     return out
 
 
+def blend_reach(p: Augmentation) -> int:
+    """How far (px) the edge blend carries a pixel: a motion blur half its length; a feather's gaussian, which
+    PIL runs as three box blurs of radius at most sigma + 1 each, less than 3 (sigma + 1) + 1."""
+    if p.blend == "feather":
+        return 3 * math.ceil(p.feather_sigma) + 4
+    return p.motion_length if p.blend == "motion" else 0
+
+
+def content_window(layer: np.ndarray, window: tuple[int, int, int, int],
+                   reach: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The layer (or alpha) cut to the box of its non-zero alpha grown by `reach` px, within its window, and that
+    box on the frame. What is cut off is transparent and stays so (nothing reaches it), and an edge blend sees the
+    same zeros (or the same window edge) around the content, so every later step gives the same pixels, on less."""
+    alpha = layer[..., 3] if layer.ndim == 3 else layer
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if rows.size == 0:
+        return layer, window
+    top, bottom = max(0, int(rows[0]) - reach), min(alpha.shape[0], int(rows[-1]) + 1 + reach)
+    left, right = max(0, int(cols[0]) - reach), min(alpha.shape[1], int(cols[-1]) + 1 + reach)
+    x0, y0 = window[:2]
+    return np.ascontiguousarray(layer[top:bottom, left:right]), (x0 + left, y0 + top, x0 + right, y0 + bottom)
+
+
 def rotated_window(placed: np.ndarray, placement: Placement, p: Augmentation,
                    resolution: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """(the placed cut-out, or its alpha alone, rotated on its window; the window)."""
+    """(the placed cut-out, or its alpha alone, rotated, on the box of its content and the edge blend's reach;
+    that box on the frame)."""
     window = x0, y0, x1, y1 = layer_window(placement, resolution, p.motion_length)
     centre = (placement.x + placement.width / 2 - x0, placement.y + placement.height / 2 - y0)
-    return rotate_layer(windowed_layer(placed, placement, window), p.fg_angle, centre), window
+    return content_window(rotate_layer(windowed_layer(placed, placement, window), p.fg_angle, centre), window,
+                          blend_reach(p))
 
 
 def object_layer(placed: np.ndarray, placement: Placement, p: Augmentation, scene: np.ndarray,
@@ -426,10 +478,11 @@ def object_layer(placed: np.ndarray, placement: Placement, p: Augmentation, scen
     jittered before the edge blend (a motion blur smears the jittered colour)."""
     layer, window = rotated_window(placed, placement, p, scene.shape[0])
     x0, y0, x1, y1 = window
-    luma = layer_luma(layer)  # the harmonisation's and the jitter's: one pass over the layer, not two
+    colour = layer_colour(layer)
+    luma = layer_luma(layer, colour)  # the harmonisation's and the jitter's: one pass over the layer, not two
     gain = harmonize_gain(layer, scene[y0:y1, x0:x1], p.harmonize_strength, luma)
-    layer = blend_edge(jitter_layer(layer, p.fg_brightness, p.fg_contrast, p.fg_saturation, p.fg_hue, gain, luma),
-                       p, threshold)
+    layer = blend_edge(jitter_layer(layer, p.fg_brightness, p.fg_contrast, p.fg_saturation, p.fg_hue, gain, luma,
+                                    colour), p, threshold)
     return ObjectLayer(layer, window)
 
 

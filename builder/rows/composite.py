@@ -66,9 +66,10 @@ def placed_mask(fg_placed: np.ndarray, placement: Placement, resolution: int, th
 
 def mask_bbox(mask: np.ndarray) -> list[int]:
     """Tight box (x0, y0, x1, y1) of the non-zero mask, x1/y1 exclusive as in PIL's getbbox; zeros if empty."""
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return [0, 0, 0, 0]
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))  # within its rows only
     return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
 
 
