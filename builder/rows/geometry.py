@@ -17,6 +17,7 @@ relative (affine) disparity such as Depth-Anything's, and to the stored levels' 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class BackgroundGround:
         low, high = (np.percentile(disparity[ground], SPAN_PERCENTILES) if ground.any() else (0.0, 0.0))
         return cls(disparity, ground, float(low), float(high), OCCLUSION_MARGIN * disparity_span(disparity))
 
-    @property
+    @functools.cached_property
     def usable(self) -> bool:
         return self.ground.mean() >= MIN_GROUND_FRACTION
 
@@ -131,9 +132,10 @@ class GroundFeet:
     size law follows the background alone keeps it per background (drawn rows rarely repeat a pair)."""
 
     flat: np.ndarray  # flat indices into the R x R frame
-    feet_y: np.ndarray
-    feet_x: np.ndarray
-    longer: np.ndarray  # the longer side in px at each foot
+    feet_y: np.ndarray  # int16
+    feet_x: np.ndarray  # int16
+    side: np.ndarray  # the longer side in px at each foot, less `shortest`
+    shortest: int
     resolution: int
 
     @classmethod
@@ -142,27 +144,29 @@ class GroundFeet:
         flat = np.flatnonzero(bg.ground & np.isfinite(scales))
         feet_y, feet_x = np.divmod(flat, resolution)
         longer = np.maximum(1, np.round(scales.ravel()[flat].astype(np.float64) * resolution)).astype(np.int64)
-        return cls(flat, feet_y, feet_x, longer, resolution)
+        shortest = int(longer.min()) if longer.size else 1
+        return cls(flat, feet_y.astype(np.int16), feet_x.astype(np.int16), longer - shortest, shortest, resolution)
 
     @property
     def nbytes(self) -> int:
-        return self.flat.nbytes + self.feet_y.nbytes + self.feet_x.nbytes + self.longer.nbytes
+        return self.flat.nbytes + self.feet_y.nbytes + self.feet_x.nbytes + self.side.nbytes
 
     def feasible(self, fg_height: int, fg_width: int) -> np.ndarray:
         """Flat indices (ascending) of the feet where a cut-out of this shape, at the size its foot gives, fits the
-        frame. Its placed width and height are worked out once per longer side, then looked up per foot."""
+        frame: its box x = foot_x - width // 2 .. x + width and y = foot_y - height + 1 .. foot_y inside. Width and
+        height are worked out once per longer side, and with them the feet's bounds; each foot is then compared."""
         if self.flat.size == 0:
             return self.flat
-        low = int(self.longer.min())
-        sides = np.arange(low, int(self.longer.max()) + 1, dtype=np.int64)
+        sides = np.arange(self.shortest, self.shortest + int(self.side.max()) + 1, dtype=np.int64)
         if fg_width >= fg_height:
             widths, heights = sides, np.maximum(1, np.round(fg_height * sides / fg_width)).astype(np.int64)
         else:
             heights, widths = sides, np.maximum(1, np.round(fg_width * sides / fg_height)).astype(np.int64)
-        side = self.longer - low
-        width, height = widths[side], heights[side]
-        x = self.feet_x - width // 2
-        return self.flat[(x >= 0) & (x + width <= self.resolution) & (self.feet_y - height + 1 >= 0)]
+        least_x, most_x = (widths // 2).astype(np.int16), (self.resolution - widths + widths // 2).astype(np.int16)
+        least_y = (heights - 1).astype(np.int16)
+        fits = (self.feet_x >= least_x[self.side]) & (self.feet_x <= most_x[self.side])
+        fits &= self.feet_y >= least_y[self.side]
+        return self.flat[fits]
 
 
 def feasible_feet(bg: BackgroundGround, fg_height: int, fg_width: int, scales: np.ndarray) -> np.ndarray:
