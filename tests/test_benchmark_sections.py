@@ -162,7 +162,7 @@ def test_rows_section_reports_variants_over_budget_relative_to_the_reference():
 
 
 def test_sources_section_times_a_coco_run_against_an_rgba_run(tmp_path):
-    """The sources section (once scripts/sources_cost.py): both whole runs hold the same rows, timed and tabled."""
+    """The sources section (once a script of its own): both whole runs hold the same rows, timed and tabled."""
     from builder.bench import sources
     from builder.bench.inputs import make_inputs
 
