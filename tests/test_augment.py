@@ -161,6 +161,8 @@ def test_layer_cut_to_its_content_gives_the_whole_windows_pixels(monkeypatch):
 
 def test_jitter_layer_on_premultiplied_colour():
     layer = np.array([[[100, 50, 20, 255], [50, 25, 10, 128], [0, 0, 0, 0]]], dtype=np.uint8)
+    noisy = np.random.default_rng(8).integers(0, 256, (13, 17, 4), dtype=np.uint8)  # PIL unpacks RGBX as the copy
+    assert augment.layer_colour(noisy).tobytes() == Image.fromarray(np.ascontiguousarray(noisy[..., :3])).tobytes()
     assert np.array_equal(augment.jitter_layer(layer, 1, 1, 1, 0), layer)
     brighter = augment.jitter_layer(layer, 3, 1, 1, 0)  # colour scaled, kept within [0, alpha]
     assert brighter.tolist() == [[[255, 150, 60, 255], [128, 75, 30, 128], [0, 0, 0, 0]]]

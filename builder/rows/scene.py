@@ -236,11 +236,13 @@ class AugmentedLayers:
         image, alpha = self.scene, np.zeros(self.scene.shape[:2], dtype=np.uint8)
         for k in order:
             image = shade(image, layers[k][1], objects[k].augmentation, objects[k].hidden, objects[k].foot)
+        boxes = [(slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in (layer.window for layer, _ in layers)]
         for k in order:
             layers[k][0].paste(image, objects[k].hidden)
-            own = layers[k][1] if objects[k].hidden is None else np.where(objects[k].hidden, np.uint8(0), layers[k][1])
-            alpha = own + ((alpha.astype(np.uint16) * (255 - own) + 127) // 255).astype(np.uint8)
-        boxes = [(slice(y0, y1), slice(x0, x1)) for x0, y0, x1, y1 in (layer.window for layer, _ in layers)]
+            box = boxes[k]  # outside its window an object's alpha is 0 and leaves the composed alpha as it is
+            own = layers[k][1][box] if objects[k].hidden is None else \
+                np.where(objects[k].hidden[box], np.uint8(0), layers[k][1][box])
+            alpha[box] = own + ((alpha[box].astype(np.uint16) * (255 - own) + 127) // 255).astype(np.uint8)
         return scene_images(image, objects, [a >= self.threshold for _, a in layers], boxes, alpha)
 
 
