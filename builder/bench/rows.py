@@ -1,7 +1,7 @@
 """Section rows: the CPU cost of a `default` row per option, in one process pinned to one core.
 
-Every option (none, realistic, ground, realistic + ground, objects 2-3, realistic + ground + objects 2-3) is timed
-without depth and with 16-bit depth storage, beside the training loader's decode of a row and the seed-style loop
+Every option (none, realistic, ground, realistic + ground, objects 2-3, realistic + ground + objects 2-3, and ground
+with drawn rows: `--rows`, the same sample ids each drawing its own background and cut-out) is timed without depth and with 16-bit depth storage, beside the training loader's decode of a row and the seed-style loop
 (the reference that machine speed cancels in), by CPU time, interleaved round by round so that other load on the
 machine hits every variant alike; each figure is the median over the rounds. Checked against
 benchmarks/budget.json (`over_budget`).
@@ -24,6 +24,7 @@ import numpy as np
 
 from builder.bench.common import RESOLUTION, ROOT, median
 
+DRAWN = "drawn"  # an option's rows drawn (--rows): a new background and cut-out nearly every row
 OPTIONS = {
     "none": {},
     "realistic": {"augment": "realistic"},
@@ -31,6 +32,7 @@ OPTIONS = {
     "realistic + ground": {"augment": "realistic", "placement_mode": "ground"},
     "objects 2-3": {"objects": "2-3"},
     "realistic + ground + objects 2-3": {"augment": "realistic", "placement_mode": "ground", "objects": "2-3"},
+    "ground, drawn rows": {"placement_mode": "ground", "rows": DRAWN},
 }
 WITH_DEPTH = " + depth"  # the variant of an option with 16-bit depth storage
 REFERENCE = "seed-style loop"
@@ -127,9 +129,12 @@ def variants(bg_dir: Path, fg_dir: Path, resolution: int, indices: list[int]) ->
     from builder.rows.assets import load_inputs
 
     maps, found = stored_maps(bg_dir, resolution), {}
+    product = len(maps) * len(list(fg_dir.iterdir())) * PAIR_ROWS  # drawn rows: as many as the product, same ids
     for name, fields in OPTIONS.items():
+        rows = {"rows": product} if fields.get("rows") == DRAWN else {"placements": PLACEMENTS}
+        fields = {key: value for key, value in fields.items() if key != "rows"}
         for suffix, no_depth in (("", True), (WITH_DEPTH, False)):
-            settings = ContentSettings(resolution=resolution, placements=PLACEMENTS, no_depth=no_depth, **fields)
+            settings = ContentSettings(resolution=resolution, no_depth=no_depth, **rows, **fields)
             inputs = load_inputs(settings, RunOptions(bg_dir=bg_dir, fg_dir=fg_dir))
             found[name + suffix] = option_row(settings, inputs, maps)
     stored = {index: found["none" + WITH_DEPTH](index) for index in indices}
