@@ -127,3 +127,44 @@ def test_only_the_store_touches_the_dataset_folder():
             if name in FOLDER_CALLS or (node.func.attr in FOLDER_METHODS and not shared_memory):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} calls {name}")
     assert not found, "\n".join(found)
+
+
+def _docstring_line(text: str, label: str) -> str:
+    """The text after `label` up to the next blank line or label, as one line."""
+    after = text.split(label, 1)[1] if label in text else ""
+    return " ".join(after.split("\n\n")[0].split("Must not")[0].split())
+
+
+def wing_docstring_problems(wing: str, doc: str, modules: set[str]) -> list[str]:
+    """What the wing's docstring gets wrong: a module it does not name or names but lacks, and its import rule
+    not matching the wings' order (it may import the wings below it; they must not import it)."""
+    words = lambda line: {w.strip(".,;:()`/") for w in line.split()}  # noqa: E731
+    named = words(_docstring_line(doc, "Modules:"))
+    below = set(WINGS[:WINGS.index(wing)])
+    problems = [f"{wing}: module {m} not named under 'Modules:'" for m in sorted(modules - named)]
+    problems += [f"{wing}: 'Modules:' names {m}, which it lacks" for m in sorted(named - modules - {""})]
+    if (words(_docstring_line(doc, "May import:")) & set(WINGS)) != below:
+        problems.append(f"{wing}: 'May import:' must name exactly {sorted(below) or 'no wing'}")
+    if (words(_docstring_line(doc, "Must not be imported by:")) & set(WINGS)) != below:
+        problems.append(f"{wing}: 'Must not be imported by:' must name exactly {sorted(below) or 'no wing'}")
+    return problems
+
+
+def test_each_wing_says_what_it_holds_and_its_import_rule():
+    problems = []
+    for wing in WINGS:
+        folder = ROOT / "builder" / wing
+        doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
+        modules = {p.stem for p in folder.glob("*.py") if p.name != "__init__.py"}
+        modules |= {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
+        problems += wing_docstring_problems(wing, doc, modules)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_wing_docstring_check_sees_a_missing_module_and_a_wrong_rule():
+    doc = "Stuff.\n\nModules: a, b.\n\nMay import: contract.\nMust not be imported by: contract."
+    assert wing_docstring_problems("rows", doc, {"a", "b"}) == []
+    assert wing_docstring_problems("rows", doc, {"a", "b", "c"}) == ["rows: module c not named under 'Modules:'"]
+    assert wing_docstring_problems("store", doc, {"a", "b"}) == [
+        "store: 'May import:' must name exactly ['contract', 'rows']",
+        "store: 'Must not be imported by:' must name exactly ['contract', 'rows']"]
