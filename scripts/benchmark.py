@@ -14,6 +14,11 @@ the same inputs):
   e2e        scripts/generate.py with the tiny random model, 1 process and `accelerate launch --cpu
              --num_processes 2`, as subprocesses; projection for 400,000 rows; peak RSS per process.
   memory     peak RSS of the no-depth generator at 1x and 4x the rows (many shards): flat or not.
+  scale      memory and start-up against the number of inputs: a `--rows 2000 --no-depth` run at R = 224 on 10
+             backgrounds and 10 COCO cut-outs, then on 2,000 backgrounds (640 x 480 JPEGs) and 20,000 COCO
+             cut-outs of 100-140 px (generated: builder/bench/scale_inputs.py, ~6 minutes on 2 cores); peak RSS
+             of each process, seconds to the first row, rows/s after it (--quick: 40 backgrounds, 200 cut-outs,
+             200 rows).
   rank       one rank's CPU side (issue 9) on real photographs: --no-depth and the depth path with a stand-in
              depth estimator (builder.testing.standin_depth, or a local one), each on 1 core and on all cores (the
              rank's worker processes), rows/s per core, and the 400,000-row --no-depth projection on all cores.
@@ -52,15 +57,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builder.bench import (augment_parts, coco_export, composite, depth, e2e, gpu, ground, loader,  # noqa: E402
-                           memory, rank, rows, sources)
+                           memory, rank, rows, scale, sources)
 from builder.bench.common import RESOLUTION, ROOT  # noqa: E402
 from builder.bench.inputs import make_inputs, photo_dir, photo_inputs, photo_section_inputs  # noqa: E402
 from builder.bench.report import machine, table  # noqa: E402
 from builder.contract.cli import StrictParser  # noqa: E402
 
 BUDGET = ROOT / "benchmarks" / "budget.json"
-SECTIONS = ("composite", "depth", "e2e", "memory", "rank", "gpu", "rows", "augment", "ground", "coco", "sources",
-            "loader")
+SECTIONS = ("composite", "depth", "e2e", "memory", "scale", "rank", "gpu", "rows", "augment", "ground", "coco",
+            "sources", "loader")
 PHOTO_SECTIONS = {"rows", "augment", "coco"}  # refused without photographs (the others fall back to the demo inputs)
 
 
@@ -151,6 +156,8 @@ def main(argv=None) -> int:
                                     shard_size=100)
         if "memory" in sections:
             report["memory"] = memory.run(work, bg_dir, fg_dir, max(1, k // 2), shard_size=100)
+        if "scale" in sections:
+            report["scale"] = scale.run(work, *((40, 200, 200) if args.quick else (2000, 20000, 2000)))
         if "rank" in sections:
             report["rank"] = rank.run(work, *photo_section_inputs(work, args.photos, report), k, repeats, cores,
                                       shard_size)

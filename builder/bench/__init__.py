@@ -2,7 +2,7 @@
 `scripts/benchmark.py` runs from any clone) but used by nothing else; the measured reports live in benchmarks/.
 
 Modules: common, report, inputs, rows, augment_parts, composite, ground, sources, coco_export, rank, depth, e2e,
-loader, memory, gpu, gpu_check, gpu_check_steps.
+loader, memory, scale, scale_inputs, gpu, gpu_check, gpu_check_steps.
 
 May import: every other wing (contract, rows, store, run, verify, publish, train, testing).
 Must not be imported by: contract, rows, store, run, verify, publish, train, testing."""

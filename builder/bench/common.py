@@ -4,6 +4,7 @@ children set up OpenMP and the allocator before torch is imported)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -126,6 +127,41 @@ class RssPoller(Poller):
         return sorted((round(kb / 1024) for kb, cmd in self.peaks.values() if "python" in cmd or "accelerate" in cmd),
                       reverse=True)
 
+    def roles_mb(self) -> dict[str, list[int]]:
+        """Peaks by role: the process started ("main"), render workers, multiprocessing's resource tracker."""
+        roles: dict[str, list[int]] = {}
+        for pid, (kb, cmd) in self.peaks.items():
+            role = ("main" if pid == self.root_pid else "resource tracker" if "resource_tracker" in cmd
+                    else "worker" if "multiprocessing" in cmd else "other")
+            roles.setdefault(role, []).append(round(kb / 1024))
+        return {role: sorted(peaks, reverse=True) for role, peaks in sorted(roles.items())}
+
+
+class FirstRowPoller(Poller):
+    """When the first record batch reached a shard of a generation's folder: a temp shard file grew past the
+    schema it starts with, or a shard was finished (seconds since `started`, on the perf_counter clock)."""
+
+    interval = 0.05
+
+    def __init__(self, out_dir: Path, started: float):
+        super().__init__()
+        self.out_dir, self.started, self.first_row_s, self.sizes = Path(out_dir), started, None, {}
+
+    def poll(self) -> None:
+        if self.first_row_s is not None:
+            return
+        grew = any(path.name.endswith(".tmp") and self.sizes.setdefault(path, size) < size
+                   for path, size in self._sizes(self.out_dir / ".fgbg" / "tmp"))
+        if grew or any(self._sizes(self.out_dir / ".fgbg" / "done")):
+            self.first_row_s = time.perf_counter() - self.started
+
+    @staticmethod
+    def _sizes(folder: Path) -> list[tuple[Path, int]]:
+        try:
+            return [(path, path.stat().st_size) for path in folder.iterdir()]
+        except OSError:
+            return []
+
 
 def generate_command(args: list[str], processes: int = 1) -> list[str]:
     """scripts/generate.py as a user runs it: plain python for one process, torchrun for several."""
@@ -144,21 +180,27 @@ def run_generator(args: list[str], out_dir: Path, processes: int = 1, cores: set
     command = generate_command([*args, "--output-dir", str(out_dir), "--overwrite", "--summary-json",
                                 str(summary_path)], processes)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = timed_subprocess(command, preexec_fn=(lambda: pin(cores)) if cores else None)
+    result = timed_subprocess(command, preexec_fn=(lambda: pin(cores)) if cores else None, out_dir=out_dir)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = json.loads(summary_path.read_text())
-    return {"rows": summary["rows"]["default"], "seconds": summary["elapsed_s"], "wall_s": result["wall_s"],
+    return {"rows": summary["rows"]["default"], "all_rows": sum(summary["rows"].values()),
+            "seconds": summary["elapsed_s"], "wall_s": result["wall_s"], "first_row_s": result["first_row_s"],
             "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
-            "processes": summary["processes"], "peak_rss_mb": result["peak_rss_mb"]}
+            "processes": summary["processes"], "peak_rss_mb": result["peak_rss_mb"],
+            "peak_rss_mb_by_role": result["peak_rss_mb_by_role"]}
 
 
-def timed_subprocess(command: list[str], preexec_fn=None) -> dict:
+def timed_subprocess(command: list[str], preexec_fn=None, out_dir: Path | None = None) -> dict:
+    """Wall time and per-process peak RSS of a command; with `out_dir` (a generation's folder) also the seconds
+    to its first row."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "TQDM_DISABLE": "1"}, preexec_fn=preexec_fn)
-    with RssPoller(process.pid) as poller:
+    first = FirstRowPoller(out_dir, started) if out_dir is not None else None
+    with RssPoller(process.pid) as poller, first or contextlib.nullcontext():
         out, err = process.communicate()
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{err[-3000:]}")
-    return {"wall_s": wall, "peak_rss_mb": poller.python_peaks_mb()}
+    return {"wall_s": wall, "peak_rss_mb": poller.python_peaks_mb(), "peak_rss_mb_by_role": poller.roles_mb(),
+            **({"first_row_s": first.first_row_s} if first else {})}

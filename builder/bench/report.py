@@ -25,11 +25,11 @@ def table(report: dict) -> str:
     """The report as markdown: one table of the sections' lines in a fixed order, then the sections that print a
     table of their own."""
     from builder.bench import (augment_parts, coco_export, composite, depth, e2e, gpu, ground, loader, memory, rank,
-                               rows, sources)
+                               rows, scale, sources)
 
     lines = composite.lines(report.get("composite"), report["machine"]["cores"])
     lines += depth.lines(report.get("depth")) + e2e.lines(report.get("e2e")) + rank.lines(report.get("rank"))
-    lines += gpu.lines(report.get("gpu")) + memory.lines(report.get("memory"))
+    lines += gpu.lines(report.get("gpu")) + memory.lines(report.get("memory")) + scale.lines(report.get("scale"))
     header = ["| measurement | ours | seed-style / pipeline | ratio |", "| --- | --- | --- | --- |"] if lines else []
     own = [section.lines(report.get(name)) for name, section in (("rows", rows), ("augment", augment_parts),
                                                                   ("ground", ground), ("coco", coco_export),
