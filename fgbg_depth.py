@@ -97,7 +97,7 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         config = self._generate_config()
         inputs = load_inputs(config.content, config.run)  # every input problem is raised now, before any work
-        if problems := config.content.split_problems(len(inputs.backgrounds), len(inputs.foregrounds)):
+        if problems := config.content.split_problems(len(inputs.bg_files), len(inputs.cutouts)):
             raise UsageError(problems)
         plan = RenderContext(config.content, inputs).plan
         dataset_config = CONFIG_BY_NAME[self.config.name]

@@ -27,6 +27,7 @@ def run(work: Path, bg_dir: Path, resolution: int, images: int, per_image: int, 
     from builder.bench.inputs import coco_inputs
     from builder.contract.settings import ContentSettings, RunOptions
     from builder.rows.assets import load_inputs
+    from builder.rows.render import RenderContext
 
     work = work / "sources"
     coco, image_dir = coco_inputs(work / "coco", images, per_image)
@@ -34,8 +35,9 @@ def run(work: Path, bg_dir: Path, resolution: int, images: int, per_image: int, 
     runs = {"coco": RunOptions(bg_dir=bg_dir, fg_coco=coco, fg_images=image_dir),
             "rgba": RunOptions(bg_dir=bg_dir, fg_dir=work / "rgba")}
     (work / "rgba").mkdir(parents=True, exist_ok=True)
-    for n, rgba in enumerate(load_inputs(settings, runs["coco"]).foregrounds):
-        Image.fromarray(rgba, "RGBA").save(work / "rgba" / f"fg_{n:05d}.png")
+    coco_run = RenderContext(settings, load_inputs(settings, runs["coco"]))
+    for n in range(len(coco_run.inputs.cutouts)):
+        Image.fromarray(coco_run.pixels.cutout(n), "RGBA").save(work / "rgba" / f"fg_{n:05d}.png")
     flags = {"coco": ["--fg-coco", str(coco), "--fg-images", str(image_dir)], "rgba": ["--fg-dir", str(work / "rgba")]}
     common = ["--bg-dir", str(bg_dir), "--no-depth", "--workers", "0", "--resolution", str(resolution),
               "--placements", str(placements)]

@@ -3,8 +3,8 @@ folders, photo + mask folders, COCO instances), placing cut-outs, compositing, r
 objects, encoding the stored images and their exact statistics. Runs in the worker processes, so it loads neither
 torch nor `datasets`.
 
-Modules: assets, files, sources, demo, bg_depth, placement, geometry, composite, scene, augment, render, encode,
-stats, configs.
+Modules: assets, files, sources, demo, bg_depth, cache, pixels, placement, geometry, composite, scene, augment,
+render, encode, stats, configs.
 
 May import: contract.
 Must not be imported by: contract."""

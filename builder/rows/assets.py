@@ -1,4 +1,6 @@
-"""Load and validate the inputs: every problem is collected and reported at once, before any model loads."""
+"""The run's inputs, validated: every file read once (hashed, decoded in full, every problem collected and
+reported at once, before any model loads), and kept as records: names, hashes, sizes, never pixels. Rows decode
+what they need on first use (builder.rows.pixels)."""
 
 from __future__ import annotations
 
@@ -12,19 +14,17 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from builder.contract.errors import UsageError
-from builder.contract.settings import ContentSettings, InputRecord, PhysicalInputs, RunOptions, with_categories
+from builder.contract.settings import ContentSettings, PhysicalInputs, RunOptions, with_categories
 from builder.rows.demo import demo_files, demo_ground_files
-from builder.rows.files import InputFile, open_image, oriented_size, read_folder, to_8bit
-from builder.rows.sources import Cutout, Listing, decode_cutouts, list_cutouts
+from builder.rows.files import InputFile, list_folder, open_image, oriented_size, read_input, to_8bit
+from builder.rows.sources import Cutout, Listing, list_cutouts, survey_cutouts
 
 
 @dataclasses.dataclass
 class Inputs:
-    """Decoded inputs: backgrounds R x R x 3 uint8, foregrounds h x w x 4 uint8 cropped to their alpha box, and
-    the cut-outs as their source listed them (`source`: the manifest's account of that source, if any)."""
+    """The inputs as records: the backgrounds' files and the cut-outs as their source listed them, hashed and
+    with their sizes (`source`: the manifest's account of that source, if any)."""
 
-    backgrounds: list[np.ndarray]
-    foregrounds: list[np.ndarray]
     bg_files: list[InputFile]
     cutouts: list[Cutout]
     warnings: list[str]
@@ -36,11 +36,6 @@ class Inputs:
     given_depth_sha256: list[str] | None = None
     physical: PhysicalInputs | None = None  # --placement-mode physical: original sizes and real heights
 
-    @staticmethod
-    def records(files: list[InputFile]) -> list[InputRecord]:
-        """The manifest's record of each input file: name, content hash, size."""
-        return [InputRecord(f.name, f.sha256, len(f.data)) for f in files]
-
     @property
     def with_categories(self) -> bool:
         return with_categories(self.cutouts)
@@ -51,24 +46,35 @@ class Inputs:
         return self.given_depth_sha256 is not None
 
 
-def decode_background(file: InputFile, resolution: int, notes: list[str]) -> np.ndarray:
-    """Center-crop to square and resize to R x R RGB."""
-    image = to_8bit(open_image(file)).convert("RGB")
-    side = min(image.size)
-    if side < resolution:
-        notes.append(f"{file.name}: {image.width}x{image.height} is smaller than --resolution {resolution}; upscaled")
-    image = ImageOps.fit(image, (resolution, resolution), method=Image.Resampling.LANCZOS)
+def background_image(data: bytes) -> Image.Image:
+    """A background file's image as RGB, whatever its mode (ValueError when it does not decode)."""
+    return to_8bit(open_image(data)).convert("RGB")
+
+
+def decode_background(file: InputFile, resolution: int) -> np.ndarray:
+    """Center-crop to square and resize to R x R RGB, the file read now."""
+    image = ImageOps.fit(background_image(file.read()), (resolution, resolution), method=Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def _decode_backgrounds(files: list[InputFile], resolution: int, problems: list[str], notes: list[str]):
-    arrays = []
+def survey_backgrounds(files: list[InputFile], resolution: int, problems: list[str],
+                       notes: list[str]) -> list[InputFile]:
+    """Each background read once, hashed and decoded in full (nothing kept): the files with their hashes."""
+    surveyed = []
     for file in files:
+        file, data = read_input(file, str(file.path or file.name), problems)
+        if data is None:
+            continue
         try:
-            arrays.append(decode_background(file, resolution, notes))
+            image = background_image(data)
         except ValueError as err:
             problems.append(f"{file.name} (background): {err}")
-    return arrays
+            continue
+        if min(image.size) < resolution:
+            notes.append(f"{file.name}: {image.width}x{image.height} is smaller than --resolution {resolution}; "
+                         "upscaled")
+        surveyed.append(file)
+    return surveyed
 
 
 def _note_duplicates(files: list[InputFile], role: str, notes: list[str]) -> None:
@@ -130,29 +136,30 @@ def _height_line_problem(cells: list[str], heights: dict[str, float]) -> str | N
 
 
 def list_foregrounds(content: ContentSettings, run: RunOptions, problems: list[str], notes: list[str]) -> Listing:
-    """The run's cut-outs as listed, nothing decoded: the demo's, or its source's (builder.rows.sources)."""
+    """The run's cut-outs as listed, nothing read: the demo's, or its source's (builder.rows.sources)."""
     if run.demo:
-        return Listing([Cutout(name, InputFile(name, data)) for name, data in demo_files()[1]])
+        return Listing([Cutout(name, InputFile.in_memory(name, data)) for name, data in demo_files()[1]])
     return list_cutouts(content, run, problems, notes)
 
 
 def load_inputs(content: ContentSettings, run: RunOptions) -> Inputs:
-    """Read, decode and validate every input; raise UsageError listing all problems."""
+    """List every input, read each file once (hashed and decoded in full, one at a time), keep the records; raise
+    UsageError listing all problems."""
     problems, notes = [], []
     if run.demo:  # ground mode: scenes with exact depth (builder.rows.bg_depth reads their maps)
-        bg_files = [InputFile(name, data) for name, data in (demo_ground_files() if content.with_ground
-                                                             else demo_files())[0]]
+        bg_files = [InputFile.in_memory(name, data) for name, data in (demo_ground_files() if content.with_ground
+                                                                       else demo_files())[0]]
     else:
-        bg_files = read_folder(run.bg_dir, "background", "--bg-dir", problems, notes)
+        bg_files = list_folder(run.bg_dir, "background", "--bg-dir", problems, notes)
     listing = list_foregrounds(content, run, problems, notes)
-    backgrounds = _decode_backgrounds(bg_files, content.resolution, problems, notes)
-    foregrounds = decode_cutouts(listing.cutouts, content.mask_threshold, problems, notes)
+    bg_files = survey_backgrounds(bg_files, content.resolution, problems, notes)
+    cutouts = survey_cutouts(listing.cutouts, content.mask_threshold, problems, notes)
     _note_duplicates(bg_files, "background", notes)
     if listing.source is None or listing.source["kind"] != "coco":  # a COCO image holds many instances
-        _note_duplicates([c.file for c in listing.cutouts], "foreground", notes)
+        _note_duplicates([c.file for c in cutouts], "foreground", notes)
     physical = content.placement_mode == "physical"
-    heights = read_heights(run.fg_heights, listing.cutouts, problems, notes) if physical else ()
+    heights = read_heights(run.fg_heights, cutouts, problems, notes) if physical else ()
     if problems:
         raise UsageError(problems, notes)
-    return Inputs(backgrounds, foregrounds, bg_files, listing.cutouts, notes, listing.source,
+    return Inputs(bg_files, cutouts, notes, listing.source,
                   physical=PhysicalInputs(tuple(oriented_size(f) for f in bg_files), heights) if physical else None)

@@ -1,5 +1,5 @@
-"""Backgrounds' depth maps given by the user (`--bg-depth-dir`) or by the demo: found by file stem, checked, cropped
-and resized as their background is (NaN where unknown); the user's stored in `backgrounds` (builder.contract.
+"""Backgrounds' depth maps given by the user (`--bg-depth-dir`) or by the demo: found by file stem, each read once and
+checked up front (keeping its hash), cropped and resized as their background is (NaN where unknown); the user's stored in `backgrounds` (builder.contract.
 given_depth) and read back from there; and the model's map as stored in a `backgrounds` row. Generation and verify
 read a dataset's maps as disparity here alike, so both derive placements from the same numbers."""
 
@@ -22,7 +22,7 @@ from builder.contract.settings import ContentSettings, Manifest, RunOptions
 from builder.rows.assets import Inputs
 from builder.rows.demo import demo_ground_files
 from builder.rows.encode import decode, encode_png16, image_cell
-from builder.rows.files import InputFile, oriented_size
+from builder.rows.files import InputFile, oriented_size, read_input
 
 DEPTH_SUFFIXES = (".png", ".npy")
 MAX_UNKNOWN = 0.5  # a map with more unknown pixels than this share is refused
@@ -31,7 +31,8 @@ ASPECT_TOLERANCE = 0.01  # relative difference of width/height allowed between a
 
 def read_depth_folder(folder: Path, bg_files: list[InputFile], problems: list[str], notes: list[str]
                       ) -> list[InputFile]:
-    """Each background's map (same stem, .png or .npy), in background order; maps of no background are noted."""
+    """Each background's map (same stem, .png or .npy, not read yet), in background order; maps of no background
+    are noted."""
     if not folder.is_dir():
         problems.append(f"{folder}: depth folder does not exist; check --bg-depth-dir")
         return []
@@ -47,10 +48,7 @@ def read_depth_folder(folder: Path, bg_files: list[InputFile], problems: list[st
                 f"no depth map for background {bg.name}; add one (same file stem), or remove the background"
                 if not paths else f"{len(paths)} depth maps for background {bg.name}; keep one"))
             continue
-        try:
-            files.append(InputFile(paths[0].name, paths[0].read_bytes()))
-        except OSError as err:
-            problems.append(f"{paths[0]}: cannot read ({err.strerror}); fix its permissions")
+        files.append(InputFile(paths[0].name, paths[0]))
     notes += [f"{paths[0]}: a depth map for no background; ignored" for paths in by_stem.values()]
     return files
 
@@ -77,16 +75,16 @@ def read_given_depth(row: dict) -> GivenDepth:
 
 
 def demo_depth_files() -> list[InputFile]:
-    return [InputFile(name, data) for name, data in demo_ground_files()[1]]
+    return [InputFile.in_memory(name, data) for name, data in demo_ground_files()[1]]
 
 
-def read_values(file: InputFile) -> np.ndarray:
+def read_values(name: str, data: bytes) -> np.ndarray:
     """The map's values as float64 (ValueError when it is not a 2-D 16-bit PNG or numeric .npy array)."""
     try:
-        if file.name.lower().endswith(".npy"):
-            values = np.load(io.BytesIO(file.data), allow_pickle=False)
+        if name.lower().endswith(".npy"):
+            values = np.load(io.BytesIO(data), allow_pickle=False)
         else:
-            image = Image.open(io.BytesIO(file.data))
+            image = Image.open(io.BytesIO(data))
             image.load()
             if image.mode not in ("I;16", "I;16B", "I;16L", "I", "L", "F"):
                 raise ValueError(f"is a {image.mode} PNG")
@@ -141,10 +139,12 @@ def fit_depth(values: np.ndarray, bg_size: tuple[int, int] | None, resolution: i
     return np.asarray(image.resize((resolution, resolution), Image.Resampling.NEAREST, box=box), dtype=np.float32)
 
 
-def decode_depth_map(file: InputFile, bg_file: InputFile | None, kind: str, resolution: int) -> np.ndarray:
+def decode_depth_map(file: InputFile, bg_file: InputFile | None, kind: str, resolution: int,
+                     data: bytes | None = None) -> np.ndarray:
     """A background's map, checked, cropped and resized as its background: R x R float32 in its kind, NaN where
-    unknown (a `disparity` map is what ground placement reads)."""
-    return fit_depth(known_values(read_values(file), kind), bg_file and oriented_size(bg_file), resolution)
+    unknown (a `disparity` map is what ground placement reads). `data`: the file's bytes, else it is read now."""
+    values = read_values(file.name, file.read() if data is None else data)
+    return fit_depth(known_values(values, kind), bg_file and oriented_size(bg_file), resolution)
 
 
 def given_depth_of(file: InputFile, bg_file: InputFile | None, kind: str, resolution: int) -> GivenDepth:
@@ -154,16 +154,21 @@ def given_depth_of(file: InputFile, bg_file: InputFile | None, kind: str, resolu
 
 def decode_depth_maps(files: list[InputFile], bg_files: list[InputFile], kind: str, resolution: int,
                       folder: Path | None, problems: list[str], keep: Callable[[np.ndarray], Any] = lambda m: m
-                      ) -> list:
-    """Every map decoded, one at a time, and what `keep` makes of it; each problem naming its file (under `folder`,
-    when the maps come from one)."""
-    kept = []
+                      ) -> tuple[list[InputFile], list]:
+    """Every map read once (hashed) and decoded, one at a time: the files with their hashes, and what `keep` makes
+    of each map; each problem naming its file (under `folder`, when the maps come from one)."""
+    hashed, kept = [], []
     for file, bg in zip(files, bg_files):
+        where = f"{folder / file.name if folder else file.name} (depth of {bg.name})"
+        file, data = read_input(file, where, problems)
+        if data is None:
+            continue
         try:
-            kept.append(keep(decode_depth_map(file, bg, kind, resolution)))
+            kept.append(keep(decode_depth_map(file, bg, kind, resolution, data)))
         except ValueError as err:
-            problems.append(f"{folder / file.name if folder else file.name} (depth of {bg.name}): {err}")
-    return kept
+            problems.append(f"{where}: {err}")
+        hashed.append(file)
+    return hashed, kept
 
 
 def attach_bg_depths(inputs: Inputs, content: ContentSettings, run: RunOptions) -> Inputs:
@@ -176,7 +181,8 @@ def attach_bg_depths(inputs: Inputs, content: ContentSettings, run: RunOptions) 
     files = demo_depth_files() if run.demo else read_depth_folder(run.bg_depth_dir, inputs.bg_files, problems, notes)
     kind = "disparity" if run.demo else content.bg_depth_kind
     keep = (lambda m: m) if run.demo else (lambda m: GivenDepth.of(m).sha256())
-    kept = decode_depth_maps(files, inputs.bg_files, kind, content.resolution, run.bg_depth_dir, problems, keep)
+    files, kept = decode_depth_maps(files, inputs.bg_files, kind, content.resolution, run.bg_depth_dir, problems,
+                                    keep)
     if problems:
         raise UsageError(problems, notes)
     inputs.warnings += notes
@@ -198,22 +204,25 @@ def demo_bg_depths(manifest: Manifest) -> list[np.ndarray]:
     return [decode_depth_map(f, None, "disparity", manifest.settings.resolution) for f in demo]
 
 
-def rederived_given_depths(manifest: Manifest, folder: Path) -> list[GivenDepth]:
-    """verify --bg-depth-dir: each map made again from the user's file, as generation stored it. UsageError naming
-    a file that is missing or is not the one the manifest records (sha256)."""
-    maps, problems, settings = [], [], manifest.settings
+def rederived_given_depth_hashes(manifest: Manifest, folder: Path) -> list[str]:
+    """verify --bg-depth-dir: the hash of each map made again from the user's file as generation stored it (one map
+    at a time, none kept). UsageError naming a file that is missing or is not the one the manifest records
+    (sha256)."""
+    hashes, problems, settings = [], [], manifest.settings
     for record in manifest.bg_depths:
         path = Path(folder) / record.name
         try:
-            file = InputFile(record.name, path.read_bytes())
+            data = path.read_bytes()
         except OSError as err:
             problems.append(f"{path}: cannot read ({err.strerror}); pass the --bg-depth-dir the dataset was made with")
             continue
+        file = InputFile(record.name, path).hashed(data)
         if file.sha256 != record.sha256:
             problems.append(f"{path}: differs from the map the dataset was made with (sha256 {record.sha256[:12]}...); "
                             "pass the --bg-depth-dir the dataset was made with")
             continue
-        maps.append(given_depth_of(file, None, settings.bg_depth_kind, settings.resolution))
+        map_ = decode_depth_map(file, None, settings.bg_depth_kind, settings.resolution, data)
+        hashes.append(GivenDepth.of(map_).sha256())
     if problems:
         raise UsageError(problems)
-    return maps
+    return hashes

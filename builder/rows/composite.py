@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 
 from builder.contract.plan import Placement
+from builder.rows.cache import LruCache
 
 
 def prepare_foreground(fg_rgba: np.ndarray, flip: bool) -> Image.Image:
@@ -24,29 +27,46 @@ def resize_prepared(prepared: Image.Image, placement: Placement) -> np.ndarray:
 
 
 class ForegroundCache:
-    """Each foreground prepared once per flip, and its resized versions keyed by (fg, flip, width, height).
+    """Each cut-out prepared once per flip while `cache` (the process's LruCache of decoded inputs) keeps it, and
+    its resized versions keyed by (fg, flip, width, height).
 
     Resizing is deterministic, so a cached array is bit-identical to a fresh resize. Sizes are integers
     (about 0.3 R distinct longer sides at the default scales), so over the classic 100 x 100 x 2 x 20
-    run each (foreground, flip, size) is used ~30 times. The cache only grows until `budget_bytes`
-    and then stops adding (no eviction): background-major order revisits every entry once per
-    background, a cycle that an LRU smaller than the working set would never hit. Memory is bounded
-    by the budget; thread-safe under the GIL (a concurrent miss just resizes twice)."""
+    run each (foreground, flip, size) is used ~30 times; rows drawn from thousands of cut-outs (`--rows`) rarely
+    use one twice. So a resized array is kept from the second time its key is made, and only until
+    `budget_bytes`; then no more are added (no eviction): background-major order revisits every entry once per
+    background, a cycle that an LRU smaller than the working set would never hit. Memory is bounded by the
+    budget and SEEN_KEYS; thread-safe under the GIL (a concurrent miss just resizes twice)."""
 
-    def __init__(self, foregrounds: list[np.ndarray], budget_bytes: int = 512 * 2 ** 20):
-        self.prepared = [(prepare_foreground(fg, False), prepare_foreground(fg, True)) for fg in foregrounds]
+    SEEN_KEYS = 2**16  # keys made once, remembered until this many (then forgotten all at once)
+
+    def __init__(self, cutout: Callable[[int], np.ndarray], cache: LruCache, budget_bytes: int = 512 * 2 ** 20):
+        self.cutout, self.cache = cutout, cache
         self.budget_bytes = budget_bytes
         self.cached_bytes = 0
         self._resized: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._seen: set[tuple[int, int, int, int]] = set()
+
+    def prepared(self, fg_id: int, flip: int) -> Image.Image:
+        """Cut-out `fg_id` flipped (or not) and premultiplied (see `prepare_foreground`)."""
+        def make() -> tuple[Image.Image, int]:
+            image = prepare_foreground(self.cutout(fg_id), bool(flip))
+            return image, image.width * image.height * 4
+
+        return self.cache.get(("prepared", fg_id, int(flip)), make)
 
     def placed(self, fg_id: int, flip: int, placement: Placement) -> np.ndarray:
         """Read-only premultiplied RGBa array of foreground `fg_id` (flipped or not) at the placed size."""
         key = (fg_id, int(flip), placement.width, placement.height)
         array = self._resized.get(key)
         if array is None:
-            array = resize_prepared(self.prepared[fg_id][int(flip)], placement)
+            array = resize_prepared(self.prepared(fg_id, flip), placement)
             array.setflags(write=False)
-            if self.cached_bytes + array.nbytes <= self.budget_bytes:
+            if key not in self._seen:
+                if len(self._seen) >= self.SEEN_KEYS:
+                    self._seen.clear()
+                self._seen.add(key)
+            elif self.cached_bytes + array.nbytes <= self.budget_bytes:
                 self._resized[key] = array
                 self.cached_bytes += array.nbytes
         return array

@@ -49,10 +49,12 @@ class Placed:
 
 @dataclasses.dataclass(frozen=True)
 class PlacementInputs:
-    """What rules place by: the cut-outs by id (h x w x 4, as the row uses them) and each at a placement, each
-    background's ground (standing rules), and the backgrounds' sizes and cut-outs' heights (physical)."""
+    """What rules place by: the cut-outs' (height, width) by id, each cut-out (h x w x 4, as the row uses it,
+    decoded when asked) and each at a placement, each background's ground (standing rules), and the backgrounds'
+    sizes and cut-outs' heights (physical)."""
 
-    foregrounds: Mapping[int, np.ndarray] | Sequence[np.ndarray]
+    shapes: Mapping[int, tuple[int, int]] | Sequence[tuple[int, int]]
+    cutout: Callable[[int], np.ndarray]
     cutout_at: CutoutAt
     ground_of: Callable[[int], BackgroundGround] | None = None
     physical: PhysicalInputs | None = None
@@ -80,7 +82,7 @@ class UniformRule:
     def place(self, index: int, bg_id: int, fg_id: int, flip: int,
               rng: np.random.Generator | None = None) -> Placed:
         s = self.settings
-        return Placed(draw_placement(s.seed, index, *self.inputs.foregrounds[fg_id].shape[:2], s.resolution,
+        return Placed(draw_placement(s.seed, index, *self.inputs.shapes[fg_id], s.resolution,
                                      s.scale_min, s.scale_max, rng=rng), UNIFORM)
 
 
@@ -122,7 +124,7 @@ class StandingRule(abc.ABC):
             if self._sized_bg != bg_id:
                 self._sized, self._sized_bg = {}, bg_id
             scales, feet = self.ground_feet(bg_id, fg_id)
-            found = scales, feet.feasible(*self.inputs.foregrounds[fg_id].shape[:2])
+            found = scales, feet.feasible(*self.inputs.shapes[fg_id])
             self._sized[key] = found
         return found
 
@@ -139,7 +141,7 @@ class StandingRule(abc.ABC):
     def _stand(self, ground: BackgroundGround, feet: np.ndarray, scales: np.ndarray, fg_id: int, flip: int,
                rng: np.random.Generator) -> Placed:
         s, resolution = self.settings, ground.disparity.shape[0]
-        shape = self.inputs.foregrounds[fg_id].shape[:2]
+        shape = self.inputs.shapes[fg_id]
         best, best_visible = None, -1.0
         for tries in range(1, MAX_TRIES + 1):
             foot_y, foot_x = divmod(int(feet[int(rng.integers(0, feet.size))]), resolution)
@@ -232,7 +234,7 @@ class PhysicalRule(StandingRule):
         """The cut-out's opaque rows resized to each of `longer_sides` (kept per cut-out)."""
         found = self._opaque.get(fg_id)
         if found is None:
-            s, shape = self.settings, self.inputs.foregrounds[fg_id].shape[:2]
+            s, shape = self.settings, self.inputs.shapes[fg_id]
             found = np.zeros(len(self.longer_sides()), dtype=np.float64)
             for k, side in enumerate(self.longer_sides()):
                 scale = float(np.float32(side / s.resolution))
@@ -243,7 +245,7 @@ class PhysicalRule(StandingRule):
         return found
 
     def size_law(self, bg_id: int, fg_id: int) -> np.ndarray:
-        s, ground, foreground = self.settings, self.ground(bg_id), self.inputs.foregrounds[fg_id]
+        s, ground, foreground = self.settings, self.ground(bg_id), self.inputs.cutout(fg_id)
         focal = focal_at(s.focal_px, self.inputs.physical.bg_sizes[bg_id], s.resolution)
         target = (focal * self.height_m(fg_id) * ground.disparity).ravel()  # f_R * H / Z px, NaN where unknown
         ideal = target * max(foreground.shape[:2]) / opaque_rows(foreground[..., 3] >= s.mask_threshold)

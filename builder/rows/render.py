@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -15,9 +16,11 @@ from builder.contract.settings import ContentSettings
 from builder.rows.assets import Inputs
 from builder.rows.augment import augmented_composite, draw_augmentation
 from builder.rows.bg_depth import given_depth_cells, given_depth_of
+from builder.rows.cache import INPUT_CACHE_BYTES, LruCache
 from builder.rows.composite import ForegroundCache, composite, mask_bbox, placed_mask
 from builder.rows.encode import decode, decode_jpeg, encode_jpeg, encode_png, image_cell
 from builder.rows.geometry import BackgroundGround, hide, occlusion
+from builder.rows.pixels import InputPixels
 from builder.rows.placement import Placed, PlacementInputs, PlacementRule, placement_rule
 from builder.rows.scene import binary, derive_scene, object_cells, scene_object
 from builder.rows.stats import StatsBook, binary_mask_moments, label_mask_moments, moments_from_histogram
@@ -27,17 +30,21 @@ Rendered = tuple[dict, "np.ndarray | None"]
 
 @dataclasses.dataclass(frozen=True)
 class RenderContext:
-    """What every row is a function of: the content settings and the decoded inputs."""
+    """What every row is a function of: the content settings and the inputs, as records. Each process decodes the
+    pixels its rows need on first use and keeps at most `cache_bytes` of them (builder.rows.pixels); worker
+    processes get this context pickled, so it holds no pixels."""
 
     settings: ContentSettings
     inputs: Inputs
-    # ground: the disparity of the backgrounds' stored depth (the --bg-depth-dir maps', else the model's)
-    stored_bg_depth: tuple[np.ndarray, ...] | None = None
+    # ground: bg_id -> the disparity of its stored depth (the --bg-depth-dir map's, else the model's), read back when
+    # needed
+    stored_bg_depth: Callable[[int], np.ndarray] | None = None
+    cache_bytes: int = INPUT_CACHE_BYTES
 
     @functools.cached_property
     def plan(self) -> SplitPlan:
         """Which inputs every sample uses (`SplitPlan.inputs_of`) and which split it is in."""
-        return self.settings.split_plan(len(self.inputs.backgrounds), len(self.inputs.foregrounds))
+        return self.settings.split_plan(len(self.inputs.bg_files), len(self.inputs.cutouts))
 
     @functools.cached_property
     def categories(self) -> list[str | None] | None:
@@ -45,22 +52,34 @@ class RenderContext:
         return [c.category for c in self.inputs.cutouts] if self.inputs.with_categories else None
 
     @functools.cached_property
-    def foreground_cache(self) -> ForegroundCache:
-        """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
-        return ForegroundCache(self.inputs.foregrounds)
+    def pixels(self) -> InputPixels:
+        """This process's decoded inputs (bounded by `cache_bytes`)."""
+        return InputPixels(self.inputs, self.settings, LruCache(self.cache_bytes))
 
     @functools.cached_property
-    def _grounds(self) -> dict[int, BackgroundGround]:
-        return {}
+    def foreground_cache(self) -> ForegroundCache:
+        """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
+        return ForegroundCache(self.pixels.cutout, self.pixels.cache)
 
     def background_ground(self, bg_id: int) -> BackgroundGround:
-        """The background's ground, from the demo's maps, else its stored depth (--bg-depth-dir's, or the model's)."""
-        if bg_id not in self._grounds:
-            maps = self.inputs.bg_depths if self.inputs.bg_depths is not None else self.stored_bg_depth
-            if maps is None:
+        """The background's ground, from the demo's maps, else its stored depth (--bg-depth-dir's, or the model's);
+        kept in the process's cache with the decoded inputs."""
+        def make() -> tuple[BackgroundGround, int]:
+            if self.inputs.bg_depths is not None:
+                disparity = self.inputs.bg_depths[bg_id]
+            elif self.stored_bg_depth is not None:
+                disparity = self.stored_bg_depth(bg_id)
+            else:
                 raise RuntimeError("ground placement before the backgrounds' stored depth was read")
-            self._grounds[bg_id] = BackgroundGround.of(maps[bg_id])
-        return self._grounds[bg_id]
+            ground = BackgroundGround.of(disparity)
+            return ground, ground.disparity.nbytes + ground.ground.nbytes
+
+        return self.pixels.cache.get(("ground", bg_id), make)
+
+    @functools.cached_property
+    def foreground_shapes(self) -> list[tuple[int, int]]:
+        """Each cut-out's (height, width), by fg_id, as the survey found it (nothing decoded)."""
+        return [cutout.shape for cutout in self.inputs.cutouts]
 
     @functools.cached_property
     def split_foregrounds(self) -> dict[str, tuple[int, ...]]:
@@ -69,9 +88,10 @@ class RenderContext:
 
     @functools.cached_property
     def rule(self) -> PlacementRule:
-        """The placement rule, over the decoded cut-outs and the backgrounds' ground."""
-        return placement_rule(self.settings, PlacementInputs(self.inputs.foregrounds, self.foreground_cache.placed,
-                                                             self.background_ground, self.inputs.physical))
+        """The placement rule, over the cut-outs (decoded on use) and the backgrounds' ground."""
+        return placement_rule(self.settings, PlacementInputs(self.foreground_shapes, self.pixels.cutout,
+                                                             self.foreground_cache.placed, self.background_ground,
+                                                             self.inputs.physical))
 
 
 def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
@@ -80,7 +100,7 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     where = ctx.rule.place(index, bg_id, fg_id, flip)
     placement = where.placement
     placed = ctx.foreground_cache.placed(fg_id, flip, placement)
-    background = ctx.inputs.backgrounds[bg_id]
+    background = ctx.pixels.background(bg_id)
     pixels = settings.resolution * settings.resolution
     if settings.with_objects:
         image, mask, amodal, first, extra = _scene(ctx, index, where, stats)
@@ -115,7 +135,7 @@ def _scene(ctx: RenderContext, index: int, where: Placed,
     `--augment` the composed alpha and object 1's parameters) of a several-object row: masks as uint8 0/255."""
     s, (bg_id, fg_id, flip) = ctx.settings, ctx.plan.inputs_of(index)
     params = draw_augmentation(s, index, where.placement) if s.with_augment else None
-    scene, images = derive_scene(s, index, scene_object(fg_id, flip, where, params), ctx.inputs.backgrounds[bg_id],
+    scene, images = derive_scene(s, index, scene_object(fg_id, flip, where, params), ctx.pixels.background(bg_id),
                                  ctx.split_foregrounds[ctx.plan.sample_split(index)], ctx.rule, bg_id)
     png = encode_png(images.instances)
     areas = [int(np.count_nonzero(layer)) for layer in images.visible]
@@ -158,7 +178,7 @@ def _augmented(settings: ContentSettings, index: int, background: np.ndarray, pl
 
 def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rendered:
     """The background as stored and, with --bg-depth-dir, its given map as placement reads it back."""
-    jpeg = encode_jpeg(ctx.inputs.backgrounds[bg_id], ctx.settings.jpeg_quality)
+    jpeg = encode_jpeg(ctx.pixels.background(bg_id), ctx.settings.jpeg_quality)
     stored = decode(jpeg)
     stats["image"].add(stored, len(jpeg))
     row = {"bg_id": bg_id, "image": image_cell(jpeg), "source": ctx.inputs.bg_files[bg_id].name}
@@ -171,7 +191,7 @@ def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rende
 
 
 def render_foreground(ctx: RenderContext, fg_id: int, stats: StatsBook) -> Rendered:
-    rgba, cutout = ctx.inputs.foregrounds[fg_id], ctx.inputs.cutouts[fg_id]
+    rgba, cutout = ctx.pixels.cutout(fg_id), ctx.inputs.cutouts[fg_id]
     mask = np.where(rgba[..., 3] >= ctx.settings.mask_threshold, 255, 0).astype(np.uint8)
     image, mask_png = encode_png(rgba), encode_png(mask)
     stats["image"].add(rgba, len(image))

@@ -9,6 +9,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 
 from builder.contract.errors import FgbgError, UsageError
@@ -17,14 +18,17 @@ from builder.contract.schema import BACKGROUNDS
 from builder.contract.settings import (ContentSettings, GenerateConfig, Manifest, ModelRecord, column_groups, from_coco,
                                        library_versions)
 from builder.rows.assets import load_inputs
-from builder.rows.bg_depth import attach_bg_depths, stored_disparity
+from builder.rows.bg_depth import attach_bg_depths
 from builder.rows.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig, dataset_tasks
 from builder.rows.render import RenderContext
 from builder.rows.stats import ImageStats, merge_all
 from builder.run.depth import DepthEstimator, NonFiniteDepthError
 from builder.run.feed import DepthFeed, compile_estimator, resolve_batch_size
+from builder.run.stored_depth import RowDepth, ShardDepth, depth_columns
 from builder.run.workers import DEPTH_SLOTS, IMAGE_SLOTS, WorkerPool
 from builder.store.output import OutputStore
+from builder.store.shards import ShardStore
+from builder.store.storage import open_folder
 
 
 @dataclasses.dataclass
@@ -54,13 +58,19 @@ class Job:
         are."""
         return self.settings.with_ground and self.ctx.inputs.bg_depths is None and self.ctx.stored_bg_depth is None
 
-    def with_stored_bg_depth(self, rows: Iterator[dict]) -> "Job":
-        """The job with the backgrounds' disparity from the depth of these `backgrounds` rows (as stored), for ground
-        mode."""
-        given = self.ctx.inputs.stores_given_depth
-        maps = {row["bg_id"]: stored_disparity(row, self.settings, given) for row in rows}
-        ctx = dataclasses.replace(self.ctx, stored_bg_depth=tuple(maps[i] for i in range(len(maps))))
-        return dataclasses.replace(self, ctx=ctx)
+    def with_stored_bg_depth(self, depth: Callable[[int], np.ndarray]) -> "Job":
+        """The job with the backgrounds' disparity read back from their stored depth (`ShardDepth`, `RowDepth`),
+        for ground mode."""
+        return dataclasses.replace(self, ctx=dataclasses.replace(self.ctx, stored_bg_depth=depth))
+
+    def shard_depth(self, store: OutputStore) -> ShardDepth:
+        """Where each background's stored depth is: its `backgrounds` shard and row there."""
+        config, where = CONFIG_BY_NAME[BACKGROUNDS.name], {}
+        shards = ShardStore(open_folder(store.folder.location))  # without the run's held locks: workers unpickle it
+        for task in prerequisite_tasks(self):
+            keys = config.keys(self.ctx.plan, task.name.split)
+            where.update((keys[p], (shards.shard(task.name), p - task.start)) for p in range(task.start, task.stop))
+        return ShardDepth(self.settings, self.ctx.inputs.stores_given_depth, where)
 
     def schema(self, config_name: str) -> pa.Schema:
         inputs = self.ctx.inputs
@@ -75,11 +85,11 @@ class Job:
         held = ({"backgrounds": [inputs.bg_files[i].name for i in sorted(plan.held_bg)],
                  "foregrounds": [inputs.cutouts[i].name for i in sorted(plan.held_fg)]}
                 if len(plan.splits) > 1 else None)
-        depths = tuple(inputs.records(inputs.bg_depth_files)) if inputs.bg_depth_files is not None else None
+        depths = tuple(f.record() for f in inputs.bg_depth_files) if inputs.bg_depth_files is not None else None
         if inputs.stores_given_depth:
             depths = tuple(dataclasses.replace(record, stored_sha256=sha256)
                            for record, sha256 in zip(depths, inputs.given_depth_sha256))
-        return Manifest(self.settings, tuple(inputs.records(inputs.bg_files)),
+        return Manifest(self.settings, tuple(f.record() for f in inputs.bg_files),
                         tuple(cutout.record() for cutout in inputs.cutouts), model, library_versions(), held_out=held,
                         bg_depths=depths, source=inputs.source, physical=inputs.physical)
 
@@ -137,7 +147,7 @@ def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print)
     inputs = attach_bg_depths(load_inputs(config.content, config.run), config.content, config.run)
     for note in inputs.warnings:
         log(f"warning: {note}")
-    if problems := config.content.split_problems(len(inputs.backgrounds), len(inputs.foregrounds)):
+    if problems := config.content.split_problems(len(inputs.bg_files), len(inputs.cutouts)):
         raise UsageError(problems)
     estimator = None
     content, run = config.content, config.run
@@ -190,8 +200,7 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
         write_prerequisites(job, store, [t for t in mine if t in prerequisites], threads, on_rows, on_shard,
                             on_wait, every=bool(rest))
         if rest:
-            job = job.with_stored_bg_depth(row for task in prerequisites for batch in store.batches(task.name)
-                                           for row in batch.to_pylist())
+            job = job.with_stored_bg_depth(job.shard_depth(store))
         mine = rest
     _write_shards(job, store, mine, threads, on_rows, on_shard)
     return tasks
@@ -244,9 +253,11 @@ def iter_rows(config: GenerateConfig, tasks: list[ShardTask], device) -> Iterato
     job = load_job(config, device)
     prerequisites = prerequisite_tasks(job)
     if prerequisites and any(t.config_name != BACKGROUNDS.name for t in tasks):
+        given_depth = job.ctx.inputs.stores_given_depth
         with open_workers(job, 0) as (pool, feed):
-            job = job.with_stored_bg_depth(row for task in prerequisites for batch, _ in job.render(task, pool, feed)
-                                           for row in batch.to_pylist())
+            cells = {row["bg_id"]: {column: row[column] for column in depth_columns(given_depth)}
+                     for task in prerequisites for batch, _ in job.render(task, pool, feed) for row in batch.to_pylist()}
+        job = job.with_stored_bg_depth(RowDepth(job.settings, given_depth, cells))
     with open_workers(job, 0) as (pool, feed):
         for task in tasks:
             for batch, _ in job.render(task, pool, feed):

@@ -50,6 +50,18 @@ class ShardFile:
         with self.folder.open_input(self.relative) as source:
             return self.format.num_rows(source)
 
+    def row(self, position: int, columns: Columns = None) -> dict:
+        """One row: only the unit holding it is read (an Arrow stream's batches before it are passed over by their
+        message headers, a Parquet file's row groups by its footer)."""
+        with self.folder.open_input(self.relative) as source:
+            units = self.format.units(source, self.relative)
+        for unit in units:
+            if position < unit.rows:
+                with self.folder.open_input(self.relative) as source:
+                    return self.format.read_unit(source, unit, columns).slice(position, 1).to_pylist()[0]
+            position -= unit.rows
+        raise IndexError(f"{self.relative} has fewer rows than asked for")
+
 
 @dataclass(frozen=True)
 class SplitFiles:

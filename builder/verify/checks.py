@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import io
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from PIL import Image
@@ -32,12 +33,14 @@ from builder.verify.scenes import objects_problems, scene_mask_problems
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """What rows are checked against: the manifest, and the decoded stored inputs by id (read-only arrays)."""
+    """What rows are checked against: the manifest, and the decoded stored inputs by id (read-only arrays, decoded
+    when first asked for: builder.verify.stored) with the cut-outs' (height, width)."""
 
     manifest: Manifest
-    backgrounds: dict[int, np.ndarray]
-    foregrounds: dict[int, np.ndarray]
-    grounds: dict[int, BackgroundGround] = dataclasses.field(default_factory=dict)  # ground mode: from stored depth
+    backgrounds: Mapping[int, np.ndarray]
+    foregrounds: Mapping[int, np.ndarray]
+    foreground_shapes: Mapping[int, tuple[int, int]]
+    grounds: Mapping[int, BackgroundGround]  # standing rules: from the depth each background was placed by
 
     @property
     def settings(self):
@@ -58,7 +61,8 @@ class Reference:
         def cutout_at(fg_id: int, flip: int, placement: Placement) -> np.ndarray:
             return placed_foreground(self.foregrounds[fg_id], bool(flip), placement)
 
-        return placement_rule(self.settings, PlacementInputs(self.foregrounds, cutout_at, self.grounds.__getitem__,
+        return placement_rule(self.settings, PlacementInputs(self.foreground_shapes, self.foregrounds.__getitem__,
+                                                             cutout_at, self.grounds.__getitem__,
                                                              self.manifest.physical))
 
 
@@ -372,7 +376,7 @@ def expected_scene(ref: Reference, sample_id: int, first: SceneObject, split: st
     unavailable)."""
     s, bg_id = ref.settings, ref.plan.inputs_of(sample_id).bg
     foregrounds = ref.plan.foregrounds(split)
-    if bg_id not in ref.backgrounds or any(fg not in ref.foregrounds for fg in foregrounds):
+    if bg_id not in ref.backgrounds or not ref.foreground_shapes.keys() >= set(foregrounds):
         return None
     return derive_scene(s, sample_id, first, ref.backgrounds[bg_id], foregrounds, ref.rule, bg_id)
 
@@ -413,7 +417,7 @@ def standing_problems(ref: Reference, row: dict, expected: Placed, bg_id: int, f
         return []
     foot_x, foot_y = expected.foot
     scale = float(ref.rule.sized(bg_id, fg_id)[0][foot_y, foot_x])
-    height, width = placed_size(scale, *ref.foregrounds[fg_id].shape[:2], s.resolution)
+    height, width = placed_size(scale, *ref.foreground_shapes[fg_id], s.resolution)
     problems = [] if ref.rule.ground(bg_id).ground[foot_y, foot_x] else [
         f"{where}: foot ({foot_x}, {foot_y}) is not on ground"]
     if row["scale"] is None or float(np.float32(row["scale"])) != scale:

@@ -2,9 +2,10 @@
 
 Five parts, each in its own module: the files' sha256 against those recorded when they were written
 (`verify_checksums`, first, and alone with `verify_checksums()`), the layout (`verify_layout`), reading shards
-batch by batch (`verify_reader`), pure row checks against an immutable reference (`checks`), and the statistics
-(`verify_stats`). This module runs them in order and collects a `Report`. Memory stays flat: only the stored
-inputs, one record batch and a count per key (1 byte per sample) stay resident.
+batch by batch (`verify_reader`), pure row checks against an immutable reference (`checks`, its stored inputs
+decoded on use: `stored`), and the statistics (`verify_stats`). This module runs them in order and collects a
+`Report`. Memory stays flat: the stored inputs a bounded cache keeps, one record batch and a count per key (1 byte
+per sample) stay resident.
 """
 
 from __future__ import annotations
@@ -15,25 +16,24 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.contract import given_depth as given
 from builder.contract.errors import UsageError
 from builder.contract.plan import SplitPlan
-from builder.contract.schema import BACKGROUNDS, CONFIG_NAMES, FOREGROUNDS
+from builder.contract.schema import CONFIG_NAMES
 from builder.contract.settings import Manifest
-from builder.rows.bg_depth import demo_bg_depths, rederived_given_depths, stored_disparity
+from builder.rows.bg_depth import rederived_given_depth_hashes
 from builder.rows.configs import CONFIGS, DatasetConfig
-from builder.rows.geometry import BackgroundGround
-from builder.rows.stats import ImageStats, StatsBook, merge_all
+from builder.rows.stats import ImageStats, merge_all
 from builder.store.names import MANIFEST_NAME, STATS_NAME
 from builder.store.output import OutputStore
 from builder.store.setup import read_manifest
 from builder.store.storage import open_folder
-from builder.verify.checks import ROW_CHECKS, Reference, decode_checked
+from builder.verify.checks import ROW_CHECKS, Reference
 from builder.verify.checksums import checksum_problems, recorded_checksums
 from builder.verify.depth import load_estimator, shard_depth_problems
 from builder.verify.layout import Layout, Problems, Shard, find_layout, layout_problems, marker_problems
 from builder.verify.reader import expected_rows, iter_rows, rows_with_images, shard_schema
 from builder.verify.stats import counts_problems, kinds_problems
+from builder.verify.stored import load_reference
 
 MAX_MESSAGES = 200  # problems kept verbatim; the rest are counted
 
@@ -106,51 +106,6 @@ def load_manifest(store: OutputStore, manifest_path: Path | None) -> Manifest:
     return read_manifest(folder, name)
 
 
-def load_reference(manifest: Manifest, layout: Layout) -> Reference:
-    """The stored backgrounds and cut-outs, decoded once: every sample row is checked against them. A row that
-    does not decode is left out (its own check reports it; samples that need it say it is unavailable). Ground
-    mode: each background's ground, from the depth it was placed by: its stored depth (the --bg-depth-dir map, or
-    the model's), or the demo's maps made again."""
-    decoded, stored_depth = {}, {}
-    for schema in (BACKGROUNDS, FOREGROUNDS):
-        arrays = decoded[schema.name] = {}
-        for shard in layout.shards[schema.name]:
-            try:
-                for _, rows, _ in iter_rows(shard, np.zeros(0, dtype=bool)):
-                    for row in rows:
-                        try:
-                            array = decode_checked(row["image"], schema, "image", None, StatsBook(schema.peaks))
-                        except (ValueError, TypeError):
-                            continue
-                        array.setflags(write=False)
-                        arrays[row[schema.key_column]] = array
-                        if schema is BACKGROUNDS and (depth := placement_depth(manifest, row)) is not None:
-                            stored_depth[row["bg_id"]] = depth
-            except Exception:  # noqa: BLE001 - an unreadable shard is reported when it is checked
-                continue
-    if manifest.settings.with_ground and manifest.bg_depths is not None and not manifest.stores_given_depth:
-        stored_depth = dict(enumerate(demo_bg_depths(manifest)))
-    grounds = {bg_id: BackgroundGround.of(depth) for bg_id, depth in stored_depth.items()}
-    return Reference(manifest, decoded["backgrounds"], decoded["foregrounds"], grounds)
-
-
-def placement_depth(manifest: Manifest, row: dict) -> np.ndarray | None:
-    """A `backgrounds` row's stored depth as ground placement reads it; None when the dataset is not placed by it or
-    the row's map is unusable (a given map that does not decode as stored, its row check says why)."""
-    settings, stored_given = manifest.settings, manifest.stores_given_depth
-    if not settings.with_ground or not (stored_given or row.get("depth")):
-        return None
-    if stored_given:
-        r = settings.resolution
-        try:  # its format, mode and size as stored
-            decode_checked(row[given.COLUMN], BACKGROUNDS, given.COLUMN, (r, r), StatsBook(BACKGROUNDS.peaks))
-        except (ValueError, TypeError):
-            return None
-        if given.range_problems(row[given.MIN_COLUMN], row[given.MAX_COLUMN]):
-            return None
-    return stored_disparity(row, settings, stored_given)
-
-
 def given_depth_file_problems(manifest: Manifest, folder: Path) -> Problems:
     """--bg-depth-dir: each stored map against the one made again from the user's file (whose sha256 the manifest
     records), by its recorded hash: checks the crop, resize and encoding, which the stored map alone cannot."""
@@ -160,9 +115,9 @@ def given_depth_file_problems(manifest: Manifest, folder: Path) -> Problems:
                                "maps cannot be verified: regenerate it)")
     return [(f"{Path(folder) / record.name}", f"the map made from this file is not the one the manifest records as "
                                               f"stored (stored sha256 {record.stored_sha256[:12]}..., made "
-                                              f"{remade.sha256()[:12]}...)")
-            for record, remade in zip(manifest.bg_depths, rederived_given_depths(manifest, folder))
-            if remade.sha256() != record.stored_sha256]
+                                              f"{remade[:12]}...)")
+            for record, remade in zip(manifest.bg_depths, rederived_given_depth_hashes(manifest, folder))
+            if remade != record.stored_sha256]
 
 
 @dataclasses.dataclass

@@ -126,12 +126,13 @@ def segmentation_rle(segmentation, height: int, width: int) -> tuple[dict | None
 def _load(path: Path, problems: list[str]) -> tuple[InputFile | None, dict | None]:
     """The file and its JSON, if it is a COCO instances file at all."""
     try:
-        file = InputFile(path.name, path.read_bytes())
+        raw = path.read_bytes()
     except OSError as err:
         problems.append(f"{path}: cannot read ({err.strerror}); check --fg-coco")
         return None, None
+    file = InputFile(path.name, path).hashed(raw)
     try:
-        data = json.loads(file.data)
+        data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         problems.append(f"{path}: not valid JSON ({err}); give a COCO instances file")
         return None, None
@@ -196,8 +197,8 @@ def _instance(annotation: dict, categories: dict[int, str], images: dict[int, di
 
 
 class ImageFiles:
-    """The COCO file's images under `--fg-images`, each read once. A `file_name` is a path relative to the
-    folder: an absolute one, or one with `..`, is a bad input."""
+    """The COCO file's images under `--fg-images`, each looked at once (its header: the survey reads it whole). A
+    `file_name` is a path relative to the folder: an absolute one, or one with `..`, is a bad input."""
 
     def __init__(self, folder: Path):
         self.folder, self.read = folder, {}
@@ -216,12 +217,9 @@ class ImageFiles:
                 name).parts:
             return f"image {image['id']} file_name {name!r} reaches outside --fg-images; give a path relative to it"
         path = self.folder / name
-        try:
-            file = InputFile(name, path.read_bytes())
-        except FileNotFoundError:
+        if not path.is_file():
             return f"image {image['id']} {name!r} is missing from --fg-images {self.folder}"
-        except OSError as err:
-            return f"cannot read {path} ({err.strerror}); fix its permissions"
+        file = InputFile(name, path)
         try:
             width, height = oriented_size(file)
         except ValueError as err:
@@ -268,22 +266,22 @@ def list_coco(path: Path, images_dir: Path, filters: CocoFilters, problems: list
             if isinstance(file, str):
                 bad.add(ident, file)
                 continue
+            x0, y0, x1, y1 = kept.box
             cutouts.append(Cutout(f"{file.name}#{ident}", file, categories[kept.category_id], kept.category_id,
-                                  ident, kept.box, kept.rle))
+                                  ident, kept.box, kept.rle, shape=(y1 - y0, x1 - x0)))
     counts["kept"] = len(cutouts)
     problems += bad.lines()
     if not cutouts and not bad.ids_by_problem:
         problems.append(f"{path}: no cut-out is left ({counts_text(counts)}); lower --fg-min-area, add "
                         "--fg-keep-truncated, or choose other --fg-categories")
-    source = {"kind": "coco", "file": {"name": coco_file.name, "sha256": coco_file.sha256,
-                                       "bytes": len(coco_file.data)},
+    source = {"kind": "coco", "file": coco_file.record().to_json(),
               "filters": filters.to_json(), "counts": counts}
     return Listing(cutouts, source)
 
 
-def decode_image(file: InputFile) -> np.ndarray:
+def decode_image(data: bytes) -> np.ndarray:
     """A COCO image's pixels as RGB, whatever its mode."""
-    return np.asarray(to_8bit(open_image(file)).convert("RGB"), dtype=np.uint8)
+    return np.asarray(to_8bit(open_image(data)).convert("RGB"), dtype=np.uint8)
 
 
 def decode_instance(cutout: Cutout, image: np.ndarray) -> np.ndarray:

@@ -12,10 +12,11 @@ from builder.rows.files import InputFile
 MIN_OPAQUE_PIXELS = 64
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Cutout:
     """One cut-out: its name (the `foregrounds` config's `source`), the file its pixels come from, its category,
-    and where in that file it lies. Listing makes these; decoding turns one into RGBA pixels cropped to its box."""
+    where in that file it lies, and once surveyed its size. Listing makes these; surveying reads each file once
+    (hash, full decode, size); decoding turns one into RGBA pixels cropped to its box, when a row needs it."""
 
     name: str  # a folder's file: its path under the folder; a COCO instance: "<file_name>#<annotation id>"
     file: InputFile  # the RGBA cut-out, the photo, or the COCO image (shared by that image's instances)
@@ -25,12 +26,13 @@ class Cutout:
     box: tuple[int, int, int, int] | None = None  # COCO: (x0, y0, x1, y1) of its mask in the image, end exclusive
     rle: dict | None = None  # COCO: its mask as a compressed RLE (pycocotools' form)
     mask: InputFile | None = None  # photo + mask folders: the mask (its alpha)
+    shape: tuple[int, int] | None = None  # (height, width) of its decoded pixels, cropped to its box
 
     def record(self) -> InputRecord:
         """The manifest's record of it: the hashes of its files, and its category."""
-        mask = InputRecord(self.mask.name, self.mask.sha256, len(self.mask.data)) if self.mask else None
-        return InputRecord(self.name, self.file.sha256, len(self.file.data), self.category, self.category_id,
-                           self.annotation_id, mask)
+        file = self.file.record()
+        return InputRecord(self.name, file.sha256, file.bytes, self.category, self.category_id, self.annotation_id,
+                           self.mask.record() if self.mask else None)
 
 
 @dataclasses.dataclass(frozen=True)

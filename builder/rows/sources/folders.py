@@ -32,9 +32,10 @@ def list_images(folder: Path, role: str, flag: str, problems: list[str], notes: 
     return folder_categories(sorted(found, key=lambda c: c.name))
 
 
-def decode_rgba(cutout: Cutout, mask_threshold: int, notes: list[str]) -> np.ndarray:
-    """An RGBA (or palette with a transparent index) cut-out, cropped to the box of its non-zero alpha."""
-    image = to_8bit(open_image(cutout.file))
+def decode_rgba(cutout: Cutout, data: bytes, mask_threshold: int, notes: list[str]) -> np.ndarray:
+    """An RGBA (or palette with a transparent index) cut-out from its file's bytes, cropped to the box of its
+    non-zero alpha."""
+    image = to_8bit(open_image(data))
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if not has_alpha:
         raise ValueError(f"has no transparency (mode {image.mode}); save the cut-out as an RGBA PNG "
@@ -88,11 +89,12 @@ def list_photo_masks(photo_dir: Path, mask_dir: Path, problems: list[str], notes
     return cutouts
 
 
-def decode_photo_mask(cutout: Cutout, mask_threshold: int, notes: list[str]) -> np.ndarray:
+def decode_photo_mask(cutout: Cutout, photo_data: bytes, mask_data: bytes, mask_threshold: int,
+                      notes: list[str]) -> np.ndarray:
     """The photo (any mode, as RGB) with its mask as alpha (0..255; 16-bit masks scaled), cropped to the mask's
-    box."""
-    photo = to_8bit(open_image(cutout.file)).convert("RGB")
-    matte = to_8bit(open_image(cutout.mask)).convert("L")
+    box, from the two files' bytes."""
+    photo = to_8bit(open_image(photo_data)).convert("RGB")
+    matte = to_8bit(open_image(mask_data)).convert("L")
     if matte.size != photo.size:
         raise ValueError(f"is {photo.width}x{photo.height} but its mask {cutout.mask.name} is {matte.width}x"
                          f"{matte.height}: give a mask of the photo's size")
