@@ -290,6 +290,15 @@ def test_bad_files_are_refused(tmp_path, capsys):
     refused(tmp_path, args, capsys, "instances.json: no 'annotations' / 'categories' list")
 
 
+def test_truncated_images_are_refused_together_before_anything_is_written(tmp_path, capsys):
+    """Listing reads only headers; the survey decodes every file once, so a truncated image is found up front."""
+    args = write_coco(tmp_path)
+    for path in (tmp_path / "images" / "a.jpg", tmp_path / "bg" / "bg.jpg"):
+        path.write_bytes(path.read_bytes()[:-200])
+    refused(tmp_path, args, capsys, "a.jpg (annotation 3): unreadable or truncated image",
+            "bg.jpg (background): unreadable or truncated image")
+
+
 @pytest.mark.parametrize("flags,expected", [
     (["--fg-categories", "cat,horse,cow"], ["--fg-categories horse,cow: not a category of",
                                             "its categories: bird, cat, dog"]),

@@ -18,14 +18,13 @@ def _cases(ctx, rows: int) -> list[tuple]:
     cases = []
     for index in range(rows):
         bg_id, fg_id, flip = ctx.plan.inputs_of(index)
-        fg = ctx.inputs.foregrounds[fg_id]
-        placement = draw_placement(s.seed, index, *fg.shape[:2], r, s.scale_min, s.scale_max)
+        placement = draw_placement(s.seed, index, *ctx.foreground_shapes[fg_id], r, s.scale_min, s.scale_max)
         params = augment.draw_augmentation(s, index, placement)
         window = augment.layer_window(placement, r, params.motion_length)
         layer = augment.windowed_layer(ctx.foreground_cache.placed(fg_id, flip, placement), placement, window)
         alpha = np.zeros((r, r), dtype=np.uint8)
         alpha[window[1]:window[3], window[0]:window[2]] = layer[..., 3]
-        cases.append((ctx.inputs.backgrounds[bg_id], layer, params, alpha))
+        cases.append((ctx.pixels.background(bg_id), layer, params, alpha))
     return cases
 
 

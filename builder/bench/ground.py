@@ -37,8 +37,7 @@ def demo_measures(resolution: int, samples: int) -> dict:
         placed = ctx.rule.place(index, bg_id, fg_id, flip)
         on_floor += bool(floors[bg_id][placed.foot[1], placed.foot[0]])
         redrawn += placed.tries > 1
-        fg = ctx.inputs.foregrounds[fg_id]
-        uniform = draw_placement(settings.seed, index, *fg.shape[:2], resolution, settings.scale_min,
+        uniform = draw_placement(settings.seed, index, *ctx.foreground_shapes[fg_id], resolution, settings.scale_min,
                                  settings.scale_max)
         foot_x, foot_y = geometry.foot_of(uniform)
         uniform_on_floor += bool(floors[bg_id][foot_y, foot_x])

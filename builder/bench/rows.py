@@ -77,7 +77,7 @@ def option_row(settings, inputs, maps: list[np.ndarray]) -> Callable[[int], dict
     from builder.rows.stats import StatsBook
     from builder.run.workers import depth_cell
 
-    ctx = RenderContext(settings, inputs, stored_bg_depth=tuple(m.astype(np.float32) for m in maps))
+    ctx = RenderContext(settings, inputs, stored_bg_depth=tuple(m.astype(np.float32) for m in maps).__getitem__)
     storage, ring = depth_storage(settings.depth_bits), np.empty((settings.resolution,) * 2 + (3,), np.uint8)
 
     def row(index: int) -> dict:

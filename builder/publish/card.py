@@ -20,7 +20,9 @@ from builder.publish.license import License, license_for_model
 from builder.publish.source_card import source_lines, source_stats
 from builder.rows import geometry
 from builder.rows.stats import merge_all
+from builder.store.manifest import has_side_file
 from builder.store.marker import DoneMarker
+from builder.store.names import INPUTS_NAME
 from builder.store.output import OutputStore
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "dataset_card.md"
@@ -353,12 +355,23 @@ def provenance(manifest: Manifest, stats: dict) -> str:
         lines.append("- depth: none (generated with `--no-depth`)")
     versions = ", ".join(f"{k} {v}" for k, v in manifest.versions.items())
     lines.append(f"- libraries: {versions}")
+    return "\n".join(lines + input_file_lines(manifest))
+
+
+def input_file_lines(manifest: Manifest) -> list[str]:
+    """Each input file with its sha256, or, for a dataset of more inputs than manifest.json keeps inline, where
+    they are listed (its side file)."""
     depth_maps = (("background depth maps", manifest.bg_depths),) if manifest.bg_depths is not None else ()
-    for role, files in (("backgrounds", manifest.backgrounds), ("foregrounds", manifest.foregrounds), *depth_maps):
+    roles = (("backgrounds", manifest.backgrounds), ("foregrounds", manifest.foregrounds), *depth_maps)
+    if has_side_file(manifest):
+        counts = ", ".join(f"{len(files):,} {role}" for role, files in roles)
+        return [f"- input files ({counts}): names, sha256 and sizes in `{INPUTS_NAME}`"]
+    lines = []
+    for role, files in roles:
         lines.append(f"\n<details><summary>{len(files)} {role} (file, sha256)</summary>\n")
         lines += [f"- `{f.name}` `{f.sha256}`" for f in files]
         lines.append("\n</details>")
-    return "\n".join(lines)
+    return lines
 
 
 def sampling_line(settings) -> str:

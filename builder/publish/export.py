@@ -27,6 +27,7 @@ from builder.store.formats import ParquetFiles
 from builder.store.local import LocalFolder
 from builder.store.names import (CARD_NAME, CHECKSUMS_NAME, EXPORT_NAMES, IMAGES_DIR, MANIFEST_NAME, STATE_DIR,
                                  STATS_NAME, config_dir, grid_path)
+from builder.store.manifest import manifest_names
 from builder.store.output import OutputStore
 from builder.store.storage import open_folder
 
@@ -202,7 +203,7 @@ def export(out: Path, folder: Path, options: ExportOptions, progress: bool = Tru
                      for s in sources if s.config_name == name] for name in CONFIG_NAMES}
     card = render_card(manifest, stats, data_files, sizes, grids, options.repo_id, license, splits=splits)
     building.write_bytes(CARD_NAME, card.encode())
-    for name in (MANIFEST_NAME, STATS_NAME):
+    for name in (*manifest_names(manifest), STATS_NAME):
         building.write_bytes(name, store.folder.read_bytes(name))
     write_checksums(building, [f for config_files in files.values() for f in config_files])
     building.replace_folder(target)

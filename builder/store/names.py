@@ -13,6 +13,7 @@ IMAGES_DIR = "images"
 CARD_NAME = "README.md"
 STATS_NAME = "stats.json"
 MANIFEST_NAME = "manifest.json"
+INPUTS_NAME = "inputs.json"  # the manifest's side file: its input records, past 1,000 (builder/store/manifest.py)
 CHECKSUMS_NAME = "checksums.json"  # an export's files with their sha256 (builder/publish/export.py writes it)
 STATE_DIR = ".fgbg"  # hidden: datasets ignores it when resolving data files
 DONE_DIR = f"{STATE_DIR}/done"  # each finished shard's DoneMarker
@@ -26,8 +27,8 @@ RUN_TOKEN = f"{STATE_DIR}/run-token"  # a fresh token per run: every node checks
 HUB_DIR = f"{STATE_DIR}/hub"  # the Parquet export a push stages
 HUB_RECORD = f"{STATE_DIR}/hub.json"  # what that export was made from
 TMP_SUFFIX = ".tmp"
-GENERATED_NAMES = (DATA_DIR, STATE_DIR, IMAGES_DIR, CARD_NAME, STATS_NAME, MANIFEST_NAME)
-EXPORT_NAMES = (CARD_NAME, MANIFEST_NAME, CHECKSUMS_NAME, STATS_NAME, DATA_DIR, IMAGES_DIR)
+GENERATED_NAMES = (DATA_DIR, STATE_DIR, IMAGES_DIR, CARD_NAME, STATS_NAME, MANIFEST_NAME, INPUTS_NAME)
+EXPORT_NAMES = (CARD_NAME, MANIFEST_NAME, INPUTS_NAME, CHECKSUMS_NAME, STATS_NAME, DATA_DIR, IMAGES_DIR)
 TASK_LOCK_NAME = re.compile(r"task-(\d+)-of-(\d+)")
 
 

@@ -13,7 +13,8 @@ from builder.store.local import LocalFolder
 from builder.store.names import (CARD_NAME, HUB_DIR, HUB_RECORD, IMAGES_DIR, MANIFEST_NAME, RANKS_DIR, RUN_TOKEN,
                                  STATS_NAME, grid_path, is_temp)
 from builder.store.ranks import RankFiles
-from builder.store.setup import FolderSetup, read_manifest
+from builder.store.manifest import read_manifest
+from builder.store.setup import FolderSetup
 from builder.store.shards import ShardStore
 from builder.store.storage import open_folder
 

@@ -3,19 +3,15 @@ or settings is refused), cleared of what a killed run left behind."""
 
 from __future__ import annotations
 
-import json
 from builder.contract.errors import UsageError
 from builder.contract.plan import ShardTask
 from builder.contract.settings import Manifest
 from builder.store.local import LocalFolder
 from builder.store.locks import FolderLocks
+from builder.store.manifest import read_manifest, write_manifest
 from builder.store.names import (DONE_DIR, GENERATED_NAMES, IMAGES_DIR, MANIFEST_NAME, RANKS_DIR, STATE_DIR, TMP_DIR,
                                  TMP_SUFFIX, is_generated)
 from builder.store.shards import remove_temp_files_of
-
-
-def read_manifest(folder: LocalFolder, name: str = MANIFEST_NAME) -> Manifest:
-    return Manifest.from_json(json.loads(folder.read_bytes(name)))
 
 
 class FolderSetup:
@@ -34,7 +30,7 @@ class FolderSetup:
         elif self.folder.exists(MANIFEST_NAME):
             self._refuse_other_manifest(manifest, "rerun with the same inputs and settings to resume, or pass "
                                                   "--overwrite to start over, or choose another --output-dir")
-        self.folder.write_json(MANIFEST_NAME, manifest.to_json())
+        write_manifest(self.folder, manifest)
         self.remove_stale_temp_files()
         self.folder.remove_tree(RANKS_DIR)  # a previous run's heartbeats and failures
 
@@ -56,7 +52,7 @@ class FolderSetup:
                                                       "to start over delete the folder (--overwrite would delete "
                                                       "the other tasks' shards), or choose another --output-dir")
             else:
-                self.folder.write_json(MANIFEST_NAME, manifest.to_json())
+                write_manifest(self.folder, manifest)
         self.remove_stale_temp_files(tasks)
 
     def prepare_finish(self) -> Manifest:

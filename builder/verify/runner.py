@@ -25,7 +25,7 @@ from builder.rows.configs import CONFIGS, DatasetConfig
 from builder.rows.stats import ImageStats, merge_all
 from builder.store.names import MANIFEST_NAME, STATS_NAME
 from builder.store.output import OutputStore
-from builder.store.setup import read_manifest
+from builder.store.manifest import read_manifest
 from builder.store.storage import open_folder
 from builder.verify.checks import ROW_CHECKS, Reference
 from builder.verify.checksums import checksum_problems, recorded_checksums
