@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from builder.contract.errors import FgbgError, UsageError
-from builder.contract.plan import ShardTask, tasks_for_process
+from builder.contract.plan import ShardTask, SplitPlan, tasks_for_process
 from builder.contract.schema import BACKGROUNDS
 from builder.contract.settings import (ContentSettings, GenerateConfig, Manifest, ModelRecord, column_groups, from_coco,
                                        library_versions)
@@ -62,15 +62,6 @@ class Job:
         """The job with the backgrounds' disparity read back from their stored depth (`ShardDepth`, `RowDepth`),
         for ground mode."""
         return dataclasses.replace(self, ctx=dataclasses.replace(self.ctx, stored_bg_depth=depth))
-
-    def shard_depth(self, store: OutputStore) -> ShardDepth:
-        """Where each background's stored depth is: its `backgrounds` shard and row there."""
-        config, where = CONFIG_BY_NAME[BACKGROUNDS.name], {}
-        shards = ShardStore(open_folder(store.folder.location))  # without the run's held locks: workers unpickle it
-        for task in prerequisite_tasks(self):
-            keys = config.keys(self.ctx.plan, task.name.split)
-            where.update((keys[p], (shards.shard(task.name), p - task.start)) for p in range(task.start, task.stop))
-        return ShardDepth(self.settings, self.ctx.inputs.stores_given_depth, where)
 
     def schema(self, config_name: str) -> pa.Schema:
         inputs = self.ctx.inputs
@@ -200,10 +191,23 @@ def run_shards(job: Job, store: OutputStore, rank: int, world_size: int, threads
         write_prerequisites(job, store, [t for t in mine if t in prerequisites], threads, on_rows, on_shard,
                             on_wait, every=bool(rest))
         if rest:
-            job = job.with_stored_bg_depth(job.shard_depth(store))
+            job = job.with_stored_bg_depth(shard_depth(job.settings, job.ctx.inputs.stores_given_depth, job.ctx.plan,
+                                                       prerequisites, store))
         mine = rest
     _write_shards(job, store, mine, threads, on_rows, on_shard)
     return tasks
+
+
+def shard_depth(settings: ContentSettings, given_depth: bool, plan: SplitPlan, tasks: list[ShardTask],
+                store: OutputStore) -> ShardDepth:
+    """The stored depth of the backgrounds in these `backgrounds` shards (`given_depth`: their --bg-depth-dir maps',
+    else the model's), read back from them when asked: where each background's row is."""
+    config, where = CONFIG_BY_NAME[BACKGROUNDS.name], {}
+    shards = ShardStore(open_folder(store.folder.location))  # without the run's held locks: workers unpickle it
+    for task in tasks:
+        keys = config.keys(plan, task.name.split)
+        where.update((keys[p], (shards.shard(task.name), p - task.start)) for p in range(task.start, task.stop))
+    return ShardDepth(settings, given_depth, where)
 
 
 def prerequisite_tasks(job: Job) -> list[ShardTask]:
