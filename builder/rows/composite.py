@@ -27,8 +27,8 @@ def resize_prepared(prepared: Image.Image, placement: Placement) -> np.ndarray:
 
 
 class ForegroundCache:
-    """Each cut-out prepared once per flip while `cache` (the process's LruCache of decoded inputs) keeps it, and
-    its resized versions keyed by (fg, flip, width, height).
+    """Each cut-out prepared once per flip while `cache` (the process's LruCache of decoded inputs) keeps it (only
+    these are kept of it: `cutout` decodes it anew), and its resized versions keyed by (fg, flip, width, height).
 
     Resizing is deterministic, so a cached array is bit-identical to a fresh resize. Sizes are integers
     (about 0.3 R distinct longer sides at the default scales), so over the classic 100 x 100 x 2 x 20

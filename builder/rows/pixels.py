@@ -31,9 +31,11 @@ class InputPixels:
             decode_background(self.inputs.bg_files[bg_id], self.settings.resolution)))
 
     def cutout(self, fg_id: int) -> np.ndarray:
-        return self.cache.get(("cutout", fg_id), lambda: _kept(self._decode_cutout(fg_id)))
+        return self.cache.get(("cutout", fg_id), lambda: _kept(self.decode_cutout(fg_id)))
 
-    def _decode_cutout(self, fg_id: int) -> np.ndarray:
+    def decode_cutout(self, fg_id: int) -> np.ndarray:
+        """The cut-out decoded now, not kept: for what is kept in another form (its premultiplied flips), or used
+        once (its `foregrounds` row)."""
         cutout = self.inputs.cutouts[fg_id]
         if cutout.rle is None:
             return decode_cutout(cutout, self.settings.mask_threshold)

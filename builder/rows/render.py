@@ -59,7 +59,7 @@ class RenderContext:
     @functools.cached_property
     def foreground_cache(self) -> ForegroundCache:
         """Foregrounds premultiplied once per flip, and resized once per size (bounded memory)."""
-        return ForegroundCache(self.pixels.cutout, self.pixels.cache)
+        return ForegroundCache(self.pixels.decode_cutout, self.pixels.cache)
 
     def background_ground(self, bg_id: int) -> BackgroundGround:
         """The background's ground, from the demo's maps, else its stored depth (--bg-depth-dir's, or the model's);
@@ -191,7 +191,7 @@ def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rende
 
 
 def render_foreground(ctx: RenderContext, fg_id: int, stats: StatsBook) -> Rendered:
-    rgba, cutout = ctx.pixels.cutout(fg_id), ctx.inputs.cutouts[fg_id]
+    rgba, cutout = ctx.pixels.decode_cutout(fg_id), ctx.inputs.cutouts[fg_id]
     mask = np.where(rgba[..., 3] >= ctx.settings.mask_threshold, 255, 0).astype(np.uint8)
     image, mask_png = encode_png(rgba), encode_png(mask)
     stats["image"].add(rgba, len(image))
