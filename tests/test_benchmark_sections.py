@@ -173,3 +173,21 @@ def test_sources_section_times_a_coco_run_against_an_rgba_run(tmp_path):
         assert result[name]["cpu_ms_per_row"] > 0 and result[name]["listing_and_decoding_cpu_s"] > 0
     table = "\n".join(sources.lines(result))
     assert "| coco |" in table and "| rgba |" in table and len(result["coco_over_rgba_per_round"]) == 1
+
+
+def test_scale_section_measures_both_sizes_per_process(tmp_path):
+    """The scale section on a few generated inputs: each size's whole run, its rows, the seconds to its first row,
+    the peak RSS of each process by role, and the large / small ratio per role, tabled."""
+    from builder.bench import scale
+
+    result = scale.run(tmp_path, 12, 24, 20, ["--workers", "0"])
+    for name, (n_bg, n_fg) in {"small": scale.SMALL, "large": (12, 24)}.items():
+        r = result[name]
+        assert (r["backgrounds"], r["cutouts"], r["all_rows"]) == (n_bg, n_fg, 20 + n_bg + n_fg)
+        assert 0 < r["first_row_s"] < r["wall_s"] and r["rows_per_s_after_first"] > 0
+        assert list(r["peak_rss_mb_by_role"]) == ["main"] and r["peak_rss_mb"] > 50
+    main = [result[name]["peak_rss_mb_by_role"]["main"][0] for name in ("large", "small")]
+    assert result["rss_ratio_by_role"] == {"main": round(main[0] / main[1], 2)}
+    table = "\n".join(scale.lines(result))
+    assert "10 backgrounds, 10 COCO cut-outs" in table and "12 backgrounds, 24 COCO cut-outs" in table
+    assert "| peak RSS, large / small inputs | main " in table
