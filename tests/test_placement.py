@@ -16,15 +16,22 @@ def opaque(height: int, width: int) -> np.ndarray:
     return np.full((height, width, 4), 255, np.uint8)
 
 
+def placement_inputs(cutouts, cutout_at, ground_of=None, physical=None) -> PlacementInputs:
+    """PlacementInputs over decoded cut-outs (a list, or a dict by id)."""
+    by_id = dict(cutouts.items() if isinstance(cutouts, dict) else enumerate(cutouts))
+    return PlacementInputs({k: c.shape[:2] for k, c in by_id.items()}, by_id.__getitem__, cutout_at, ground_of,
+                           physical)
+
+
 def ground_rule(disparity: np.ndarray, fg_shape: tuple[int, int], **settings) -> GroundRule:
     """The ground rule over one background (`disparity`) and one fully opaque cut-out of `fg_shape`."""
     bg = g.BackgroundGround.of(disparity)
-    inputs = PlacementInputs({0: opaque(*fg_shape)}, lambda fg, flip, p: opaque(p.height, p.width), lambda b: bg)
+    inputs = placement_inputs({0: opaque(*fg_shape)}, lambda fg, flip, p: opaque(p.height, p.width), lambda b: bg)
     return GroundRule(ContentSettings(resolution=R, placement_mode="ground", **settings), inputs)
 
 
 def test_the_settings_choose_the_rule():
-    inputs = PlacementInputs([opaque(4, 4)], lambda fg, flip, p: opaque(p.height, p.width))
+    inputs = placement_inputs([opaque(4, 4)], lambda fg, flip, p: opaque(p.height, p.width))
     assert isinstance(placement_rule(ContentSettings(resolution=R), inputs), UniformRule)
     assert isinstance(placement_rule(ContentSettings(resolution=R, placement_mode="ground"), inputs), GroundRule)
     assert isinstance(placement_rule(ContentSettings(resolution=R, placement_mode="physical"), inputs), PhysicalRule)
@@ -52,7 +59,7 @@ def test_ground_feet_kept_per_background_within_a_bound(monkeypatch):
     shapes = {0: opaque(40, 20), 1: opaque(20, 40), 2: opaque(30, 30)}
 
     def rule() -> GroundRule:
-        inputs = PlacementInputs(shapes, lambda fg, flip, p: opaque(p.height, p.width), grounds.__getitem__)
+        inputs = placement_inputs(shapes, lambda fg, flip, p: opaque(p.height, p.width), grounds.__getitem__)
         return GroundRule(ContentSettings(resolution=R, placement_mode="ground"), inputs)
 
     monkeypatch.setattr(GroundRule, "KEPT_BYTES", 100_000)  # room for one background's feet (77 kB) only
@@ -93,7 +100,7 @@ def test_physical_size_law_and_the_focal_length_at_r():
     disparity = floor_scene() / 2.0  # 1/metres: 0.5 at the bottom row
     bg = g.BackgroundGround.of(disparity)
     cutout = opaque(40, 20)
-    inputs = PlacementInputs({0: cutout}, lambda fg, flip, p: opaque(p.height, p.width), lambda b: bg,
+    inputs = placement_inputs({0: cutout}, lambda fg, flip, p: opaque(p.height, p.width), lambda b: bg,
                              PhysicalInputs(((600, 400),), (1.0,)))
     rule = PhysicalRule(ContentSettings(resolution=R, placement_mode="physical", focal_px=300.0, scale_min=0.2,
                                         scale_max=0.35), inputs)

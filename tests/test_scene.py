@@ -182,7 +182,7 @@ def test_augmented_scenes_keep_every_object_visible_by_its_final_alpha():
     cutout_at = functools.lru_cache(maxsize=None)(
         lambda fg, flip, p: np.asarray(Image.fromarray(bands[fg], "RGBa").resize((p.width, p.height))))
     background, differs = np.zeros((48, 48, 3), dtype=np.uint8), 0
-    rule = UniformRule(settings, PlacementInputs(bands, cutout_at))
+    rule = UniformRule(settings, PlacementInputs([b.shape[:2] for b in bands], bands.__getitem__, cutout_at))
     for index in range(30):
         placement = draw_placement(settings.seed, index, 20, 20, 48, 0.6, 0.9)
         first = SceneObject(0, 0, placement, None, None, 0.0, draw_augmentation(settings, index, placement))
