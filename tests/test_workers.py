@@ -166,3 +166,13 @@ def test_too_little_shared_memory_is_refused_with_the_fix(tmp_path, monkeypatch)
     monkeypatch.setattr(os, "statvfs", lambda path: type("S", (), {"f_bavail": 16, "f_frsize": 2**20})())
     with pytest.raises(FgbgError, match=r"16 MB free .* need 746 MB: lower --batch-size, run with --workers 0"):
         WorkerPool(job.ctx, {}, 2, 1200)
+
+
+@pytest.mark.parametrize("orphaned", [False, True])
+def test_a_worker_whose_rank_died_while_it_started_leaves_at_once(orphaned):
+    """PR_SET_PDEATHSIG only covers a rank that dies after the worker set it; a worker that finds itself already
+    orphaned (its parent is not the rank that started it) exits instead of waiting forever on the task queue."""
+    rank_pid = "os.getppid() + 1" if orphaned else "os.getppid()"
+    code = f"import os; from builder.run.workers import _die_with_parent; _die_with_parent({rank_pid}); print('on')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert (result.returncode, result.stdout.strip()) == ((1, "") if orphaned else (0, "on")), result.stderr

@@ -162,22 +162,26 @@ def depth_cell(storage: DepthStorage, depth: np.ndarray, stats: StatsBook) -> di
 _WORKSHOP: Workshop | None = None  # set once in each worker process by _start_worker
 
 
-def _start_worker(ctx: RenderContext, recipes: Recipes, image_spec: tuple, depth_spec: tuple) -> None:
+def _start_worker(ctx: RenderContext, recipes: Recipes, image_spec: tuple, depth_spec: tuple, rank_pid: int) -> None:
     """Ctrl-C goes to the whole process group: the main process alone decides to stop, then shuts us down."""
     global _WORKSHOP
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _die_with_parent(rank_pid)
     _WORKSHOP = Workshop(ctx, recipes, Ring.attach(image_spec), Ring.attach(depth_spec))
 
 
-def _die_with_parent() -> None:
-    """Linux: a worker is killed when its rank dies, even by SIGKILL (no orphan keeps computing)."""
+def _die_with_parent(rank_pid: int) -> None:
+    """Linux: a worker is killed when its rank dies, even by SIGKILL (no orphan keeps computing). A rank that died
+    while this worker was still starting sent no signal: then the worker is already an orphan and leaves at once
+    (else it would wait forever on a queue whose lock a killed sibling may hold)."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != rank_pid:
+        os._exit(1)
 
 
 def _in_worker(method: str, *args):
@@ -209,7 +213,8 @@ class WorkerPool:
                 fresh = dataclasses.replace(ctx)  # no cached properties: each worker builds its own
                 self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                                     initializer=_start_worker,
-                                                    initargs=(fresh, dict(recipes), self.images.spec, self.depths.spec))
+                                                    initargs=(fresh, dict(recipes), self.images.spec, self.depths.spec,
+                                                              os.getpid()))
         except BaseException:
             self.close()
             raise
