@@ -90,8 +90,14 @@ class FgBgDepth(datasets.GeneratorBasedBuilder):
         listing = list_foregrounds(config.content, config.run, problems, [])  # the cut-outs' categories
         if problems:
             raise UsageError(problems)
-        groups = column_groups(config.content, with_categories(listing.cutouts), from_coco(listing.source),
-                               config.run.bg_depth_dir is not None)
+        content, field_of_view = config.content, False
+        if content.with_depth:  # only a model that predicts its field of view stores the focal lengths
+            from builder.run.depth import predicts_field_of_view
+
+            field_of_view = predicts_field_of_view(content.depth_model, content.depth_input_size, content.resolution,
+                                                   content.depth_kind)
+        groups = column_groups(content, with_categories(listing.cutouts), from_coco(listing.source),
+                               config.run.bg_depth_dir is not None, field_of_view)
         return datasets.DatasetInfo(features=features(self.config.name, **groups))
 
     def _split_generators(self, dl_manager):

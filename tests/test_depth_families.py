@@ -16,6 +16,7 @@ import json
 import shutil
 import types
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -189,6 +190,53 @@ def test_depth_pro_takes_its_one_size_and_needs_its_field_of_view(family_model, 
     config = json.loads((without / "config.json").read_text())
     (without / "config.json").write_text(json.dumps({**config, "use_fov_model": False}))
     assert "use_fov_model false" in spec_error(str(without))
+
+
+@pytest.mark.skipif(not HAS_TORCHVISION, reason="Depth Pro's processor needs torchvision")
+def test_depth_pro_without_focal_px_sizes_by_its_stored_field_of_view(family_model, tmp_path_factory, monkeypatch):
+    """Physical placement with a Depth Pro model and no --focal-px: each background stores the focal length its
+    predicted field of view gives (R / 2 / tan(fov / 2), equal to its processor's `focal_length`), every physically
+    placed row stands f_R * H / Z_foot tall by it, and verify (with `--depth`, the model run again) passes. A random
+    Depth Pro's depth has no ground to stand on: its depth output is replaced by a floor (inverse depth at focal length
+    = width rising linearly towards the bottom), its field of view is its own."""
+    from transformers.models.depth_pro import modeling_depth_pro
+
+    from builder.contract.depth_kinds import FOCAL_COLUMN
+    from builder.contract.settings import GenerateConfig
+    from builder.publish import card
+    from builder.run.launch import generate
+    from builder.verify.runner import verify
+    from tests.test_physical import assert_sized_by, stored_metres_and_focal, write_scenes
+
+    model_class = modeling_depth_pro.DepthProForDepthEstimation
+    forward = model_class.forward
+
+    def on_a_floor(self, *args, **kwargs):
+        output = forward(self, *args, **kwargs)
+        side = output.predicted_depth.shape[-2]
+        floor = torch.linspace(0.02, 0.6, side, dtype=output.predicted_depth.dtype)[:, None]
+        output.predicted_depth = floor.expand(output.predicted_depth.shape).clone()
+        return output
+
+    monkeypatch.setattr(model_class, "forward", on_a_floor)
+    folder = family_model("depth_pro")
+    bg_dir, fg_dir, _, heights = write_scenes(tmp_path_factory.mktemp("scenes"))
+    out = tmp_path_factory.mktemp("depth-pro") / "out"
+    generate(GenerateConfig.from_kwargs(output_dir=out, bg_dir=bg_dir, fg_dir=fg_dir, placement_mode="physical",
+                                        fg_heights=heights, depth_model=folder, resolution=64, placements=1,
+                                        batch_size=8, workers=0, scale_min=0.1, scale_max=0.9), card)
+    report = verify(out, depth_rows=1)
+    assert report.ok, report.summary()
+    stored = stored_metres_and_focal(out)[1]
+    assert assert_sized_by(out, stored.__getitem__) >= 12
+    processor = transformers.AutoImageProcessor.from_pretrained(folder)
+    model = transformers.AutoModelForDepthEstimation.from_pretrained(folder).eval()
+    rows = datasets.load_dataset(str(out), "backgrounds", split="train")  # the stored images, as the model saw them
+    with torch.no_grad():
+        output = model(**processor(images=list(rows["image"]), return_tensors="pt"))
+    own = processor.post_process_depth_estimation(output, target_sizes=[(64, 64)] * len(rows))
+    for row, theirs in zip(rows, own):
+        assert row[FOCAL_COLUMN] == stored[row["bg_id"]] == pytest.approx(float(theirs["focal_length"]), rel=1e-4)
 
 
 @pytest.mark.parametrize("family", ["dpt", "glpn", "zoedepth"])

@@ -150,6 +150,7 @@ def test_missing_focal_length_heights_and_metric_depth_are_named_at_once(tmp_pat
         GenerateConfig.from_kwargs(bg_dir=bg_dir, fg_dir=fg_dir, bg_depth_dir=depth_dir, placement_mode="physical")
     text = "\n".join(err.value.problems)
     assert "pass --focal-px F" in text and "pass --fg-heights FILE.csv" in text
+    assert "a depth model that predicts its field of view (a Depth Pro model, --depth-model)" in text
     assert "needs metric depth: --bg-depth-dir maps hold disparity; give maps in metres with --bg-depth-kind depth" \
         in text
     for extra, says in (({"demo": True}, "the demo's maps are relative"),
@@ -165,6 +166,19 @@ def test_missing_focal_length_heights_and_metric_depth_are_named_at_once(tmp_pat
     assert any("--focal-px is used by --placement-mode physical only" in p for p in err.value.problems)
 
 
+def test_without_focal_px_the_focal_length_is_left_to_the_depth_model(tmp_path, scenes):
+    """No --focal-px: accepted where the depth model gives the backgrounds' depth (whether it predicts a field of view
+    is known once it is loaded); refused, naming both ways, where it does not (--no-depth, --bg-depth-dir)."""
+    bg_dir, fg_dir, depth_dir, heights = scenes
+    common = dict(bg_dir=bg_dir, fg_dir=fg_dir, placement_mode="physical", fg_heights=heights)
+    assert GenerateConfig.from_kwargs(**common).content.focal_px is None
+    for extra in ({"no_depth": True}, {"bg_depth_dir": depth_dir, "bg_depth_kind": "depth"}):
+        with pytest.raises(UsageError) as err:
+            GenerateConfig.from_kwargs(**common, **extra)
+        [problem] = [p for p in err.value.problems if "focal length" in p]
+        assert "pass --focal-px F" in problem and "(a Depth Pro model, --depth-model)" in problem
+
+
 def test_a_metric_models_stored_depth_gives_the_size(tmp_path, scenes):
     """Without --bg-depth-dir a metric depth model's stored background depth (decoded to metres) is Z; a relative
     model is refused once loaded, before anything is written. Models: tiny random Depth Anything twins
@@ -177,25 +191,21 @@ def test_a_metric_models_stored_depth_gives_the_size(tmp_path, scenes):
     from builder.testing.random_families import save_metric_twin, save_random_family_model
 
     relative = save_random_family_model(tmp_path / "relative", "depth_anything")
+    metric = str(save_metric_twin(relative, tmp_path / "m"))
     bg_dir, fg_dir, _, heights = scenes
     common = dict(bg_dir=bg_dir, fg_dir=fg_dir, placement_mode="physical", focal_px=FOCAL_PX, fg_heights=heights,
                   resolution=64, placements=2, depth_input_size=56, batch_size=8, workers=0, scale_min=0.1,
                   scale_max=0.9)
     with pytest.raises(UsageError, match="outputs relative-inverse depth: use a metric depth model"):
         load_job(GenerateConfig.from_kwargs(depth_model=str(relative), **common), torch.device("cpu"))
+    without_focal = {**common, "focal_px": None}
+    for model, count in ((metric, 1), (str(relative), 2)):  # no field of view: --focal-px is needed (both named)
+        with pytest.raises(UsageError, match="predicts no field of view: pass --focal-px F") as err:
+            load_job(GenerateConfig.from_kwargs(depth_model=model, **without_focal), torch.device("cpu"))
+        assert len(err.value.problems) == count
     out = tmp_path / "out"
-    generate(GenerateConfig.from_kwargs(output_dir=out, depth_model=str(save_metric_twin(relative, tmp_path / "m")),
-                                        **common), card)
-    metres = {}
-    for row in read_config(out, "backgrounds").to_pylist():  # raw = min + level / 65535 * (max - min)
-        levels = np.asarray(Image.open(io.BytesIO(row["depth"]["bytes"])), dtype=np.float64)
-        metres[row["bg_id"]] = row["depth_min"] + levels / 65535 * (row["depth_max"] - row["depth_min"])
-    placed = [row for row in read_config(out, "default").to_pylist() if row["placement_mode"] == "physical"]
-    assert len(placed) >= 12
-    for row in placed:
-        expected = FOCAL_PX * 64 / 320 * row["height_m"] / metres[row["bg_id"]][row["foot_y"], row["foot_x"]]
-        measured = opaque_height(row)
-        assert abs(measured - expected) <= 1 or abs(measured - expected) <= 0.03 * expected, (measured, expected)
+    generate(GenerateConfig.from_kwargs(output_dir=out, depth_model=metric, **common), card)
+    assert assert_sized_by(out, lambda bg_id: FOCAL_PX * 64 / 320) >= 12
     assert verify(out).ok
 
 
@@ -230,3 +240,91 @@ def test_missing_height_exits_2_before_writing(tmp_path, scenes):
     done = run_generate(out, *physical_args((*scenes[:3], heights), "--resolution", 64), check=False)
     assert done.returncode == 2 and not out.exists(), done.stderr[-2000:]
     assert "no height for 3 cut-out(s)" in done.stderr
+
+
+def stored_metres_and_focal(out) -> tuple[dict, dict]:
+    """bg_id -> its stored depth in metres (raw = min + level / 65535 * (max - min)), and its stored focal length
+    (None where the model predicts no field of view)."""
+    from builder.contract.depth_kinds import FOCAL_COLUMN
+
+    metres, focal = {}, {}
+    for row in read_config(out, "backgrounds").to_pylist():
+        levels = np.asarray(Image.open(io.BytesIO(row["depth"]["bytes"])), dtype=np.float64)
+        metres[row["bg_id"]] = row["depth_min"] + levels / 65535 * (row["depth_max"] - row["depth_min"])
+        focal[row["bg_id"]] = row.get(FOCAL_COLUMN)
+    return metres, focal
+
+
+def assert_sized_by(out, focal_of) -> int:
+    """Every physically placed row's opaque height within 1 px or 3% of f_R * H / Z_foot, f_R = focal_of(bg_id) and
+    Z_foot the stored depth at the foot; returns how many rows were placed physically."""
+    metres = stored_metres_and_focal(out)[0]
+    placed = [row for row in read_config(out, "default").to_pylist() if row["placement_mode"] == "physical"]
+    for row in placed:
+        expected = focal_of(row["bg_id"]) * row["height_m"] / metres[row["bg_id"]][row["foot_y"], row["foot_x"]]
+        measured = opaque_height(row)
+        assert abs(measured - expected) <= 1 or abs(measured - expected) <= 0.03 * expected, (measured, expected)
+    return len(placed)
+
+
+def field_of_view_standin():
+    """A metric depth model that predicts its field of view, without weights: metres = 1 / the stand-in's inverse depth
+    (builder.testing.standin_depth: a floor nearer towards the bottom), and a field of view of 40 to 60 degrees from
+    each image's mean brightness, so each background has a focal length of its own."""
+    import torch
+
+    from builder.contract.depth_kinds import METRIC
+    from builder.run.depth import scale_to_uint16
+    from builder.testing.standin_depth import StandinDepthEstimator
+
+    class FieldOfViewStandin(StandinDepthEstimator):
+        kind, field_of_view = METRIC, True
+
+        def predict_maps(self, images: np.ndarray):
+            fov = 40.0 + 20.0 * torch.from_numpy(images.reshape(len(images), -1).mean(axis=1) / 255.0).float()
+            return 1.0 / self.predict_raw(images), 0.5 * images.shape[1] / torch.tan(torch.deg2rad(fov) / 2)
+
+        def predict(self, images: np.ndarray):
+            return scale_to_uint16(*self.predict_maps(images))
+
+    return FieldOfViewStandin()
+
+
+def test_without_focal_px_a_field_of_view_models_stored_focal_length_gives_the_size(tmp_path, scenes, monkeypatch):
+    """The whole path without torchvision, by a stand-in for a model that predicts its field of view: each background
+    stores its focal length (`focal_length_px`, float32), the rule sizes by it, the manifest and card say so, verify
+    re-derives the sizes from it and names the rows of a background whose stored focal length was altered."""
+    import types
+
+    from builder.contract.depth_kinds import FOCAL_COLUMN
+    from builder.publish import card
+    from builder.run import pipeline
+    from builder.run.launch import generate
+
+    monkeypatch.setattr(pipeline, "DepthEstimator", types.SimpleNamespace(load=lambda *a, **k: field_of_view_standin()))
+    bg_dir, fg_dir, _, heights = scenes
+    out = tmp_path / "out"
+    generate(GenerateConfig.from_kwargs(output_dir=out, bg_dir=bg_dir, fg_dir=fg_dir, placement_mode="physical",
+                                        fg_heights=heights, depth_model="fov-standin", resolution=64, placements=1,
+                                        batch_size=8, workers=0, scale_min=0.1, scale_max=0.9), card)
+    report = verify(out)
+    assert report.ok, report.summary()
+    focal = stored_metres_and_focal(out)[1]
+    assert assert_sized_by(out, focal.__getitem__) >= 12
+    assert len(set(focal.values())) == DEMO_BACKGROUNDS and all(50 < f < 90 for f in focal.values())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["field_of_view"] is True and manifest["settings"]["focal_px"] is None
+    assert manifest["inputs"]["physical"]["focal_from"] == "field_of_view"
+    text = (out / "README.md").read_text()
+    assert f"f_R the background's `{FOCAL_COLUMN}` in `backgrounds`" in text and "R / 2 / tan(fov / 2)" in text
+    loaded = datasets.load_dataset(str(out), "backgrounds", split="train")
+    assert loaded.features[FOCAL_COLUMN] == datasets.Value("float32")
+    assert {row["bg_id"]: row[FOCAL_COLUMN] for row in loaded} == focal
+    table = read_config(out, "backgrounds")
+    rows = table.to_pylist()
+    rows[1][FOCAL_COLUMN] *= 1.5
+    tampered = write_tampered_copy(out, tmp_path / "tampered", rows, table.schema, "backgrounds")
+    problems = "\n".join(verify(tampered).problems)
+    altered = [row["sample_id"] for row in read_config(out, "default").to_pylist()
+               if row["bg_id"] == rows[1]["bg_id"] and row["placement_mode"] == "physical"]
+    assert altered and all(f"sample_id {sample_id}: " in problems for sample_id in altered), problems[:3000]

@@ -52,7 +52,7 @@ def test_a_non_finite_prediction_names_its_sample_and_writes_nothing(tmp_path):
     from builder.run.pipeline import Job
 
     class NaNAtSecondRow:
-        revision, dtype, device = "fake", torch.float32, torch.device("cpu")
+        revision, dtype, device, field_of_view = "fake", torch.float32, torch.device("cpu"), False
 
         def predict(self, images):
             raw = torch.zeros(len(images), images.shape[1], images.shape[2])

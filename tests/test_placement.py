@@ -16,11 +16,11 @@ def opaque(height: int, width: int) -> np.ndarray:
     return np.full((height, width, 4), 255, np.uint8)
 
 
-def placement_inputs(cutouts, cutout_at, ground_of=None, physical=None) -> PlacementInputs:
+def placement_inputs(cutouts, cutout_at, ground_of=None, physical=None, focal_of=None) -> PlacementInputs:
     """PlacementInputs over decoded cut-outs (a list, or a dict by id)."""
     by_id = dict(cutouts.items() if isinstance(cutouts, dict) else enumerate(cutouts))
     return PlacementInputs({k: c.shape[:2] for k, c in by_id.items()}, by_id.__getitem__, cutout_at, ground_of,
-                           physical)
+                           physical, focal_of)
 
 
 def ground_rule(disparity: np.ndarray, fg_shape: tuple[int, int], **settings) -> GroundRule:
@@ -113,3 +113,31 @@ def test_physical_size_law_and_the_focal_length_at_r():
     assert np.abs(np.round(scales[sized] * R) - target[sized]).max() <= 0.5
     placed = rule.place(0, 0, 0, 0)
     assert placed.mode == "physical" and placed.fields["height_m"] == 1.0
+
+
+def test_physical_rule_takes_the_stored_focal_length_without_focal_px():
+    """Without --focal-px the background's stored focal length (already at R, a depth model's field of view) is
+    f_R, per background; with --focal-px given, that wins and the stored one is not read."""
+    disparity = floor_scene() / 2.0
+    bg = g.BackgroundGround.of(disparity)
+    stored = {0: 48.0, 1: 30.0}
+    physical = PhysicalInputs(((600, 400), (600, 400)), (1.0,), from_field_of_view=True)
+
+    def rule(focal_of, **settings) -> PhysicalRule:
+        inputs = placement_inputs({0: opaque(40, 20)}, lambda fg, flip, p: opaque(p.height, p.width), lambda b: bg,
+                                  physical, focal_of)
+        return PhysicalRule(ContentSettings(resolution=R, placement_mode="physical", scale_min=0.2, scale_max=0.35,
+                                            **settings), inputs)
+
+    by_focal_px = rule(None, focal_px=300.0).size_law(0, 0)  # f_R = 48 from the original's 400 px shorter side
+    by_stored = rule(stored.__getitem__)
+    assert by_stored.focal(0) == 48.0 and by_stored.focal(1) == 30.0
+    np.testing.assert_array_equal(by_stored.size_law(0, 0), by_focal_px)
+    smaller = by_stored.size_law(1, 0)
+    sized = np.isfinite(smaller)
+    assert sized.any() and np.abs(np.round(smaller[sized] * R) - 30.0 * disparity[sized]).max() <= 0.5
+
+    def unread(bg_id: int) -> float:
+        raise AssertionError("--focal-px given: the stored focal length is not read")
+
+    np.testing.assert_array_equal(rule(unread, focal_px=300.0).size_law(0, 0), by_focal_px)

@@ -37,6 +37,10 @@ RELATIVE = DepthKind("relative", "relative-inverse", "the model's relative inver
 METRIC = DepthKind("metric", "metric-m", "the model's metric depth in metres (distance: larger is farther)",
                    metric=True)
 DEPTH_KINDS = {kind.name: kind for kind in (RELATIVE, METRIC)}
+# A depth model that predicts its field of view (Depth Pro): each background's focal length in pixels of its R x R
+# image, R / 2 / tan(fov / 2), a column of `backgrounds` (builder.contract.schema) only for such a model;
+# --placement-mode physical takes it where --focal-px is not given.
+FOCAL_COLUMN = "focal_length_px"
 
 
 def depth_kind(name: str | None) -> DepthKind:

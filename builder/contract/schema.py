@@ -1,9 +1,9 @@
 """The data contract: each config's columns (with how its images are stored, which statistics they feed and
 which sample grid shows them), its key column, and the splits.
 
-Nearly a leaf: it imports only builder.contract.depth_storage, builder.contract.given_depth,
-builder.contract.augment_fields and builder.contract.placement_fields (all leaves), so every other module (and
-`fgbg_depth`) can import it.
+Nearly a leaf: it imports only builder.contract.depth_kinds, builder.contract.depth_storage,
+builder.contract.given_depth, builder.contract.augment_fields and builder.contract.placement_fields (all leaves), so
+every other module (and `fgbg_depth`) can import it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import datasets
 
 from builder.contract import given_depth as given
 from builder.contract.augment_fields import BACKGROUND_AUGMENT_FIELDS, OBJECT_AUGMENT_FIELDS
+from builder.contract.depth_kinds import FOCAL_COLUMN
 from builder.contract.depth_storage import QUANTISED, depth_storage
 from builder.contract.placement_fields import PLACED_FIELDS, STANDING_MODES
 
@@ -45,6 +46,7 @@ class Column:
     categories: bool = False  # a category column, present only when the cut-outs have categories
     coco: bool = False  # a COCO source's column, present only with --fg-coco
     given_depth: bool = False  # a stored --bg-depth-dir map's column, present only with --bg-depth-dir
+    field_of_view: bool = False  # present only with a depth model that predicts its field of view (Depth Pro)
 
     def feature(self, placement_mode: str = "uniform", with_augment: bool = False, with_categories: bool = False):
         if self.dtype == "image":
@@ -79,24 +81,26 @@ class ConfigSchema:
 
     def active_columns(self, with_depth: bool, with_augment: bool = False, placement_mode: str = "uniform",
                        with_objects: bool = False, with_categories: bool = False, with_coco: bool = False,
-                       with_given_depth: bool = False) -> list[Column]:
+                       with_given_depth: bool = False, with_field_of_view: bool = False) -> list[Column]:
         return [c for c in self.columns if (with_depth or not c.depth) and (with_augment or not c.augment)
                 and (not c.placement or placement_mode in c.placement) and (with_objects or not c.objects)
                 and (with_categories or not c.categories) and (with_coco or not c.coco)
-                and (with_given_depth or not c.given_depth)]
+                and (with_given_depth or not c.given_depth) and (with_field_of_view or not c.field_of_view)]
 
     def features(self, with_depth: bool = True, with_augment: bool = False, placement_mode: str = "uniform",
                  with_objects: bool = False, with_categories: bool = False, with_coco: bool = False,
-                 with_given_depth: bool = False) -> datasets.Features:
+                 with_given_depth: bool = False, with_field_of_view: bool = False) -> datasets.Features:
         """Features of the config; `with_depth=False` is the `--no-depth` layout, `with_augment=True` adds the
         augmentation columns (`--augment` other than none), `placement_mode` the columns of its rule (a rule that
         stands cut-outs on the ground: the scene-geometry columns), `with_objects=True` the instance columns
         (`--objects` above 1),
         `with_categories=True` the category columns (cut-outs with categories), `with_coco=True` the annotation
-        ids (`--fg-coco`), `with_given_depth=True` the stored `--bg-depth-dir` maps (builder.contract.given_depth)."""
+        ids (`--fg-coco`), `with_given_depth=True` the stored `--bg-depth-dir` maps (builder.contract.given_depth),
+        `with_field_of_view=True` the focal lengths of a depth model that predicts its field of view."""
         return datasets.Features({c.name: c.feature(placement_mode, with_augment, with_categories) for c in
                                   self.active_columns(with_depth, with_augment, placement_mode, with_objects,
-                                                      with_categories, with_coco, with_given_depth)})
+                                                      with_categories, with_coco, with_given_depth,
+                                                      with_field_of_view)})
 
     def image_columns(self, with_depth: bool, with_augment: bool = False, placement_mode: str = "uniform",
                       with_objects: bool = False) -> list[Column]:
@@ -172,6 +176,7 @@ BACKGROUNDS = ConfigSchema("backgrounds", "bg_id", (
     Column("bg_id", "int32"),
     Column("image", "image", ImageSpec("JPEG", "RGB", "bg", grid="bg")),
     *_depth_block("bg_depth", grid=None),
+    Column(FOCAL_COLUMN, "float32", depth=True, field_of_view=True),
     Column(given.COLUMN, "image", ImageSpec("PNG", given.MODE, given.COLUMN), given_depth=True),
     Column(given.MIN_COLUMN, "float32", given_depth=True),
     Column(given.MAX_COLUMN, "float32", given_depth=True),
@@ -196,8 +201,8 @@ GRID_COLUMNS = {c.image.grid: (s.name, c.name) for s in SCHEMAS for c in s.colum
 
 def features(config_name: str, with_depth: bool = True, with_augment: bool = False, placement_mode: str = "uniform",
              with_objects: bool = False, with_categories: bool = False, with_coco: bool = False,
-             with_given_depth: bool = False) -> datasets.Features:
+             with_given_depth: bool = False, with_field_of_view: bool = False) -> datasets.Features:
     if config_name not in SCHEMA_BY_NAME:
         raise ValueError(f"unknown config {config_name!r}; expected one of {CONFIG_NAMES}")
     return SCHEMA_BY_NAME[config_name].features(with_depth, with_augment, placement_mode, with_objects, with_categories,
-                                                with_coco, with_given_depth)
+                                                with_coco, with_given_depth, with_field_of_view)

@@ -106,14 +106,16 @@ class ContentSettings:
     placement_mode: str = _option("uniform", "where cut-outs go: uniform (anywhere, any size in the scale range), "
                                              "ground (standing on the background's ground, sized by its depth, "
                                              "hidden by nearer scenery) or physical (as ground, at its real size: "
-                                             "needs --focal-px, --fg-heights and metric depth)",
+                                             "needs --fg-heights, metric depth and --focal-px or a depth model that "
+                                             "predicts its field of view, Depth Pro)",
                                   choices=PLACEMENT_MODES)
     bg_depth_kind: str = _option("disparity", "what --bg-depth-dir maps hold: disparity (larger = nearer) or depth "
                                               "(distance; 0 = unknown; in metres for --placement-mode physical)",
                                  choices=("disparity", "depth"))
     focal_px: float | None = _option(None, "--placement-mode physical: the focal length of the original background "
                                            "images, in their pixels (the centre crop and resize to R are accounted "
-                                           "for)")
+                                           "for); without it, a Depth Pro model's predicted field of view gives each "
+                                           "background's")
     objects: str = _option("1", "cut-outs per composite: N, or A-B (drawn per row); the row's own cut-out is the "
                                 f"first, the others come from its split's cut-outs (at most {MAX_OBJECTS})")
 
@@ -484,15 +486,22 @@ def ground_problems(content: ContentSettings, run: RunOptions) -> list[str]:
 
 
 def physical_problems(content: ContentSettings, run: RunOptions) -> list[str]:
-    """--placement-mode physical: a focal length, the cut-outs' heights and metric depth, every missing one named."""
+    """--placement-mode physical: a focal length, the cut-outs' heights and metric depth, every missing one named.
+    Without --focal-px the depth model's predicted field of view gives it, where the model gives the backgrounds'
+    depth (whether the model predicts one is checked once it is loaded, builder.run.pipeline.load_job)."""
     problems = []
-    if content.focal_px is None:
-        problems.append("--placement-mode physical needs the focal length of the original background images: pass "
-                        "--focal-px F (pixels; from EXIF: focal length in mm / sensor width in mm * image width in px)")
+    if content.focal_px is None and (content.no_depth or run.bg_depth_dir is not None or run.demo):
+        problems.append(f"--placement-mode physical needs the focal length of the original background images: "
+                        f"{FOCAL_FIX}")
     if run.fg_heights is None:
         problems.append("--placement-mode physical needs each cut-out's real height: pass --fg-heights FILE.csv "
                         "(lines name,height_m; name = a cut-out's file stem or a category)")
     return problems + metric_depth_problems(content, run)
+
+
+FOCAL_FIX = ("pass --focal-px F (pixels; from EXIF: focal length in mm / sensor width in mm * image width in px), or "
+             "let a depth model that predicts its field of view (a Depth Pro model, --depth-model) give the "
+             "backgrounds' depth and focal length (without --no-depth and --bg-depth-dir)")
 
 
 def metric_depth_problems(content: ContentSettings, run: RunOptions) -> list[str]:
@@ -561,29 +570,36 @@ def from_coco(source: dict | None) -> bool:
 
 
 def column_groups(settings: ContentSettings, categories: bool = False, coco: bool = False,
-                  given_depth: bool = False) -> dict[str, bool]:
+                  given_depth: bool = False, field_of_view: bool = False) -> dict[str, bool]:
     """Which optional column groups a dataset has, as the schema's keyword arguments (`features(**groups)`);
-    `given_depth`: the `--bg-depth-dir` maps are stored (builder.contract.given_depth)."""
+    `given_depth`: the `--bg-depth-dir` maps are stored (builder.contract.given_depth); `field_of_view`: the depth
+    model predicts its field of view (the backgrounds' focal lengths are stored)."""
     return {"with_depth": settings.with_depth, "with_augment": settings.with_augment,
             "placement_mode": settings.placement_mode, "with_objects": settings.with_objects,
-            "with_categories": categories, "with_coco": coco, "with_given_depth": given_depth}
+            "with_categories": categories, "with_coco": coco, "with_given_depth": given_depth,
+            "with_field_of_view": settings.with_depth and field_of_view}
 
 
 @dataclasses.dataclass(frozen=True)
 class PhysicalInputs:
     """--placement-mode physical: what the sizes come from besides the depth and --focal-px, recorded in the manifest
     (verify has only the stored crops and cut-outs): each background's original (width, height), which gives its
-    focal length at R, and each cut-out's real height in metres, in input order."""
+    focal length at R from --focal-px, and each cut-out's real height in metres, in input order; and where the focal
+    length comes from: --focal-px, or (`from_field_of_view`, recorded as `"focal_from": "field_of_view"`) each
+    background's `focal_length_px` as the depth model predicted it, stored in `backgrounds`."""
 
     bg_sizes: tuple[tuple[int, int], ...]
     fg_heights_m: tuple[float, ...]
+    from_field_of_view: bool = False
 
     def to_json(self) -> dict:
-        return {"bg_sizes": [list(size) for size in self.bg_sizes], "fg_heights_m": list(self.fg_heights_m)}
+        data = {"bg_sizes": [list(size) for size in self.bg_sizes], "fg_heights_m": list(self.fg_heights_m)}
+        return {**data, "focal_from": "field_of_view"} if self.from_field_of_view else data
 
     @classmethod
     def from_json(cls, data: dict) -> "PhysicalInputs":
-        return cls(tuple(tuple(size) for size in data["bg_sizes"]), tuple(data["fg_heights_m"]))
+        return cls(tuple(tuple(size) for size in data["bg_sizes"]), tuple(data["fg_heights_m"]),
+                   data.get("focal_from") == "field_of_view")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -591,6 +607,12 @@ class ModelRecord:
     id: str
     revision: str
     dtype: str
+    field_of_view: bool = False  # it predicts its field of view: `backgrounds` stores the focal lengths
+
+    def to_json(self) -> dict:
+        """Its record; `field_of_view` only where true (other models keep their manifest)."""
+        data = dataclasses.asdict(self)
+        return data if self.field_of_view else {k: v for k, v in data.items() if k != "field_of_view"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -628,7 +650,8 @@ class Manifest:
 
     @property
     def column_groups(self) -> dict[str, bool]:
-        return column_groups(self.settings, self.with_categories, from_coco(self.source), self.stores_given_depth)
+        return column_groups(self.settings, self.with_categories, from_coco(self.source), self.stores_given_depth,
+                             self.model is not None and self.model.field_of_view)
 
     def split_plan(self) -> SplitPlan:
         """The sample space and splits this manifest's inputs and settings make (no input is read)."""
@@ -641,7 +664,7 @@ class Manifest:
                            **({"bg_depths": [f.to_json() for f in self.bg_depths]}
                               if self.bg_depths is not None else {}),
                            **({"physical": self.physical.to_json()} if self.physical is not None else {})},
-                "model": dataclasses.asdict(self.model) if self.model else None, "versions": self.versions}
+                "model": self.model.to_json() if self.model else None, "versions": self.versions}
         data = {**data, "held_out": self.held_out} if self.held_out else data
         return {**data, "source": self.source} if self.source else data
 

@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from builder.contract import given_depth as given
+from builder.contract.depth_kinds import FOCAL_COLUMN
 from builder.contract.depth_storage import depth_storage
 from builder.contract.plan import DRAW_STREAM, TRAIN, ShardName, ShardTask
 from builder.contract.schema import CONFIG_NAMES, GRID_COLUMNS, SCHEMAS, features
@@ -247,10 +248,13 @@ def ground_lines(settings, stats: dict) -> list[str]:
         return []
     counts, g, mode = stats.get("placement", {}), geometry, settings.placement_mode
     physical = mode == "physical"
+    focal = (f"f_R = {settings.focal_px:g} px (`--focal-px`) * R / the original background's shorter side "
+             "(manifest.json `inputs.physical`)" if settings.focal_px is not None else
+             f"f_R the background's `{FOCAL_COLUMN}` in `backgrounds`, from the depth model's predicted field of view "
+             "(no `--focal-px`; manifest.json `inputs.physical.focal_from`)")
     size = (f"`scale` follows physics: the cut-out's opaque part (alpha >= {settings.mask_threshold}) is f_R * "
             "`height_m` / Z_foot pixels tall, with `height_m` its real height (`--fg-heights`), Z_foot the metric "
-            f"depth at the foot in metres and f_R = {settings.focal_px:g} px (`--focal-px`) * R / the original "
-            "background's shorter side (manifest.json `inputs.physical`); feet where that size falls outside "
+            f"depth at the foot in metres and {focal}; feet where that size falls outside "
             f"[{settings.scale_min}, {settings.scale_max}] are never drawn" if physical else
             f"`scale` maps the background's ground disparity range (percentiles {g.SPAN_PERCENTILES[0]:g}-"
             f"{g.SPAN_PERCENTILES[1]:g}) linearly onto [{settings.scale_min}, {settings.scale_max}]: the nearest "
@@ -497,6 +501,9 @@ def render_card(manifest: Manifest, stats: dict, data_files: dict[str, list[dict
                   f"image to 0..{peak} in {storage.description}, computed in float32; the raw prediction"
                   f"{' in metres' if kind.metric else ''} is `depth_min + png / {peak} * (depth_max - depth_min)` "
                   f"(see Reading depth){'; `depth_min` and `depth_max` are in metres' if kind.metric else ''}."
+                  + (f" The model predicts its field of view: `backgrounds` has `{FOCAL_COLUMN}`, the focal length in "
+                     "pixels of the R x R background it implies (R / 2 / tan(fov / 2))."
+                     if manifest.column_groups["with_field_of_view"] else "")
                   if with_depth else
                   "This dataset was generated without depth (`--no-depth`): it has no depth columns.")
     values = {

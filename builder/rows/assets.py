@@ -162,4 +162,5 @@ def load_inputs(content: ContentSettings, run: RunOptions) -> Inputs:
     if problems:
         raise UsageError(problems, notes)
     return Inputs(bg_files, cutouts, notes, listing.source,
-                  physical=PhysicalInputs(tuple(oriented_size(f) for f in bg_files), heights) if physical else None)
+                  physical=PhysicalInputs(tuple(oriented_size(f) for f in bg_files), heights, content.focal_px is None)
+                  if physical else None)

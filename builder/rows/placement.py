@@ -50,14 +50,16 @@ class Placed:
 @dataclasses.dataclass(frozen=True)
 class PlacementInputs:
     """What rules place by: the cut-outs' (height, width) by id, each cut-out (h x w x 4, as the row uses it,
-    decoded when asked) and each at a placement, each background's ground (standing rules), and the backgrounds'
-    sizes and cut-outs' heights (physical)."""
+    decoded when asked) and each at a placement, each background's ground (standing rules), the backgrounds'
+    sizes and cut-outs' heights (physical), and without --focal-px each background's focal length at R as its
+    `backgrounds` row stores it (a depth model's field of view)."""
 
     shapes: Mapping[int, tuple[int, int]] | Sequence[tuple[int, int]]
     cutout: Callable[[int], np.ndarray]
     cutout_at: CutoutAt
     ground_of: Callable[[int], BackgroundGround] | None = None
     physical: PhysicalInputs | None = None
+    focal_of: Callable[[int], float] | None = None
 
 
 class PlacementRule(Protocol):
@@ -209,7 +211,7 @@ NEAREST_FIRST = np.array([0, -1, 1, -2, 2])  # longer sides tried around the ide
 
 class PhysicalRule(StandingRule):
     """`physical`: the cut-out's opaque part stands f_R * H / Z_foot pixels tall: f_R the background's focal length
-    at R (`focal_at`), H the cut-out's real height in metres, Z_foot the metric depth at the foot (the map's
+    at R (`focal`), H the cut-out's real height in metres, Z_foot the metric depth at the foot (the map's
     disparity is in 1/metres). The ideal size follows from the cut-out's opaque rows; feet where it falls outside
     the scale range are never drawn, like feet where the cut-out does not fit the frame. Of the whole longer sides
     next to the ideal one, the one whose resized opaque part comes nearest f_R * H / Z_foot is taken: resizing thins
@@ -220,6 +222,14 @@ class PhysicalRule(StandingRule):
     def __init__(self, settings: ContentSettings, inputs: PlacementInputs):
         super().__init__(settings, inputs)
         self._opaque: dict[int, np.ndarray] = {}
+
+    def focal(self, bg_id: int) -> float:
+        """f_R: from --focal-px, which wins (`focal_at`), else the background's stored focal length at R, which the
+        depth model's predicted field of view gave (already at R: no crop or resize to account for)."""
+        s = self.settings
+        if s.focal_px is not None:
+            return focal_at(s.focal_px, self.inputs.physical.bg_sizes[bg_id], s.resolution)
+        return float(self.inputs.focal_of(bg_id))
 
     def height_m(self, fg_id: int) -> float:
         """The cut-out's height as its rows store it (float32), which its size follows."""
@@ -246,8 +256,7 @@ class PhysicalRule(StandingRule):
 
     def size_law(self, bg_id: int, fg_id: int) -> np.ndarray:
         s, ground, foreground = self.settings, self.ground(bg_id), self.inputs.cutout(fg_id)
-        focal = focal_at(s.focal_px, self.inputs.physical.bg_sizes[bg_id], s.resolution)
-        target = (focal * self.height_m(fg_id) * ground.disparity).ravel()  # f_R * H / Z px, NaN where unknown
+        target = (self.focal(bg_id) * self.height_m(fg_id) * ground.disparity).ravel()  # f_R * H / Z px, NaN: unknown
         ideal = target * max(foreground.shape[:2]) / opaque_rows(foreground[..., 3] >= s.mask_threshold)
         with np.errstate(invalid="ignore"):
             feet = np.flatnonzero(ground.ground.ravel() & (ideal >= s.scale_min * s.resolution)

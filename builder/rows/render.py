@@ -39,6 +39,8 @@ class RenderContext:
     # ground: bg_id -> the disparity of its stored depth (the --bg-depth-dir map's, else the model's), read back when
     # needed
     stored_bg_depth: Callable[[int], np.ndarray] | None = None
+    # physical without --focal-px: bg_id -> its stored focal length at R (the depth model's field of view)
+    stored_bg_focal: Callable[[int], float] | None = None
     cache_bytes: int = INPUT_CACHE_BYTES
 
     @functools.cached_property
@@ -76,6 +78,10 @@ class RenderContext:
 
         return self.pixels.cache.get(("ground", bg_id), make)
 
+    def background_focal(self, bg_id: int) -> float:
+        """The background's stored focal length at R, kept in the process's cache with its ground."""
+        return self.pixels.cache.get(("focal", bg_id), lambda: (self.stored_bg_focal(bg_id), 8))
+
     @functools.cached_property
     def foreground_shapes(self) -> list[tuple[int, int]]:
         """Each cut-out's (height, width), by fg_id, as the survey found it (nothing decoded)."""
@@ -89,9 +95,10 @@ class RenderContext:
     @functools.cached_property
     def rule(self) -> PlacementRule:
         """The placement rule, over the cut-outs (decoded on use) and the backgrounds' ground."""
+        focal_of = self.background_focal if self.stored_bg_focal is not None else None
         return placement_rule(self.settings, PlacementInputs(self.foreground_shapes, self.pixels.cutout,
                                                              self.foreground_cache.placed, self.background_ground,
-                                                             self.inputs.physical))
+                                                             self.inputs.physical, focal_of))
 
 
 def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:

@@ -36,11 +36,13 @@ class NonFiniteDepthError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DepthBatch:
-    """Per image: depth min-max scaled to uint16, and the raw prediction's range."""
+    """Per image: depth min-max scaled to uint16, the raw prediction's range, and for a model that predicts its field
+    of view (Depth Pro) the focal length it implies."""
 
     depth: np.ndarray  # B x R x R uint16
     depth_min: np.ndarray  # B float32
     depth_max: np.ndarray  # B float32
+    focal: np.ndarray | None = None  # B float32: pixels of the R x R image, R / 2 / tan(fov / 2); None: no FOV
 
 
 def scale_on_device(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -62,12 +64,14 @@ def check_finite(finite) -> None:
         raise NonFiniteDepthError(np.flatnonzero(~finite).tolist())
 
 
-def scale_to_uint16(raw: torch.Tensor) -> DepthBatch:
-    """B x R x R float32 -> per image min-max scaled to 0..65535 (in float32), with the raw range."""
+def scale_to_uint16(raw: torch.Tensor, focal: torch.Tensor | None = None) -> DepthBatch:
+    """B x R x R float32 -> per image min-max scaled to 0..65535 (in float32), with the raw range (and the focal
+    lengths, B, of a model that predicts its field of view)."""
     scaled, low, high, finite = scale_on_device(raw)
     check_finite(finite.cpu().numpy())
     depth = scaled.cpu().numpy().astype(np.uint16)
-    return DepthBatch(depth, low.cpu().numpy().astype(np.float32), high.cpu().numpy().astype(np.float32))
+    return DepthBatch(depth, low.cpu().numpy().astype(np.float32), high.cpu().numpy().astype(np.float32),
+                      None if focal is None else focal.cpu().numpy().astype(np.float32))
 
 
 def keep_output_layer_in_float32(model: torch.nn.Module) -> torch.nn.Module:
@@ -86,21 +90,22 @@ def keep_output_layer_in_float32(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def to_resolution(output, rules: InputRules, resolution: int) -> torch.Tensor:
+def to_resolution(output, rules: InputRules, resolution: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The model's output as B x R x R float32, as its `post_process_depth_estimation` makes it: resized back (the
     prediction of ZoeDepth's padded input to the padded size, the padding then cut off); Depth Pro's inverse depth
-    at focal length = width rescaled by its field of view, resized, then inverted to metres."""
+    at focal length = width rescaled by its field of view, resized, then inverted to metres. With the focal lengths
+    (B, pixels at R) its field of view implies, or None for a model without one."""
     predicted = output.predicted_depth.float()
     if rules.field_of_view:
         focal = 0.5 * resolution / torch.tan(0.5 * torch.deg2rad(output.field_of_view.float().reshape(-1)))
         inverse = predicted * (resolution / focal)[:, None, None]
         inverse = F.interpolate(inverse[:, None], size=(resolution, resolution), mode=rules.output_resample,
                                 align_corners=False)[:, 0]
-        return 1.0 / inverse.clamp(1e-4, 1e4)
+        return 1.0 / inverse.clamp(1e-4, 1e4), focal
     pad = rules.pad(resolution)
     side = resolution + 2 * pad
     maps = F.interpolate(predicted[:, None], size=(side, side), mode=rules.output_resample, align_corners=False)[:, 0]
-    return maps[:, pad:side - pad, pad:side - pad] if pad else maps
+    return (maps[:, pad:side - pad, pad:side - pad] if pad else maps), None
 
 
 def _tune_cuda() -> None:
@@ -156,6 +161,12 @@ def load_spec(model_id: str, input_size: int | None, resolution: int, depth_kind
     return depth_model_spec(model_id, config, processor, input_size, resolution, depth_kind), config
 
 
+def predicts_field_of_view(model_id: str, input_size: int | None, resolution: int, depth_kind: str | None) -> bool:
+    """The model predicts its field of view (Depth Pro): its backgrounds store their focal lengths. Read from its
+    config and processor, no weight loaded."""
+    return load_spec(model_id, input_size, resolution, depth_kind)[0].rules.field_of_view
+
+
 class DepthEstimator:
     """Same maths as the model's own image processor and `post_process_depth_estimation` for square inputs (per
     family: builder.run.depth_families.InputRules), but for a whole uint8 batch at once on the accelerator."""
@@ -205,14 +216,26 @@ class DepthEstimator:
                                   f"inputs ({type(err).__name__}: {err}); leave out --depth-input-size for the "
                                   "model's own size") from err
 
+    @property
+    def field_of_view(self) -> bool:
+        """It predicts its field of view (Depth Pro): `predict_maps` gives focal lengths."""
+        return self.rules.field_of_view
+
     @torch.inference_mode()
     def predict_raw(self, images: np.ndarray) -> torch.Tensor:
         """B x R x R x 3 uint8 -> B x R x R float32 depth of the model's kind (on the device): relative inverse
         depth, or metres."""
+        return self.predict_maps(images)[0]
+
+    @torch.inference_mode()
+    def predict_maps(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`predict_raw`'s maps, with the focal lengths (B, pixels at R, on the device) of a model that predicts its
+        field of view, else None."""
         if self.device.type == "cpu" and len(images) > CPU_MICRO_BATCH:
-            return torch.cat([self._predict_raw(images[s:s + CPU_MICRO_BATCH])
-                              for s in range(0, len(images), CPU_MICRO_BATCH)])
-        return self._predict_raw(images)
+            parts = [self._predict_maps(images[s:s + CPU_MICRO_BATCH]) for s in range(0, len(images), CPU_MICRO_BATCH)]
+            focal = None if parts[0][1] is None else torch.cat([focal for _, focal in parts])
+            return torch.cat([maps for maps, _ in parts]), focal
+        return self._predict_maps(images)
 
     @torch.inference_mode()
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
@@ -250,7 +273,7 @@ class DepthEstimator:
         return F.interpolate(batch, size=size, mode=rules.resample, align_corners=rules.align_corners,
                              antialias=rules.antialias)
 
-    def _predict_raw(self, images: np.ndarray) -> torch.Tensor:
+    def _predict_maps(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         output = self._run_model(self.preprocess(images))
         return to_resolution(output, self.rules, images.shape[1])
 
@@ -267,4 +290,4 @@ class DepthEstimator:
             return self.model(pixel_values=pixels)
 
     def predict(self, images: np.ndarray) -> DepthBatch:
-        return scale_to_uint16(self.predict_raw(images))
+        return scale_to_uint16(*self.predict_maps(images))

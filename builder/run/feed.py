@@ -82,18 +82,29 @@ def check(status, call: str) -> None:
 
 class InFlight(NamedTuple):
     """A batch queued by DepthFeed.start: its copy's event (None on CPU), minima, maxima, finite flags (or the
-    error to raise), and where the maps wait when the ring is not page-locked: (staging buffer, ring slot)."""
+    error to raise), where the maps wait when the ring is not page-locked: (staging buffer, ring slot), and the
+    focal lengths of a model that predicts its field of view."""
 
     event: object
     low: np.ndarray | None
     high: np.ndarray | None
     finite: object
     staged: tuple | None = None
+    focal: np.ndarray | None = None
+
+
+class DepthRanges(NamedTuple):
+    """A finished batch's per-image minima and maxima, and focal lengths in pixels at R (None: the model predicts no
+    field of view)."""
+
+    low: np.ndarray
+    high: np.ndarray
+    focal: np.ndarray | None
 
 
 class DepthFeed:
     """Depth of ring slots, in order: `start(image_slot, depth_slot, count)` queues a batch, `finish()` returns
-    the oldest one's (minima, maxima) once its maps are in the depth ring. On CPU `start` runs the model at once.
+    the oldest one's `DepthRanges` once its maps are in the depth ring. On CPU `start` runs the model at once.
 
     On CUDA the rings are page-locked in place and the maps are copied back on a side stream. Where the platform
     refuses either, the feed warns once and goes on: the maps land in a pinned staging buffer and are copied into
@@ -150,11 +161,16 @@ class DepthFeed:
                 self.pending.append(InFlight(None, None, None, err))
                 return
             self.depths[depth_slot, :count] = prediction.depth[:count]
-            self.pending.append(InFlight(None, prediction.depth_min[:count], prediction.depth_max[:count], None))
+            focal = None if prediction.focal is None else prediction.focal[:count]
+            self.pending.append(InFlight(None, prediction.depth_min[:count], prediction.depth_max[:count], None,
+                                         focal=focal))
             return
-        scaled, low, high, finite = scale_on_device(self.estimator.predict_raw(images)[:count])
-        # int16 keeps the uint16 bit patterns; the finite flags travel with the ranges, checked in finish()
-        maps, ranges = scaled.to(torch.int16), torch.stack([low, high, finite.float()])
+        raw, focal = self.estimator.predict_maps(images)
+        scaled, low, high, finite = scale_on_device(raw[:count])
+        # int16 keeps the uint16 bit patterns; the finite flags (and focal lengths) travel with the ranges, checked
+        # in finish()
+        maps = scaled.to(torch.int16)
+        ranges = torch.stack([low, high, finite.float(), *([] if focal is None else [focal[:count].float()])])
         ring = self.depths[depth_slot, :count].view(np.int16)
         host = torch.from_numpy(ring) if self.staging is None else self.staging[depth_slot, :count]
         host_ranges = torch.empty(ranges.shape, dtype=torch.float32, pin_memory=ranges.is_cuda)
@@ -167,10 +183,12 @@ class DepthFeed:
         for tensor in (maps, ranges):
             self.cuda.keep_alive(tensor, self.copies)
         staged = None if self.staging is None else (host, ring)
-        self.pending.append(InFlight(event, *(host_ranges[i].numpy() for i in range(3)), staged))
+        self.pending.append(InFlight(event, *(host_ranges[i].numpy() for i in range(3)), staged,
+                                     host_ranges[3].numpy() if focal is not None else None))
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray]:
-        """The oldest batch's (minima, maxima); NonFiniteDepthError if a map of it was not finite."""
+    def finish(self) -> DepthRanges:
+        """The oldest batch's minima, maxima (and focal lengths); NonFiniteDepthError if a map of it was not
+        finite."""
         batch = self.pending.popleft()
         if batch.event is not None:
             batch.event.synchronize()
@@ -181,7 +199,8 @@ class DepthFeed:
         if batch.staged is not None:
             staging, ring = batch.staged
             ring[...] = staging.numpy()
-        return batch.low.astype(np.float32), batch.high.astype(np.float32)
+        focal = None if batch.focal is None else batch.focal.astype(np.float32)
+        return DepthRanges(batch.low.astype(np.float32), batch.high.astype(np.float32), focal)
 
     def unpin(self) -> None:
         while self.registered:

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from builder.contract.depth_kinds import FOCAL_COLUMN
 from builder.contract.errors import FgbgError, UsageError
 from builder.contract.plan import ShardTask, SplitPlan, tasks_for_process
 from builder.contract.schema import BACKGROUNDS
-from builder.contract.settings import (ContentSettings, GenerateConfig, Manifest, ModelRecord, column_groups, from_coco,
-                                       library_versions)
+from builder.contract.settings import (FOCAL_FIX, ContentSettings, GenerateConfig, Manifest, ModelRecord, column_groups,
+                                       from_coco, library_versions)
 from builder.rows.assets import load_inputs
 from builder.rows.bg_depth import attach_bg_depths
 from builder.rows.configs import CONFIG_BY_NAME, CONFIGS, DatasetConfig, dataset_tasks
@@ -58,20 +59,28 @@ class Job:
         are."""
         return self.settings.with_ground and self.ctx.inputs.bg_depths is None and self.ctx.stored_bg_depth is None
 
-    def with_stored_bg_depth(self, depth: Callable[[int], np.ndarray]) -> "Job":
+    @property
+    def field_of_view(self) -> bool:
+        """The depth model predicts its field of view: `backgrounds` stores each one's focal length."""
+        return self.estimator is not None and self.estimator.field_of_view
+
+    def with_stored_bg_depth(self, depth: ShardDepth | RowDepth) -> "Job":
         """The job with the backgrounds' disparity read back from their stored depth (`ShardDepth`, `RowDepth`),
-        for ground mode."""
-        return dataclasses.replace(self, ctx=dataclasses.replace(self.ctx, stored_bg_depth=depth))
+        for ground mode, and with a model that predicts its field of view their stored focal lengths."""
+        focal = depth.focal if self.field_of_view else None
+        return dataclasses.replace(self, ctx=dataclasses.replace(self.ctx, stored_bg_depth=depth,
+                                                                 stored_bg_focal=focal))
 
     def schema(self, config_name: str) -> pa.Schema:
         inputs = self.ctx.inputs
         groups = column_groups(self.settings, inputs.with_categories, from_coco(inputs.source),
-                               inputs.stores_given_depth)
+                               inputs.stores_given_depth, self.field_of_view)
         return CONFIG_BY_NAME[config_name].schema.features(**groups).arrow_schema
 
     def manifest(self) -> Manifest:
         model = (ModelRecord(self.settings.depth_model, self.estimator.revision,
-                             str(self.estimator.dtype).removeprefix("torch.")) if self.estimator else None)
+                             str(self.estimator.dtype).removeprefix("torch."), self.field_of_view)
+                 if self.estimator else None)
         inputs, plan = self.ctx.inputs, self.ctx.plan
         held = ({"backgrounds": [inputs.bg_files[i].name for i in sorted(plan.held_bg)],
                  "foregrounds": [inputs.cutouts[i].name for i in sorted(plan.held_fg)]}
@@ -121,7 +130,7 @@ def _with_depth(config: DatasetConfig, schema: pa.Schema, pool: WorkerPool, feed
     """The batch with its depth columns, once its maps are back in the depth ring and the workers encoded them.
     A non-finite prediction is an error naming its rows, never written."""
     try:
-        lows, highs = feed.finish()
+        lows, highs, focals = feed.finish()
     except NonFiniteDepthError as err:
         keys = [rows[p][config.key_column] for p in err.positions]
         raise FgbgError(f"config {config.name}, {config.key_column} {keys}: {err}") from err
@@ -129,6 +138,9 @@ def _with_depth(config: DatasetConfig, schema: pa.Schema, pool: WorkerPool, feed
     cells = [cell for piece_cells, _ in pieces for cell in piece_cells]
     for row, cell, low, high in zip(rows, cells, lows, highs):
         row.update(depth=cell, depth_min=float(low), depth_max=float(high))
+    if FOCAL_COLUMN in schema.names:  # the backgrounds of a model that predicts its field of view
+        for row, focal in zip(rows, focals):
+            row[FOCAL_COLUMN] = float(focal)
     stats = merge_all([stats, merge_all([piece_stats for _, piece_stats in pieces])])
     return pa.RecordBatch.from_pylist(rows, schema=schema), config.schema.by_kind(stats)
 
@@ -148,14 +160,27 @@ def load_job(config: GenerateConfig, device, log: Callable[[str], None] = print)
                                         content.resolution, content.depth_kind)
         # the model's own input size and output kind, decided from its config: recorded in the manifest
         content = dataclasses.replace(content, depth_input_size=estimator.input_size, depth_kind=estimator.kind.name)
-        if content.placement_mode == "physical" and inputs.bg_depth_files is None and not estimator.kind.metric:
-            raise UsageError([f"--placement-mode physical needs metric depth, and {content.depth_model} outputs "
-                              f"{estimator.kind.label} depth: use a metric depth model, or --bg-depth-dir DIR with "
-                              "--bg-depth-kind depth (maps in metres)"])
+        if content.placement_mode == "physical":
+            _check_physical_model(content, inputs.bg_depth_files is None, estimator)
         if run.compile:
             estimator = compile_estimator(estimator)
     workers = None if run.workers == "auto" else int(run.workers)
     return Job(RenderContext(content, inputs), estimator, batch_size, workers, compiled=run.compile)
+
+
+def _check_physical_model(content: ContentSettings, placed_by_model: bool, estimator: DepthEstimator) -> None:
+    """--placement-mode physical by the model's depth needs a metric model, and without --focal-px one that predicts
+    its field of view: UsageError (exit 2) naming both, before anything is written."""
+    problems = []
+    if placed_by_model and not estimator.kind.metric:
+        problems.append(f"--placement-mode physical needs metric depth, and {content.depth_model} outputs "
+                        f"{estimator.kind.label} depth: use a metric depth model, or --bg-depth-dir DIR with "
+                        "--bg-depth-kind depth (maps in metres)")
+    if content.focal_px is None and not estimator.field_of_view:
+        problems.append(f"--placement-mode physical needs the focal length of the original background images, and "
+                        f"{content.depth_model} predicts no field of view: {FOCAL_FIX}")
+    if problems:
+        raise UsageError(problems)
 
 
 @contextlib.contextmanager
@@ -259,7 +284,8 @@ def iter_rows(config: GenerateConfig, tasks: list[ShardTask], device) -> Iterato
     if prerequisites and any(t.config_name != BACKGROUNDS.name for t in tasks):
         given_depth = job.ctx.inputs.stores_given_depth
         with open_workers(job, 0) as (pool, feed):
-            cells = {row["bg_id"]: {column: row[column] for column in depth_columns(given_depth)}
+            columns = [*depth_columns(given_depth), *([FOCAL_COLUMN] if job.field_of_view else [])]
+            cells = {row["bg_id"]: {column: row[column] for column in columns}
                      for task in prerequisites for batch, _ in job.render(task, pool, feed) for row in batch.to_pylist()}
         job = job.with_stored_bg_depth(RowDepth(job.settings, given_depth, cells))
     with open_workers(job, 0) as (pool, feed):

@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from builder.contract import given_depth as given
+from builder.contract.depth_kinds import FOCAL_COLUMN
 from builder.contract.settings import ContentSettings
 from builder.rows.bg_depth import stored_disparity
 from builder.store.reader import ShardFile
@@ -23,7 +24,8 @@ def depth_columns(given_depth: bool) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class ShardDepth:
-    """bg_id -> the disparity of its stored depth, read from its shard (file, row) when asked."""
+    """bg_id -> the disparity of its stored depth, read from its shard (file, row) when asked; and its stored focal
+    length (a depth model that predicts its field of view)."""
 
     settings: ContentSettings
     given_depth: bool
@@ -34,11 +36,16 @@ class ShardDepth:
         cells = shard.row(row, depth_columns(self.given_depth))
         return stored_disparity(cells, self.settings, self.given_depth)
 
+    def focal(self, bg_id: int) -> float:
+        shard, row = self.where[bg_id]
+        return float(shard.row(row, [FOCAL_COLUMN])[FOCAL_COLUMN])
+
 
 @dataclasses.dataclass(frozen=True)
 class RowDepth:
     """bg_id -> the disparity of its stored depth, from `backgrounds` rows rendered in this process and never
-    written (fgbg_depth.FgBgDepth): their depth cells (PNG bytes) are held, decoded when asked."""
+    written (fgbg_depth.FgBgDepth): their depth cells (PNG bytes) are held, decoded when asked; and the focal length
+    they hold (a depth model that predicts its field of view)."""
 
     settings: ContentSettings
     given_depth: bool
@@ -46,3 +53,6 @@ class RowDepth:
 
     def __call__(self, bg_id: int) -> np.ndarray:
         return stored_disparity(self.cells[bg_id], self.settings, self.given_depth)
+
+    def focal(self, bg_id: int) -> float:
+        return float(self.cells[bg_id][FOCAL_COLUMN])

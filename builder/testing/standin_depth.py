@@ -22,6 +22,7 @@ class StandinDepthEstimator:
 
     revision = "standin"
     dtype = torch.float32
+    field_of_view = False
 
     def __init__(self, input_size: int = 518):
         self.input_size = input_size
@@ -37,6 +38,9 @@ class StandinDepthEstimator:
         luminance = F.interpolate(small, size=(resolution, resolution), mode="bilinear", align_corners=False)[:, 0]
         ramp = torch.linspace(0.2, 1.0, resolution).view(1, resolution, 1)
         return luminance.mul_(0.3).add_(ramp)
+
+    def predict_maps(self, images: np.ndarray) -> tuple[torch.Tensor, None]:
+        return self.predict_raw(images), None
 
     def predict(self, images: np.ndarray) -> DepthBatch:
         return scale_to_uint16(self.predict_raw(images))

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from builder.contract import given_depth as given
+from builder.contract.depth_kinds import FOCAL_COLUMN
 from builder.contract.given_depth import GivenDepth
 from builder.contract.plan import Placement, SplitPlan, placed_size
 from builder.contract.schema import BACKGROUNDS, DEFAULT, FOREGROUNDS, ConfigSchema
@@ -41,6 +42,8 @@ class Reference:
     foregrounds: Mapping[int, np.ndarray]
     foreground_shapes: Mapping[int, tuple[int, int]]
     grounds: Mapping[int, BackgroundGround]  # standing rules: from the depth each background was placed by
+    # physical without --focal-px: each background's stored focal length at R (the depth model's field of view)
+    focals: Mapping[int, float] = dataclasses.field(default_factory=dict)
 
     @property
     def settings(self):
@@ -63,7 +66,12 @@ class Reference:
 
         return placement_rule(self.settings, PlacementInputs(self.foreground_shapes, self.foregrounds.__getitem__,
                                                              cutout_at, self.grounds.__getitem__,
-                                                             self.manifest.physical))
+                                                             self.manifest.physical, self.focals.__getitem__))
+
+    @property
+    def sized_by_stored_focal(self) -> bool:
+        """Physical placement by each background's stored focal length (no --focal-px)."""
+        return self.settings.placement_mode == "physical" and self.settings.focal_px is None
 
 
 @dataclasses.dataclass
@@ -285,6 +293,10 @@ def check_background_row(ref: Reference, row: dict, with_images: bool, split: st
         problems.append(f"image {err}")
     problems += depth_problems(ref, BACKGROUNDS, row, with_images, stats)
     problems += given_depth_problems(ref, row, with_images, stats)
+    if FOCAL_COLUMN in row and not (row[FOCAL_COLUMN] is not None and row[FOCAL_COLUMN] > 0
+                                    and math.isfinite(row[FOCAL_COLUMN])):
+        problems.append(f"{FOCAL_COLUMN} {row[FOCAL_COLUMN]}: need the positive focal length, in pixels at R, that the "
+                        "depth model's field of view gave")
     return RowResult(problems, stats)
 
 
@@ -334,6 +346,9 @@ def check_sample_row(ref: Reference, row: dict, with_images: bool, split: str) -
     if s.with_ground and bg_id not in ref.grounds:
         return RowResult(problems + [f"{where}: background {bg_id}'s depth is unavailable, cannot check its "
                                      "ground placement"], stats)
+    if ref.sized_by_stored_focal and bg_id not in ref.focals:
+        return RowResult(problems + [f"{where}: background {bg_id}'s {FOCAL_COLUMN} is unavailable (the dataset's "
+                                     "model predicts no field of view), cannot check its physical size"], stats)
     expected = ref.rule.place(sample_id, bg_id, fg_id, flip)
     drawn = expected.placement
     if expected.foot is not None:

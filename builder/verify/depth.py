@@ -5,7 +5,8 @@ The stored map is decoded back to raw depth by its storage (builder.contract.dep
 stored image the depth was made from (the decoded composite, or the decoded background). Reruns on the same hardware
 and dtype differ by at most 1/65535 of the range (a different CPU thread count changes float summation order), so
 the limit below leaves room for other hardware while a map of another row (about 60% of the range away with a random
-model) or of the background alone (about 50%) fails."""
+model) or of the background alone (about 50%) fails. A model that predicts its field of view (Depth Pro): a background's
+stored `focal_length_px` is compared with the one it predicts, within the same share of its value."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from builder.contract.depth_kinds import FOCAL_COLUMN
 from builder.contract.depth_storage import DepthStorage, depth_storage
 from builder.contract.errors import DepthModelError
 from builder.contract.settings import Manifest
@@ -84,9 +86,22 @@ def shard_depth_problems(config: DatasetConfig, shard: Shard, estimator, count: 
     if not rows:
         return []
     images = np.stack([pixels(row[config.schema.depth_source]) for row in rows])
-    raw = estimator.predict_raw(images).float().cpu().numpy()
+    raw, focals = estimator.predict_maps(images)
+    raw = raw.float().cpu().numpy()
+    focals = [None] * len(rows) if focals is None else focals.float().cpu().numpy()
     problems, storage = [], depth_storage(depth_bits)
-    for row, predicted in zip(rows, raw):
+    for row, predicted, focal in zip(rows, raw, focals):
+        where = f"{shard.relative} {config.key_column} {row[config.key_column]}"
         if problem := row_depth_problem(row, predicted, config.schema.depth_source, storage):
-            problems.append((f"{shard.relative} {config.key_column} {row[config.key_column]}", problem))
+            problems.append((where, problem))
+        if focal is not None and FOCAL_COLUMN in row and (problem := focal_problem(row[FOCAL_COLUMN], float(focal))):
+            problems.append((where, problem))
     return problems
+
+
+def focal_problem(stored: float | None, predicted: float) -> str | None:
+    """A background's stored focal length against the one its model's field of view gives again."""
+    if stored is not None and abs(stored - predicted) <= DEPTH_TOLERANCE * predicted:
+        return None
+    return (f"{FOCAL_COLUMN} {stored} differs from the {predicted:.3f} px the model's field of view gives by more than "
+            f"{DEPTH_TOLERANCE:.0%}")

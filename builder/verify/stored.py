@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import numpy as np
 
 from builder.contract import given_depth as given
+from builder.contract.depth_kinds import FOCAL_COLUMN
 from builder.contract.schema import BACKGROUNDS, FOREGROUNDS, ConfigSchema
 from builder.contract.settings import Manifest
 from builder.rows.bg_depth import demo_bg_depths, stored_disparity
@@ -119,12 +120,24 @@ def ground_inputs(manifest: Manifest, depth_at: Where, cache: LruCache) -> Store
     return StoredInputs("ground", depth_at, from_stored, cache)
 
 
+def focal_inputs(manifest: Manifest, depth_at: Where, cache: LruCache) -> StoredInputs:
+    """Each background's stored focal length at R, where the depth model predicts its field of view (none
+    otherwise): what physical placement read without --focal-px."""
+    known = depth_at if manifest.column_groups["with_field_of_view"] else ()
+
+    def from_stored(bg_id: int) -> tuple[float, int]:
+        shard, row = depth_at[bg_id]
+        return float(shard.file.row(row, [FOCAL_COLUMN])[FOCAL_COLUMN]), 8
+
+    return StoredInputs("focal", known, from_stored, cache)
+
+
 def load_reference(manifest: Manifest, layout: Layout, cache: LruCache | None = None) -> Reference:
-    """The stored backgrounds and cut-outs every sample row is checked against, and the grounds standing rules
-    place by."""
+    """The stored backgrounds and cut-outs every sample row is checked against, the grounds standing rules place
+    by, and the focal lengths physical placement read from `backgrounds`."""
     cache = cache or LruCache()
     bg_where, bg_shapes, depth_at = index_shards(manifest, layout, BACKGROUNDS)
     fg_where, fg_shapes, _ = index_shards(manifest, layout, FOREGROUNDS)
     return Reference(manifest, StoredInputs(BACKGROUNDS.name, bg_where, _image_loader(BACKGROUNDS, bg_where), cache),
                      StoredInputs(FOREGROUNDS.name, fg_where, _image_loader(FOREGROUNDS, fg_where), cache), fg_shapes,
-                     ground_inputs(manifest, depth_at, cache))
+                     ground_inputs(manifest, depth_at, cache), focal_inputs(manifest, depth_at, cache))
