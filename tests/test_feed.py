@@ -125,6 +125,24 @@ def test_padded_batches_give_the_unpadded_maps(estimator):
     assert np.abs(depths.astype(int) - padded_depths.astype(int)).max() <= 1
 
 
+def test_focal_lengths_come_back_with_the_ranges(estimator, monkeypatch):
+    """A model that predicts its field of view: its focal lengths come back with the batch's ranges, on the CUDA path
+    (beside the finite flags) as on the CPU path; a model without one gives None."""
+    images, depths = rings(4)
+    with DepthFeed(estimator, images, depths) as feed:
+        feed.start(0, 0, 3)
+        assert feed.finish().focal is None and not estimator.field_of_view
+    maps = DepthEstimator.predict_maps
+    monkeypatch.setattr(estimator, "predict_maps", lambda batch: (maps(estimator, batch)[0],
+                                                                  10 * torch.arange(1, len(batch) + 1).float()))
+    for cuda in (FakeCuda(), None):
+        with DepthFeed(estimator, images, depths, cuda=cuda) as feed:
+            feed.start(0, 0, 3)
+            ranges = feed.finish()
+        np.testing.assert_array_equal(ranges.focal, [10, 20, 30])
+        np.testing.assert_array_equal(ranges.low, estimator.predict(images[0, :3]).depth_min)
+
+
 def test_check_names_the_failed_call():
     check(0, "cudaHostRegister")
     with pytest.raises(RuntimeError, match="cudaHostRegister failed with CUDA error 801"):
