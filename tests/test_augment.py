@@ -85,9 +85,9 @@ def square_layer(size: int = 12, colour=(200, 100, 50)) -> np.ndarray:
 def test_edge_blends_hand_checked():
     layer = square_layer()
     layer[4, 4] = (50, 25, 12, 64)  # a soft corner: premultiplied colour at a quarter alpha
-    hard = augment.hard_edge(layer, 128)
+    hard = augment.with_alpha(layer, augment.hard_alpha(layer[..., 3], 128))
     assert hard[4, 4].tolist() == [0, 0, 0, 0] and hard[5, 5].tolist() == [200, 100, 50, 255]
-    feathered = augment.feather_edge(square_layer(), 1.0)
+    feathered = augment.with_alpha(square_layer(), augment.feather_alpha(square_layer()[..., 3], 1.0))
     assert feathered[..., 3].max() <= 255 and feathered[4, 4, 3] < 255 and feathered[3, 3, 3] == 0
     dot = np.zeros((9, 9, 4), dtype=np.uint8)
     dot[4, 4] = 255

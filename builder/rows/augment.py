@@ -207,14 +207,6 @@ def feather_alpha(alpha: np.ndarray, sigma: float) -> np.ndarray:
     return np.minimum(alpha, gaussian_blur(alpha, sigma))
 
 
-def hard_edge(layer: np.ndarray, threshold: int) -> np.ndarray:
-    return with_alpha(layer, hard_alpha(layer[..., 3], threshold))
-
-
-def feather_edge(layer: np.ndarray, sigma: float) -> np.ndarray:
-    return with_alpha(layer, feather_alpha(layer[..., 3], sigma))
-
-
 def motion_blur(layer: np.ndarray, length: int, angle: float) -> np.ndarray:
     """Mean of `length` copies along direction `angle` (degrees, counter-clockwise from +x), centred: a short
     linear motion of the cut-out, colour and alpha together, each channel alone (integer arithmetic, rounded)."""
@@ -379,17 +371,18 @@ def perturb_background(background: np.ndarray, p: Augmentation) -> np.ndarray:
 
 
 def blend_edge(layer: np.ndarray, p: Augmentation, threshold: int) -> np.ndarray:
-    if p.blend == "hard":
-        return hard_edge(layer, threshold)
-    if p.blend == "feather":
-        return feather_edge(layer, p.feather_sigma)
+    """The layer's edge blended: motion blurs colour and alpha together; hard and feather change the alpha only
+    (`edge_alpha`, the one definition of each blend's alpha)."""
     if p.blend == "motion":
         return motion_blur(layer, p.motion_length, p.motion_angle)
+    if p.blend in ("hard", "feather"):
+        return with_alpha(layer, edge_alpha(layer[..., 3], p, threshold))
     return layer
 
 
 def edge_alpha(alpha: np.ndarray, p: Augmentation, threshold: int) -> np.ndarray:
-    """The alpha `blend_edge` gives a layer of this alpha: no edge blend reads colour."""
+    """The alpha `blend_edge` gives a layer of this alpha: no edge blend reads colour (motion blurs each channel
+    alone, so its alpha is the alpha's blur)."""
     if p.blend == "hard":
         return hard_alpha(alpha, threshold)
     if p.blend == "feather":
