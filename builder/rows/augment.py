@@ -23,6 +23,7 @@ from builder.contract.plan import Placement
 from builder.contract.augment_fields import OBJECT_AUGMENT_FIELDS
 from builder.contract.settings import ContentSettings
 from builder.rows.composite import paste_over
+from builder.rows.geometry import hide
 
 LUMA = (0.299, 0.587, 0.114)
 NOISE_SIDE = 1024
@@ -417,11 +418,8 @@ class ObjectLayer:
     def paste(self, image: np.ndarray, hidden: np.ndarray | None) -> None:
         """Alpha-over into `image` in place, less the `hidden` pixels (nearer scenery shows the background)."""
         x0, y0, x1, y1 = self.window
-        layer = self.layer
-        if hidden is not None and hidden[y0:y1, x0:x1].any():
-            layer = layer.copy()
-            layer[hidden[y0:y1, x0:x1]] = 0
-        paste_over(image, layer, Placement(x0, y0, 1.0, x1 - x0, y1 - y0))
+        window = Placement(x0, y0, 1.0, x1 - x0, y1 - y0)
+        paste_over(image, hide(self.layer, window, hidden) if hidden is not None else self.layer, window)
 
 
 def on_frame(alpha: np.ndarray, window: tuple[int, int, int, int], resolution: int) -> np.ndarray:
