@@ -72,7 +72,7 @@ def test_feet_fit_the_frame_and_stand_on_ground():
     bg = g.BackgroundGround.of(with_box(floor_scene(), 40, 50, 30, 45))
     scales = g.ground_scale(bg.disparity, bg.low, bg.high, 0.5, 0.9)
     for fg_height, fg_width in ((40, 20), (20, 40), (33, 33), (7, 50)):
-        feet = g.feasible_feet(bg, fg_height, fg_width, scales)
+        feet = g.GroundFeet.of(bg, scales).feasible(fg_height, fg_width)
         expected = []
         for y, x in zip(*np.nonzero(bg.ground)):
             height, width = placed_size(float(scales[y, x]), fg_height, fg_width, R)

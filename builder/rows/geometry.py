@@ -169,12 +169,6 @@ class GroundFeet:
         return self.flat[fits]
 
 
-def feasible_feet(bg: BackgroundGround, fg_height: int, fg_width: int, scales: np.ndarray) -> np.ndarray:
-    """Flat indices (ascending) of the ground pixels where the cut-out, at the size its foot gives (`scales`: R x R,
-    the scale at each foot, NaN where none), fits the frame: the feet a placement draws from."""
-    return GroundFeet.of(bg, scales).feasible(fg_height, fg_width)
-
-
 def nearer_scenery(bg: BackgroundGround, foot_disparity: float) -> np.ndarray:
     """R x R bool: background pixels clearly nearer than the foot (unknown pixels never are)."""
     with np.errstate(invalid="ignore"):
