@@ -222,6 +222,7 @@ class PhysicalRule(StandingRule):
     def __init__(self, settings: ContentSettings, inputs: PlacementInputs):
         super().__init__(settings, inputs)
         self._opaque: dict[int, np.ndarray] = {}
+        self._proportions: dict[int, tuple[int, int]] = {}
 
     def focal(self, bg_id: int) -> float:
         """f_R: from --focal-px, which wins (`focal_at`), else the background's stored focal length at R, which the
@@ -254,10 +255,19 @@ class PhysicalRule(StandingRule):
             self._opaque[fg_id] = found
         return found
 
+    def proportions(self, fg_id: int) -> tuple[int, int]:
+        """The cut-out's longer side and opaque rows at its own size (kept per cut-out: drawn rows rarely repeat a
+        pair, and the cut-out need not be decoded again for each)."""
+        found = self._proportions.get(fg_id)
+        if found is None:
+            alpha = self.inputs.cutout(fg_id)[..., 3]
+            found = self._proportions[fg_id] = (max(alpha.shape), opaque_rows(alpha >= self.settings.mask_threshold))
+        return found
+
     def size_law(self, bg_id: int, fg_id: int) -> np.ndarray:
-        s, ground, foreground = self.settings, self.ground(bg_id), self.inputs.cutout(fg_id)
+        s, ground, (longer, opaque) = self.settings, self.ground(bg_id), self.proportions(fg_id)
         target = (self.focal(bg_id) * self.height_m(fg_id) * ground.disparity).ravel()  # f_R * H / Z px, NaN: unknown
-        ideal = target * max(foreground.shape[:2]) / opaque_rows(foreground[..., 3] >= s.mask_threshold)
+        ideal = target * longer / opaque
         with np.errstate(invalid="ignore"):
             feet = np.flatnonzero(ground.ground.ravel() & (ideal >= s.scale_min * s.resolution)
                                   & (ideal <= s.scale_max * s.resolution))
