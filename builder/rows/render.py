@@ -110,7 +110,7 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     background = ctx.pixels.background(bg_id)
     pixels = settings.resolution * settings.resolution
     if settings.with_objects:
-        image, mask, amodal, first, extra = _scene(ctx, index, where, stats)
+        image, mask, amodal, first, extra = _scene(ctx, index, (bg_id, fg_id, flip), where, stats)
     elif settings.with_augment:
         image, mask, amodal, extra = _augmented(settings, index, background, placed, where, stats)
     else:
@@ -136,11 +136,12 @@ def render_sample(ctx: RenderContext, index: int, stats: StatsBook) -> Rendered:
     return row, (np.asarray(stored) if settings.with_depth else None)
 
 
-def _scene(ctx: RenderContext, index: int, where: Placed,
+def _scene(ctx: RenderContext, index: int, inputs: tuple[int, int, int], where: Placed,
            stats: StatsBook) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """(composite, union mask, object 1's footprint, object 1's visible pixels, the instance columns, and with
-    `--augment` the composed alpha and object 1's parameters) of a several-object row: masks as uint8 0/255."""
-    s, (bg_id, fg_id, flip) = ctx.settings, ctx.plan.inputs_of(index)
+    `--augment` the composed alpha and object 1's parameters) of a several-object row (`inputs`: its bg_id, fg_id
+    and flip): masks as uint8 0/255."""
+    s, (bg_id, fg_id, flip) = ctx.settings, inputs
     params = draw_augmentation(s, index, where.placement) if s.with_augment else None
     scene, images = derive_scene(s, index, scene_object(fg_id, flip, where, params), ctx.pixels.background(bg_id),
                                  ctx.split_foregrounds[ctx.plan.sample_split(index)], ctx.rule, bg_id)
