@@ -147,9 +147,10 @@ def decode_depth_map(file: InputFile, bg_file: InputFile | None, kind: str, reso
     return fit_depth(known_values(values, kind), bg_file and oriented_size(bg_file), resolution)
 
 
-def given_depth_of(file: InputFile, bg_file: InputFile | None, kind: str, resolution: int) -> GivenDepth:
-    """A --bg-depth-dir map as its `backgrounds` row stores it."""
-    return GivenDepth.of(decode_depth_map(file, bg_file, kind, resolution))
+def given_depth_of(file: InputFile, kind: str, resolution: int) -> GivenDepth:
+    """A --bg-depth-dir map as its `backgrounds` row stores it (its aspect against the background's was checked when
+    the inputs were loaded, `decode_depth_maps`)."""
+    return GivenDepth.of(decode_depth_map(file, None, kind, resolution))
 
 
 def decode_depth_maps(files: list[InputFile], bg_files: list[InputFile], kind: str, resolution: int,

@@ -192,7 +192,7 @@ def render_background(ctx: RenderContext, bg_id: int, stats: StatsBook) -> Rende
     row = {"bg_id": bg_id, "image": image_cell(jpeg), "source": ctx.inputs.bg_files[bg_id].name}
     if ctx.inputs.stores_given_depth:
         s, inputs = ctx.settings, ctx.inputs
-        map_ = given_depth_of(inputs.bg_depth_files[bg_id], inputs.bg_files[bg_id], s.bg_depth_kind, s.resolution)
+        map_ = given_depth_of(inputs.bg_depth_files[bg_id], s.bg_depth_kind, s.resolution)
         row.update(given_depth_cells(map_))
         stats[given.COLUMN].add(map_.levels, len(row[given.COLUMN]["bytes"]))
     return row, (stored if ctx.settings.with_depth else None)
