@@ -38,7 +38,3 @@ class RankFiles:
         """The error a rank left, None if it left none."""
         name = self._name(rank, "failed")
         return self.folder.read_text(name) if self.folder.exists(name) else None
-
-    def clear(self) -> None:
-        """A previous run's heartbeats and failures."""
-        self.folder.remove_tree()
