@@ -64,6 +64,7 @@ class ArrowStream:
 
     @staticmethod
     def read_unit(source, unit: Unit, columns: Columns) -> pa.Table:
+        source.seek(0)  # the schema message heads the stream, wherever `source` was left
         schema = pa.ipc.open_stream(source).schema
         source.seek(unit.offset)
         batch = pa.ipc.read_record_batch(pa.ipc.read_message(source), schema)

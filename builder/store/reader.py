@@ -54,12 +54,10 @@ class ShardFile:
         """One row: only the unit holding it is read (an Arrow stream's batches before it are passed over by their
         message headers, a Parquet file's row groups by its footer)."""
         with self.folder.open_input(self.relative) as source:
-            units = self.format.units(source, self.relative)
-        for unit in units:
-            if position < unit.rows:
-                with self.folder.open_input(self.relative) as source:
+            for unit in self.format.units(source, self.relative):
+                if position < unit.rows:
                     return self.format.read_unit(source, unit, columns).slice(position, 1).to_pylist()[0]
-            position -= unit.rows
+                position -= unit.rows
         raise IndexError(f"{self.relative} has fewer rows than asked for")
 
 
