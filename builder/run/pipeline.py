@@ -230,8 +230,8 @@ def shard_depth(settings: ContentSettings, given_depth: bool, plan: SplitPlan, t
     config, where = CONFIG_BY_NAME[BACKGROUNDS.name], {}
     shards = ShardStore(open_folder(store.folder.location))  # without the run's held locks: workers unpickle it
     for task in tasks:
-        keys = config.keys(plan, task.name.split)
-        where.update((keys[p], (shards.shard(task.name), p - task.start)) for p in range(task.start, task.stop))
+        keys, shard = config.keys(plan, task.name.split), shards.shard(task.name)
+        where.update((keys[p], (shard, p - task.start)) for p in range(task.start, task.stop))
     return ShardDepth(settings, given_depth, where)
 
 
