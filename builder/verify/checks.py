@@ -29,7 +29,7 @@ from builder.rows.geometry import BackgroundGround, foot_box, hide, nearer_scene
 from builder.rows.placement import Placed, PlacementInputs, PlacementRule, placement_rule
 from builder.rows.scene import Scene, SceneImages, SceneObject, derive_scene, scene_object
 from builder.rows.stats import StatsBook
-from builder.verify.scenes import objects_problems, scene_mask_problems
+from builder.verify.scenes import objects_problems, same_value, scene_mask_problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,7 +425,7 @@ def standing_problems(ref: Reference, row: dict, expected: Placed, bg_id: int, f
     s, where = ref.settings, f"sample_id {row['sample_id']}"
     names = (*expected.fields, "placement_mode")
     stored, wanted = tuple(row[name] for name in names), (*expected.fields.values(), expected.mode)
-    if not all(_same_value(value, want) for value, want in zip(stored, wanted)):
+    if not all(same_value(value, want) for value, want in zip(stored, wanted)):
         return [f"{where}: ({', '.join(names)}) = {stored}, but seed {s.seed} and the background's stored depth give "
                 f"{wanted}"]
     if expected.mode != ref.rule.mode:
@@ -456,14 +456,8 @@ def augmentation_problems(ref: Reference, row: dict, drawn: Placement) -> list[s
     """The stored parameters against those the seed draws for this sample."""
     expected = draw_augmentation(ref.settings, row["sample_id"], drawn).columns()
     wrong = [f"{name} = {row[name]!r} (seed {ref.settings.seed} draws {value!r})" for name, value in expected.items()
-             if not _same_value(row[name], value)]
+             if not same_value(row[name], value)]
     return [f"sample_id {row['sample_id']}: augmentation parameter {', '.join(wrong)}"] if wrong else []
-
-
-def _same_value(stored, drawn) -> bool:
-    if isinstance(drawn, float):
-        return stored is not None and float(np.float32(stored)) == drawn
-    return stored == drawn
 
 
 def sample_image_problems(ref: Reference, row: dict, placement: Placement, ids: tuple[int, int, int],

@@ -8,7 +8,8 @@ import numpy as np
 from builder.rows.scene import Scene, SceneImages, object_cells
 
 
-def _same(stored, expected) -> bool:
+def same_value(stored, expected) -> bool:
+    """A stored cell equals the value recomputed: a float as stored in float32."""
     if isinstance(expected, float):
         return stored is not None and float(np.float32(stored)) == expected
     return stored == expected
@@ -28,7 +29,7 @@ def objects_problems(row: dict, scene: Scene, images: SceneImages, split: str, s
         problems.append(f"{where}: {len(stored)} objects, but the seed draws {len(expected)}")
     for k, (cell, want) in enumerate(zip(stored, expected), start=1):
         wrong = [f"{name} = {cell.get(name)!r} (expected {value!r})" for name, value in want.items()
-                 if not _same(cell.get(name), value)]
+                 if not same_value(cell.get(name), value)]
         if wrong:
             problems.append(f"{where}: object {k}: {', '.join(wrong)}")
     counts = (row["objects_redrawn"], row["objects_dropped"])
