@@ -9,14 +9,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import numpy as np
 
 from builder.contract import given_depth as given
-from builder.contract.depth_kinds import FOCAL_COLUMN
 from builder.contract.schema import BACKGROUNDS, FOREGROUNDS, ConfigSchema
 from builder.contract.settings import Manifest
-from builder.rows.bg_depth import demo_bg_depths, stored_disparity
+from builder.rows.bg_depth import demo_bg_depths
 from builder.rows.cache import LruCache
 from builder.rows.geometry import BackgroundGround
 from builder.rows.stats import StatsBook
-from builder.run.stored_depth import depth_columns
+from builder.run.stored_depth import ShardDepth
 from builder.verify.checks import Reference, decode_checked
 from builder.verify.layout import Layout, Shard
 from builder.verify.reader import iter_rows
@@ -64,21 +63,21 @@ def _image_loader(schema: ConfigSchema, where: Where) -> Callable[[int], tuple[n
     return load
 
 
-def placement_depth(manifest: Manifest, row: dict) -> np.ndarray | None:
-    """A `backgrounds` row's stored depth as ground placement reads it; None when the dataset is not placed by it or
-    the row's map is unusable (a given map that does not decode as stored, its row check says why)."""
+def places_by_stored_depth(manifest: Manifest, row: dict) -> bool:
+    """Ground placement read this `backgrounds` row's stored depth, and it is usable (a given map that does not
+    decode as stored, or whose range is wrong, is not: its row check says why). Checked once, in the index pass;
+    the disparity itself is derived when a check first needs it (`ShardDepth`)."""
     settings, stored_given = manifest.settings, manifest.stores_given_depth
     if not settings.with_ground or not (stored_given or row.get("depth")):
-        return None
+        return False
     if stored_given:
         r = settings.resolution
         try:  # its format, mode and size as stored
             decode_checked(row[given.COLUMN], BACKGROUNDS, given.COLUMN, (r, r), StatsBook(BACKGROUNDS.peaks))
         except (ValueError, TypeError):
-            return None
-        if given.range_problems(row[given.MIN_COLUMN], row[given.MAX_COLUMN]):
-            return None
-    return stored_disparity(row, settings, stored_given)
+            return False
+        return not given.range_problems(row[given.MIN_COLUMN], row[given.MAX_COLUMN])
+    return True
 
 
 def index_shards(manifest: Manifest, layout: Layout, schema: ConfigSchema
@@ -97,7 +96,7 @@ def index_shards(manifest: Manifest, layout: Layout, schema: ConfigSchema
                         continue
                     key = row[schema.key_column]
                     where[key], shapes[key] = (shard, offset + n), shape
-                    if schema is BACKGROUNDS and placement_depth(manifest, row) is not None:
+                    if schema is BACKGROUNDS and places_by_stored_depth(manifest, row):
                         depth_at[key] = (shard, offset + n)
         except Exception:  # noqa: BLE001 - an unreadable shard is reported when it is checked
             continue
@@ -111,25 +110,22 @@ def ground_inputs(manifest: Manifest, depth_at: Where, cache: LruCache) -> Store
     if settings.with_ground and manifest.bg_depths is not None and not manifest.stores_given_depth:
         maps = demo_bg_depths(manifest)  # the demo's few
         return StoredInputs("ground", range(len(maps)), lambda bg_id: _ground(maps[bg_id]), cache)
-    columns = depth_columns(manifest.stores_given_depth)
-
-    def from_stored(bg_id: int) -> tuple[BackgroundGround, int]:
-        shard, row = depth_at[bg_id]
-        return _ground(placement_depth(manifest, shard.file.row(row, columns)))
-
-    return StoredInputs("ground", depth_at, from_stored, cache)
+    depth = stored_depth(manifest, depth_at)
+    return StoredInputs("ground", depth_at, lambda bg_id: _ground(depth(bg_id)), cache)
 
 
 def focal_inputs(manifest: Manifest, depth_at: Where, cache: LruCache) -> StoredInputs:
     """Each background's stored focal length at R, where the depth model predicts its field of view (none
     otherwise): what physical placement read without --focal-px."""
     known = depth_at if manifest.column_groups["with_field_of_view"] else ()
+    depth = stored_depth(manifest, depth_at)
+    return StoredInputs("focal", known, lambda bg_id: (depth.focal(bg_id), 8), cache)
 
-    def from_stored(bg_id: int) -> tuple[float, int]:
-        shard, row = depth_at[bg_id]
-        return float(shard.file.row(row, [FOCAL_COLUMN])[FOCAL_COLUMN]), 8
 
-    return StoredInputs("focal", known, from_stored, cache)
+def stored_depth(manifest: Manifest, depth_at: Where) -> ShardDepth:
+    """The stored depth and focal lengths read back as the generator's placement read them (builder.run)."""
+    return ShardDepth(manifest.settings, manifest.stores_given_depth,
+                      {bg_id: (shard.file, row) for bg_id, (shard, row) in depth_at.items()})
 
 
 def load_reference(manifest: Manifest, layout: Layout, cache: LruCache | None = None) -> Reference:
