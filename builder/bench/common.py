@@ -9,6 +9,7 @@ import json
 import multiprocessing as mp
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -173,18 +174,24 @@ def generate_command(args: list[str], processes: int = 1) -> list[str]:
     return torchrun_command(script, args, processes)
 
 
-def run_generator(args: list[str], out_dir: Path, processes: int = 1, cores: set[int] | None = None) -> dict:
+def run_generator(args: list[str], out_dir: Path, processes: int = 1, cores: set[int] | None = None,
+                  first_row: bool = False) -> dict:
     """One whole run (inputs, render, encode, statistics, shards, card) in a subprocess, timed by the generator
-    itself after its imports (its JSON summary), with the CPU seconds and peak RSS of every process."""
+    itself after its imports (its JSON summary), with the CPU seconds and peak RSS of every process. With
+    `first_row`, `out_dir` is emptied first (a previous run's shards would read as this run's first row) and
+    `first_row_s` is measured; otherwise it is None."""
     summary_path = out_dir.with_name(out_dir.name + ".summary.json")
     command = generate_command([*args, "--output-dir", str(out_dir), "--overwrite", "--summary-json",
                                 str(summary_path)], processes)
+    if first_row:
+        shutil.rmtree(out_dir, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = timed_subprocess(command, preexec_fn=(lambda: pin(cores)) if cores else None, out_dir=out_dir)
+    result = timed_subprocess(command, preexec_fn=(lambda: pin(cores)) if cores else None,
+                              out_dir=out_dir if first_row else None)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = json.loads(summary_path.read_text())
     return {"rows": summary["rows"]["default"], "all_rows": sum(summary["rows"].values()),
-            "seconds": summary["elapsed_s"], "wall_s": result["wall_s"], "first_row_s": result["first_row_s"],
+            "seconds": summary["elapsed_s"], "wall_s": result["wall_s"], "first_row_s": result.get("first_row_s"),
             "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
             "processes": summary["processes"], "peak_rss_mb": result["peak_rss_mb"],
             "peak_rss_mb_by_role": result["peak_rss_mb_by_role"]}

@@ -5,7 +5,6 @@ workers apart), seconds from launch to the first row in a shard, and rows per se
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from builder.bench.common import RESOLUTION, run_generator
@@ -21,9 +20,7 @@ def run(work: Path, backgrounds: int, cutouts: int, rows: int, extra: list[str] 
         bg_dir, coco, images = scale_inputs(work / f"scale-{n_bg}-{n_fg}", n_bg, n_fg)
         args = ["--bg-dir", str(bg_dir), "--fg-coco", str(coco), "--fg-images", str(images), "--rows", str(rows),
                 "--no-depth", "--resolution", str(RESOLUTION), *extra]
-        out = work / f"scale-out-{name}"
-        shutil.rmtree(out, ignore_errors=True)  # a fresh folder: the first row is this run's
-        r = run_generator(args, out)
+        r = run_generator(args, work / f"scale-out-{name}", first_row=True)
         steady = r["wall_s"] - r["first_row_s"]
         result[name] = {"backgrounds": n_bg, "cutouts": n_fg, "all_rows": r["all_rows"],
                         "first_row_s": round(r["first_row_s"], 2), "wall_s": round(r["wall_s"], 2),
