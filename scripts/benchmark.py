@@ -47,6 +47,7 @@ its data files are read): backgrounds are square crops of them, cut-outs ellipti
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -59,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from builder.bench import (augment_parts, coco_export, composite, depth, e2e, gpu, ground, loader,  # noqa: E402
                            memory, rank, rows, scale, sources)
 from builder.bench.common import RESOLUTION, ROOT  # noqa: E402
-from builder.bench.inputs import make_inputs, photo_dir, photo_inputs, photo_section_inputs  # noqa: E402
+from builder.bench.inputs import make_inputs, photo_dir, photo_section_inputs  # noqa: E402
 from builder.bench.report import machine, table  # noqa: E402
 from builder.contract.cli import StrictParser  # noqa: E402
 
@@ -105,12 +106,12 @@ def parse_args(argv) -> argparse.Namespace:
     return args
 
 
-def run_row_sections(args, sections: set[str], work: Path, report: dict, cores: list[int], repeats: int) -> None:
+def run_row_sections(args, sections: set[str], work: Path, report: dict, cores: list[int], repeats: int,
+                     photos) -> None:
     """The sections that measure rows and their parts (rows, augment, coco on photographs), ground placement and
-    the training loader."""
+    the training loader; `photos()`: the photograph inputs shared with rank and gpu."""
     if PHOTO_SECTIONS & sections:
-        photo_bg, photo_fg = photo_inputs(work / "photos10", photo_dir(args.photos), 10, 10)
-        report["inputs"]["photos"] = f"{photo_dir(args.photos)}: 10 backgrounds and 10 cut-outs cropped"
+        photo_bg, photo_fg = photos()
     if "rows" in sections:
         report["rows"] = rows.run(photo_bg, photo_fg, cores[-1] if args.core is None else args.core,
                                   args.rows or (40 if args.quick else 200), args.rounds or (1 if args.quick else 5),
@@ -144,6 +145,8 @@ def main(argv=None) -> int:
               "inputs": {"backgrounds": n_bg, "foregrounds": n_fg, "placements": k, "resolution": RESOLUTION}}
     print(f"benchmark on {report['machine']['cpu']} ({len(cores)} cores), {report['machine']['date_utc']}; "
           f"work dir {work}", flush=True)
+    # the 10 x 10 photograph crops, made once on first use by rank, gpu or the row sections
+    photos = functools.cache(lambda: photo_section_inputs(work, args.photos, report))
     try:
         bg_dir, fg_dir = make_inputs(work / "inputs", n_bg, n_fg)
         shard_size = 200 if args.quick else 1000
@@ -159,15 +162,13 @@ def main(argv=None) -> int:
         if "scale" in sections:
             report["scale"] = scale.run(work, *((40, 200, 200) if args.quick else (2000, 20000, 2000)))
         if "rank" in sections:
-            report["rank"] = rank.run(work, *photo_section_inputs(work, args.photos, report), k, repeats, cores,
-                                      shard_size)
+            report["rank"] = rank.run(work, *photos(), k, repeats, cores, shard_size)
         if "gpu" in sections:
-            report["gpu"] = gpu.run(work, lambda: photo_section_inputs(work, args.photos, report),
-                                    2 if args.quick else 40, args.gpu_budget_s)
+            report["gpu"] = gpu.run(work, photos, 2 if args.quick else 40, args.gpu_budget_s)
         if "sources" in sections:
             report["sources"] = sources.run(work, bg_dir, RESOLUTION, 2 if args.quick else 10, 2,
                                             1 if args.quick else 2, 1 if args.quick else 3)
-        run_row_sections(args, sections, work, report, cores, repeats)
+        run_row_sections(args, sections, work, report, cores, repeats, photos)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
