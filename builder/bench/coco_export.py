@@ -8,21 +8,19 @@ import sys
 import time
 from pathlib import Path
 
-from builder.bench.common import ROOT
+from builder.bench.common import ROOT, run_generator
 
 
 def run(work: Path, bg_dir: Path, fg_dir: Path, resolution: int, rows: int) -> dict:
     pairs = len(list(bg_dir.iterdir())) * len(list(fg_dir.iterdir())) * 2
-    placements = max(1, rows // pairs)
     out = work / "coco-source"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--bg-dir", str(bg_dir), "--fg-dir",
-                    str(fg_dir), "--no-depth", "--objects", "2-3", "--placements", str(placements), "--resolution",
-                    str(resolution), "--output-dir", str(out), "--overwrite"], check=True, capture_output=True)
+    generated = run_generator(["--bg-dir", str(bg_dir), "--fg-dir", str(fg_dir), "--no-depth", "--objects", "2-3",
+                               "--placements", str(max(1, rows // pairs)), "--resolution", str(resolution)], out)
     start = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "scripts" / "export_coco.py"), str(out), str(work / "coco")],
                    check=True, capture_output=True)
     wall = time.perf_counter() - start
-    return {"rows": pairs * placements, "wall_s": wall, "s_per_10000_rows": wall / (pairs * placements) * 10_000}
+    return {"rows": generated["rows"], "wall_s": wall, "s_per_10000_rows": wall / generated["rows"] * 10_000}
 
 
 def lines(r: dict | None) -> list[str]:

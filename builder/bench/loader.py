@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from builder.bench.common import ROOT
+from builder.bench.common import ROOT, generate_command
 
 BATCH = 64
 
@@ -31,9 +31,8 @@ def generate(out: Path, placements: int, depth_model: Path | None) -> Path:
     if (out / "stats.json").is_file():
         return out
     depth = ["--depth-model", str(depth_model), "--depth-input-size", "14"] if depth_model else ["--no-depth"]
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--demo", "--placements", str(placements),
-                    "--output-dir", str(out), *depth], check=True, capture_output=True,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"})
+    subprocess.run(generate_command(["--demo", "--placements", str(placements), "--output-dir", str(out), *depth]),
+                   check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"})
     return out
 
 
