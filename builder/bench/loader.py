@@ -13,15 +13,13 @@ The loader's decode per row of the rows section's own rows is in that section.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from builder.bench.common import ROOT, generate_command
+from builder.bench.common import generate_command, in_child
 
 BATCH = 64
 
@@ -58,15 +56,24 @@ def rows_per_s(path: Path, workers: int) -> dict:
     return {"wall": rows / wall, "cpu": rows / cpu}
 
 
+def one_thread_rows_per_s(path: Path, workers: int, start_method: str) -> dict:
+    """`rows_per_s` with torch on one intra-op thread, run by `measure_pinned` in a spawned process, whose
+    DataLoader workers are started as the parent's would be (a spawned child's default is spawn: slower)."""
+    import multiprocessing
+
+    import torch
+
+    multiprocessing.set_start_method(start_method, force=True)
+    torch.set_num_threads(1)
+    return rows_per_s(path, workers)
+
+
 def measure_pinned(path: Path, workers: int, core: int | None) -> dict:
     """`rows_per_s` in a fresh process (optionally pinned to one core), so runs do not share caches."""
-    code = (f"import sys, os; sys.path.insert(0, {str(ROOT)!r}); "
-            + (f"os.sched_setaffinity(0, {{{core}}}); " if core is not None else "")
-            + "import torch; torch.set_num_threads(1); "
-            + "import json; from builder.bench.loader import rows_per_s; "
-            + f"print(json.dumps(rows_per_s({str(path)!r}, {workers})))")
-    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(result.stdout.splitlines()[-1])
+    import multiprocessing
+
+    return in_child(one_thread_rows_per_s, path, workers, multiprocessing.get_start_method(),
+                    cores=None if core is None else {core})
 
 
 def run(work: Path, placements: int = 167, repeats: int = 3) -> dict:
