@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -125,11 +124,8 @@ def test_kill_at_random_moment_then_rerun(tmp_path, small_args, reference_datase
     out = tmp_path / "out"
     run = Generation(out, *small_args, processes=processes, fault=f"hold-at-bytes:{target}")
     process = run.process
-    deadline = time.monotonic() + 120
-    while shard_bytes_on_disk(out) < target and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    if process.poll() is None:
-        kill_tree(process)
+    run.wait_until_held()
+    kill_tree(process)
     before = finished_shards(out)
     print(f"trial {trial} ({processes} process(es)): killed at {shard_bytes_on_disk(out)} bytes written "
           f"(target {fraction:.0%} = {target}), {len(before)}/{TOTAL_SHARDS} shards done")
