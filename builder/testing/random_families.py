@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from builder.testing.random_model import save_random_depth_model, spread_output
+from builder.testing.random_model import save_random_depth_model, scale_output_to_order_one, spread_output
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,20 +130,18 @@ def save_random_family_model(folder: str | Path, family: str, seed: int = 0, pro
     overrides its config (e.g. depth_estimation_type="metric" for Depth Anything). `processor=False` leaves out the
     image processor (Depth Pro's and TIPSv2's need torchvision; a refusal reads the config only)."""
     import torch
-    from transformers import AutoModelForDepthEstimation
+    from transformers import AutoConfig, AutoModelForDepthEstimation
 
     folder = Path(folder)
     if family == "depth_anything":
         save_random_depth_model(folder, "tiny", seed, **config)
-        model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
-        centre = 0.0 if model.config.depth_estimation_type == "metric" else 3.0  # before its sigmoid / ReLU
-        recipe = Recipe(None, None, ((("head", "conv3"), centre),), side=56)
-    else:
-        recipe = BUILDERS[family]()
-        for key, value in config.items():
-            setattr(recipe.config, key, value)
-        torch.manual_seed(seed)
-        model = AutoModelForDepthEstimation.from_config(recipe.config).eval()
+        metric = AutoConfig.from_pretrained(folder).depth_estimation_type == "metric"
+        return scale_output_to_order_one(folder, side=56, centre=0.0 if metric else 3.0)
+    recipe = BUILDERS[family]()
+    for key, value in config.items():
+        setattr(recipe.config, key, value)
+    torch.manual_seed(seed)
+    model = AutoModelForDepthEstimation.from_config(recipe.config).eval()
     for path, centre in recipe.spreads:
         spread_output(model, path, centre, recipe.side)
     model.save_pretrained(folder)

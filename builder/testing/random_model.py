@@ -64,12 +64,13 @@ def spread_output(model, path: tuple, centre: float, side: int) -> None:
         layer.bias.copy_((layer.bias - mean) / std + centre)
 
 
-def scale_output_to_order_one(folder: str | Path, side: int = 224) -> Path:
-    """Rescale the head's last convolution so that predictions are ~3 +- 1, as a trained model's are of order one
-    (random weights predict ~1e-7, mostly zeros after the ReLU): precision checks need a spread of values."""
+def scale_output_to_order_one(folder: str | Path, side: int = 224, centre: float = 3.0) -> Path:
+    """Rescale the head's last convolution so that predictions are ~centre +- 1, as a trained model's are of order
+    one (random weights predict ~1e-7, mostly zeros after the ReLU): precision checks need a spread of values.
+    `centre` is before the head's activation (3: clear of a relative head's ReLU, 0: mid a metric one's sigmoid)."""
     from transformers import AutoModelForDepthEstimation
 
     model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
-    spread_output(model, ("head", "conv3"), 3.0, side)
+    spread_output(model, ("head", "conv3"), centre, side)
     model.save_pretrained(folder)
     return Path(folder)
