@@ -10,6 +10,7 @@ from pathlib import Path
 
 from builder.contract.errors import FgbgError, RemoteError
 from builder.store.local import LocalFolder
+from builder.store.storage import open_folder
 from builder.store.names import CHECKSUMS_NAME
 
 REPLACED_ON_PUSH = ["data/**", "images/**"]  # remote files a push replaces, so no stale shard survives
@@ -75,7 +76,7 @@ def _upload(folder: Path, repo_id: str, token: str, private: bool, revision: str
                              delete_patterns=REPLACED_ON_PUSH, commit_message="Publish fgbg-depth dataset")
     remote = {entry.path: entry for entry in api.list_repo_tree(repo_id, recursive=True, repo_type="dataset",
                                                                 revision=revision)}
-    recorded = json.loads(LocalFolder(folder).read_bytes(CHECKSUMS_NAME))["files"]
+    recorded = json.loads(open_folder(folder).read_bytes(CHECKSUMS_NAME))["files"]
     mismatches = remote_mismatches(folder, recorded, remote)
     if mismatches:
         raise FgbgError(f"the Hub's copy of {len(mismatches)} file(s) of {repo_id} differs from the export:\n"
@@ -97,7 +98,7 @@ def remote_mismatches(folder: Path, recorded: list[dict], remote: dict) -> list[
     """Files of the export whose copy on the Hub (`remote`: path -> RepoFile of list_repo_tree) is missing or has
     another hash: the LFS sha256 the Hub reports against the one recorded at export, or for a small file kept in
     git, its blob id against the local file's."""
-    problems, local = [], LocalFolder(folder)
+    problems, local = [], open_folder(folder)
     for entry in recorded:
         path, found = entry["path"], remote.get(entry["path"])
         if found is None or not hasattr(found, "blob_id"):
